@@ -1,0 +1,119 @@
+// `moesim cost [SCENARIO] [--set ...] [--json FILE|-]`: parameters, FLOPs and per-device memory;
+// no simulation.
+#include <iostream>
+
+#include "cli/command.h"
+#include "cli/format.h"
+#include "costmodel/costmodel.h"
+#include "proto/scenario_loader.h"
+
+namespace moesim::cli {
+namespace {
+
+nlohmann::json CostJson(const Scenario& sc, const ModelCost& cost, const MemoryReport& mem) {
+  nlohmann::json j;
+  j["name"] = sc.name;
+  j["params"] = {{"total", cost.params.total},
+                 {"activated", cost.params.activated},
+                 {"embedding", cost.params.embedding},
+                 {"per_expert", cost.params.per_expert}};
+  j["flops_per_token"] = {{"model", cost.flops_per_token.model},
+                          {"hardware", cost.flops_per_token.hardware},
+                          {"forward", cost.flops_per_token.forward},
+                          {"forward_by_op", cost.flops_per_token.forward_by_op}};
+  j["flops_per_step"] = {
+      {"model", cost.flops_per_token.model * static_cast<double>(sc.training.global_batch_tokens)},
+      {"hardware",
+       cost.flops_per_token.hardware * static_cast<double>(sc.training.global_batch_tokens)}};
+  j["layers"] = {{"total", cost.num_layers}, {"moe", cost.num_moe_layers}};
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const auto& t : mem.tensors) {
+    tensors.push_back({{"group", t.group},
+                       {"name", t.name},
+                       {"class", TensorClassName(t.tensor_class)},
+                       {"dims", t.dims},
+                       {"global_shape", t.global_shape},
+                       {"local_shape", t.local_shape},
+                       {"local_bytes", t.local_bytes}});
+  }
+  j["memory"] = {{"peak_bytes_per_device", mem.peak_bytes},
+                 {"capacity_bytes", mem.capacity_bytes},
+                 {"fits", mem.fits},
+                 {"weights_bytes", mem.weights_bytes},
+                 {"grads_bytes", mem.grads_bytes},
+                 {"optimizer_bytes", mem.optimizer_bytes},
+                 {"activations_bytes", mem.activations_bytes},
+                 {"logits_bytes", mem.logits_bytes},
+                 {"moe_dispatch_bytes", mem.moe_dispatch_bytes},
+                 {"pipeline_stage", mem.stage},
+                 {"micro_batches_in_flight", mem.micro_batches_in_flight},
+                 {"tensors", tensors}};
+  j["scenario"] = sc.resolved_text;
+  return j;
+}
+
+void PrintTable(const Scenario& sc, const ModelCost& cost, const MemoryReport& mem) {
+  const auto& m = sc.model;
+  const auto& mesh = sc.sharding.mesh;
+  std::cout << "scenario   " << (sc.name.empty() ? sc.source : sc.name) << "\n";
+  std::cout << "model      " << m.num_layers << " layers, d_model " << m.d_model << ", "
+            << m.num_heads << " heads";
+  if (m.is_moe()) {
+    std::cout << ", " << m.moe.num_experts << " experts top-" << m.moe.top_k << " in "
+              << cost.num_moe_layers << " MoE layers";
+  }
+  std::cout << "\ncluster    " << sc.cluster.topology << " (" << sc.cluster.num_devices << " x "
+            << sc.hardware.chip << "), " << ShardingStrategyName(sc.sharding.strategy)
+            << " mesh data " << mesh[MeshAxis::kData] << " x expert " << mesh[MeshAxis::kExpert]
+            << " x model " << mesh[MeshAxis::kModel] << " x pipeline " << mesh[MeshAxis::kPipeline]
+            << "\n\n";
+  std::cout << "parameters         total " << Count(cost.params.total) << ", activated "
+            << Count(cost.params.activated) << " per token\n";
+  std::cout << "FLOPs per token    model (fwd+bwd) " << Count(cost.flops_per_token.model)
+            << ", hardware (+recompute) " << Count(cost.flops_per_token.hardware) << "\n";
+  std::cout << "FLOPs per step     model "
+            << Count(cost.flops_per_token.model *
+                     static_cast<double>(sc.training.global_batch_tokens))
+            << " (" << sc.training.global_batch_tokens << " tokens)\n\n";
+  std::cout << "memory per device"
+            << (mesh[MeshAxis::kPipeline] > 1
+                    ? " (pipeline stage " + std::to_string(mem.stage) + ")"
+                    : std::string())
+            << "\n";
+  std::cout << "  weights          " << GiB(mem.weights_bytes) << "\n";
+  std::cout << "  gradients        " << GiB(mem.grads_bytes) << "\n";
+  std::cout << "  optimizer        " << GiB(mem.optimizer_bytes) << "\n";
+  std::cout << "  activations      " << GiB(mem.activations_bytes) << "  ("
+            << Fixed(mem.micro_batches_in_flight, 1) << " micro-batch in flight, micro-batch "
+            << sc.training.micro_batch_size << " seq/shard)\n";
+  if (m.is_moe()) {
+    std::cout << "    MoE dispatch   " << GiB(mem.moe_dispatch_bytes) << " per MoE layer\n";
+  }
+  std::cout << "  logits           " << GiB(mem.logits_bytes) << "\n";
+  std::cout << "  peak             " << GiB(mem.peak_bytes) << " of "
+            << GiB(static_cast<double>(mem.capacity_bytes)) << "  -> "
+            << (mem.fits ? "fits" : "DOES NOT FIT") << "\n";
+}
+
+RunFn Setup(CLI::App* sub) {
+  auto args = std::make_shared<ScenarioArgs>();
+  auto json = std::make_shared<std::string>();
+  AddScenarioOptions(sub, args.get(), false);
+  sub->add_option("--json", *json, "Write JSON to FILE, or to stdout with -")->type_name("FILE|-");
+  return [args, json]() -> Status {
+    auto sc = LoadScenario({args->path, args->overrides});
+    if (!sc.ok()) return sc.status();
+    const ModelCost cost = ComputeModelCost(sc->model, sc->training);
+    const MemoryReport mem = ComputeMemory(*sc);
+    if (*json != "-") PrintTable(*sc, cost, mem);
+    if (!json->empty()) return WriteJson(CostJson(*sc, cost, mem), *json);
+    return Status::Ok();
+  };
+}
+
+}  // namespace
+
+MOESIM_REGISTER_COMMAND("cost", "Parameters, FLOPs per token and per-device memory (no simulation)",
+                        20, Setup);
+
+}  // namespace moesim::cli

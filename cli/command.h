@@ -1,0 +1,50 @@
+// command.h
+//
+// Each `moesim` subcommand lives in its own cli/cmd_NAME.cc and registers itself here with a
+// static MOESIM_REGISTER_COMMAND, so that adding a command touches no other file. A command's
+// setup declares its options on the CLI11 subcommand and returns the function that runs it;
+// main() runs the chosen one and is the only place that turns its Status into an exit code
+// (0 ok, 2 bad input, 1 internal error).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+
+namespace moesim::cli {
+
+using RunFn = std::function<Status()>;
+using SetupFn = std::function<RunFn(CLI::App* sub)>;
+
+struct CommandInfo {
+  std::string name;
+  std::string help;
+  int order;  // position in --help
+  SetupFn setup;
+};
+
+bool RegisterCommand(CommandInfo info);
+const std::vector<CommandInfo>& RegisteredCommands();
+
+// Options shared by the commands that read a scenario: [SCENARIO] and --set PATH=VALUE.
+struct ScenarioArgs {
+  std::string path;
+  std::vector<std::string> overrides;
+};
+void AddScenarioOptions(CLI::App* sub, ScenarioArgs* args, bool scenario_required);
+
+// Writes `j` (indented, trailing newline) to `target`: "-" = stdout, else a file.
+Status WriteJson(const nlohmann::json& j, const std::string& target);
+
+}  // namespace moesim::cli
+
+#define MOESIM_CONCAT_INNER(a, b) a##b
+#define MOESIM_CONCAT(a, b) MOESIM_CONCAT_INNER(a, b)
+#define MOESIM_REGISTER_COMMAND(...)                              \
+  static const bool MOESIM_CONCAT(moesim_registered_, __LINE__) = \
+      ::moesim::cli::RegisterCommand(::moesim::cli::CommandInfo{__VA_ARGS__})

@@ -1,0 +1,92 @@
+// moesim: simulator and cost model for Mixture-of-Experts training. See README.md.
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <map>
+
+#include "cli/command.h"
+
+namespace moesim::cli {
+
+namespace {
+std::vector<CommandInfo>& Registry() {
+  static std::vector<CommandInfo> commands;
+  return commands;
+}
+}  // namespace
+
+bool RegisterCommand(CommandInfo info) {
+  Registry().push_back(std::move(info));
+  return true;
+}
+
+const std::vector<CommandInfo>& RegisteredCommands() { return Registry(); }
+
+void AddScenarioOptions(CLI::App* sub, ScenarioArgs* args, bool scenario_required) {
+  auto* opt =
+      sub->add_option("scenario", args->path,
+                      "Scenario file (protobuf text format)" +
+                          std::string(scenario_required ? ""
+                                                        : "; none = the built-in default "
+                                                          "(Apple 2024 1.6B/64E on 256 TPU-v5e)"));
+  if (scenario_required) opt->required();
+  sub->add_option("--set", args->overrides,
+                  "Override one scalar field, e.g. --set model.moe.num_experts=32 (repeatable)")
+      ->type_name("PATH=VALUE")
+      ->allow_extra_args(false);
+}
+
+Status WriteJson(const nlohmann::json& j, const std::string& target) {
+  const std::string text = j.dump(2) + "\n";
+  if (target == "-") {
+    std::cout << text;
+    return std::cout ? Status::Ok() : Status::Internal("cannot write to stdout");
+  }
+  std::ofstream out(target, std::ios::binary);
+  if (!out) return Status::InvalidInput(target + ": cannot open for writing");
+  out << text;
+  out.close();
+  if (!out) return Status::InvalidInput(target + ": write failed");
+  return Status::Ok();
+}
+
+}  // namespace moesim::cli
+
+int main(int argc, char** argv) {
+  using namespace moesim::cli;
+  CLI::App app{
+      "moesim: predicts the training step time of dense and Mixture-of-Experts transformers on "
+      "TPU and GPU clusters, under a given sharding"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "moesim 0.1.0");
+  std::vector<CommandInfo> commands = RegisteredCommands();
+  std::sort(commands.begin(), commands.end(),
+            [](const CommandInfo& a, const CommandInfo& b) { return a.order < b.order; });
+  std::map<CLI::App*, RunFn> runners;
+  for (const CommandInfo& c : commands) {
+    CLI::App* sub = app.add_subcommand(c.name, c.help);
+    runners[sub] = c.setup(sub);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    // CLI11 returns 0 for --help/--version and its own codes for errors; ours are 0/1/2.
+    return code == 0 ? 0 : 2;
+  }
+  for (auto& [sub, run] : runners) {
+    if (!sub->parsed()) continue;
+    try {
+      const moesim::Status st = run();
+      if (!st.ok()) {
+        std::cerr << "moesim " << sub->get_name() << ": " << st.message() << "\n";
+        return st.exit_code();
+      }
+      return 0;
+    } catch (const std::exception& e) {
+      std::cerr << "moesim " << sub->get_name() << ": internal error: " << e.what() << "\n";
+      return 1;
+    }
+  }
+  return 2;
+}

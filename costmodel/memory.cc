@@ -1,0 +1,207 @@
+#include "costmodel/memory.h"
+
+#include <algorithm>
+#include <set>
+
+#include "costmodel/einsum.h"
+#include "costmodel/layers.h"
+
+namespace moesim {
+namespace {
+
+// Devices along which a weight of class `c` is replicated for data parallelism.
+double ReplicaShards(const TensorDesc& t, const ShardingSpec& s) {
+  std::set<MeshAxis> replica;
+  if (t.tensor_class == TensorClass::kMoeWeights) {
+    for (MeshAxis a : s.AxesFor(TensorClass::kMoeActivations, "outer")) replica.insert(a);
+    for (MeshAxis a : s.AxesFor(TensorClass::kMoeActivations, "groups")) replica.insert(a);
+  } else {
+    for (MeshAxis a : s.AxesFor(TensorClass::kDenseActivations, "batch")) replica.insert(a);
+  }
+  for (MeshAxis a : AxesUsed(t, s)) replica.erase(a);
+  double n = 1;
+  for (MeshAxis a : replica) n *= static_cast<double>(s.mesh[a]);
+  return n;
+}
+
+std::vector<int64_t> GlobalShape(const TensorDesc& t) {
+  std::vector<int64_t> v;
+  for (const auto& d : t.dims) v.push_back(d.size);
+  return v;
+}
+
+TensorReport Report(const std::string& group, const TensorDesc& t, const ShardingSpec& s) {
+  TensorReport r;
+  r.group = group;
+  r.name = t.name;
+  r.tensor_class = t.tensor_class;
+  r.global_shape = GlobalShape(t);
+  r.local_shape = LocalShape(t, s);
+  for (const auto& d : t.dims) r.dims.push_back(d.logical);
+  r.local_bytes = LocalElements(t, s) * static_cast<double>(t.bytes_per_element);
+  return r;
+}
+
+struct WeightTotals {
+  double weights = 0, optimizer = 0;  // elements (optimizer: after ZeRO-1 sharding)
+};
+
+void AddWeights(const std::vector<TensorDesc>& ts, double count, const ShardingSpec& s,
+                WeightTotals* w) {
+  for (const auto& t : ts) {
+    const double local = LocalElements(t, s);
+    w->weights += count * local;
+    w->optimizer += count * (s.shard_optimizer_over_data ? local / ReplicaShards(t, s) : local);
+  }
+}
+
+double SavedBytes(const std::vector<SavedTensor>& saved, Recompute r, const ShardingSpec& s,
+                  bool full_set) {
+  double b = 0;
+  for (const auto& st : saved) {
+    const bool keep = full_set || st.kind == SavedKind::kLayerInput || (r == Recompute::kNone) ||
+                      (r == Recompute::kSelective && st.kind != SavedKind::kAttentionCore);
+    if (keep) b += LocalElements(st.tensor, s) * static_cast<double>(st.tensor.bytes_per_element);
+  }
+  return b;
+}
+
+ActivationShape MicroBatchShape(const Scenario& sc) {
+  const ModelSpec& m = sc.model;
+  ActivationShape a;
+  a.seq = m.seq_len;
+  a.batch =
+      sc.training.micro_batch_size * sc.sharding.ShardsFor(TensorClass::kDenseActivations, "batch");
+  if (m.is_moe()) {
+    a.outer = m.moe.outer_batch;
+    a.group_size = m.moe.group_size_tokens;
+    const int64_t tokens = a.batch * a.seq;
+    const int64_t per_outer = a.outer * a.group_size;
+    a.groups = std::max<int64_t>(1, (tokens + per_outer - 1) / per_outer);
+    a.capacity = ExpertCapacity(m.moe, a.group_size);
+  }
+  return a;
+}
+
+// Micro-batches whose activations a pipeline stage holds at its peak.
+double InFlight(const TrainingSpec& t, int64_t stages, int64_t stage) {
+  const double n = static_cast<double>(t.num_micro_batches);
+  if (stages == 1) return 1;
+  const double p = static_cast<double>(stages);
+  switch (t.pipeline_schedule) {
+    case PipelineSchedule::kGpipe:
+      return n;
+    case PipelineSchedule::kOneFOneB:
+      return std::min(n, p - static_cast<double>(stage));
+    case PipelineSchedule::kInterleaved: {
+      // Korthikanti et al. 2022: the first stage holds p x (1 + (p-1)/(p v)) micro-batches'
+      // worth of its layers' activations.
+      const double v = static_cast<double>(t.virtual_stages);
+      const double first = p * (1 + (p - 1) / (p * v));
+      return std::min(n * 1.0, first - static_cast<double>(stage));
+    }
+  }
+  return 1;
+}
+
+}  // namespace
+
+double WeightBytesPerParam(const TrainingSpec& t) {
+  return t.precision == Precision::kFp32 ? 4 : 2;
+}
+
+double OptimizerBytesPerParam(const TrainingSpec& t) {
+  const bool fp32 = t.precision == Precision::kFp32;
+  const double master = fp32 ? 0 : 4;  // fp32 copy behind the bf16 working weights
+  const double moments = t.optimizer == Optimizer::kAdamW ? 8 : 4;
+  return master + moments;
+}
+
+MemoryReport ComputeMemory(const Scenario& sc) {
+  const ModelSpec& m = sc.model;
+  const ShardingSpec& s = sc.sharding;
+  const TrainingSpec& t = sc.training;
+  MemoryReport best;
+  best.capacity_bytes = sc.hardware.hbm_bytes;
+
+  const int64_t experts = std::max(m.moe.num_experts, s.padded_num_experts);
+  const auto dense_w = LayerWeights(m, LayerKind::kDense, 0, 1);
+  const auto moe_w =
+      m.is_moe() ? LayerWeights(m, LayerKind::kMoe, experts, 1) : std::vector<TensorDesc>{};
+  const auto emb_w = EmbeddingWeights(m, 1);
+  const ActivationShape shape = MicroBatchShape(sc);
+  const auto dense_act = LayerSavedActivations(m, LayerKind::kDense, shape, t);
+  const auto moe_act =
+      m.is_moe() ? LayerSavedActivations(m, LayerKind::kMoe, shape, t) : std::vector<SavedTensor>{};
+  const TensorDesc logits = LogitsActivation(m, shape);
+
+  const int64_t stages = s.mesh[MeshAxis::kPipeline];
+  const int64_t per_stage = m.num_layers / stages;
+  const double wb = WeightBytesPerParam(t), ob = OptimizerBytesPerParam(t);
+  for (int64_t stage = 0; stage < stages; ++stage) {
+    int64_t n_moe = 0;
+    for (int64_t l = stage * per_stage; l < (stage + 1) * per_stage; ++l) {
+      n_moe += m.IsMoeLayer(l) ? 1 : 0;
+    }
+    const int64_t n_dense = per_stage - n_moe;
+    WeightTotals w;
+    AddWeights(dense_w, static_cast<double>(n_dense), s, &w);
+    AddWeights(moe_w, static_cast<double>(n_moe), s, &w);
+    const bool first = stage == 0, last = stage == stages - 1;
+    for (const auto& e : emb_w) {
+      const bool is_embed = e.name.rfind("embed.", 0) == 0;
+      // The token embedding lives on the first stage, and on the last too when tied.
+      const bool here =
+          is_embed ? (first || (last && m.tie_embeddings && e.name == "embed.tokens")) : last;
+      if (here) AddWeights({e}, 1, s, &w);
+    }
+    MemoryReport r;
+    r.capacity_bytes = sc.hardware.hbm_bytes;
+    r.stage = stage;
+    r.layers_on_stage = per_stage;
+    r.weights_bytes = w.weights * wb;
+    r.grads_bytes = w.weights * wb;
+    r.optimizer_bytes = w.optimizer * ob;
+    r.micro_batches_in_flight = InFlight(t, stages, stage);
+    const double dense_kept = SavedBytes(dense_act, t.recompute, s, false);
+    const double moe_kept = SavedBytes(moe_act, t.recompute, s, false);
+    double acts = r.micro_batches_in_flight * (static_cast<double>(n_dense) * dense_kept +
+                                               static_cast<double>(n_moe) * moe_kept);
+    if (t.recompute == Recompute::kFull) {
+      // One layer's full set is live while it is recomputed and back-propagated.
+      double full = n_dense > 0 ? SavedBytes(dense_act, t.recompute, s, true) : 0;
+      if (n_moe > 0) full = std::max(full, SavedBytes(moe_act, t.recompute, s, true));
+      acts += full;
+    }
+    r.activations_bytes = acts;
+    r.logits_bytes = last ? LocalElements(logits, s) * 4 : 0;
+    r.peak_bytes =
+        r.weights_bytes + r.grads_bytes + r.optimizer_bytes + r.activations_bytes + r.logits_bytes;
+    if (stage == 0 || r.peak_bytes > best.peak_bytes) best = r;
+  }
+
+  for (const auto& st : moe_act) {
+    if (st.tensor.name == "moe.combine" || st.tensor.name == "moe.routing" ||
+        st.tensor.name == "moe.expert_in" || st.tensor.name == "moe.expert_out") {
+      best.moe_dispatch_bytes +=
+          LocalElements(st.tensor, s) * static_cast<double>(st.tensor.bytes_per_element);
+    }
+  }
+  best.fits = best.peak_bytes <= static_cast<double>(best.capacity_bytes);
+  auto wbytes = [&](TensorDesc d) {
+    d.bytes_per_element = static_cast<int64_t>(wb);
+    return d;
+  };
+  for (const auto& d : dense_w) best.tensors.push_back(Report("dense layer", wbytes(d), s));
+  for (const auto& d : moe_w) best.tensors.push_back(Report("moe layer", wbytes(d), s));
+  for (const auto& d : emb_w) best.tensors.push_back(Report("embeddings", wbytes(d), s));
+  for (const auto& a : dense_act) {
+    best.tensors.push_back(Report("dense layer activations", a.tensor, s));
+  }
+  for (const auto& a : moe_act)
+    best.tensors.push_back(Report("moe layer activations", a.tensor, s));
+  best.tensors.push_back(Report("head activations", logits, s));
+  return best;
+}
+
+}  // namespace moesim

@@ -1,0 +1,55 @@
+// memory.h
+//
+// Per-device memory of one training step under a sharding, from the layer catalogue:
+//   weights    local elements x (2 bytes bf16 | 4 fp32)
+//   grads      as the weights (sharded like them: FSDP reduce-scatters, DP keeps them whole)
+//   optimizer  AdamW: fp32 master + two fp32 moments = 12 bytes/param in BF16_MIXED, 8 in FP32
+//              (moments only); SGD: master + momentum = 8 / 4. Sharded like the weights, and
+//              with shard_optimizer_over_data (ZeRO-1) also over the devices holding replicas.
+//   activations  what each layer saves for backward (recompute setting applied), times the
+//              micro-batches in flight on the stage (1 without pipelining; the schedule's count
+//              with it), plus the fp32 logits on the last stage. MoE layers' saved tensors
+//              include their dispatch buffers sized by capacity.
+// With pipeline stages every stage is evaluated and the largest is reported.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "proto/scenario.h"
+
+namespace moesim {
+
+struct TensorReport {
+  std::string group;  // "dense layer", "moe layer", "embeddings", "dense layer activations", ...
+  std::string name;
+  TensorClass tensor_class;
+  std::vector<int64_t> global_shape;
+  std::vector<int64_t> local_shape;
+  std::vector<std::string> dims;  // logical names
+  double local_bytes = 0;
+};
+
+struct MemoryReport {
+  double weights_bytes = 0;
+  double grads_bytes = 0;
+  double optimizer_bytes = 0;
+  double activations_bytes = 0;   // saved activations of all in-flight micro-batches
+  double logits_bytes = 0;        // fp32 logits of one micro-batch (last stage)
+  double moe_dispatch_bytes = 0;  // one MoE layer's dispatch buffers, one micro-batch
+  double peak_bytes = 0;          // sum of the above (dispatch is inside activations)
+  int64_t capacity_bytes = 0;     // HBM of one device
+  bool fits = false;
+  int64_t stage = 0;  // the pipeline stage reported (the largest)
+  int64_t layers_on_stage = 0;
+  double micro_batches_in_flight = 1;
+  std::vector<TensorReport> tensors;  // weights and one micro-batch's activations, per layer kind
+};
+
+MemoryReport ComputeMemory(const Scenario& scenario);
+
+// Bytes per parameter of the working weights / gradients / optimizer state.
+double WeightBytesPerParam(const TrainingSpec& t);
+double OptimizerBytesPerParam(const TrainingSpec& t);
+
+}  // namespace moesim

@@ -1,0 +1,90 @@
+#include "proto/hardware_profiles.h"
+
+#include <map>
+
+namespace moesim {
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+// Priors shared by all profiles until calibrated (assumptions, stated once):
+// - matmul_efficiency: large bf16 GEMMs reach ~70% of peak on GPUs (cuBLAS), ~75% on TPUs (XLA);
+// - memory_efficiency: streaming kernels reach ~85% of HBM bandwidth;
+// - link_efficiency: NCCL reaches ~80% of NVLink/IB line rate (nccl-tests#212: ~370 of 450 GB/s);
+//   we assume the same fraction on ICI, as no measured TPU curve is public in text.
+HardwareProfile Make(const char* chip, double peak, double hbm_bytes, double hbm_bw, double link,
+                     double link_latency, double scaleout, double scaleout_latency,
+                     int64_t per_host, double matmul_eff, double overhead_s) {
+  HardwareProfile p;
+  p.chip = chip;
+  p.peak_flops_per_s = peak;
+  p.hbm_bytes = static_cast<int64_t>(hbm_bytes);
+  p.hbm_bytes_per_s = hbm_bw;
+  p.matmul_efficiency = matmul_eff;
+  p.memory_efficiency = 0.85;
+  p.op_overhead_s = overhead_s;
+  p.link_bytes_per_s = link;
+  p.link_latency_s = link_latency;
+  p.link_efficiency = 0.8;
+  p.scaleout_bytes_per_s = scaleout;
+  p.scaleout_latency_s = scaleout_latency;
+  p.devices_per_host = per_host;
+  return p;
+}
+
+const std::map<std::string, HardwareProfile>& Profiles() {
+  // link_bytes_per_s: one ICI link one way on TPUs (scaling-book: 4.5e10 v4/v5e, 9e10 v5p/v6e);
+  // on GPUs the GPU's whole NVLink bundle to the NVSwitch, one way (12x25 GB/s A100, 18x25 H100,
+  // 18x50 B200). scaleout_bytes_per_s: DCN per chip (host NIC / chips per host) on TPUs, the
+  // GPU's own NIC on GPUs (HDR 200 Gb/s, NDR 400 Gb/s). Latencies: ~1 us per ICI hop
+  // (scaling-book), ~2 us NVSwitch, ~5 us IB/DCN (assumed).
+  static const std::map<std::string, HardwareProfile> profiles = {
+      // cloud.google.com/tpu/docs/v4: 275 TF bf16, 32 GiB HBM2, 1200 GB/s; host = 4 chips.
+      {"tpu-v4",
+       Make("tpu-v4", 275e12, 32 * kGiB, 1200e9, 4.5e10, 1e-6, 2.5e10 / 4, 5e-6, 4, 0.75, 1e-6)},
+      // docs.cloud.google.com/tpu/docs/v5e: 197 TF, 16 GiB HBM2, 819 GB/s; host = 8 chips with
+      // 2x100 Gb/s NICs (25 GB/s per host).
+      {"tpu-v5e",
+       Make("tpu-v5e", 197e12, 16 * kGiB, 819e9, 4.5e10, 1e-6, 25e9 / 8, 5e-6, 8, 0.75, 1e-6)},
+      // cloud.google.com/tpu/docs/v5p: 459 TF, 95 GiB HBM2e, 2765 GB/s; DCN 50 Gb/s per chip.
+      {"tpu-v5p",
+       Make("tpu-v5p", 459e12, 95 * kGiB, 2765e9, 9e10, 1e-6, 6.25e9, 5e-6, 4, 0.75, 1e-6)},
+      // docs.cloud.google.com/tpu/docs/v6e: 918 TF, 32 GiB, 1638 GB/s; DCN per host as v4
+      // (scaling-book's typical 2.5e10 B/s), 8 chips per host.
+      {"tpu-v6e",
+       Make("tpu-v6e", 918e12, 32 * kGiB, 1638e9, 9e10, 1e-6, 2.5e10 / 8, 5e-6, 8, 0.75, 1e-6)},
+      // A100 SXM4 80GB: 312 TF, 80 GiB HBM2e, 2.0 TB/s, NVLink3 300 GB/s/dir, HDR 200 Gb/s.
+      {"a100-sxm",
+       Make("a100-sxm", 312e12, 80 * kGiB, 2.0e12, 300e9, 2e-6, 25e9, 5e-6, 8, 0.8, 4e-6)},
+      // H100 SXM5 80GB: 989 TF, 80 GiB HBM3, 3.35 TB/s, NVLink4 450 GB/s/dir, NDR 400 Gb/s.
+      {"h100-sxm",
+       Make("h100-sxm", 989e12, 80 * kGiB, 3.35e12, 450e9, 2e-6, 50e9, 5e-6, 8, 0.7, 4e-6)},
+      // H200: as H100 with 141 GB HBM3e at 4.8 TB/s.
+      {"h200-sxm", Make("h200-sxm", 989e12, 141e9, 4.8e12, 450e9, 2e-6, 50e9, 5e-6, 8, 0.7, 4e-6)},
+      // B200: 2.25 PF, 192 GB HBM3e, 8 TB/s, NVLink5 900 GB/s/dir, 400 Gb/s NIC.
+      {"b200", Make("b200", 2.25e15, 192e9, 8e12, 900e9, 2e-6, 50e9, 5e-6, 8, 0.7, 4e-6)},
+      // GB200 (per GPU): ~2.5 PF, ~186 GB, 8 TB/s, 900 GB/s/dir in a 72-GPU NVLink domain.
+      {"gb200", Make("gb200", 2.5e15, 186e9, 8e12, 900e9, 2e-6, 50e9, 5e-6, 4, 0.7, 4e-6)},
+  };
+  return profiles;
+}
+
+}  // namespace
+
+Expected<HardwareProfile> BuiltinHardwareProfile(const std::string& chip) {
+  auto it = Profiles().find(chip);
+  if (it == Profiles().end()) {
+    std::string names;
+    for (const auto& n : BuiltinHardwareProfileNames()) names += (names.empty() ? "" : ", ") + n;
+    return Status::InvalidInput("unknown chip \"" + chip + "\" (built-in profiles: " + names + ")");
+  }
+  return it->second;
+}
+
+std::vector<std::string> BuiltinHardwareProfileNames() {
+  std::vector<std::string> names;
+  for (const auto& [name, p] : Profiles()) names.push_back(name);
+  return names;
+}
+
+}  // namespace moesim

@@ -1,0 +1,91 @@
+#include "proto/scenario.h"
+
+namespace moesim {
+
+bool ModelSpec::IsMoeLayer(int64_t layer) const {
+  if (!is_moe()) return false;
+  switch (moe.placement) {
+    case MoePlacement::kEveryK:
+      return (layer + 1) % moe.placement_k == 0;
+    case MoePlacement::kLastK:
+      return layer >= num_layers - moe.placement_k;
+  }
+  return false;
+}
+
+int64_t ModelSpec::NumMoeLayers() const {
+  int64_t n = 0;
+  for (int64_t i = 0; i < num_layers; ++i) n += IsMoeLayer(i) ? 1 : 0;
+  return n;
+}
+
+const char* MeshAxisName(MeshAxis axis) {
+  switch (axis) {
+    case MeshAxis::kData:
+      return "data";
+    case MeshAxis::kExpert:
+      return "expert";
+    case MeshAxis::kModel:
+      return "model";
+    case MeshAxis::kPipeline:
+      return "pipeline";
+  }
+  return "?";
+}
+
+const char* TensorClassName(TensorClass c) {
+  switch (c) {
+    case TensorClass::kDenseWeights:
+      return "DENSE_WEIGHTS";
+    case TensorClass::kDenseActivations:
+      return "DENSE_ACTIVATIONS";
+    case TensorClass::kMoeWeights:
+      return "MOE_WEIGHTS";
+    case TensorClass::kMoeActivations:
+      return "MOE_ACTIVATIONS";
+  }
+  return "?";
+}
+
+const char* ShardingStrategyName(ShardingStrategy s) {
+  switch (s) {
+    case ShardingStrategy::kApple3d:
+      return "APPLE_3D";
+    case ShardingStrategy::kNaive2d:
+      return "NAIVE_2D";
+    case ShardingStrategy::kPadded2d:
+      return "PADDED_2D";
+    case ShardingStrategy::kMegatron:
+      return "MEGATRON";
+    case ShardingStrategy::kFsdp:
+      return "FSDP";
+    case ShardingStrategy::kZero1:
+      return "ZERO1";
+    case ShardingStrategy::kDataParallel:
+      return "DATA_PARALLEL";
+    case ShardingStrategy::kCustom:
+      return "CUSTOM";
+  }
+  return "?";
+}
+
+const std::vector<std::string>& LogicalDimNames() {
+  static const std::vector<std::string> names = {
+      "batch", "seq",     "embed",      "heads",    "kv_heads", "head_dim", "mlp",
+      "vocab", "experts", "expert_mlp", "capacity", "groups",   "outer",    "router_experts"};
+  return names;
+}
+
+const std::vector<MeshAxis>& ShardingSpec::AxesFor(TensorClass c, const std::string& dim) const {
+  static const std::vector<MeshAxis> kNone;
+  auto it = rules.find({c, dim});
+  return it == rules.end() ? kNone : it->second;
+}
+
+int64_t ShardingSpec::ShardsFor(TensorClass c, const std::string& dim) const {
+  int64_t n = 1;
+  for (MeshAxis a : AxesFor(c, dim)) n *= mesh[a];
+  return n;
+}
+
+}  // namespace moesim

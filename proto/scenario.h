@@ -1,0 +1,159 @@
+// scenario.h
+//
+// The validated scenario as plain C++ structs: what every other library reads. Produced only by
+// LoadScenario() (scenario_loader.h), so every invariant stated here holds: sizes are positive,
+// defaults are resolved, divisibility checked. Libraries below proto/ never see protobuf types.
+//
+// Units are in names: _bytes, _bytes_per_s, _flops_per_s, _s.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace moesim {
+
+enum class FfnKind { kGelu, kSwiglu };
+enum class NormKind { kLayerNorm, kRmsNorm };
+enum class PositionKind { kLearned, kRope };
+enum class MoePlacement { kEveryK, kLastK };
+enum class MoeDispatch { kEinsum, kPermute };
+
+struct MoeSpec {
+  int64_t num_experts = 0;  // 0 = dense
+  int64_t top_k = 0;
+  double capacity_factor = 0;
+  MoePlacement placement = MoePlacement::kEveryK;
+  int64_t placement_k = 1;
+  int64_t expert_d_ff = 0;  // resolved: never 0 when num_experts > 0
+  int64_t num_shared_experts = 0;
+  bool omit_router_flops = false;
+  MoeDispatch dispatch = MoeDispatch::kEinsum;
+  int64_t group_size_tokens = 0;  // resolved
+  int64_t outer_batch = 1;        // resolved
+};
+
+struct ModelSpec {
+  std::string name;
+  int64_t num_layers = 0;
+  int64_t d_model = 0;
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;  // resolved
+  int64_t head_dim = 0;      // resolved
+  int64_t d_ff = 0;
+  int64_t vocab_size = 0;
+  int64_t seq_len = 0;
+  FfnKind ffn_kind = FfnKind::kSwiglu;
+  NormKind norm_kind = NormKind::kRmsNorm;
+  PositionKind position_kind = PositionKind::kRope;
+  bool tie_embeddings = false;
+  bool linear_bias = false;
+  MoeSpec moe;
+
+  bool is_moe() const { return moe.num_experts > 0; }
+  // True when layer `layer` (0-based) has an MoE FFN.
+  bool IsMoeLayer(int64_t layer) const;
+  int64_t NumMoeLayers() const;
+};
+
+// A chip's figures. Starts from a built-in profile (hardware_profiles.h); fields may be overridden.
+struct HardwareProfile {
+  std::string chip;
+  double peak_flops_per_s = 0;
+  int64_t hbm_bytes = 0;
+  double hbm_bytes_per_s = 0;
+  double matmul_efficiency = 1;
+  double memory_efficiency = 1;
+  double op_overhead_s = 0;
+  double link_bytes_per_s = 0;
+  double link_latency_s = 0;
+  double link_efficiency = 1;
+  double scaleout_bytes_per_s = 0;
+  double scaleout_latency_s = 0;
+  int64_t devices_per_host = 1;
+};
+
+struct ClusterSpec {
+  std::string topology;  // a parameterized name, or an absolute path to a topology file
+  int64_t num_devices = 0;
+};
+
+enum class MeshAxis { kData = 0, kExpert = 1, kModel = 2, kPipeline = 3 };
+inline constexpr int kNumMeshAxes = 4;
+const char* MeshAxisName(MeshAxis axis);  // "data", "expert", "model", "pipeline"
+
+struct Mesh {
+  std::array<int64_t, kNumMeshAxes> size = {1, 1, 1, 1};
+  int64_t operator[](MeshAxis a) const { return size[static_cast<int>(a)]; }
+  int64_t& operator[](MeshAxis a) { return size[static_cast<int>(a)]; }
+  int64_t NumDevices() const { return size[0] * size[1] * size[2] * size[3]; }
+};
+
+enum class TensorClass { kDenseWeights, kDenseActivations, kMoeWeights, kMoeActivations };
+const char* TensorClassName(TensorClass c);  // "DENSE_WEIGHTS", ...
+
+enum class ShardingStrategy {
+  kApple3d,
+  kNaive2d,
+  kPadded2d,
+  kMegatron,
+  kFsdp,
+  kZero1,
+  kDataParallel,
+  kCustom
+};
+const char* ShardingStrategyName(ShardingStrategy s);  // "APPLE_3D", ...
+
+// Logical dimension names a ShardingRule may use (see moesim.proto).
+const std::vector<std::string>& LogicalDimNames();
+
+struct ShardingSpec {
+  ShardingStrategy strategy = ShardingStrategy::kApple3d;
+  Mesh mesh;
+  // (tensor class, logical dim) -> mesh axes, first axis major. The preset's rules with the
+  // scenario's written-out rules applied on top. A missing entry = replicated.
+  std::map<std::pair<TensorClass, std::string>, std::vector<MeshAxis>> rules;
+  bool shard_optimizer_over_data = false;
+  // PADDED_2D: experts padded up to a multiple of the axis they shard over; padded experts hold
+  // weights but never get tokens. 0 = no padding.
+  int64_t padded_num_experts = 0;
+
+  // Mesh axes sharding `dim` of tensors of class `c` (empty = replicated).
+  const std::vector<MeshAxis>& AxesFor(TensorClass c, const std::string& dim) const;
+  // Product of the sizes of those axes.
+  int64_t ShardsFor(TensorClass c, const std::string& dim) const;
+};
+
+enum class Recompute { kNone, kSelective, kFull };
+enum class Precision { kBf16Mixed, kFp32 };
+enum class Optimizer { kAdamW, kSgd };
+enum class PipelineSchedule { kGpipe, kOneFOneB, kInterleaved };
+
+struct TrainingSpec {
+  int64_t global_batch_tokens = 0;
+  int64_t micro_batch_size = 0;  // resolved: sequences per micro-batch per batch shard
+  int64_t num_micro_batches = 1;
+  Recompute recompute = Recompute::kNone;
+  Precision precision = Precision::kBf16Mixed;
+  Optimizer optimizer = Optimizer::kAdamW;
+  PipelineSchedule pipeline_schedule = PipelineSchedule::kOneFOneB;
+  int64_t virtual_stages = 1;
+  bool flash_attention = true;
+  int64_t num_steps = 0;
+};
+
+struct Scenario {
+  std::string name;
+  std::string description;
+  std::string source;  // file it came from, or "<default>"
+  ModelSpec model;
+  ClusterSpec cluster;
+  HardwareProfile hardware;
+  ShardingSpec sharding;
+  TrainingSpec training;
+  std::string resolved_text;  // the scenario after overrides, in protobuf text format
+};
+
+}  // namespace moesim

@@ -1,0 +1,211 @@
+#include "proto/validate.h"
+
+#include <charconv>
+#include <filesystem>
+#include <set>
+
+#include "proto/checker.h"
+#include "proto/hardware_profiles.h"
+#include "proto/sharding_presets.h"
+#include "proto/topology_name.h"
+
+namespace moesim {
+namespace {
+
+void ValidateModel(const pb::Model& m, Checker& c, ModelSpec* out) {
+  out->name = m.name();
+  c.Positive("model.num_layers", m.num_layers());
+  c.Positive("model.d_model", m.d_model());
+  c.Positive("model.num_heads", m.num_heads());
+  c.NonNegative("model.num_kv_heads", m.num_kv_heads());
+  c.NonNegative("model.head_dim", m.head_dim());
+  c.Positive("model.d_ff", m.d_ff());
+  c.Positive("model.vocab_size", m.vocab_size());
+  c.Positive("model.seq_len", m.seq_len());
+  if (m.ffn_kind() == pb::Model::FFN_KIND_UNSPECIFIED) {
+    c.Fail("model.ffn_kind", "model.ffn_kind is missing (GELU or SWIGLU)");
+  }
+  out->num_layers = m.num_layers();
+  out->d_model = m.d_model();
+  out->num_heads = m.num_heads();
+  out->d_ff = m.d_ff();
+  out->vocab_size = m.vocab_size();
+  out->seq_len = m.seq_len();
+  out->ffn_kind = m.ffn_kind() == pb::Model::GELU ? FfnKind::kGelu : FfnKind::kSwiglu;
+  const bool gpt = out->ffn_kind == FfnKind::kGelu;
+  out->norm_kind =
+      m.norm_kind() == pb::Model::NORM_KIND_UNSPECIFIED
+          ? (gpt ? NormKind::kLayerNorm : NormKind::kRmsNorm)
+          : (m.norm_kind() == pb::Model::LAYERNORM ? NormKind::kLayerNorm : NormKind::kRmsNorm);
+  out->position_kind = m.position_kind() == pb::Model::POSITION_KIND_UNSPECIFIED
+                           ? (gpt ? PositionKind::kLearned : PositionKind::kRope)
+                           : (m.position_kind() == pb::Model::LEARNED ? PositionKind::kLearned
+                                                                      : PositionKind::kRope);
+  out->linear_bias = m.has_linear_bias() ? m.linear_bias() : gpt;
+  out->tie_embeddings = m.tie_embeddings();
+
+  if (m.num_heads() > 0 && m.num_kv_heads() > 0 && m.num_heads() % m.num_kv_heads() != 0) {
+    c.Fail("model.num_kv_heads", "model.num_kv_heads=" + Num(m.num_kv_heads()) +
+                                     " does not divide model.num_heads=" + Num(m.num_heads()));
+  }
+  out->num_kv_heads = m.num_kv_heads() > 0 ? m.num_kv_heads() : m.num_heads();
+  if (m.head_dim() > 0) {
+    out->head_dim = m.head_dim();
+  } else if (m.num_heads() > 0 && m.d_model() > 0) {
+    if (m.d_model() % m.num_heads() != 0) {
+      c.Fail("model.num_heads", "model.num_heads=" + Num(m.num_heads()) +
+                                    " does not divide model.d_model=" + Num(m.d_model()) +
+                                    " (set model.head_dim to use other head sizes)");
+    } else {
+      out->head_dim = m.d_model() / m.num_heads();
+    }
+  }
+
+  const pb::Moe& e = m.moe();
+  MoeSpec& moe = out->moe;
+  c.NonNegative("model.moe.num_experts", e.num_experts());
+  moe.num_experts = std::max<int64_t>(e.num_experts(), 0);
+  if (moe.num_experts == 0) return;
+  c.Positive("model.moe.top_k", e.top_k());
+  if (e.top_k() > e.num_experts()) {
+    c.Fail("model.moe.top_k", "model.moe.top_k=" + Num(e.top_k()) +
+                                  " exceeds model.moe.num_experts=" + Num(e.num_experts()));
+  }
+  if (e.capacity_factor() <= 0) {
+    c.Fail("model.moe.capacity_factor",
+           e.capacity_factor() == 0
+               ? std::string("model.moe.capacity_factor is missing (must be > 0)")
+               : "model.moe.capacity_factor=" + Num(e.capacity_factor()) + " must be > 0");
+  }
+  c.NonNegative("model.moe.expert_d_ff", e.expert_d_ff());
+  c.NonNegative("model.moe.num_shared_experts", e.num_shared_experts());
+  c.NonNegative("model.moe.group_size_tokens", e.group_size_tokens());
+  c.NonNegative("model.moe.outer_batch", e.outer_batch());
+  moe.top_k = e.top_k();
+  moe.capacity_factor = e.capacity_factor();
+  moe.placement = e.placement() == pb::Moe::LAST_K ? MoePlacement::kLastK : MoePlacement::kEveryK;
+  if (e.placement() == pb::Moe::PLACEMENT_UNSPECIFIED && e.placement_k() == 0) {
+    moe.placement_k = 1;  // every layer is MoE
+  } else {
+    c.Positive("model.moe.placement_k", e.placement_k());
+    moe.placement_k = e.placement_k();
+    if (m.num_layers() > 0 && e.placement_k() > m.num_layers()) {
+      c.Fail("model.moe.placement_k", "model.moe.placement_k=" + Num(e.placement_k()) +
+                                          " exceeds model.num_layers=" + Num(m.num_layers()));
+    }
+  }
+  moe.expert_d_ff = e.expert_d_ff() > 0 ? e.expert_d_ff() : m.d_ff();
+  moe.num_shared_experts = e.num_shared_experts();
+  moe.omit_router_flops = e.omit_router_flops();
+  moe.dispatch = e.dispatch() == pb::Moe::PERMUTE ? MoeDispatch::kPermute : MoeDispatch::kEinsum;
+  moe.group_size_tokens = e.group_size_tokens() > 0 ? e.group_size_tokens() : m.seq_len();
+}
+
+void ValidateHardware(const pb::Hardware& h, const std::string& default_chip, Checker& c,
+                      HardwareProfile* out) {
+  const std::string chip = h.chip().empty() ? default_chip : h.chip();
+  auto profile = BuiltinHardwareProfile(chip);
+  if (!profile.ok()) {
+    c.Fail("hardware.chip", "hardware.chip=\"" + chip + "\": " + profile.status().message());
+  } else {
+    *out = *profile;
+  }
+  c.NonNegative("hardware.peak_flops_per_s", h.peak_flops_per_s());
+  c.NonNegative("hardware.hbm_bytes", h.hbm_bytes());
+  c.NonNegative("hardware.hbm_bytes_per_s", h.hbm_bytes_per_s());
+  c.Fraction("hardware.matmul_efficiency", h.matmul_efficiency());
+  c.Fraction("hardware.memory_efficiency", h.memory_efficiency());
+  c.NonNegative("hardware.op_overhead_s", h.op_overhead_s());
+  c.NonNegative("hardware.link_bytes_per_s", h.link_bytes_per_s());
+  c.NonNegative("hardware.link_latency_s", h.link_latency_s());
+  c.Fraction("hardware.link_efficiency", h.link_efficiency());
+  c.NonNegative("hardware.scaleout_bytes_per_s", h.scaleout_bytes_per_s());
+  c.NonNegative("hardware.scaleout_latency_s", h.scaleout_latency_s());
+  c.NonNegative("hardware.devices_per_host", h.devices_per_host());
+  auto set = [](double v, double* dst) {
+    if (v > 0) *dst = v;
+  };
+  set(h.peak_flops_per_s(), &out->peak_flops_per_s);
+  if (h.hbm_bytes() > 0) out->hbm_bytes = h.hbm_bytes();
+  set(h.hbm_bytes_per_s(), &out->hbm_bytes_per_s);
+  set(h.matmul_efficiency(), &out->matmul_efficiency);
+  set(h.memory_efficiency(), &out->memory_efficiency);
+  set(h.op_overhead_s(), &out->op_overhead_s);
+  set(h.link_bytes_per_s(), &out->link_bytes_per_s);
+  set(h.link_latency_s(), &out->link_latency_s);
+  set(h.link_efficiency(), &out->link_efficiency);
+  set(h.scaleout_bytes_per_s(), &out->scaleout_bytes_per_s);
+  set(h.scaleout_latency_s(), &out->scaleout_latency_s);
+  if (h.devices_per_host() > 0) out->devices_per_host = h.devices_per_host();
+}
+
+// Returns the chip of the topology, or "" after reporting an error.
+std::string ValidateCluster(const pb::Cluster& cl, const std::string& base_dir, Checker& c,
+                            ClusterSpec* out) {
+  c.NonNegative("cluster.num_devices", cl.num_devices());
+  if (cl.topology().empty()) {
+    c.Fail("cluster.topology",
+           std::string("cluster.topology is missing (") + TopologyNameForms() + ")");
+    return "";
+  }
+  if (cl.topology().find(':') == std::string::npos) {
+    // A file: resolved here, read by topologies/. The device count must then be given.
+    std::filesystem::path p(cl.topology());
+    if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
+    if (!std::filesystem::exists(p)) {
+      c.Fail("cluster.topology", "cluster.topology=\"" + cl.topology() +
+                                     "\" is neither a known topology name (" + TopologyNameForms() +
+                                     ") nor an existing file");
+      return "";
+    }
+    out->topology = p.lexically_normal().string();
+    out->num_devices = cl.num_devices();
+    if (cl.num_devices() == 0) {
+      c.Fail("cluster.num_devices",
+             "cluster.num_devices is missing (required with a topology file)");
+    }
+    return "";
+  }
+  auto name = ParseTopologyName(cl.topology());
+  if (!name.ok()) {
+    c.Fail("cluster.topology",
+           "cluster.topology=\"" + cl.topology() +
+               "\": " + name.status().message().substr(name.status().message().find(": ") + 2));
+    return "";
+  }
+  out->topology = cl.topology();
+  out->num_devices = name->num_devices();
+  if (cl.num_devices() > 0 && cl.num_devices() != name->num_devices()) {
+    c.Fail("cluster.num_devices", "cluster.num_devices=" + Num(cl.num_devices()) +
+                                      " does not match the " + Num(name->num_devices()) +
+                                      " devices of cluster.topology=\"" + cl.topology() + "\"");
+  }
+  return name->chip;
+}
+
+}  // namespace
+
+// Defined in validate_sharding.cc. REQUIRES: out->model and out->cluster filled.
+void ValidateShardingAndTraining(const pb::Scenario& in, Checker& c, Scenario* out);
+
+Expected<Scenario> ValidateScenario(const pb::Scenario& in, const FieldLocator& locator,
+                                    const std::string& base_dir) {
+  Checker c(locator);
+  Scenario out;
+  out.name = in.name();
+  out.description = in.description();
+  out.source = locator.source();
+  ValidateModel(in.model(), c, &out.model);
+  const std::string chip = ValidateCluster(in.cluster(), base_dir, c, &out.cluster);
+  if (!chip.empty() || !in.hardware().chip().empty()) {
+    ValidateHardware(in.hardware(), chip, c, &out.hardware);
+  } else if (c.count() == 0) {
+    c.Fail("hardware.chip", "hardware.chip is missing (required with a topology file)");
+  }
+  // Sharding and training checks divide by model sizes: only run them on a sound model.
+  if (c.count() == 0) ValidateShardingAndTraining(in, c, &out);
+  if (c.count() > 0) return c.ToStatus();
+  return out;
+}
+
+}  // namespace moesim

@@ -1,0 +1,263 @@
+// Validation of the sharding and training sections: both depend on model sizes and the device
+// count, so they run after the model and cluster sections are known to be sound.
+#include <set>
+
+#include "proto/checker.h"
+#include "proto/moesim.pb.h"
+#include "proto/scenario.h"
+#include "proto/sharding_presets.h"
+
+namespace moesim {
+namespace {
+
+ShardingStrategy ToStrategy(pb::Sharding::Strategy s) {
+  switch (s) {
+    case pb::Sharding::NAIVE_2D:
+      return ShardingStrategy::kNaive2d;
+    case pb::Sharding::PADDED_2D:
+      return ShardingStrategy::kPadded2d;
+    case pb::Sharding::MEGATRON:
+      return ShardingStrategy::kMegatron;
+    case pb::Sharding::FSDP:
+      return ShardingStrategy::kFsdp;
+    case pb::Sharding::ZERO1:
+      return ShardingStrategy::kZero1;
+    case pb::Sharding::DATA_PARALLEL:
+      return ShardingStrategy::kDataParallel;
+    case pb::Sharding::CUSTOM:
+      return ShardingStrategy::kCustom;
+    default:
+      return ShardingStrategy::kApple3d;
+  }
+}
+
+// Field path and size of a logical dim of a tensor class, for divisibility checks; "" when the
+// dim has no fixed size here (activation dims checked separately).
+std::pair<std::string, int64_t> DimSize(const Scenario& s, TensorClass c, const std::string& d) {
+  const ModelSpec& m = s.model;
+  if (d == "embed") return {"model.d_model", m.d_model};
+  if (d == "heads") return {"model.num_heads", m.num_heads};
+  if (d == "kv_heads") return {"model.num_kv_heads", m.num_kv_heads};
+  if (d == "head_dim") return {"model.head_dim", m.head_dim};
+  if (d == "vocab") return {"model.vocab_size", m.vocab_size};
+  if (d == "seq") return {"model.seq_len", m.seq_len};
+  if (d == "mlp") return {"model.d_ff", m.d_ff};
+  if (!m.is_moe()) return {"", 0};
+  if (d == "experts" || d == "router_experts") {
+    if (c == TensorClass::kMoeWeights && s.sharding.padded_num_experts > 0 && d == "experts") {
+      return {"padded experts", s.sharding.padded_num_experts};
+    }
+    return {"model.moe.num_experts", m.moe.num_experts};
+  }
+  if (d == "expert_mlp") return {"model.moe.expert_d_ff", m.moe.expert_d_ff};
+  return {"", 0};
+}
+
+std::string AxesText(const Mesh& mesh, const std::vector<MeshAxis>& axes, std::string* path) {
+  // One axis: "sharding.mesh.expert=12". Several: "sharding.mesh data x expert = 4 x 64 = 256".
+  if (axes.size() == 1) {
+    *path = std::string("sharding.mesh.") + MeshAxisName(axes[0]);
+    return *path + "=" + Num(mesh[axes[0]]);
+  }
+  std::string names, sizes;
+  int64_t total = 1;
+  for (MeshAxis a : axes) {
+    names += (names.empty() ? "" : " x ") + std::string(MeshAxisName(a));
+    sizes += (sizes.empty() ? "" : " x ") + Num(mesh[a]);
+    total *= mesh[a];
+  }
+  *path = std::string("sharding.mesh.") + MeshAxisName(axes[0]);
+  return "sharding.mesh " + names + " = " + sizes + " = " + Num(total);
+}
+
+void ValidateMesh(const pb::Sharding& in, int64_t num_devices, Checker& c, Mesh* mesh) {
+  const pb::Mesh& m = in.mesh();
+  const std::pair<const char*, int64_t> axes[] = {
+      {"data", m.data()}, {"expert", m.expert()}, {"model", m.model()}, {"pipeline", m.pipeline()}};
+  bool any = false;
+  for (int i = 0; i < kNumMeshAxes; ++i) {
+    c.NonNegative(std::string("sharding.mesh.") + axes[i].first, axes[i].second);
+    mesh->size[i] = axes[i].second > 0 ? axes[i].second : 1;
+    any = any || axes[i].second != 0;
+  }
+  if (!any) {
+    (*mesh)[MeshAxis::kData] = num_devices;  // no mesh given: every device data-parallel
+    return;
+  }
+  if (num_devices > 0 && mesh->NumDevices() != num_devices) {
+    c.Fail("sharding.mesh",
+           "sharding.mesh data x expert x model x pipeline = " + Num(mesh->size[0]) + " x " +
+               Num(mesh->size[1]) + " x " + Num(mesh->size[2]) + " x " + Num(mesh->size[3]) +
+               " = " + Num(mesh->NumDevices()) + " does not equal the " + Num(num_devices) +
+               " devices of the cluster");
+  }
+}
+
+void ValidateRules(const pb::Sharding& in, Checker& c, ShardingSpec* spec) {
+  const auto& names = LogicalDimNames();
+  for (int i = 0; i < in.rules_size(); ++i) {
+    const pb::ShardingRule& r = in.rules(i);
+    const std::string p = "sharding.rules[" + std::to_string(i) + "]";
+    bool ok = true;
+    if (r.tensor_class() == pb::TENSOR_CLASS_UNSPECIFIED) {
+      c.Fail(p + ".tensor_class", p + ".tensor_class is missing (DENSE_WEIGHTS, "
+                                      "DENSE_ACTIVATIONS, MOE_WEIGHTS or MOE_ACTIVATIONS)");
+      ok = false;
+    }
+    if (std::find(names.begin(), names.end(), r.dim()) == names.end()) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      c.Fail(p + ".dim", p + ".dim=\"" + r.dim() + "\" is not a logical dimension (" + list + ")");
+      ok = false;
+    }
+    std::vector<MeshAxis> axes;
+    std::set<int> seen;
+    for (int j = 0; j < r.axes_size(); ++j) {
+      if (r.axes(j) == pb::AXIS_UNSPECIFIED) {
+        c.Fail(p + ".axes", p + ".axes[" + std::to_string(j) + "] is AXIS_UNSPECIFIED");
+        ok = false;
+        continue;
+      }
+      if (!seen.insert(r.axes(j)).second) {
+        c.Fail(p + ".axes", p + ".axes names " + pb::Axis_Name(r.axes(j)) + " twice");
+        ok = false;
+      }
+      axes.push_back(static_cast<MeshAxis>(r.axes(j) - 1));
+    }
+    if (ok) {
+      spec->rules[{static_cast<TensorClass>(r.tensor_class() - 1), r.dim()}] = std::move(axes);
+    }
+  }
+}
+
+void ValidateDivisibility(Checker& c, const Scenario& s) {
+  std::set<std::string> reported;
+  for (const auto& [key, axes] : s.sharding.rules) {
+    if (axes.empty()) continue;
+    const auto [dim_path, size] = DimSize(s, key.first, key.second);
+    if (dim_path.empty()) continue;
+    int64_t shards = 1;
+    for (MeshAxis a : axes) shards *= s.sharding.mesh[a];
+    if (size % shards == 0) continue;
+    std::string axis_path;
+    const std::string axes_text = AxesText(s.sharding.mesh, axes, &axis_path);
+    const std::string msg = axes_text + " does not divide " + dim_path + "=" + Num(size) + " (" +
+                            TensorClassName(key.first) + " " + key.second + " is sharded over it)";
+    if (reported.insert(axes_text + dim_path).second) c.Fail(axis_path, msg);
+  }
+}
+
+void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
+  TrainingSpec& out = s->training;
+  const ModelSpec& m = s->model;
+  const ShardingSpec& sh = s->sharding;
+  c.Positive("training.global_batch_tokens", t.global_batch_tokens());
+  c.NonNegative("training.micro_batch_size", t.micro_batch_size());
+  c.NonNegative("training.virtual_stages", t.virtual_stages());
+  c.NonNegative("training.num_steps", t.num_steps());
+  out.global_batch_tokens = t.global_batch_tokens();
+  out.recompute = t.recompute() == pb::Training::FULL        ? Recompute::kFull
+                  : t.recompute() == pb::Training::SELECTIVE ? Recompute::kSelective
+                                                             : Recompute::kNone;
+  out.precision = t.precision() == pb::Training::FP32 ? Precision::kFp32 : Precision::kBf16Mixed;
+  out.optimizer = t.optimizer() == pb::Training::SGD ? Optimizer::kSgd : Optimizer::kAdamW;
+  out.pipeline_schedule = t.pipeline_schedule() == pb::Training::GPIPE ? PipelineSchedule::kGpipe
+                          : t.pipeline_schedule() == pb::Training::INTERLEAVED
+                              ? PipelineSchedule::kInterleaved
+                              : PipelineSchedule::kOneFOneB;
+  out.virtual_stages = t.virtual_stages() > 0 ? t.virtual_stages() : 1;
+  out.flash_attention = t.has_flash_attention() ? t.flash_attention() : true;
+  out.num_steps = t.num_steps();
+  if (t.global_batch_tokens() <= 0) return;
+
+  if (t.global_batch_tokens() % m.seq_len != 0) {
+    c.Fail("training.global_batch_tokens",
+           "training.global_batch_tokens=" + Num(t.global_batch_tokens()) +
+               " is not a multiple of model.seq_len=" + Num(m.seq_len));
+    return;
+  }
+  const int64_t seqs = t.global_batch_tokens() / m.seq_len;
+  const int64_t batch_shards = sh.ShardsFor(TensorClass::kDenseActivations, "batch");
+  if (seqs % batch_shards != 0) {
+    c.Fail("training.global_batch_tokens",
+           "training.global_batch_tokens=" + Num(t.global_batch_tokens()) + " holds " + Num(seqs) +
+               " sequences, which do not divide over the " + Num(batch_shards) +
+               " batch shards of the mesh");
+    return;
+  }
+  const int64_t local = seqs / batch_shards;
+  if (t.micro_batch_size() > 0 && local % t.micro_batch_size() != 0) {
+    c.Fail("training.micro_batch_size", "training.micro_batch_size=" + Num(t.micro_batch_size()) +
+                                            " does not divide the " + Num(local) +
+                                            " sequences of each batch shard");
+    return;
+  }
+  out.micro_batch_size = t.micro_batch_size() > 0 ? t.micro_batch_size() : local;
+  out.num_micro_batches = local / out.micro_batch_size;
+
+  const int64_t stages = sh.mesh[MeshAxis::kPipeline] * out.virtual_stages;
+  if (m.num_layers % stages != 0) {
+    c.Fail(sh.mesh[MeshAxis::kPipeline] > 1 ? "sharding.mesh.pipeline" : "training.virtual_stages",
+           "model.num_layers=" + Num(m.num_layers) + " does not divide into " + Num(stages) +
+               " pipeline stages (sharding.mesh.pipeline x training.virtual_stages)");
+  }
+
+  if (!m.is_moe()) return;
+  // MoE tokens [O, G, S, M]: O outer batches of G groups of S tokens.
+  MoeSpec& moe = s->model.moe;
+  const int64_t outer = moe.outer_batch;
+  if (t.global_batch_tokens() % (outer * moe.group_size_tokens) != 0) {
+    c.Fail("model.moe.group_size_tokens",
+           "training.global_batch_tokens=" + Num(t.global_batch_tokens()) +
+               " does not split into model.moe.outer_batch=" + Num(outer) +
+               " outer batches of groups of model.moe.group_size_tokens=" +
+               Num(moe.group_size_tokens) + " tokens");
+    return;
+  }
+  const int64_t groups = t.global_batch_tokens() / (outer * moe.group_size_tokens);
+  const int64_t outer_shards = sh.ShardsFor(TensorClass::kMoeActivations, "outer");
+  const int64_t group_shards = sh.ShardsFor(TensorClass::kMoeActivations, "groups");
+  if (outer % outer_shards != 0) {
+    c.Fail("model.moe.outer_batch", "model.moe.outer_batch=" + Num(outer) +
+                                        " does not divide over its " + Num(outer_shards) +
+                                        " shards (MOE_ACTIVATIONS outer)");
+  }
+  if (groups % group_shards != 0) {
+    c.Fail("model.moe.group_size_tokens",
+           "the " + Num(groups) + " token groups per outer batch (model.moe.group_size_tokens=" +
+               Num(moe.group_size_tokens) + ") do not divide over their " + Num(group_shards) +
+               " shards (MOE_ACTIVATIONS groups)");
+  }
+}
+
+}  // namespace
+
+void ValidateShardingAndTraining(const pb::Scenario& in, Checker& c, Scenario* out) {
+  ShardingSpec& spec = out->sharding;
+  const pb::Sharding& sh = in.sharding();
+  spec.strategy = ToStrategy(sh.strategy());
+  ValidateMesh(sh, out->cluster.num_devices, c, &spec.mesh);
+  if ((spec.strategy == ShardingStrategy::kNaive2d ||
+       spec.strategy == ShardingStrategy::kPadded2d) &&
+      spec.mesh[MeshAxis::kExpert] != 1) {
+    c.Fail("sharding.mesh.expert", "sharding.mesh.expert=" + Num(spec.mesh[MeshAxis::kExpert]) +
+                                       " must be 1 with " +
+                                       "sharding.strategy=" + ShardingStrategyName(spec.strategy) +
+                                       " (a 2D Data x Model mesh; experts shard over data)");
+  }
+  ExpandShardingPreset(out->model, &spec);
+  if (sh.has_shard_optimizer_over_data()) {
+    spec.shard_optimizer_over_data = sh.shard_optimizer_over_data();
+  }
+  ValidateRules(sh, c, &spec);
+  if (c.count() > 0) return;
+  ValidateDivisibility(c, *out);
+  if (out->model.is_moe()) {
+    out->model.moe.outer_batch = in.model().moe().outer_batch() > 0
+                                     ? in.model().moe().outer_batch()
+                                     : spec.ShardsFor(TensorClass::kMoeActivations, "outer");
+  }
+  ValidateTraining(in.training(), c, out);
+}
+
+}  // namespace moesim

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every Debian package moesim needs. Quick (no apt-get) when all are present.
+# Usage: scripts/install-deps.sh [--no-gui]
+set -euo pipefail
+
+packages=(
+  cmake g++ make pkg-config clang-format
+  libboost-graph-dev libeigen3-dev
+  libprotobuf-dev protobuf-compiler
+  libcli11-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  openmpi-bin libopenmpi-dev
+)
+if [[ "${1:-}" != "--no-gui" ]]; then
+  packages+=(qt6-base-dev libqt6charts6-dev libgl-dev xvfb xauth)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
