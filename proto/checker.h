@@ -29,9 +29,12 @@ class Checker {
   }
   // > 0; 0 means the field was not given.
   void Positive(const std::string& path, int64_t v) {
-    if (v == 0) Fail(path, path + " is missing (must be > 0)");
-    if (v < 0) Fail(path, path + "=" + Num(v) + " must be > 0");
+    if (v == 0 && !loc_.WasWritten(path)) Fail(path, path + " is missing (must be > 0)");
+    if (v < 0 || (v == 0 && loc_.WasWritten(path))) {
+      Fail(path, path + "=" + Num(v) + " must be > 0");
+    }
   }
+  bool WasWritten(const std::string& path) const { return loc_.WasWritten(path); }
   void NonNegative(const std::string& path, int64_t v) {
     if (v < 0) Fail(path, path + "=" + Num(v) + " must be >= 0");
   }

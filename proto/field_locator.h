@@ -25,7 +25,11 @@ class FieldLocator {
   }
   // "file:12" / "file (--set a.b=3)" / "file". `path` is dotted, with [i] for repeated fields:
   // "sharding.rules[1].dim".
+  // An override of `path` or of a field inside it counts as its location.
   std::string Where(const std::string& path) const;
+  // True when `path` itself was written in the file or set by an override (so a zero there is
+  // a value given, not a field left out).
+  bool WasWritten(const std::string& path) const;
   const std::string& source() const { return source_; }
 
  private:
@@ -33,6 +37,8 @@ class FieldLocator {
   const google::protobuf::Descriptor* root_;
   std::unique_ptr<google::protobuf::TextFormat::ParseInfoTree> tree_;
   std::map<std::string, std::string> overridden_;
+  // Line (0-based) of `path` or of its nearest written ancestor; *exact = whether `path` itself.
+  int Line(const std::string& path, bool* exact) const;
 };
 
 }  // namespace moesim

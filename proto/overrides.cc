@@ -61,7 +61,8 @@ Status ApplyOverride(const std::string& assignment, gp::Message* message, std::s
     const gp::Descriptor* desc = msg->GetDescriptor();
     const gp::FieldDescriptor* field = desc->FindFieldByName(name);
     if (field == nullptr) {
-      return Status::InvalidInput(where + desc->name() + " has no field \"" + name +
+      const std::string parent = start == 0 ? "the scenario" : path.substr(0, start - 1);
+      return Status::InvalidInput(where + parent + " has no field \"" + name +
                                   "\" (fields: " + FieldList(desc) + ")");
     }
     const gp::Reflection* refl = msg->GetReflection();

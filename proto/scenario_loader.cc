@@ -30,9 +30,36 @@ class Collector : public gp::io::ErrorCollector {
   }
   void AddError(int line, gp::io::ColumnNumber column, const std::string& message) override {
     if (!first_.empty()) return;  // later errors are usually consequences of the first
-    first_ = source_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " +
-             message;
-    if (line >= 0 && line < static_cast<int>(lines_.size())) {
+    std::string text = message;
+    if (text.size() >= 5 && text.compare(text.size() - 5, 5, "got: ") == 0) {
+      text += "end of file";
+    }
+    // protobuf reports an unknown enum value at the token after it, often on the next line.
+    const size_t enum_at = text.find("Unknown enumeration value of \"");
+    if (enum_at != std::string::npos) {
+      const size_t q = enum_at + 30;
+      const std::string value = text.substr(q, text.find('"', q) - q);
+      for (int l = std::min(line, static_cast<int>(lines_.size()) - 1); l >= 0; --l) {
+        const size_t at = lines_[l].find(value);
+        if (at != std::string::npos) {
+          line = l;
+          column = static_cast<int>(at);
+          break;
+        }
+      }
+    }
+    const bool has_line = line >= 0 && line < static_cast<int>(lines_.size());
+    // protobuf puts the column of "no field named" after the name; point at the name itself.
+    const size_t named = text.find("has no field named \"");
+    if (has_line && named != std::string::npos) {
+      const size_t q = named + 20;
+      const std::string field = text.substr(q, text.find('"', q) - q);
+      const size_t at = lines_[line].find(field);
+      if (at != std::string::npos) column = static_cast<int>(at);
+    }
+    first_ =
+        source_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + text;
+    if (has_line) {
       first_ += "\n  " + lines_[line] + "\n  " + std::string(std::max(column, 0), ' ') + "^";
     }
   }

@@ -73,7 +73,7 @@ void ValidateModel(const pb::Model& m, Checker& c, ModelSpec* out) {
   }
   if (e.capacity_factor() <= 0) {
     c.Fail("model.moe.capacity_factor",
-           e.capacity_factor() == 0
+           e.capacity_factor() == 0 && !c.WasWritten("model.moe.capacity_factor")
                ? std::string("model.moe.capacity_factor is missing (must be > 0)")
                : "model.moe.capacity_factor=" + Num(e.capacity_factor()) + " must be > 0");
   }

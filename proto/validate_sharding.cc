@@ -33,7 +33,7 @@ ShardingStrategy ToStrategy(pb::Sharding::Strategy s) {
 
 // Field path and size of a logical dim of a tensor class, for divisibility checks; "" when the
 // dim has no fixed size here (activation dims checked separately).
-std::pair<std::string, int64_t> DimSize(const Scenario& s, TensorClass c, const std::string& d) {
+std::pair<std::string, int64_t> DimSize(const Scenario& s, const std::string& d) {
   const ModelSpec& m = s.model;
   if (d == "embed") return {"model.d_model", m.d_model};
   if (d == "heads") return {"model.num_heads", m.num_heads};
@@ -44,7 +44,7 @@ std::pair<std::string, int64_t> DimSize(const Scenario& s, TensorClass c, const 
   if (d == "mlp") return {"model.d_ff", m.d_ff};
   if (!m.is_moe()) return {"", 0};
   if (d == "experts" || d == "router_experts") {
-    if (c == TensorClass::kMoeWeights && s.sharding.padded_num_experts > 0 && d == "experts") {
+    if (s.sharding.padded_num_experts > 0 && d == "experts") {
       return {"padded experts", s.sharding.padded_num_experts};
     }
     return {"model.moe.num_experts", m.moe.num_experts};
@@ -134,7 +134,7 @@ void ValidateDivisibility(Checker& c, const Scenario& s) {
   std::set<std::string> reported;
   for (const auto& [key, axes] : s.sharding.rules) {
     if (axes.empty()) continue;
-    const auto [dim_path, size] = DimSize(s, key.first, key.second);
+    const auto [dim_path, size] = DimSize(s, key.second);
     if (dim_path.empty()) continue;
     int64_t shards = 1;
     for (MeshAxis a : axes) shards *= s.sharding.mesh[a];
