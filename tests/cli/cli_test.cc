@@ -1,0 +1,99 @@
+// The `moesim` binary as a user runs it: exit codes, stderr messages, JSON fields of DESIGN
+// section 4.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace {
+
+struct RunResult {
+  int exit_code;
+  std::string out;
+};
+
+// Runs `moesim ARGS`, capturing stdout (stderr with 2>&1 in args).
+RunResult Moesim(const std::string& args) {
+  const std::string cmd = std::string(MOESIM_BINARY_DIR) + "/moesim " + args;
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(Cli, CostJsonHasTheContractFields) {
+  const RunResult r = Moesim("cost --json -");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* k : {"params", "flops_per_token", "memory", "scenario"}) {
+    EXPECT_TRUE(j.contains(k)) << k;
+  }
+  EXPECT_TRUE(j["params"].contains("total") && j["params"].contains("activated"));
+  EXPECT_TRUE(j["flops_per_token"].contains("model") && j["flops_per_token"].contains("hardware"));
+  EXPECT_TRUE(j["memory"]["fits"].is_boolean());
+  EXPECT_EQ(j["memory"]["capacity_bytes"].get<double>(), 16.0 * (1 << 30));  // one v5e
+  // Recompute FULL in the default scenario: hardware = model + one more forward of the layers.
+  EXPECT_GT(j["flops_per_token"]["hardware"].get<double>(),
+            j["flops_per_token"]["model"].get<double>());
+}
+
+TEST(Cli, SetOverridesReachTheJson) {
+  const RunResult base = Moesim("cost --json -");
+  const RunResult half = Moesim(
+      "cost --set model.moe.num_experts=32 --set sharding.mesh.data=8 "
+      "--set sharding.mesh.expert=32 --json -");
+  ASSERT_EQ(half.exit_code, 0) << half.out;
+  const auto a = nlohmann::json::parse(base.out), b = nlohmann::json::parse(half.out);
+  // Halving the experts removes 32 experts x 6 MoE layers x 3 x 2048 x 8192 parameters, and
+  // 32 router columns of 2048 in each of the 6 MoE layers.
+  EXPECT_DOUBLE_EQ(a["params"]["total"].get<double>() - b["params"]["total"].get<double>(),
+                   32.0 * 6 * 3 * 2048 * 8192 + 6.0 * 2048 * 32);
+  // Activated parameters do not depend on the expert count except through the router
+  // (2048 x 32 fewer router weights per MoE layer).
+  EXPECT_DOUBLE_EQ(a["params"]["activated"].get<double>() - b["params"]["activated"].get<double>(),
+                   6.0 * 2048 * 32);
+}
+
+TEST(Cli, BadInputExitsTwoWithTheMessage) {
+  const RunResult r = Moesim("cost --set sharding.mesh.expert=12 2>&1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out,
+            "moesim cost: <default> (--set sharding.mesh.expert=12): sharding.mesh data x expert "
+            "x model x pipeline = 4 x 12 x 1 x 1 = 48 does not equal the 256 devices of the "
+            "cluster\n");
+}
+
+TEST(Cli, MissingScenarioFileExitsTwo) {
+  const RunResult r = Moesim("cost /nonexistent.textproto 2>&1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "moesim cost: /nonexistent.textproto: cannot open scenario file\n");
+}
+
+TEST(Cli, UnknownCommandOrOptionExitsTwo) {
+  EXPECT_EQ(Moesim("frobnicate 2>&1").exit_code, 2);
+  EXPECT_EQ(Moesim("cost --no-such-option 2>&1").exit_code, 2);
+}
+
+TEST(Cli, HelpExitsZero) {
+  const RunResult r = Moesim("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("cost"), std::string::npos);
+}
+
+TEST(Cli, UnwritableJsonTargetExitsTwo) {
+  const RunResult r = Moesim("cost --json /nonexistent/dir/out.json 2>&1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("/nonexistent/dir/out.json: cannot open for writing"), std::string::npos);
+}
+
+TEST(Cli, SameInputSameOutputBitForBit) {
+  EXPECT_EQ(Moesim("cost --json -").out, Moesim("cost --json -").out);
+}
+
+}  // namespace

@@ -1,0 +1,51 @@
+// Every shipped scenario loads, fits the memory of the system it describes (these models were
+// trained on those systems), and has the size its name says.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "costmodel/costmodel.h"
+#include "proto/scenario_loader.h"
+
+namespace moesim {
+namespace {
+
+std::vector<std::string> ScenarioFiles() {
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(
+           std::string(MOESIM_SOURCE_DIR) + "/scenarios")) {
+    if (e.path().extension() == ".textproto") files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+TEST(Scenarios, EveryFileLoadsAndFits) {
+  const auto files = ScenarioFiles();
+  EXPECT_GE(files.size(), 23u);  // 11 Artetxe rows + 12 Apple scenarios
+  for (const auto& f : files) {
+    auto sc = LoadScenario({f, {}});
+    ASSERT_TRUE(sc.ok()) << sc.status().message();
+    const MemoryReport m = ComputeMemory(*sc);
+    EXPECT_TRUE(m.fits) << f << ": " << m.peak_bytes / (1 << 30) << " GiB";
+  }
+}
+
+TEST(Scenarios, ArtetxeModelSizesMatchTheirNames) {
+  const std::pair<const char*, double> rows[] = {
+      {"dense-125m", 125e6}, {"dense-355m", 355e6}, {"dense-1.3b", 1.3e9}, {"dense-2.7b", 2.7e9},
+      {"dense-6.7b", 6.7e9}, {"dense-13b", 13e9},   {"moe-15b", 15e9},     {"moe-52b", 52e9},
+      {"moe-207b", 207e9},   {"moe-1.1t", 1.1e12},  {"gpt3-175b", 175e9}};
+  for (const auto& [name, params] : rows) {
+    auto sc = LoadScenario(
+        {std::string(MOESIM_SOURCE_DIR) + "/scenarios/artetxe2021/" + name + ".textproto", {}});
+    ASSERT_TRUE(sc.ok()) << sc.status().message();
+    const double total = ComputeModelCost(sc->model, sc->training).params.total;
+    // Names are rounded (355M, 2.7B ...); 5% covers the rounding, not a wrong formula (a missing
+    // FFN matrix or expert layer would be off by 30% or more).
+    EXPECT_NEAR(total / params, 1.0, 0.05) << name << ": " << total;
+  }
+}
+
+}  // namespace
+}  // namespace moesim
