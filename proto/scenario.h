@@ -33,6 +33,10 @@ struct MoeSpec {
   MoeDispatch dispatch = MoeDispatch::kEinsum;
   int64_t group_size_tokens = 0;  // resolved
   int64_t outer_batch = 1;        // resolved
+  // Share of routed tokens each expert receives: num_experts entries summing to 1 (uniform,
+  // Zipf or a measured histogram, resolved by the loader). Experts are placed on expert-parallel
+  // ranks round-robin (expert e on rank e % ranks), so hot experts spread over ranks.
+  std::vector<double> expert_load;
 };
 
 struct ModelSpec {

@@ -1,8 +1,11 @@
 #include "proto/validate.h"
 
 #include <charconv>
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "proto/checker.h"
 #include "proto/hardware_profiles.h"
@@ -12,7 +15,75 @@
 namespace moesim {
 namespace {
 
-void ValidateModel(const pb::Model& m, Checker& c, ModelSpec* out) {
+// Fills moe->expert_load from the routing fields. REQUIRES: moe->num_experts > 0.
+void ResolveRouting(const pb::Moe& e, const std::string& base_dir, Checker& c, MoeSpec* moe) {
+  const auto n = static_cast<size_t>(moe->num_experts);
+  std::vector<double> w(n, 1.0);
+  if (e.routing() == pb::Moe::ZIPF) {
+    if (e.routing_zipf_exponent() < 0) {
+      c.Fail("model.moe.routing_zipf_exponent",
+             "model.moe.routing_zipf_exponent=" + Num(e.routing_zipf_exponent()) + " must be >= 0");
+      return;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      w[i] = std::pow(static_cast<double>(i + 1), -e.routing_zipf_exponent());
+    }
+  } else if (e.routing() == pb::Moe::HISTOGRAM) {
+    const std::string& file = e.routing_histogram_file();
+    if (file.empty()) {
+      c.Fail("model.moe.routing_histogram_file",
+             "model.moe.routing_histogram_file is missing (required with routing HISTOGRAM)");
+      return;
+    }
+    std::filesystem::path p(file);
+    if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
+    std::ifstream in(p);
+    if (!in) {
+      c.Fail("model.moe.routing_histogram_file",
+             "model.moe.routing_histogram_file=\"" + file + "\": cannot open " + p.string());
+      return;
+    }
+    w.clear();
+    std::string line;
+    int line_no = 0;
+    while (std::getline(in, line)) {
+      ++line_no;
+      line = line.substr(0, line.find('#'));
+      for (char& ch : line) {
+        if (ch == ',') ch = ' ';
+      }
+      std::istringstream words(line);
+      std::string word;
+      while (words >> word) {
+        char* end = nullptr;
+        const double v = std::strtod(word.c_str(), &end);
+        if (end != word.c_str() + word.size() || !(v >= 0) || !std::isfinite(v)) {
+          c.Fail("model.moe.routing_histogram_file", p.string() + ":" + std::to_string(line_no) +
+                                                         ": \"" + word +
+                                                         "\" is not a non-negative number");
+          return;
+        }
+        w.push_back(v);
+      }
+    }
+    if (w.size() != n) {
+      c.Fail("model.moe.routing_histogram_file", p.string() + " has " + std::to_string(w.size()) +
+                                                     " counts for " + std::to_string(n) +
+                                                     " experts (model.moe.num_experts)");
+      return;
+    }
+  }
+  double total = 0;
+  for (double v : w) total += v;
+  if (total <= 0) {
+    c.Fail("model.moe.routing_histogram_file", "routing histogram sums to 0");
+    return;
+  }
+  moe->expert_load.clear();
+  for (double v : w) moe->expert_load.push_back(v / total);
+}
+
+void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, ModelSpec* out) {
   out->name = m.name();
   c.Positive("model.num_layers", m.num_layers());
   c.Positive("model.d_model", m.d_model());
@@ -99,6 +170,7 @@ void ValidateModel(const pb::Model& m, Checker& c, ModelSpec* out) {
   moe.omit_router_flops = e.omit_router_flops();
   moe.dispatch = e.dispatch() == pb::Moe::PERMUTE ? MoeDispatch::kPermute : MoeDispatch::kEinsum;
   moe.group_size_tokens = e.group_size_tokens() > 0 ? e.group_size_tokens() : m.seq_len();
+  ResolveRouting(e, base_dir, c, &moe);
 }
 
 void ValidateHardware(const pb::Hardware& h, const std::string& default_chip, Checker& c,
@@ -195,7 +267,7 @@ Expected<Scenario> ValidateScenario(const pb::Scenario& in, const FieldLocator& 
   out.name = in.name();
   out.description = in.description();
   out.source = locator.source();
-  ValidateModel(in.model(), c, &out.model);
+  ValidateModel(in.model(), base_dir, c, &out.model);
   const std::string chip = ValidateCluster(in.cluster(), base_dir, c, &out.cluster);
   if (!chip.empty() || !in.hardware().chip().empty()) {
     ValidateHardware(in.hardware(), chip, c, &out.hardware);

@@ -2,6 +2,8 @@
 // message a user sees (Ninja style: tests check the text, not just that it failed).
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "proto/scenario_loader.h"
 
 namespace moesim {
@@ -279,7 +281,8 @@ TEST(Overrides, UnknownPathListsTheFields) {
   EXPECT_EQ(SetError({"model.moe.num_expert=4"}),
             "--set model.moe.num_expert=4: model.moe has no field \"num_expert\" (fields: "
             "num_experts, top_k, capacity_factor, placement, placement_k, expert_d_ff, "
-            "num_shared_experts, omit_router_flops, dispatch, group_size_tokens, outer_batch)");
+            "num_shared_experts, omit_router_flops, dispatch, group_size_tokens, outer_batch, "
+            "routing, routing_zipf_exponent, routing_histogram_file)");
 }
 
 TEST(Overrides, NotAnInteger) {
@@ -369,6 +372,43 @@ TEST(Overrides, AppliesToTheDefaultScenario) {
   EXPECT_NE(sc->resolved_text.find("num_experts: 32"), std::string::npos);
   EXPECT_EQ(LoadScenario({"", {"model.d_model=-4"}}).status().message(),
             "<default> (--set model.d_model=-4): model.d_model=-4 must be > 0");
+}
+
+TEST(Routing, UniformAndZipfShares) {
+  auto uniform = LoadScenarioFromText(kBase, "t.textproto", {});
+  ASSERT_TRUE(uniform.ok());
+  EXPECT_EQ(uniform->model.moe.expert_load, std::vector<double>(8, 0.125));
+  auto zipf = LoadScenarioFromText(kBase, "t.textproto",
+                                   {"model.moe.routing=ZIPF", "model.moe.routing_zipf_exponent=1"});
+  ASSERT_TRUE(zipf.ok()) << zipf.status().message();
+  // Shares 1/i for i = 1..8 over the harmonic number H_8 = 761/280.
+  const double h8 = 761.0 / 280.0;
+  EXPECT_DOUBLE_EQ(zipf->model.moe.expert_load[0], 1 / h8);
+  EXPECT_DOUBLE_EQ(zipf->model.moe.expert_load[7], 1 / (8 * h8));
+}
+
+TEST(Routing, HistogramFile) {
+  std::string dir = ::testing::TempDir();
+  if (!dir.empty() && dir.back() == '/') dir.pop_back();
+  {
+    std::ofstream f(dir + "/hist.txt");
+    f << "# tokens per expert\n1, 1, 2\n4 0 0 0 0\n";
+  }
+  auto sc = LoadScenarioFromText(
+      kBase, "t.textproto",
+      {"model.moe.routing=HISTOGRAM", "model.moe.routing_histogram_file=hist.txt"}, dir);
+  ASSERT_TRUE(sc.ok()) << sc.status().message();
+  EXPECT_EQ(sc->model.moe.expert_load, (std::vector<double>{0.125, 0.125, 0.25, 0.5, 0, 0, 0, 0}));
+  {
+    std::ofstream f(dir + "/short.txt");
+    f << "1 2 x\n";
+  }
+  auto bad = LoadScenarioFromText(
+      kBase, "t.textproto",
+      {"model.moe.routing=HISTOGRAM", "model.moe.routing_histogram_file=short.txt"}, dir);
+  EXPECT_EQ(bad.status().message(),
+            "t.textproto (--set model.moe.routing_histogram_file=short.txt): " + dir +
+                "/short.txt:1: \"x\" is not a non-negative number");
 }
 
 TEST(Loading, MissingFile) {
