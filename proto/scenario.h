@@ -146,6 +146,8 @@ struct TrainingSpec {
   int64_t virtual_stages = 1;
   bool flash_attention = true;
   int64_t num_steps = 0;
+  bool prefetch_weights = true;
+  bool overlap_grad_reduce = true;
 };
 
 struct Scenario {

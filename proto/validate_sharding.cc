@@ -168,6 +168,8 @@ void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
   out.virtual_stages = t.virtual_stages() > 0 ? t.virtual_stages() : 1;
   out.flash_attention = t.has_flash_attention() ? t.flash_attention() : true;
   out.num_steps = t.num_steps();
+  out.prefetch_weights = t.has_prefetch_weights() ? t.prefetch_weights() : true;
+  out.overlap_grad_reduce = t.has_overlap_grad_reduce() ? t.overlap_grad_reduce() : true;
   if (t.global_batch_tokens() <= 0) return;
 
   if (t.global_batch_tokens() % m.seq_len != 0) {
@@ -195,6 +197,13 @@ void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
   out.micro_batch_size = t.micro_batch_size() > 0 ? t.micro_batch_size() : local;
   out.num_micro_batches = local / out.micro_batch_size;
 
+  if (out.pipeline_schedule == PipelineSchedule::kInterleaved && sh.mesh[MeshAxis::kPipeline] > 1 &&
+      out.num_micro_batches % sh.mesh[MeshAxis::kPipeline] != 0) {
+    c.Fail("training.pipeline_schedule",
+           "training.pipeline_schedule=INTERLEAVED needs the " + Num(out.num_micro_batches) +
+               " micro-batches to be a multiple of sharding.mesh.pipeline=" +
+               Num(sh.mesh[MeshAxis::kPipeline]));
+  }
   const int64_t stages = sh.mesh[MeshAxis::kPipeline] * out.virtual_stages;
   if (m.num_layers % stages != 0) {
     c.Fail(sh.mesh[MeshAxis::kPipeline] > 1 ? "sharding.mesh.pipeline" : "training.virtual_stages",

@@ -1,0 +1,75 @@
+#include <algorithm>
+#include <cmath>
+
+#include "costmodel/opgraph.h"
+
+namespace moesim {
+namespace {
+
+constexpr double kTile = 128;
+
+// Fraction of a GEMM dimension that fills whole tiles: 100 of a 128-wide tile is 78% used.
+double TileFill(int64_t d) {
+  if (d <= 0) return 1;
+  const double x = static_cast<double>(d);
+  return x / (std::ceil(x / kTile) * kTile);
+}
+
+}  // namespace
+
+double ComputeTimeS(const ComputeWork& w, const HardwareProfile& hw) {
+  double eff = hw.matmul_efficiency;
+  if (w.matmul) eff *= TileFill(w.m) * TileFill(w.n) * TileFill(w.k);
+  const double flops_s = w.flops > 0 ? w.flops / (hw.peak_flops_per_s * eff) : 0;
+  const double bytes_s = w.bytes > 0 ? w.bytes / (hw.hbm_bytes_per_s * hw.memory_efficiency) : 0;
+  return std::max(flops_s, bytes_s) + hw.op_overhead_s;
+}
+
+const char* PhaseName(Phase p) {
+  switch (p) {
+    case Phase::kForward:
+      return "forward";
+    case Phase::kBackward:
+      return "backward";
+    case Phase::kRecompute:
+      return "recompute";
+    case Phase::kOptimizer:
+      return "optimizer";
+  }
+  return "?";
+}
+
+const char* CollectiveKindName(CollectiveKind k) {
+  switch (k) {
+    case CollectiveKind::kAllReduce:
+      return "all_reduce";
+    case CollectiveKind::kAllGather:
+      return "all_gather";
+    case CollectiveKind::kReduceScatter:
+      return "reduce_scatter";
+    case CollectiveKind::kAllToAll:
+      return "all_to_all";
+    case CollectiveKind::kSendRecv:
+      return "send_recv";
+  }
+  return "?";
+}
+
+const char* StreamName(int32_t stream) {
+  switch (stream) {
+    case kComputeStream:
+      return "compute";
+    case kCommStream:
+      return "comm";
+    case kPrefetchStream:
+      return "prefetch";
+    case kGradStream:
+      return "grad";
+    case kP2pStream:
+      return "p2p";
+    default:
+      return "?";
+  }
+}
+
+}  // namespace moesim

@@ -1,0 +1,103 @@
+// opgraph.h
+//
+// The per-device program of one training step: compute ops (FLOPs, HBM bytes, GEMM shape) and
+// collective ops (kind, mesh axes of the group, bytes), on in-order streams, with dependencies.
+// Built from a validated Scenario by BuildStepGraph() using the same layer catalogue as the rest
+// of costmodel/ (layers.h) and the collectives a sharding implies:
+//   - a weight sharded over a mesh axis that also shards the batch (FSDP; Apple's Expert axis for
+//     dense layers) is all-gathered before use, forward and backward, and its gradient
+//     reduce-scattered after the backward;
+//   - heads / FFN hidden / vocab sharded over an axis (tensor parallel) leave partial sums: the
+//     block's output is reduce-scattered (when activations are sharded over that axis: sequence
+//     parallel, or Apple's embed-over-Model) or all-reduced, and its input all-gathered (SP);
+//   - MoE tokens move from group-sharded to expert-sharded: all-to-all over the expert-parallel
+//     axes, there and back, forward and backward;
+//   - weights replicated over batch axes get their gradients all-reduced over those axes
+//     (reduce-scattered, and the parameters all-gathered after the optimizer, with
+//     shard_optimizer_over_data);
+//   - pipeline stages exchange activations and gradients with send/recv.
+// SPMD: every device of a pipeline stage runs the same program, so one program per stage is
+// built ("program" = stage); a collective on axes A runs on every group of A at once.
+//
+// Collective sizes follow nccl-tests: all-reduce = buffer bytes, all-gather = output (gathered)
+// bytes, reduce-scatter = input bytes, all-to-all = bytes each device sends in total (itself
+// included), send/recv = message bytes.
+//
+// Thread safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "proto/scenario.h"
+
+namespace moesim {
+
+enum class Phase { kForward, kBackward, kRecompute, kOptimizer };
+const char* PhaseName(Phase p);
+
+enum class CollectiveKind { kAllReduce, kAllGather, kReduceScatter, kAllToAll, kSendRecv };
+const char* CollectiveKindName(CollectiveKind k);  // "all_reduce", ...
+
+// In-order streams of every program. Compute runs on one; collectives on the critical path
+// (tensor parallel, expert all-to-all) on "comm"; FSDP weight gathers on "prefetch"; gradient
+// reductions on "grad"; pipeline transfers on "p2p".
+enum StreamId : int32_t {
+  kComputeStream = 0,
+  kCommStream = 1,
+  kPrefetchStream = 2,
+  kGradStream = 3,
+  kP2pStream = 4,
+};
+inline constexpr int32_t kNumStreams = 5;
+const char* StreamName(int32_t stream);
+
+struct ComputeWork {
+  double flops = 0;  // FLOPs on this device (capacity padding and dispatch einsums included)
+  double bytes = 0;  // HBM bytes read and written
+  bool matmul = false;
+  int64_t m = 0, n = 0, k = 0;  // GEMM shape (matmul only), for tile efficiency
+};
+
+struct CollectiveWork {
+  CollectiveKind kind = CollectiveKind::kAllReduce;
+  std::vector<MeshAxis> axes;  // the group: devices that differ only along these mesh axes
+  double bytes = 0;            // nccl-tests size, per device
+  double max_over_mean = 1;    // all-to-all-v: the busiest rank's bytes over the mean
+  int32_t peer_program = -1;   // send/recv: the receiving stage
+};
+
+struct Op {
+  int32_t id = 0;
+  std::string name;  // layer-qualified: "L3.attn.q", "L3.attn.q.dgrad", "L3.moe.dispatch_a2a"
+  int32_t program = 0;
+  int32_t stream = kComputeStream;
+  Phase phase = Phase::kForward;
+  int32_t layer = -1;  // -1: embedding/head/optimizer
+  int32_t micro_batch = -1;
+  bool is_collective = false;
+  ComputeWork compute;
+  CollectiveWork collective;
+  std::vector<int32_t> deps;  // ids < id
+};
+
+struct OpGraph {
+  int32_t num_programs = 1;
+  int64_t devices_per_program = 1;
+  std::vector<Op> ops;
+  double tokens_per_step = 0;
+  double model_flops_per_step = 0;      // all devices: forward + backward of the model
+  double hardware_flops_per_step = 0;   // all devices: sum of compute ops' FLOPs
+  double dropped_token_fraction = 0;    // routed tokens over capacity (MoE)
+  double busiest_expert_rank_load = 1;  // busiest EP rank's routed tokens over the mean
+};
+
+OpGraph BuildStepGraph(const Scenario& scenario);
+
+// Roofline time: max(FLOPs / (peak x efficiency(shape)), bytes / (HBM bandwidth x efficiency))
+// plus the per-op overhead. Matmul efficiency = matmul_efficiency x the fraction of each GEMM
+// dimension that fills whole 128-wide tiles (MXU / tensor-core tiles).
+double ComputeTimeS(const ComputeWork& work, const HardwareProfile& hw);
+
+}  // namespace moesim

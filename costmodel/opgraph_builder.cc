@@ -1,0 +1,386 @@
+// Schedules the StepPlan's layer ops into an OpGraph: micro-batches, pipeline schedules,
+// recomputation, FSDP prefetch, gradient reduction and the optimizer step.
+#include <map>
+#include <set>
+
+#include "costmodel/memory.h"
+#include "costmodel/model_cost.h"
+#include "costmodel/opgraph.h"
+#include "costmodel/step_plan.h"
+
+namespace moesim {
+namespace {
+
+struct Task {
+  int32_t mb;
+  int32_t chunk;
+  bool forward;
+};
+
+CollectiveKind Mirror(CollectiveKind k) {
+  switch (k) {
+    case CollectiveKind::kAllGather:
+      return CollectiveKind::kReduceScatter;
+    case CollectiveKind::kReduceScatter:
+      return CollectiveKind::kAllGather;
+    default:
+      return k;
+  }
+}
+
+constexpr int32_t kBackwardOnly = -2;  // markers set by step_plan.cc in peer_program
+constexpr int32_t kForwardOnly = -3;
+
+class Builder {
+ public:
+  explicit Builder(const Scenario& sc) : sc_(sc), plan_(MakeStepPlan(sc)) {
+    stages_ = static_cast<int32_t>(sc.sharding.mesh[MeshAxis::kPipeline]);
+    chunks_ = sc.training.pipeline_schedule == PipelineSchedule::kInterleaved && stages_ > 1
+                  ? static_cast<int32_t>(sc.training.virtual_stages)
+                  : 1;
+    layers_per_chunk_ = static_cast<int32_t>(sc.model.num_layers) / (stages_ * chunks_);
+    n_mb_ = static_cast<int32_t>(sc.training.num_micro_batches);
+    grad_ids_.resize(static_cast<size_t>(stages_));
+    last_compute_.assign(static_cast<size_t>(stages_), -1);
+  }
+
+  OpGraph Build() {
+    g_.num_programs = stages_;
+    g_.devices_per_program = sc_.sharding.mesh.NumDevices() / stages_;
+    std::vector<std::vector<Task>> tasks(static_cast<size_t>(stages_));
+    for (int32_t p = 0; p < stages_; ++p) tasks[static_cast<size_t>(p)] = Schedule(p);
+    // Emit tasks in an order where every cross-stage dependency is emitted first.
+    std::vector<size_t> next(static_cast<size_t>(stages_), 0);
+    bool progress = true;
+    while (progress) {
+      progress = false;
+      for (int32_t p = 0; p < stages_; ++p) {
+        auto& list = tasks[static_cast<size_t>(p)];
+        size_t& i = next[static_cast<size_t>(p)];
+        while (i < list.size() && Ready(p, list[i])) {
+          EmitTask(p, list[i]);
+          ++i;
+          progress = true;
+        }
+      }
+    }
+    for (int32_t p = 0; p < stages_; ++p) EmitOptimizer(p);
+    const double tokens = static_cast<double>(sc_.training.global_batch_tokens);
+    g_.tokens_per_step = tokens;
+    g_.model_flops_per_step =
+        ComputeModelCost(sc_.model, sc_.training).flops_per_token.model * tokens;
+    double flops = 0;
+    for (const Op& op : g_.ops) flops += op.compute.flops;
+    g_.hardware_flops_per_step = flops * static_cast<double>(g_.devices_per_program);
+    g_.dropped_token_fraction = plan_.dropped_fraction;
+    g_.busiest_expert_rank_load = plan_.busiest_rank_load;
+    return std::move(g_);
+  }
+
+ private:
+  int32_t VirtualStage(int32_t program, int32_t chunk) const { return chunk * stages_ + program; }
+  int32_t LastVirtualStage() const { return stages_ * chunks_ - 1; }
+
+  std::vector<Task> Schedule(int32_t p) const {
+    std::vector<Task> t;
+    const int32_t n = n_mb_;
+    if (stages_ == 1) {
+      for (int32_t mb = 0; mb < n; ++mb) {
+        t.push_back({mb, 0, true});
+        t.push_back({mb, 0, false});
+      }
+      return t;
+    }
+    if (sc_.training.pipeline_schedule == PipelineSchedule::kGpipe) {
+      for (int32_t mb = 0; mb < n; ++mb) t.push_back({mb, 0, true});
+      for (int32_t mb = 0; mb < n; ++mb) t.push_back({mb, 0, false});
+      return t;
+    }
+    // 1F1B, and its interleaved form (Megatron-LM's order): warm-up forwards, then one forward
+    // one backward, then the remaining backwards.
+    const int32_t total = n * chunks_;
+    const int32_t group = stages_ * chunks_;
+    auto fwd = [&](int32_t k) {
+      return Task{(k / group) * stages_ + k % stages_, (k % group) / stages_, true};
+    };
+    auto bwd = [&](int32_t k) {
+      return Task{(k / group) * stages_ + k % stages_, chunks_ - 1 - (k % group) / stages_, false};
+    };
+    const int32_t warmup = chunks_ == 1
+                               ? std::min(stages_ - p - 1, n)
+                               : std::min((stages_ - p - 1) * 2 + (chunks_ - 1) * stages_, total);
+    for (int32_t k = 0; k < warmup; ++k) t.push_back(fwd(k));
+    for (int32_t k = 0; k < total - warmup; ++k) {
+      t.push_back(fwd(warmup + k));
+      t.push_back(bwd(k));
+    }
+    for (int32_t k = total - warmup; k < total; ++k) t.push_back(bwd(k));
+    return t;
+  }
+
+  bool Ready(int32_t p, const Task& t) const {
+    const int32_t vs = VirtualStage(p, t.chunk);
+    if (t.forward) return vs == 0 || p2p_fwd_.count({t.mb, vs - 1}) != 0;
+    return vs == LastVirtualStage() || p2p_bwd_.count({t.mb, vs + 1}) != 0;
+  }
+
+  int32_t Emit(Op op) {
+    op.id = static_cast<int32_t>(g_.ops.size());
+    if (!op.is_collective && op.stream == kComputeStream) {
+      last_compute_[static_cast<size_t>(op.program)] = op.id;
+    }
+    g_.ops.push_back(std::move(op));
+    return g_.ops.back().id;
+  }
+
+  Op Base(const std::string& name, int32_t program, int32_t layer, int32_t mb, Phase phase) const {
+    Op op;
+    op.name = (layer >= 0 ? "L" + std::to_string(layer) + "." : std::string()) + name;
+    op.program = program;
+    op.layer = layer;
+    op.micro_batch = mb;
+    op.phase = phase;
+    return op;
+  }
+
+  // Emits `ops` forward (or, with backward, their gradients in reverse). `first_deps` gate the
+  // first compute op. Returns the id of the first compute op emitted.
+  int32_t EmitOps(const std::vector<OpDesc>& ops, int32_t program, int32_t layer, int32_t mb,
+                  Phase phase, std::vector<int32_t> first_deps, bool selective_only = false) {
+    const bool backward = phase == Phase::kBackward;
+    std::vector<int32_t> pending = std::move(first_deps);
+    int32_t first_compute = -1;
+    auto compute = [&](const std::string& name, ComputeWork w) {
+      Op op = Base(name, program, layer, mb, phase);
+      op.compute = w;
+      op.deps = pending;  // the compute stream's order covers the previous compute op
+      pending.clear();
+      const int32_t id = Emit(std::move(op));
+      if (first_compute < 0) first_compute = id;
+    };
+    auto collective = [&](const std::string& name, CollectiveWork w) {
+      Op op = Base(name, program, layer, mb, phase);
+      op.is_collective = true;
+      op.stream = kCommStream;
+      w.peer_program = -1;
+      op.collective = std::move(w);
+      const int32_t last = last_compute_[static_cast<size_t>(program)];
+      op.deps = pending;
+      if (last >= 0) op.deps.push_back(last);
+      pending.clear();
+      pending.push_back(Emit(std::move(op)));
+    };
+    const int64_t n = static_cast<int64_t>(ops.size());
+    for (int64_t j = 0; j < n; ++j) {
+      const OpDesc& d = ops[static_cast<size_t>(backward ? n - 1 - j : j)];
+      if (selective_only && (d.is_collective || !d.recompute_selective)) continue;
+      if (d.is_collective) {
+        const int32_t marker = d.collective.peer_program;
+        if (backward && marker == kForwardOnly) continue;
+        if (!backward && marker == kBackwardOnly) continue;
+        CollectiveWork w = d.collective;
+        if (backward) w.kind = Mirror(w.kind);
+        collective(backward ? d.name + ".bwd" : d.name, w);
+        continue;
+      }
+      if (!backward) {
+        compute(d.name, d.compute);
+      } else if (d.compute.matmul) {
+        // Two GEMMs of the forward's size: the input gradient and the weight gradient (or, for
+        // activation x activation einsums, the gradients of both inputs).
+        compute(d.name + (d.matmul_with_weight ? ".dgrad" : ".grad_a"), d.compute);
+        compute(d.name + (d.matmul_with_weight ? ".wgrad" : ".grad_b"), d.compute);
+      } else {
+        ComputeWork w = d.compute;
+        w.bytes *= 2;  // read the saved input and the incoming gradient, write the gradient
+        compute(d.name + ".bwd", w);
+      }
+    }
+    if (!pending.empty()) {
+      // A chunk ending in a collective: the next compute op on this program waits for it.
+      carry_ = pending;
+    }
+    return first_compute;
+  }
+
+  // FSDP all-gathers of a layer's weights, on the prefetch stream.
+  std::vector<int32_t> EmitGathers(const WeightSync& sync, int32_t program, int32_t layer,
+                                   int32_t mb, Phase phase, int32_t after) {
+    std::vector<int32_t> ids;
+    for (const CollectiveWork& c : sync.gathers) {
+      Op op = Base(phase == Phase::kForward ? "weights.allgather" : "weights.allgather.bwd",
+                   program, layer, mb, phase);
+      op.is_collective = true;
+      op.stream = kPrefetchStream;
+      op.collective = c;
+      if (after >= 0) op.deps.push_back(after);
+      ids.push_back(Emit(std::move(op)));
+    }
+    return ids;
+  }
+
+  void EmitGradSyncs(const WeightSync& sync, int32_t program, int32_t layer, int32_t mb) {
+    for (const CollectiveWork& c : sync.grad_syncs) {
+      Op op = Base("grads." + std::string(CollectiveKindName(c.kind)), program, layer, mb,
+                   Phase::kBackward);
+      op.is_collective = true;
+      op.stream = kGradStream;
+      op.collective = c;
+      op.deps.push_back(last_compute_[static_cast<size_t>(program)]);
+      const int32_t id = Emit(std::move(op));
+      grad_ids_[static_cast<size_t>(program)].push_back(id);
+      if (!sc_.training.overlap_grad_reduce) carry_.push_back(id);
+    }
+  }
+
+  std::vector<int32_t> TakeCarry() {
+    std::vector<int32_t> c;
+    c.swap(carry_);
+    return c;
+  }
+
+  void EmitTask(int32_t p, const Task& t) {
+    const int32_t vs = VirtualStage(p, t.chunk);
+    const int32_t first_layer = vs * layers_per_chunk_;
+    const bool last_mb = t.mb == n_mb_ - 1;
+    std::vector<int32_t> deps = TakeCarry();
+    if (t.forward && vs > 0) deps.push_back(p2p_fwd_.at({t.mb, vs - 1}));
+    if (!t.forward && vs < LastVirtualStage()) deps.push_back(p2p_bwd_.at({t.mb, vs + 1}));
+    const double act =
+        static_cast<double>(sc_.training.micro_batch_size * sc_.model.seq_len * sc_.model.d_model) *
+        static_cast<double>(plan_.act_bytes) /
+        static_cast<double>(AxesSize(sc_.sharding.mesh, plan_.sp_axes));
+    const bool prefetch = sc_.training.prefetch_weights;
+    if (t.forward) {
+      int32_t prev_first = -1, prev_last = -1;
+      auto gated = [&](const WeightSync& sync, int32_t layer) {
+        const int32_t after = prefetch ? prev_first : prev_last;
+        auto ids = EmitGathers(sync, p, layer, t.mb, Phase::kForward, after);
+        ids.insert(ids.end(), deps.begin(), deps.end());
+        deps.clear();
+        for (int32_t c : TakeCarry()) ids.push_back(c);
+        return ids;
+      };
+      if (vs == 0) {
+        prev_first =
+            EmitOps(plan_.embed_ops, p, -1, t.mb, Phase::kForward, gated(plan_.embed_sync, -1));
+        prev_last = last_compute_[static_cast<size_t>(p)];
+      }
+      for (int32_t l = first_layer; l < first_layer + layers_per_chunk_; ++l) {
+        const bool moe = sc_.model.IsMoeLayer(l);
+        prev_first = EmitOps(moe ? plan_.moe_ops : plan_.dense_ops, p, l, t.mb, Phase::kForward,
+                             gated(moe ? plan_.moe_sync : plan_.dense_sync, l));
+        prev_last = last_compute_[static_cast<size_t>(p)];
+      }
+      if (vs == LastVirtualStage()) {
+        EmitOps(plan_.head_ops, p, -1, t.mb, Phase::kForward, gated(plan_.head_sync, -1));
+      } else {
+        p2p_fwd_[{t.mb, vs}] = EmitSend(p, t.mb, act, Phase::kForward, (vs + 1) % stages_);
+      }
+      return;
+    }
+    // Backward: head, layers in reverse (recomputing as configured), embedding.
+    int32_t prev_first = -1, prev_last = -1;
+    auto gated = [&](const WeightSync& sync, int32_t layer) {
+      const int32_t after = prefetch ? prev_first : prev_last;
+      auto ids = EmitGathers(sync, p, layer, t.mb, Phase::kBackward, after);
+      ids.insert(ids.end(), deps.begin(), deps.end());
+      deps.clear();
+      for (int32_t c : TakeCarry()) ids.push_back(c);
+      return ids;
+    };
+    if (vs == LastVirtualStage()) {
+      prev_first =
+          EmitOps(plan_.head_ops, p, -1, t.mb, Phase::kBackward, gated(plan_.head_sync, -1));
+      prev_last = last_compute_[static_cast<size_t>(p)];
+      if (last_mb) EmitGradSyncs(plan_.head_sync, p, -1, t.mb);
+    }
+    for (int32_t l = first_layer + layers_per_chunk_ - 1; l >= first_layer; --l) {
+      const bool moe = sc_.model.IsMoeLayer(l);
+      const auto& ops = moe ? plan_.moe_ops : plan_.dense_ops;
+      const WeightSync& sync = moe ? plan_.moe_sync : plan_.dense_sync;
+      auto gate = gated(sync, l);
+      int32_t first = -1;
+      if (sc_.training.recompute == Recompute::kFull) {
+        first = EmitOps(ops, p, l, t.mb, Phase::kRecompute, gate);
+        gate.clear();
+      } else if (sc_.training.recompute == Recompute::kSelective) {
+        first = EmitOps(ops, p, l, t.mb, Phase::kRecompute, gate, true);
+        if (first >= 0) gate.clear();
+      }
+      const int32_t b = EmitOps(ops, p, l, t.mb, Phase::kBackward, gate);
+      prev_first = first >= 0 ? first : b;
+      prev_last = last_compute_[static_cast<size_t>(p)];
+      if (last_mb) EmitGradSyncs(sync, p, l, t.mb);
+    }
+    if (vs == 0) {
+      EmitOps(plan_.embed_ops, p, -1, t.mb, Phase::kBackward, gated(plan_.embed_sync, -1));
+      if (last_mb) EmitGradSyncs(plan_.embed_sync, p, -1, t.mb);
+    } else {
+      p2p_bwd_[{t.mb, vs}] = EmitSend(p, t.mb, act, Phase::kBackward, (vs - 1 + stages_) % stages_);
+    }
+  }
+
+  int32_t EmitSend(int32_t p, int32_t mb, double bytes, Phase phase, int32_t to) {
+    Op op = Base(phase == Phase::kForward ? "p2p.activations" : "p2p.gradients", p, -1, mb, phase);
+    op.is_collective = true;
+    op.stream = kP2pStream;
+    op.collective.kind = CollectiveKind::kSendRecv;
+    op.collective.axes = {MeshAxis::kPipeline};
+    op.collective.bytes = bytes;
+    op.collective.peer_program = to;
+    op.deps.push_back(last_compute_[static_cast<size_t>(p)]);
+    for (int32_t c : TakeCarry()) op.deps.push_back(c);
+    return Emit(std::move(op));
+  }
+
+  void EmitOptimizer(int32_t p) {
+    double params = 0;
+    std::vector<const WeightSync*> syncs;
+    for (int32_t c = 0; c < chunks_; ++c) {
+      const int32_t vs = VirtualStage(p, c);
+      for (int32_t l = vs * layers_per_chunk_; l < (vs + 1) * layers_per_chunk_; ++l) {
+        syncs.push_back(sc_.model.IsMoeLayer(l) ? &plan_.moe_sync : &plan_.dense_sync);
+      }
+      if (vs == 0) syncs.push_back(&plan_.embed_sync);
+      if (vs == LastVirtualStage()) syncs.push_back(&plan_.head_sync);
+    }
+    for (const WeightSync* s : syncs) params += s->optimizer_params;
+    Op op = Base("optimizer.step", p, -1, -1, Phase::kOptimizer);
+    // Read gradient and state, write state and the working weights.
+    op.compute.bytes = params * (2 * static_cast<double>(plan_.weight_bytes) +
+                                 2 * OptimizerBytesPerParam(sc_.training));
+    op.deps = grad_ids_[static_cast<size_t>(p)];
+    for (int32_t c : TakeCarry()) op.deps.push_back(c);
+    const int32_t opt = Emit(std::move(op));
+    std::map<std::vector<MeshAxis>, double> gathers;
+    for (const WeightSync* s : syncs) {
+      for (const CollectiveWork& c : s->param_gathers) gathers[c.axes] += c.bytes;
+    }
+    for (const auto& [axes, bytes] : gathers) {
+      Op g = Base("params.allgather", p, -1, -1, Phase::kOptimizer);
+      g.is_collective = true;
+      g.stream = kGradStream;
+      g.collective.kind = CollectiveKind::kAllGather;
+      g.collective.axes = axes;
+      g.collective.bytes = bytes;
+      g.deps.push_back(opt);
+      Emit(std::move(g));
+    }
+  }
+
+  const Scenario& sc_;
+  StepPlan plan_;
+  OpGraph g_;
+  int32_t stages_ = 1, chunks_ = 1, layers_per_chunk_ = 1, n_mb_ = 1;
+  std::map<std::pair<int32_t, int32_t>, int32_t> p2p_fwd_, p2p_bwd_;  // (mb, vs) -> send op
+  std::vector<std::vector<int32_t>> grad_ids_;
+  std::vector<int32_t> last_compute_;
+  std::vector<int32_t> carry_;
+};
+
+}  // namespace
+
+OpGraph BuildStepGraph(const Scenario& scenario) { return Builder(scenario).Build(); }
+
+}  // namespace moesim

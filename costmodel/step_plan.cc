@@ -1,0 +1,430 @@
+#include "costmodel/step_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "costmodel/einsum.h"
+#include "costmodel/memory.h"
+
+namespace moesim {
+namespace {
+
+using TC = TensorClass;
+
+std::vector<MeshAxis> Union(std::vector<MeshAxis> a, const std::vector<MeshAxis>& b) {
+  for (MeshAxis x : b) {
+    if (std::find(a.begin(), a.end(), x) == a.end()) a.push_back(x);
+  }
+  return a;
+}
+
+double Size(const DimSizes& s, const std::string& labels) {
+  double n = 1;
+  for (char c : labels) n *= s.at(c);
+  return n;
+}
+
+// A matmul einsum "A,B->O" as compute work with local label sizes: FLOPs, HBM bytes of A, B and
+// O, and the GEMM shape (batch labels fold into m).
+OpDesc Matmul(const std::string& name, const std::string& spec, const DimSizes& s,
+              int64_t elem_bytes, bool with_weight) {
+  OpDesc d;
+  d.name = name;
+  d.matmul_with_weight = with_weight;
+  const size_t comma = spec.find(','), arrow = spec.find("->");
+  const std::string a = spec.substr(0, comma), b = spec.substr(comma + 1, arrow - comma - 1),
+                    o = spec.substr(arrow + 2);
+  double m = 1, n = 1, k = 1;
+  for (char c : a) {
+    const bool in_b = b.find(c) != std::string::npos, in_o = o.find(c) != std::string::npos;
+    if (in_b && !in_o) k *= s.at(c);
+    if (in_o) m *= s.at(c);  // A-only output labels and batch labels
+  }
+  for (char c : b) {
+    if (a.find(c) == std::string::npos) n *= s.at(c);
+  }
+  d.compute.matmul = true;
+  d.compute.flops = EinsumFlops(spec, s).value();
+  d.compute.bytes = (Size(s, a) + Size(s, b) + Size(s, o)) * static_cast<double>(elem_bytes);
+  d.compute.m = static_cast<int64_t>(std::llround(m));
+  d.compute.n = static_cast<int64_t>(std::llround(n));
+  d.compute.k = static_cast<int64_t>(std::llround(k));
+  return d;
+}
+
+OpDesc Elementwise(const std::string& name, double bytes) {
+  OpDesc d;
+  d.name = name;
+  d.compute.bytes = bytes;
+  return d;
+}
+
+OpDesc Collective(const std::string& name, CollectiveKind kind, std::vector<MeshAxis> axes,
+                  double bytes) {
+  OpDesc d;
+  d.name = name;
+  d.is_collective = true;
+  d.collective.kind = kind;
+  d.collective.axes = std::move(axes);
+  d.collective.bytes = bytes;
+  return d;
+}
+
+double Ceil(double x) { return std::max(1.0, std::ceil(x - 1e-9)); }
+
+}  // namespace
+
+std::vector<MeshAxis> AxesMinus(const std::vector<MeshAxis>& a, const std::vector<MeshAxis>& b) {
+  std::vector<MeshAxis> out;
+  for (MeshAxis x : a) {
+    if (std::find(b.begin(), b.end(), x) == b.end()) out.push_back(x);
+  }
+  return out;
+}
+
+std::vector<MeshAxis> AxesIntersect(const std::vector<MeshAxis>& a,
+                                    const std::vector<MeshAxis>& b) {
+  std::vector<MeshAxis> out;
+  for (MeshAxis x : a) {
+    if (std::find(b.begin(), b.end(), x) != b.end()) out.push_back(x);
+  }
+  return out;
+}
+
+int64_t AxesSize(const Mesh& mesh, const std::vector<MeshAxis>& axes) {
+  int64_t n = 1;
+  for (MeshAxis a : axes) n *= mesh[a];
+  return n;
+}
+
+namespace {
+
+// Tensor-parallel block boundary: input gathered (SP) or, without SP, an all-reduce of the
+// input's gradient in backward only; output reduce-scattered (SP) or all-reduced.
+void TpInput(const StepPlan& p, const Mesh& mesh, const std::string& name, double bytes,
+             const std::vector<MeshAxis>& tp, const std::vector<MeshAxis>& sp,
+             std::vector<OpDesc>* ops) {
+  if (AxesSize(mesh, tp) <= 1) return;
+  (void)p;
+  if (AxesSize(mesh, sp) > 1) {
+    ops->push_back(Collective(name + ".allgather", CollectiveKind::kAllGather, sp, bytes));
+  } else {
+    OpDesc d = Collective(name + ".input_allreduce", CollectiveKind::kAllReduce, tp, bytes);
+    d.collective.peer_program = -2;  // marker: backward only (see opgraph_builder.cc)
+    ops->push_back(d);
+  }
+}
+
+void TpOutput(const Mesh& mesh, const std::string& name, double bytes,
+              const std::vector<MeshAxis>& tp, const std::vector<MeshAxis>& sp,
+              std::vector<OpDesc>* ops) {
+  if (AxesSize(mesh, tp) <= 1) return;
+  if (AxesSize(mesh, sp) > 1) {
+    ops->push_back(Collective(name + ".reducescatter", CollectiveKind::kReduceScatter, sp, bytes));
+  } else {
+    OpDesc d = Collective(name + ".allreduce", CollectiveKind::kAllReduce, tp, bytes);
+    d.collective.peer_program = -3;  // marker: forward only
+    ops->push_back(d);
+  }
+}
+
+// Axes of size 1 make no group: leave them out of collectives.
+std::vector<MeshAxis> NonTrivial(const Mesh& mesh, const std::vector<MeshAxis>& axes) {
+  std::vector<MeshAxis> out;
+  for (MeshAxis a : axes) {
+    if (mesh[a] > 1) out.push_back(a);
+  }
+  return out;
+}
+
+// For the tensors of one layer kind: the FSDP gathers, the gradient reductions (reduce-scatter
+// over the gathered axes, then all-reduce, or reduce-scatter with a sharded optimizer, over the
+// replica axes) and the parameter counts. Collectives over the same axes are merged.
+WeightSync MakeWeightSync(const std::vector<TensorDesc>& tensors, const StepPlan& p,
+                          const ShardingSpec& sh) {
+  WeightSync w;
+  std::map<std::vector<MeshAxis>, double> gather, replica;
+  std::vector<std::vector<MeshAxis>> gather_order, replica_order;
+  for (const TensorDesc& t : tensors) {
+    const bool dense = t.tensor_class == TC::kDenseWeights;
+    const auto used = AxesUsed(t, sh);
+    const auto g = NonTrivial(sh.mesh, AxesIntersect(used, dense ? p.fsdp_axes : p.moe_fsdp_axes));
+    const auto r = NonTrivial(sh.mesh, AxesMinus(dense ? p.batch_axes : p.moe_batch_axes, used));
+    const double local = LocalElements(t, sh);
+    w.params_local += local;
+    const double r_size = static_cast<double>(AxesSize(sh.mesh, r));
+    w.optimizer_params += sh.shard_optimizer_over_data ? local / r_size : local;
+    const double bytes = local * static_cast<double>(t.bytes_per_element);
+    if (!g.empty()) {
+      if (gather.count(g) == 0) gather_order.push_back(g);
+      gather[g] += bytes * static_cast<double>(AxesSize(sh.mesh, g));
+    }
+    if (!r.empty() && r_size > 1) {
+      if (replica.count(r) == 0) replica_order.push_back(r);
+      replica[r] += bytes;
+    }
+  }
+  for (const auto& g : gather_order) {
+    CollectiveWork c;
+    c.kind = CollectiveKind::kAllGather;
+    c.axes = g;
+    c.bytes = gather[g];
+    w.gathers.push_back(c);
+    c.kind = CollectiveKind::kReduceScatter;
+    w.grad_syncs.push_back(c);
+  }
+  for (const auto& r : replica_order) {
+    CollectiveWork c;
+    c.axes = r;
+    c.bytes = replica[r];
+    c.kind =
+        sh.shard_optimizer_over_data ? CollectiveKind::kReduceScatter : CollectiveKind::kAllReduce;
+    w.grad_syncs.push_back(c);
+    if (sh.shard_optimizer_over_data) {
+      c.kind = CollectiveKind::kAllGather;
+      w.param_gathers.push_back(c);
+    }
+  }
+  return w;
+}
+
+}  // namespace
+
+StepPlan MakeStepPlan(const Scenario& sc) {
+  StepPlan p;
+  const ModelSpec& md = sc.model;
+  const ShardingSpec& sh = sc.sharding;
+  const Mesh& mesh = sh.mesh;
+  p.act_bytes = ActivationBytes(sc.training);
+  p.weight_bytes = static_cast<int64_t>(WeightBytesPerParam(sc.training));
+  const double ab = static_cast<double>(p.act_bytes);
+
+  // --- Axes.
+  p.batch_axes = sh.AxesFor(TC::kDenseActivations, "batch");
+  p.tp_axes = Union(sh.AxesFor(TC::kDenseWeights, "heads"), sh.AxesFor(TC::kDenseWeights, "mlp"));
+  p.sp_axes = AxesMinus(
+      Union(sh.AxesFor(TC::kDenseActivations, "embed"), sh.AxesFor(TC::kDenseActivations, "seq")),
+      p.batch_axes);
+  const int64_t experts = std::max(md.moe.num_experts, sh.padded_num_experts);
+  const auto dense_w = LayerWeights(md, LayerKind::kDense, 0, p.weight_bytes);
+  const auto moe_w = md.is_moe() ? LayerWeights(md, LayerKind::kMoe, experts, p.weight_bytes)
+                                 : std::vector<TensorDesc>{};
+  std::vector<MeshAxis> dense_used;
+  for (const auto& t : dense_w) dense_used = Union(dense_used, AxesUsed(t, sh));
+  p.fsdp_axes = AxesIntersect(dense_used, p.batch_axes);
+  p.grad_axes = AxesMinus(p.batch_axes, dense_used);
+  p.moe_batch_axes =
+      Union(sh.AxesFor(TC::kMoeActivations, "outer"), sh.AxesFor(TC::kMoeActivations, "groups"));
+  p.ep_axes = sh.AxesFor(TC::kMoeWeights, "experts");
+  p.moe_tp_axes = AxesMinus(sh.AxesFor(TC::kMoeWeights, "expert_mlp"), p.ep_axes);
+  std::vector<MeshAxis> expert_used;
+  for (const auto& t : moe_w) {
+    if (t.name == "moe.w1") expert_used = AxesUsed(t, sh);
+  }
+  p.moe_fsdp_axes = AxesIntersect(AxesMinus(expert_used, p.ep_axes), p.moe_batch_axes);
+  p.moe_grad_axes = AxesMinus(p.moe_batch_axes, expert_used);
+  for (auto* axes :
+       {&p.batch_axes, &p.tp_axes, &p.sp_axes, &p.fsdp_axes, &p.grad_axes, &p.moe_batch_axes,
+        &p.ep_axes, &p.moe_tp_axes, &p.moe_fsdp_axes, &p.moe_grad_axes}) {
+    *axes = NonTrivial(mesh, *axes);
+  }
+  p.dense_sync = MakeWeightSync(dense_w, p, sh);
+  p.moe_sync = MakeWeightSync(moe_w, p, sh);
+  std::vector<TensorDesc> embed_w, head_w;
+  for (auto& t : EmbeddingWeights(md, p.weight_bytes)) {
+    (t.name.rfind("embed.", 0) == 0 ? embed_w : head_w).push_back(t);
+  }
+  p.embed_sync = MakeWeightSync(embed_w, p, sh);
+  p.head_sync = MakeWeightSync(head_w, p, sh);
+
+  // --- Local label sizes for one micro-batch.
+  auto shards = [&](TC c, const char* dim) { return static_cast<double>(sh.ShardsFor(c, dim)); };
+  const double b = static_cast<double>(sc.training.micro_batch_size);
+  const double s = static_cast<double>(md.seq_len);
+  const double m = static_cast<double>(md.d_model);
+  const double kv =
+      Ceil(static_cast<double>(md.num_kv_heads) / shards(TC::kDenseWeights, "kv_heads"));
+  const double heads = Ceil(static_cast<double>(md.num_heads) / shards(TC::kDenseWeights, "heads"));
+  const double sp = static_cast<double>(AxesSize(mesh, p.sp_axes));
+  p.local = {{'b', b},
+             {'s', s},
+             {'t', s},
+             {'m', m},
+             {'k', kv},
+             {'r', std::max(1.0, heads / kv)},
+             {'d', static_cast<double>(md.head_dim)},
+             {'f', Ceil(static_cast<double>(md.d_ff) / shards(TC::kDenseWeights, "mlp"))},
+             {'v', Ceil(static_cast<double>(md.vocab_size) / shards(TC::kDenseWeights, "vocab"))}};
+  DimSizes& L = p.local;
+  p.tokens = b * s;
+  const double bsm = b * s * m * ab;  // one [b, s, d_model] activation
+
+  // --- Attention block (shared by both layer kinds).
+  std::vector<OpDesc> attn;
+  const bool flash = sc.training.flash_attention;
+  attn.push_back(Elementwise("attn.norm", 2 * bsm / sp));
+  TpInput(p, mesh, "attn", bsm, p.tp_axes, p.sp_axes, &attn);
+  for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kDense)) {
+    if (e.name.rfind("attn.", 0) != 0) continue;
+    const bool core = IsAttentionCore(e);
+    OpDesc d = Matmul(e.name, e.spec, L, p.act_bytes, !core);
+    if (core && flash) {
+      // Blockwise attention never writes the [s, t] scores to HBM: reads q, k, v, writes out.
+      d.compute.bytes = b * s * (heads + kv) * L['d'] * ab;
+    }
+    d.recompute_selective = core;
+    if (e.name == "attn.out") {
+      attn.push_back(d);
+      continue;
+    }
+    attn.push_back(d);
+    if (e.name == "attn.v" && md.position_kind == PositionKind::kRope) {
+      attn.push_back(Elementwise("attn.rope", 2 * b * s * (heads + kv) * L['d'] * ab));
+    }
+    if (e.name == "attn.scores" && !flash) {
+      OpDesc sm = Elementwise("attn.softmax", 2 * b * heads * s * s * ab);
+      sm.recompute_selective = true;
+      attn.push_back(sm);
+    }
+  }
+  TpOutput(mesh, "attn", bsm, p.tp_axes, p.sp_axes, &attn);
+  attn.push_back(Elementwise("attn.residual", 3 * bsm / sp));
+
+  // --- Dense FFN.
+  const bool swiglu = md.ffn_kind == FfnKind::kSwiglu;
+  p.dense_ops = attn;
+  p.dense_ops.push_back(Elementwise("ffn.norm", 2 * bsm / sp));
+  TpInput(p, mesh, "ffn", bsm, p.tp_axes, p.sp_axes, &p.dense_ops);
+  for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kDense)) {
+    if (e.name.rfind("ffn.", 0) != 0) continue;
+    if (e.name == "ffn.w2") {
+      p.dense_ops.push_back(Elementwise("ffn.act", (swiglu ? 3 : 2) * b * s * L['f'] * ab));
+    }
+    p.dense_ops.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
+  }
+  TpOutput(mesh, "ffn", bsm, p.tp_axes, p.sp_axes, &p.dense_ops);
+  p.dense_ops.push_back(Elementwise("ffn.residual", 3 * bsm / sp));
+
+  // --- MoE FFN.
+  if (md.is_moe()) {
+    const MoeSpec& moe = md.moe;
+    const double k = static_cast<double>(moe.top_k);
+    const double ep = static_cast<double>(AxesSize(mesh, p.ep_axes));
+    const double e_all = static_cast<double>(experts);
+    const double e_loc = Ceil(e_all / ep);
+    const double sg = static_cast<double>(moe.group_size_tokens);
+    const double batch_shards = static_cast<double>(AxesSize(mesh, p.batch_axes));
+    const double outer = static_cast<double>(moe.outer_batch);
+    const double groups = Ceil(b * batch_shards * s / (outer * sg));  // per outer, micro-batch
+    const double o_loc = Ceil(outer / shards(TC::kMoeActivations, "outer"));
+    const double g_loc = Ceil(groups / shards(TC::kMoeActivations, "groups"));
+    const double cap = static_cast<double>(ExpertCapacity(moe, moe.group_size_tokens));
+    const double m_moe = Ceil(m / shards(TC::kMoeActivations, "embed"));
+    const double h_loc =
+        Ceil(static_cast<double>(moe.expert_d_ff) / shards(TC::kMoeWeights, "expert_mlp"));
+    const double tokens = o_loc * g_loc * sg;  // this device's tokens in the MoE layer
+    // Routing over the expert-parallel group: expert e on rank e % ep; each expert takes at most
+    // its capacity (C slots per group, for every group of the EP group).
+    const double group_tokens = tokens * ep;
+    const double cap_tokens = cap * o_loc * g_loc * ep;
+    std::vector<double> rank_load(static_cast<size_t>(ep), 0);
+    double routed_total = 0, dropped = 0;
+    for (size_t e = 0; e < moe.expert_load.size(); ++e) {
+      const double want = moe.expert_load[e] * k * group_tokens;
+      const double got = std::min(want, cap_tokens);
+      dropped += want - got;
+      routed_total += got;
+      rank_load[e % rank_load.size()] += got;
+    }
+    const double busiest = *std::max_element(rank_load.begin(), rank_load.end());
+    const double mean = routed_total / ep;
+    p.busiest_rank_load = mean > 0 ? busiest / mean : 1;
+    p.dropped_fraction = dropped / (k * group_tokens);
+    p.routed = mean;
+    const bool einsum = moe.dispatch == MoeDispatch::kEinsum;
+    p.slots = einsum ? o_loc * e_loc * g_loc * ep * cap : busiest;
+    L['e'] = e_all;
+    L['x'] = p.slots;
+    L['h'] = h_loc;
+    L['y'] = Ceil(static_cast<double>(moe.num_shared_experts * moe.expert_d_ff) /
+                  shards(TC::kDenseWeights, "mlp"));
+    if (einsum) {
+      p.a2a_bytes = o_loc * e_all * g_loc * cap * m_moe * ab;
+      p.a2a_max_over_mean = 1;
+    } else {
+      p.a2a_bytes = tokens * k * (1 - p.dropped_fraction) * m_moe * ab;
+      p.a2a_max_over_mean = p.busiest_rank_load;
+    }
+
+    std::vector<OpDesc>& o = p.moe_ops;
+    o = attn;
+    o.push_back(Elementwise("moe.norm", 2 * bsm / sp));
+    // Router on this device's tokens; logits to probabilities and top-k in fp32.
+    DimSizes rs = L;
+    rs['b'] = 1;
+    rs['s'] = tokens;
+    if (!moe.omit_router_flops) o.push_back(Matmul("moe.router", "bsm,me->bse", rs, 2, true));
+    o.push_back(Elementwise("moe.gate", 2 * tokens * e_all * 4));
+    const DimSizes ds = {{'g', o_loc * g_loc}, {'s', sg}, {'e', e_all}, {'c', cap}, {'m', m_moe}};
+    if (einsum) {
+      o.push_back(Matmul("moe.dispatch", "gsec,gsm->egcm", ds, p.act_bytes, false));
+    } else {
+      o.push_back(Elementwise("moe.permute", 2 * tokens * k * m_moe * ab));
+    }
+    if (ep > 1) {
+      OpDesc a = Collective("moe.dispatch_a2a", CollectiveKind::kAllToAll, p.ep_axes, p.a2a_bytes);
+      a.collective.max_over_mean = p.a2a_max_over_mean;
+      o.push_back(a);
+    }
+    const double xm = p.slots * m * ab;
+    TpInput(p, mesh, "moe.experts", xm, p.moe_tp_axes,
+            AxesIntersect(sh.AxesFor(TC::kMoeActivations, "embed"), p.moe_tp_axes), &o);
+    for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kMoe)) {
+      if (e.name != "moe.w1" && e.name != "moe.w3" && e.name != "moe.w2") continue;
+      if (e.name == "moe.w2") {
+        o.push_back(Elementwise("moe.act", (swiglu ? 3 : 2) * p.slots * h_loc * ab));
+      }
+      o.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
+    }
+    TpOutput(mesh, "moe.experts", xm, p.moe_tp_axes,
+             AxesIntersect(sh.AxesFor(TC::kMoeActivations, "embed"), p.moe_tp_axes), &o);
+    if (ep > 1) {
+      OpDesc a = Collective("moe.combine_a2a", CollectiveKind::kAllToAll, p.ep_axes, p.a2a_bytes);
+      a.collective.max_over_mean = p.a2a_max_over_mean;
+      o.push_back(a);
+    }
+    if (einsum) {
+      o.push_back(Matmul("moe.combine", "egcm,gsec->gsm", ds, p.act_bytes, false));
+    } else {
+      o.push_back(Elementwise("moe.unpermute", 2 * tokens * k * m_moe * ab));
+    }
+    if (moe.num_shared_experts > 0) {
+      for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kMoe)) {
+        if (e.name.rfind("moe.shared", 0) == 0)
+          o.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
+      }
+    }
+    o.push_back(Elementwise("moe.residual", 3 * bsm / sp));
+  }
+
+  // --- Embedding and head.
+  const auto vocab_axes = sh.AxesFor(TC::kDenseWeights, "vocab");
+  p.embed_ops.push_back(Elementwise("embed.lookup", 2 * bsm / sp));
+  TpOutput(mesh, "embed", bsm, vocab_axes, p.sp_axes, &p.embed_ops);
+  p.head_ops.push_back(Elementwise("final.norm", 2 * bsm / sp));
+  TpInput(p, mesh, "head", bsm, vocab_axes, p.sp_axes, &p.head_ops);
+  for (const Einsum& e : HeadForwardEinsums()) {
+    p.head_ops.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
+  }
+  p.head_ops.push_back(Elementwise("head.loss", 3 * b * s * L['v'] * 4));
+  if (AxesSize(mesh, vocab_axes) > 1) {
+    // Vocab-parallel cross-entropy: max, sum of exponentials and target logit per token.
+    p.head_ops.push_back(
+        Collective("head.loss_allreduce", CollectiveKind::kAllReduce, vocab_axes, 3 * b * s * 4));
+  }
+  return p;
+}
+
+}  // namespace moesim
