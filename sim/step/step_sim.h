@@ -1,0 +1,61 @@
+// step_sim.h
+//
+// Runs one training step's OpGraph (costmodel/opgraph.h) and reports its time and why: the
+// breakdown (compute, communication left exposed by overlap, pipeline bubble, idle), MFU,
+// tokens/s, memory, and a timeline.
+//
+// Execution semantics (shared by both network levels): every program (pipeline stage) has
+// in-order streams; an op starts when the previous op of its stream has finished and all its
+// dependencies have; compute ops take their roofline time (ComputeTimeS). With the analytical
+// network a collective's time depends only on itself (CollectiveTimer), so the schedule is one
+// pass over the ops in id order (ids are topological): O(ops). The congestion-aware level runs
+// the same program on the event engine with concurrent collectives sharing links.
+//
+// Thread safety: SimulateSchedule is a pure function; many can run in parallel threads.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "costmodel/opgraph.h"
+
+namespace moesim {
+
+// Seconds a collective takes on `program`'s groups, in isolation.
+using CollectiveTimer = std::function<double(const CollectiveWork& work, int32_t program)>;
+
+struct OpTiming {
+  double start_s = 0;
+  double end_s = 0;
+};
+
+struct Breakdown {
+  double compute_s = 0;       // compute stream busy
+  double exposed_comm_s = 0;  // compute stream waiting on a collective of its own stage
+  double comm_total_s = 0;    // sum of all collectives' durations (overlapped or not)
+  double bubble_s = 0;        // waiting on another pipeline stage
+  double idle_s = 0;          // anything else
+  // Exposed communication split by "kind axes", e.g. "all_to_all expert".
+  std::map<std::string, double> exposed_by_collective;
+};
+
+struct ScheduleResult {
+  double step_time_s = 0;
+  std::vector<OpTiming> timing;  // by op id
+  int32_t critical_program = 0;  // the stage whose breakdown is reported
+  Breakdown breakdown;           // of critical_program; its parts add up to step_time_s
+};
+
+// Times every op of `graph` given the collective timer, and derives the breakdown.
+ScheduleResult SimulateSchedule(const OpGraph& graph, const HardwareProfile& hw,
+                                const CollectiveTimer& collective_time);
+
+// Fills the breakdown of `result` from its timings (also used by the flow-level executor).
+void ComputeBreakdown(const OpGraph& graph, ScheduleResult* result);
+
+// "kind axis axis", the key of Breakdown::exposed_by_collective.
+std::string CollectiveLabel(const CollectiveWork& w);
+
+}  // namespace moesim
