@@ -78,7 +78,11 @@ ActivationShape MicroBatchShape(const Scenario& sc) {
     const int64_t tokens = a.batch * a.seq;
     const int64_t per_outer = a.outer * a.group_size;
     a.groups = std::max<int64_t>(1, (tokens + per_outer - 1) / per_outer);
-    a.capacity = ExpertCapacity(m.moe, a.group_size);
+    // Einsum dispatch fills [E, C] buffers padded to capacity; permutation dispatch holds only
+    // the routed tokens: top_k x group_size / E per expert on average.
+    MoeSpec routed = m.moe;
+    if (m.moe.dispatch == MoeDispatch::kPermute) routed.capacity_factor = 1.0;
+    a.capacity = ExpertCapacity(routed, a.group_size);
   }
   return a;
 }
