@@ -1,0 +1,147 @@
+#include "real/profiler.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace moesim::real {
+
+const char* PassName(Pass p) {
+  switch (p) {
+    case Pass::kForward:
+      return "forward";
+    case Pass::kBackward:
+      return "backward";
+    case Pass::kOptimizer:
+      return "optimizer";
+  }
+  return "?";
+}
+
+void Profiler::BeginStep(int64_t step, bool record, double host_offset_s) {
+  recording_ = record;
+  step_ = step;
+  offset_s_ = host_offset_s;
+  open_.clear();
+  next_slot_ = 0;
+  if (recording_) dev_->RecordTimestamp(next_slot_++);
+}
+
+int64_t Profiler::Begin(const char* name, Pass pass, int64_t layer, bool comm, double flops,
+                        double bytes) {
+  if (!recording_) return -1;
+  Open o;
+  o.ev.name = name;
+  o.ev.pass = pass;
+  o.ev.layer = layer;
+  o.ev.comm = comm;
+  o.ev.step = step_;
+  o.ev.flops = flops;
+  o.ev.bytes = bytes;
+  o.begin_slot = next_slot_;
+  dev_->RecordTimestamp(next_slot_++);
+  open_.push_back(std::move(o));
+  return static_cast<int64_t>(open_.size()) - 1;
+}
+
+void Profiler::End(int64_t id) {
+  if (!recording_ || id < 0) return;
+  open_[static_cast<size_t>(id)].end_slot = next_slot_;
+  dev_->RecordTimestamp(next_slot_++);
+}
+
+Status Profiler::EndStep() {
+  if (!recording_) return Status::Ok();
+  recording_ = false;
+  Expected<std::vector<double>> t = dev_->ReadTimestamps(next_slot_);
+  if (!t.ok()) return t.status();
+  for (Open& o : open_) {
+    if (o.end_slot < 0) continue;
+    o.ev.start_s = offset_s_ + (*t)[static_cast<size_t>(o.begin_slot)];
+    o.ev.dur_s = (*t)[static_cast<size_t>(o.end_slot)] - (*t)[static_cast<size_t>(o.begin_slot)];
+    events_.push_back(std::move(o.ev));
+  }
+  open_.clear();
+  return Status::Ok();
+}
+
+std::string EncodeEvents(const std::vector<TraceEvent>& events) {
+  std::ostringstream out;
+  for (const TraceEvent& e : events) {
+    nlohmann::json j = {{"n", e.name},  {"p", static_cast<int>(e.pass)},
+                        {"c", e.comm},  {"l", e.layer},
+                        {"s", e.step},  {"t", e.start_s},
+                        {"d", e.dur_s}, {"f", e.flops},
+                        {"b", e.bytes}};
+    out << j.dump() << "\n";
+  }
+  return out.str();
+}
+
+Expected<std::vector<TraceEvent>> DecodeEvents(const std::string& text) {
+  std::vector<TraceEvent> events;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return Status::Internal("trace: cannot decode event: " + line);
+    TraceEvent e;
+    e.name = j.value("n", "");
+    e.pass = static_cast<Pass>(j.value("p", 0));
+    e.comm = j.value("c", false);
+    e.layer = j.value("l", int64_t{-1});
+    e.step = j.value("s", int64_t{0});
+    e.start_s = j.value("t", 0.0);
+    e.dur_s = j.value("d", 0.0);
+    e.flops = j.value("f", 0.0);
+    e.bytes = j.value("b", 0.0);
+    events.push_back(std::move(e));
+  }
+  return events;
+}
+
+Status WriteChromeTrace(const std::string& path,
+                        const std::vector<std::vector<TraceEvent>>& per_rank,
+                        const std::vector<std::pair<std::string, std::string>>& metadata) {
+  nlohmann::json events = nlohmann::json::array();
+  for (size_t r = 0; r < per_rank.size(); ++r) {
+    events.push_back({{"name", "process_name"},
+                      {"ph", "M"},
+                      {"pid", r},
+                      {"args", {{"name", "rank " + std::to_string(r)}}}});
+    for (int tid = 0; tid < 2; ++tid) {
+      events.push_back({{"name", "thread_name"},
+                        {"ph", "M"},
+                        {"pid", r},
+                        {"tid", tid},
+                        {"args", {{"name", tid == 0 ? "compute" : "communication"}}}});
+    }
+    for (const TraceEvent& e : per_rank[r]) {
+      nlohmann::json args = {{"pass", PassName(e.pass)}, {"step", e.step}};
+      if (e.layer >= 0) args["layer"] = e.layer;
+      if (e.flops > 0) args["flops"] = e.flops;
+      if (e.bytes > 0) args["bytes"] = e.bytes;
+      events.push_back({{"name", e.name},
+                        {"cat", e.comm ? "comm" : "compute"},
+                        {"ph", "X"},
+                        {"pid", r},
+                        {"tid", e.comm ? 1 : 0},
+                        {"ts", e.start_s * 1e6},
+                        {"dur", e.dur_s * 1e6},
+                        {"args", args}});
+    }
+  }
+  nlohmann::json other = nlohmann::json::object();
+  other["source"] = "moesim-real";
+  for (const auto& [k, v] : metadata) other[k] = v;
+  nlohmann::json root = {{"traceEvents", events}, {"displayTimeUnit", "ms"}, {"otherData", other}};
+  std::ofstream out(path, std::ios::binary);
+  if (!out) return Status::InvalidInput(path + ": cannot open for writing");
+  out << root.dump(1) << "\n";
+  out.close();
+  if (!out) return Status::InvalidInput(path + ": write failed");
+  return Status::Ok();
+}
+
+}  // namespace moesim::real
