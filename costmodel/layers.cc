@@ -24,8 +24,9 @@ void AddNorm(const ModelSpec& m, const std::string& name, TC c, int64_t bytes,
 int64_t ActivationBytes(const TrainingSpec& t) { return t.precision == Precision::kFp32 ? 4 : 2; }
 
 int64_t ExpertCapacity(const MoeSpec& moe, int64_t group_size) {
-  const double c = moe.capacity_factor * static_cast<double>(moe.top_k) *
-                   static_cast<double>(group_size) / static_cast<double>(moe.num_experts);
+  const double k = moe.capacity_per_routed_token ? static_cast<double>(moe.top_k) : 1.0;
+  const double c = moe.capacity_factor * k * static_cast<double>(group_size) /
+                   static_cast<double>(moe.num_experts);
   return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(c - 1e-9)));
 }
 

@@ -63,7 +63,8 @@ std::vector<SavedTensor> LayerSavedActivations(const ModelSpec& m, LayerKind kin
 // The output head's fp32 logits, kept for the cross-entropy backward.
 TensorDesc LogitsActivation(const ModelSpec& m, const ActivationShape& shape);
 
-// Expert capacity C = ceil(capacity_factor x top_k x group_size / num_experts) (GShard).
+// Expert capacity C = ceil(capacity_factor x [top_k] x group_size / num_experts), top_k counted
+// or not as moe.capacity_per_routed_token says.
 int64_t ExpertCapacity(const MoeSpec& moe, int64_t group_size);
 
 int64_t ActivationBytes(const TrainingSpec& t);  // 2 in BF16_MIXED, 4 in FP32

@@ -81,7 +81,11 @@ ActivationShape MicroBatchShape(const Scenario& sc) {
     // Einsum dispatch fills [E, C] buffers padded to capacity; permutation dispatch holds only
     // the routed tokens: top_k x group_size / E per expert on average.
     MoeSpec routed = m.moe;
-    if (m.moe.dispatch == MoeDispatch::kPermute) routed.capacity_factor = 1.0;
+    routed.num_experts = std::max(m.moe.num_experts, sc.sharding.padded_num_experts);
+    if (m.moe.dispatch == MoeDispatch::kPermute) {
+      routed.capacity_factor = 1.0;
+      routed.capacity_per_routed_token = true;
+    }
     a.capacity = ExpertCapacity(routed, a.group_size);
   }
   return a;

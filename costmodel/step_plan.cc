@@ -320,7 +320,10 @@ StepPlan MakeStepPlan(const Scenario& sc) {
     const double groups = Ceil(b * batch_shards * s / (outer * sg));  // per outer, micro-batch
     const double o_loc = Ceil(outer / shards(TC::kMoeActivations, "outer"));
     const double g_loc = Ceil(groups / shards(TC::kMoeActivations, "groups"));
-    const double cap = static_cast<double>(ExpertCapacity(moe, moe.group_size_tokens));
+    // Padded experts (PADDED_2D) are real experts to the layer: capacity is per padded expert.
+    MoeSpec padded = moe;
+    padded.num_experts = experts;
+    const double cap = static_cast<double>(ExpertCapacity(padded, moe.group_size_tokens));
     const double m_moe = Ceil(m / shards(TC::kMoeActivations, "embed"));
     const double h_loc =
         Ceil(static_cast<double>(moe.expert_d_ff) / shards(TC::kMoeWeights, "expert_mlp"));

@@ -31,7 +31,9 @@ struct MoeSpec {
   int64_t num_shared_experts = 0;
   bool omit_router_flops = false;
   MoeDispatch dispatch = MoeDispatch::kEinsum;
-  int64_t group_size_tokens = 0;  // resolved
+  int64_t group_size_tokens = 0;  // resolved (from num_groups when given)
+  bool capacity_per_routed_token = true;  // C counts top_k (see moesim.proto)
+  int64_t num_groups_given = 0;           // model.moe.num_groups as written (0 = not given)
   int64_t outer_batch = 1;        // resolved
   // Share of routed tokens each expert receives: num_experts entries summing to 1 (uniform,
   // Zipf or a measured histogram, resolved by the loader). Experts are placed on expert-parallel

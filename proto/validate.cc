@@ -152,6 +152,7 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
   c.NonNegative("model.moe.num_shared_experts", e.num_shared_experts());
   c.NonNegative("model.moe.group_size_tokens", e.group_size_tokens());
   c.NonNegative("model.moe.outer_batch", e.outer_batch());
+  c.NonNegative("model.moe.num_groups", e.num_groups());
   moe.top_k = e.top_k();
   moe.capacity_factor = e.capacity_factor();
   moe.placement = e.placement() == pb::Moe::LAST_K ? MoePlacement::kLastK : MoePlacement::kEveryK;
@@ -170,6 +171,8 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
   moe.omit_router_flops = e.omit_router_flops();
   moe.dispatch = e.dispatch() == pb::Moe::PERMUTE ? MoeDispatch::kPermute : MoeDispatch::kEinsum;
   moe.group_size_tokens = e.group_size_tokens() > 0 ? e.group_size_tokens() : m.seq_len();
+  moe.capacity_per_routed_token = e.capacity_convention() != pb::Moe::PER_TOKEN;
+  moe.num_groups_given = e.num_groups();
   ResolveRouting(e, base_dir, c, &moe);
 }
 

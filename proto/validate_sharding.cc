@@ -215,6 +215,17 @@ void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
   // MoE tokens [O, G, S, M]: O outer batches of G groups of S tokens.
   MoeSpec& moe = s->model.moe;
   const int64_t outer = moe.outer_batch;
+  if (s->model.moe.num_groups_given > 0) {
+    const int64_t per_outer = t.global_batch_tokens() / outer;
+    if (t.global_batch_tokens() % outer != 0 || per_outer % moe.num_groups_given != 0) {
+      c.Fail("model.moe.num_groups",
+             "model.moe.num_groups=" + Num(moe.num_groups_given) + " does not divide the " +
+                 Num(per_outer) + " tokens of each of the " + Num(outer) +
+                 " outer batches (training.global_batch_tokens / model.moe.outer_batch)");
+      return;
+    }
+    moe.group_size_tokens = per_outer / moe.num_groups_given;
+  }
   if (t.global_batch_tokens() % (outer * moe.group_size_tokens) != 0) {
     c.Fail("model.moe.group_size_tokens",
            "training.global_batch_tokens=" + Num(t.global_batch_tokens()) +

@@ -161,13 +161,14 @@ TEST(Memory, Apple3dLocalShapesFollowTable1) {
   // expert FFN_1 [E,M,H] (Expert, None, Model); FFN_2 [E,H,M] (Expert, Model, None)
   EXPECT_EQ(local["moe.w1"], (V{1, 2048, 4096}));
   EXPECT_EQ(local["moe.w2"], (V{1, 4096, 2048}));
-  // Tokens: 2^20 = O 2 x G 256 x S 2048; C = 2.0 * 2 * 2048 / 64 = 128.
+  // Tokens: 2^20 = O 2 x G 256 (num_groups) x S 2048; capacity per token (AXLearn):
+  // C = 2.0 * 2048 / 64 = 64.
   // combine [O,G,S,E,C] (Data, Expert, None, None, None)
-  EXPECT_EQ(local["moe.combine"], (V{1, 4, 2048, 64, 128}));
+  EXPECT_EQ(local["moe.combine"], (V{1, 4, 2048, 64, 64}));
   // expert input [O,E,G,C,M] (Data, Expert, None, None, Model)
-  EXPECT_EQ(local["moe.expert_in"], (V{1, 1, 256, 128, 1024}));
+  EXPECT_EQ(local["moe.expert_in"], (V{1, 1, 256, 64, 1024}));
   // expert hidden [O,E,G,C,H] (Data, Expert, None, None, Model)
-  EXPECT_EQ(local["moe.h1"], (V{1, 1, 256, 128, 4096}));
+  EXPECT_EQ(local["moe.h1"], (V{1, 1, 256, 64, 4096}));
   // FFN activations ((Data, Expert), None, Model): 512 sequences / 128, hidden 8192 / 2
   EXPECT_EQ(local["ffn.h1"], (V{4, 4096, 2048}));
 }

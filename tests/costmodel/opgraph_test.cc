@@ -144,12 +144,15 @@ TEST(OpGraph, Apple3dMoeLayerCollectives) {
   const OpGraph g = BuildStepGraph(*sc);
   ExpectTopological(g);
   // Per device: 2 sequences of 2048 = 4096 tokens; O = 4 outer batches over data (1 local),
-  // 128 groups of 2048 per outer, over 64 experts (2 local); C = 2.0 * 2 * 2048 / 64 = 128.
-  // The dispatched buffer [O 1, E 64, G 2, C 128, M 2048] bf16 = 67,108,864 bytes.
+  // 256 groups (num_groups) of 2^20 / (4 x 256) = 1024 tokens per outer, over 64 experts (4
+  // local); capacity per token: C = 2.0 * 1024 / 64 = 32.
+  // The dispatched buffer [O 1, E 64, G 4, C 32, M 2048] bf16 = 33,554,432 bytes: twice the
+  // device's 4096 tokens of 2048 x 2 bytes, top-2 with no padding.
   int a2a_fwd = 0;
   for (const Op& op : g.ops) {
     if (op.is_collective && op.collective.kind == CollectiveKind::kAllToAll) {
-      EXPECT_DOUBLE_EQ(op.collective.bytes, 64.0 * 2 * 128 * 2048 * 2);
+      EXPECT_DOUBLE_EQ(op.collective.bytes, 64.0 * 4 * 32 * 2048 * 2);
+      EXPECT_DOUBLE_EQ(op.collective.bytes, 2.0 * 4096 * 2048 * 2);
       EXPECT_EQ(op.collective.axes, (std::vector<MeshAxis>{MeshAxis::kExpert}));
       a2a_fwd += op.phase == Phase::kForward;
     }
@@ -175,23 +178,39 @@ TEST(OpGraph, Apple3dMoeLayerCollectives) {
 }
 
 TEST(OpGraph, EinsumMoeHardwareFlopsCountPaddingAndDispatch) {
-  auto sc = LoadScenario({"", {"training.recompute=NONE"}});
-  ASSERT_TRUE(sc.ok());
-  const OpGraph g = BuildStepGraph(*sc);
-  // Second derivation. Model hardware FLOPs count top-2 experts per token. The einsum program
-  // computes every capacity slot: E*C = 64*128 = 8192 slots per group of 2048 tokens = 4 per
-  // token, twice top-2: expert FLOPs double. Per token per MoE layer, forward: experts
-  // 2 (top-k) * 3 * 2 * 2048 * 8192 = 201,326,592; dispatch and combine einsums each
-  // 2 * E * C * M = 2 * 64 * 128 * 2048 = 33,554,432.
+  // Second derivation: the model's hardware FLOPs count top-2 experts per token; the einsum
+  // program adds the dispatch and combine einsums (2 x E x C x M FLOPs per token each) and
+  // computes every capacity slot. Groups of 1024 tokens, 64 experts, d_model 2048, expert FFN
+  // SwiGLU 3 x 2 x 2048 x 8192 = 100,663,296 FLOPs per slot, 6 MoE layers, x3 for backward.
   const double tokens = 1 << 20;
-  const double experts_fwd = 2.0 * 3 * 2 * 2048 * 8192;
-  const double dispatch_fwd = 2 * (2.0 * 64 * 128 * 2048);
-  const double expected = ModelHardwareFlops(*sc) + 3 * 6 * tokens * (experts_fwd + dispatch_fwd);
-  EXPECT_NEAR(g.hardware_flops_per_step / expected, 1.0, 1e-12);
+  const double slot_flops = 3.0 * 2 * 2048 * 8192;
+  {
+    // AXLearn's convention: C = 2.0 * 1024 / 64 = 32, E*C = 2048 slots per 1024 tokens: exactly
+    // top-2, no padding. Dispatch einsum: 2 * 2048 * 2048 = 8,388,608 per token.
+    auto sc = LoadScenario({"", {"training.recompute=NONE"}});
+    ASSERT_TRUE(sc.ok());
+    const OpGraph g = BuildStepGraph(*sc);
+    const double dispatch = 2 * (2.0 * 2048 * 2048);
+    EXPECT_NEAR(g.hardware_flops_per_step / (ModelHardwareFlops(*sc) + 3 * 6 * tokens * dispatch),
+                1.0, 1e-12);
+  }
+  {
+    // Capacity per routed token: C = 2.0 * 2 * 1024 / 64 = 64, E*C = 4096 slots per 1024 tokens:
+    // 4 per token, 2 more than top-2 needs; dispatch 2 * 4096 * 2048 = 16,777,216 per token.
+    auto sc = LoadScenario(
+        {"", {"training.recompute=NONE", "model.moe.capacity_convention=PER_ROUTED_TOKEN"}});
+    ASSERT_TRUE(sc.ok());
+    const OpGraph g = BuildStepGraph(*sc);
+    const double extra = 2 * slot_flops + 2 * (2.0 * 4096 * 2048);
+    EXPECT_NEAR(g.hardware_flops_per_step / (ModelHardwareFlops(*sc) + 3 * 6 * tokens * extra), 1.0,
+                1e-12);
+  }
 }
 
 TEST(OpGraph, PermuteDispatchComputesOnlyRoutedTokens) {
-  auto sc = LoadScenario({"", {"training.recompute=NONE", "model.moe.dispatch=PERMUTE"}});
+  auto sc = LoadScenario({"",
+                          {"training.recompute=NONE", "model.moe.dispatch=PERMUTE",
+                           "model.moe.capacity_convention=PER_ROUTED_TOKEN"}});
   ASSERT_TRUE(sc.ok());
   const OpGraph g = BuildStepGraph(*sc);
   // Uniform routing, capacity 2.0: nothing dropped; slots = top-2 x tokens exactly.
@@ -202,10 +221,11 @@ TEST(OpGraph, PermuteDispatchComputesOnlyRoutedTokens) {
 
 TEST(OpGraph, SkewedRoutingLoadsTheHottestRank) {
   // Zipf exponent 1 over 64 experts, one per rank: expert 0 wants 1/H_64 of the routed tokens,
-  // H_64 = 4.7439; capacity allows 2.0/64 = 1/32 of them. Its rank is capped at 2x the mean.
+  // H_64 = 4.7439; capacity per routed token 2.0 allows 2.0/64 = 1/32 of them.
   auto sc = LoadScenario({"",
                           {"model.moe.dispatch=PERMUTE", "model.moe.routing=ZIPF",
-                           "model.moe.routing_zipf_exponent=1"}});
+                           "model.moe.routing_zipf_exponent=1",
+                           "model.moe.capacity_convention=PER_ROUTED_TOKEN"}});
   ASSERT_TRUE(sc.ok());
   const OpGraph g = BuildStepGraph(*sc);
   // Routed after capping: experts with share 1/(i H) > 1/32, i.e. i < 32/H = 6.75 (i = 1..6),

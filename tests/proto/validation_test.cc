@@ -282,7 +282,8 @@ TEST(Overrides, UnknownPathListsTheFields) {
             "--set model.moe.num_expert=4: model.moe has no field \"num_expert\" (fields: "
             "num_experts, top_k, capacity_factor, placement, placement_k, expert_d_ff, "
             "num_shared_experts, omit_router_flops, dispatch, group_size_tokens, outer_batch, "
-            "routing, routing_zipf_exponent, routing_histogram_file)");
+            "routing, routing_zipf_exponent, routing_histogram_file, capacity_convention, "
+            "num_groups)");
 }
 
 TEST(Overrides, NotAnInteger) {
