@@ -1,0 +1,108 @@
+#include "topologies/analysis.h"
+
+#include <algorithm>
+#include <boost/graph/breadth_first_search.hpp>
+#include <boost/graph/push_relabel_max_flow.hpp>
+#include <cmath>
+#include <limits>
+
+#include "topologies/graph.h"
+
+namespace moesim {
+namespace {
+
+using FlowTraits = boost::adjacency_list_traits<boost::vecS, boost::vecS, boost::directedS>;
+using FlowGraph = boost::adjacency_list<
+    boost::vecS, boost::vecS, boost::directedS, boost::no_property,
+    boost::property<
+        boost::edge_capacity_t, int64_t,
+        boost::property<boost::edge_residual_capacity_t, int64_t,
+                        boost::property<boost::edge_reverse_t, FlowTraits::edge_descriptor>>>>;
+
+// Adds u -> v with capacity `cap` and its zero-capacity reverse edge (the residual graph).
+void AddFlowEdge(FlowGraph& g, size_t u, size_t v, int64_t cap) {
+  auto capacity = boost::get(boost::edge_capacity, g);
+  auto reverse = boost::get(boost::edge_reverse, g);
+  const auto e = boost::add_edge(u, v, g).first;
+  const auto r = boost::add_edge(v, u, g).first;
+  capacity[e] = cap;
+  capacity[r] = 0;
+  reverse[e] = r;
+  reverse[r] = e;
+}
+
+}  // namespace
+
+std::vector<int64_t> GraphHopDistances(const Topology& topo, VertexId source) {
+  const auto& g = topo.graph().g;
+  std::vector<int64_t> dist(static_cast<size_t>(topo.num_vertices()), -1);
+  dist[static_cast<size_t>(source)] = 0;
+  using Edge = TopologyGraph::Graph::edge_descriptor;
+  struct Visitor : boost::default_bfs_visitor {
+    std::vector<int64_t>* dist;
+    void tree_edge(Edge e, const TopologyGraph::Graph& gr) const {
+      (*dist)[boost::target(e, gr)] = (*dist)[boost::source(e, gr)] + 1;
+    }
+  } vis;
+  vis.dist = &dist;
+  boost::breadth_first_search(g, boost::vertex(static_cast<size_t>(source), g),
+                              boost::visitor(vis));
+  return dist;
+}
+
+int64_t DiameterHops(const Topology& topo) {
+  int64_t diameter = 0;
+  std::vector<LinkId> route;
+  for (DeviceId a : topo.diameter_sources()) {
+    for (DeviceId b = 0; b < topo.num_devices(); ++b) {
+      if (a == b) continue;
+      topo.ComputeRoute(a, b, &route);
+      diameter = std::max(diameter, static_cast<int64_t>(route.size()));
+    }
+  }
+  return diameter;
+}
+
+double MaxFlowBytesPerS(const Topology& topo, const std::vector<DeviceId>& from,
+                        const std::vector<DeviceId>& to) {
+  const size_t n = static_cast<size_t>(topo.num_vertices());
+  const size_t source = n, sink = n + 1;
+  FlowGraph g(n + 2);
+  // Capacities in whole bytes/s: integer arithmetic keeps push-relabel exact.
+  int64_t total = 1;
+  for (const Link& l : topo.links()) {
+    const auto cap = static_cast<int64_t>(std::llround(l.bytes_per_s));
+    AddFlowEdge(g, static_cast<size_t>(l.src), static_cast<size_t>(l.dst), cap);
+    total += cap;
+  }
+  for (DeviceId d : from) AddFlowEdge(g, source, static_cast<size_t>(d), total);
+  for (DeviceId d : to) AddFlowEdge(g, static_cast<size_t>(d), sink, total);
+  const int64_t flow = boost::push_relabel_max_flow(g, source, sink);
+  return static_cast<double>(flow);
+}
+
+double BisectionBytesPerS(const Topology& topo) {
+  const int64_t n = topo.num_devices();
+  if (n < 2) return 0;
+  double best = std::numeric_limits<double>::infinity();
+  for (const auto& order : topo.bisection_orders()) {
+    const auto half = static_cast<std::ptrdiff_t>(n / 2);
+    const std::vector<DeviceId> a(order.begin(), order.begin() + half);
+    const std::vector<DeviceId> b(order.begin() + half, order.end());
+    best = std::min(best, MaxFlowBytesPerS(topo, a, b));
+  }
+  return best;
+}
+
+TopologySummary Summarize(const Topology& topo) {
+  TopologySummary s;
+  s.num_devices = topo.num_devices();
+  s.num_vertices = topo.num_vertices();
+  s.num_links = static_cast<int64_t>(topo.links().size());
+  s.links_by_kind = topo.LinkCountsByKind();
+  s.diameter_hops = DiameterHops(topo);
+  s.bisection_bytes_per_s = BisectionBytesPerS(topo);
+  return s;
+}
+
+}  // namespace moesim

@@ -1,0 +1,249 @@
+#include "topologies/topology.h"
+
+#include <algorithm>
+#include <boost/graph/breadth_first_search.hpp>
+#include <boost/graph/strong_components.hpp>
+#include <cmath>
+#include <mutex>
+#include <numeric>
+
+#include "proto/hardware_profiles.h"
+#include "proto/topology_name.h"
+#include "topologies/builders.h"
+#include "topologies/graph.h"
+
+namespace moesim {
+namespace {
+
+uint64_t PairKey(VertexId u, VertexId v) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(u)) << 32) | static_cast<uint32_t>(v);
+}
+
+// Default router: breadth-first shortest paths over all links (Boost BFS). Out-edges are visited
+// in link-id order, so the route is deterministic: among shortest paths, the one whose links were
+// declared first.
+class BfsRouter : public Router {
+ public:
+  void Route(const Topology& topo, DeviceId a, DeviceId b,
+             std::vector<LinkId>* out) const override {
+    const auto& g = topo.graph().g;
+    using Edge = TopologyGraph::Graph::edge_descriptor;
+    std::vector<LinkId> pred(static_cast<size_t>(topo.num_vertices()), -1);
+    struct Recorder : boost::default_bfs_visitor {
+      std::vector<LinkId>* pred;
+      void tree_edge(Edge e, const TopologyGraph::Graph& gr) const {
+        (*pred)[boost::target(e, gr)] = gr[e].link;
+      }
+    } vis;
+    vis.pred = &pred;
+    boost::breadth_first_search(g, boost::vertex(a, g), boost::visitor(vis));
+    const size_t start = out->size();
+    for (VertexId v = b; v != a;) {
+      const LinkId l = pred[v];
+      if (l < 0) {  // unreachable: excluded by Finish(); leave the route empty
+        out->resize(start);
+        return;
+      }
+      out->push_back(l);
+      v = topo.links()[l].src;
+    }
+    std::reverse(out->begin() + static_cast<std::ptrdiff_t>(start), out->end());
+  }
+};
+
+}  // namespace
+
+const char* LinkKindName(LinkKind k) {
+  switch (k) {
+    case LinkKind::kIci:
+      return "ICI";
+    case LinkKind::kNvlink:
+      return "NVLINK";
+    case LinkKind::kPcie:
+      return "PCIE";
+    case LinkKind::kInfiniband:
+      return "INFINIBAND";
+    case LinkKind::kEthernet:
+      return "ETHERNET";
+    case LinkKind::kDcn:
+      return "DCN";
+  }
+  return "?";
+}
+
+const char* VertexKindName(VertexKind k) {
+  switch (k) {
+    case VertexKind::kDevice:
+      return "device";
+    case VertexKind::kSwitch:
+      return "switch";
+    case VertexKind::kNic:
+      return "nic";
+  }
+  return "?";
+}
+
+Topology::Topology() : route_shards_(new RouteShard[kRouteShards]) {}
+Topology::~Topology() = default;
+
+LinkId Topology::FindLink(VertexId u, VertexId v) const {
+  auto it = link_index_.find(PairKey(u, v));
+  return it == link_index_.end() ? -1 : it->second;
+}
+
+std::array<int64_t, kNumLinkKinds> Topology::LinkCountsByKind() const {
+  std::array<int64_t, kNumLinkKinds> counts{};
+  for (const Link& l : links_) ++counts[static_cast<size_t>(l.kind)];
+  return counts;
+}
+
+void Topology::ComputeRoute(DeviceId a, DeviceId b, std::vector<LinkId>* out) const {
+  out->clear();
+  router_->Route(*this, a, b, out);
+}
+
+const std::vector<LinkId>& Topology::Route(DeviceId a, DeviceId b) const {
+  const int64_t key = static_cast<int64_t>(a) * num_devices_ + b;
+  RouteShard& shard = route_shards_[static_cast<size_t>(key % kRouteShards)];
+  {
+    std::shared_lock lock(shard.mu);
+    auto it = shard.routes.find(key);
+    if (it != shard.routes.end()) return it->second;
+  }
+  std::vector<LinkId> route;
+  router_->Route(*this, a, b, &route);
+  std::unique_lock lock(shard.mu);
+  // If another thread got here first, its vector stays and ours is dropped.
+  return shard.routes.try_emplace(key, std::move(route)).first->second;
+}
+
+TopologyBuilder::TopologyBuilder(std::string name, int64_t num_devices, const HardwareProfile& hw)
+    : t_(new Topology()) {
+  t_->name_ = std::move(name);
+  t_->hardware_ = hw;
+  t_->num_devices_ = num_devices;
+  t_->vertex_kinds_.assign(static_cast<size_t>(num_devices), VertexKind::kDevice);
+}
+
+TopologyBuilder::~TopologyBuilder() = default;
+
+VertexId TopologyBuilder::AddVertex(VertexKind kind) {
+  t_->vertex_kinds_.push_back(kind);
+  return static_cast<VertexId>(t_->vertex_kinds_.size() - 1);
+}
+
+Status TopologyBuilder::AddLink(VertexId src, VertexId dst, double bytes_per_s, double latency_s,
+                                LinkKind kind) {
+  const int64_t n = t_->num_vertices();
+  if (src < 0 || src >= n || dst < 0 || dst >= n) {
+    return Status::InvalidInput("link " + std::to_string(src) + " -> " + std::to_string(dst) +
+                                ": vertex out of range [0, " + std::to_string(n) + ")");
+  }
+  if (src == dst) {
+    return Status::InvalidInput("link " + std::to_string(src) + " -> " + std::to_string(dst) +
+                                ": a link must join two different vertices");
+  }
+  if (!(bytes_per_s > 0) || !std::isfinite(bytes_per_s) || !(latency_s >= 0)) {
+    return Status::InvalidInput("link " + std::to_string(src) + " -> " + std::to_string(dst) +
+                                ": bytes_per_s must be > 0 and latency_s >= 0");
+  }
+  const LinkId id = static_cast<LinkId>(t_->links_.size());
+  if (!t_->link_index_.emplace(PairKey(src, dst), id).second) {
+    return Status::InvalidInput("link " + std::to_string(src) + " -> " + std::to_string(dst) +
+                                " given twice");
+  }
+  t_->links_.push_back(Link{src, dst, bytes_per_s, latency_s, kind});
+  return Status::Ok();
+}
+
+Status TopologyBuilder::AddDuplex(VertexId a, VertexId b, double bytes_per_s, double latency_s,
+                                  LinkKind kind) {
+  MOESIM_RETURN_IF_ERROR(AddLink(a, b, bytes_per_s, latency_s, kind));
+  return AddLink(b, a, bytes_per_s, latency_s, kind);
+}
+
+void TopologyBuilder::SetPhysicalDims(std::vector<PhysicalDim> dims) {
+  t_->physical_dims_ = std::move(dims);
+}
+void TopologyBuilder::SetDiameterSources(std::vector<DeviceId> sources) {
+  t_->diameter_sources_ = std::move(sources);
+}
+void TopologyBuilder::AddBisectionOrder(std::vector<DeviceId> order) {
+  t_->bisection_orders_.push_back(std::move(order));
+}
+void TopologyBuilder::SetRouter(std::unique_ptr<const Router> router) {
+  t_->router_ = std::move(router);
+}
+
+Expected<std::shared_ptr<const Topology>> TopologyBuilder::Finish() && {
+  Topology& t = *t_;
+  const auto n = static_cast<DeviceId>(t.num_devices_);
+  if (n <= 0) return Status::InvalidInput("topology \"" + t.name_ + "\" has no devices");
+  std::vector<DeviceId> all(static_cast<size_t>(n));
+  std::iota(all.begin(), all.end(), 0);
+  if (t.physical_dims_.empty()) t.physical_dims_ = {PhysicalDim{"device", n, false, 0}};
+  if (t.diameter_sources_.empty()) t.diameter_sources_ = all;
+  if (t.bisection_orders_.empty()) t.bisection_orders_.push_back(all);
+  if (!t.router_) t.router_ = std::make_unique<BfsRouter>();
+
+  int64_t dims_product = 1;
+  for (const PhysicalDim& d : t.physical_dims_) dims_product *= d.size;
+  if (dims_product != t.num_devices_) {
+    return Status::Internal("topology \"" + t.name_ + "\": physical dims hold " +
+                            std::to_string(dims_product) + " devices, not " +
+                            std::to_string(t.num_devices_));
+  }
+
+  t.out_links_.assign(static_cast<size_t>(t.num_vertices()), {});
+  t.graph_ = std::make_unique<TopologyGraph>(static_cast<size_t>(t.num_vertices()));
+  auto& g = t.graph_->g;
+  for (LinkId id = 0; id < static_cast<LinkId>(t.links_.size()); ++id) {
+    const Link& l = t.links_[static_cast<size_t>(id)];
+    boost::add_edge(static_cast<size_t>(l.src), static_cast<size_t>(l.dst), TopologyEdge{id}, g);
+    t.out_links_[static_cast<size_t>(l.src)].push_back(id);
+  }
+
+  // Every device must reach every other: all devices in one strongly connected component.
+  if (n > 1) {
+    std::vector<int> component(static_cast<size_t>(t.num_vertices()));
+    boost::strong_components(g, boost::make_iterator_property_map(
+                                    component.begin(), boost::get(boost::vertex_index, g)));
+    for (DeviceId d = 1; d < n; ++d) {
+      if (component[static_cast<size_t>(d)] != component[0]) {
+        return Status::InvalidInput("topology \"" + t.name_ + "\": device " + std::to_string(d) +
+                                    " and device 0 cannot reach each other");
+      }
+    }
+  }
+  return std::shared_ptr<const Topology>(std::move(t_));
+}
+
+Expected<std::shared_ptr<const Topology>> BuildTopology(const std::string& name_or_path,
+                                                        const HardwareProfile& hw) {
+  if (IsTopologyFilePath(name_or_path)) return BuildTopologyFromFile(name_or_path, hw);
+  auto name = ParseTopologyName(name_or_path);
+  if (!name.ok()) return name.status();
+  if (name->is_tpu() || name->family == "torus") return BuildTorusTopology(*name, hw);
+  if (name->is_gpu_cluster()) return BuildGpuClusterTopology(*name, hw);
+  if (name->family == "fattree") return BuildFatTreeTopology(*name, hw);
+  return Status::Internal("topology \"" + name_or_path + "\": no builder for family \"" +
+                          name->family + "\"");
+}
+
+Expected<HardwareProfile> DefaultHardwareFor(const std::string& name_or_path) {
+  std::string chip;
+  if (IsTopologyFilePath(name_or_path)) {
+    auto c = TopologyFileChip(name_or_path);
+    if (!c.ok()) return c.status();
+    chip = *c;
+  } else {
+    auto name = ParseTopologyName(name_or_path);
+    if (!name.ok()) return name.status();
+    chip = name->chip;
+  }
+  auto hw = BuiltinHardwareProfile(chip);
+  if (!hw.ok()) return hw.status().WithPrefix("topology \"" + name_or_path + "\": ");
+  return hw;
+}
+
+}  // namespace moesim

@@ -1,0 +1,229 @@
+// topology_file.cc: topology .textproto files (proto/topology.proto) and the option helpers the
+// builders share.
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
+#include <charconv>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "proto/topology.pb.h"
+#include "topologies/builders.h"
+
+namespace moesim {
+namespace {
+
+namespace gp = google::protobuf;
+
+// First parse error as "FILE:LINE:COL: message".
+class FirstError : public gp::io::ErrorCollector {
+ public:
+  explicit FirstError(std::string source) : source_(std::move(source)) {}
+  void AddError(int line, gp::io::ColumnNumber column, const std::string& message) override {
+    if (error_.empty()) {
+      error_ = source_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " +
+               message;
+    }
+  }
+  void AddWarning(int, gp::io::ColumnNumber, const std::string&) override {}
+  const std::string& error() const { return error_; }
+
+ private:
+  std::string source_;
+  std::string error_;
+};
+
+Expected<pb::TopologyFile> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status::InvalidInput(std::string("topology \"") + path +
+                                "\" is neither a known topology name (" + TopologyNameForms() +
+                                ") nor a readable file");
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  pb::TopologyFile file;
+  gp::TextFormat::Parser parser;
+  FirstError errors(path);
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(ss.str(), &file)) {
+    return Status::InvalidInput(errors.error().empty() ? path + ": cannot parse" : errors.error());
+  }
+  return file;
+}
+
+LinkKind KindOf(pb::LinkSpec::Kind k) {
+  switch (k) {
+    case pb::LinkSpec::ICI:
+      return LinkKind::kIci;
+    case pb::LinkSpec::NVLINK:
+      return LinkKind::kNvlink;
+    case pb::LinkSpec::PCIE:
+      return LinkKind::kPcie;
+    case pb::LinkSpec::INFINIBAND:
+      return LinkKind::kInfiniband;
+    case pb::LinkSpec::ETHERNET:
+      return LinkKind::kEthernet;
+    default:
+      return LinkKind::kDcn;
+  }
+}
+
+Expected<std::shared_ptr<const Topology>> BuildGraphFile(const std::string& path,
+                                                         const pb::TopologyFile& f,
+                                                         const HardwareProfile& hw) {
+  const std::string name = f.name().empty() ? path : f.name();
+  auto bad = [&](const std::string& why) { return Status::InvalidInput(path + ": " + why); };
+  if (f.num_devices() <= 0) return bad("num_devices must be > 0 (or give base)");
+  if (f.num_devices() > (int64_t{1} << 20)) return bad("num_devices is more than 2^20");
+  TopologyBuilder b(name, f.num_devices(), hw);
+  std::map<std::string, VertexId> by_name;
+  for (int i = 0; i < f.vertices_size(); ++i) {
+    const auto& v = f.vertices(i);
+    const VertexId id =
+        b.AddVertex(v.kind() == pb::Vertex::NIC ? VertexKind::kNic : VertexKind::kSwitch);
+    if (v.name().empty() || !by_name.emplace(v.name(), id).second) {
+      return bad("vertices[" + std::to_string(i) + "]: name \"" + v.name() +
+                 "\" is empty or not unique");
+    }
+  }
+  auto endpoint = [&](const std::string& s, VertexId* out) {
+    int64_t id = -1;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
+    if (!s.empty() && ec == std::errc() && p == s.data() + s.size()) {
+      if (id < 0 || id >= f.num_devices()) return false;
+      *out = static_cast<VertexId>(id);
+      return true;
+    }
+    auto it = by_name.find(s);
+    if (it == by_name.end()) return false;
+    *out = it->second;
+    return true;
+  };
+  for (int i = 0; i < f.links_size(); ++i) {
+    const auto& l = f.links(i);
+    const std::string where = "links[" + std::to_string(i) + "]: ";
+    VertexId a = -1, c = -1;
+    if (!endpoint(l.a(), &a) || !endpoint(l.b(), &c)) {
+      return bad(where + "endpoint \"" + (endpoint(l.a(), &a) ? l.b() : l.a()) +
+                 "\" is neither a device id in [0, " + std::to_string(f.num_devices()) +
+                 ") nor a vertex name");
+    }
+    if (l.kind() == pb::LinkSpec::KIND_UNSPECIFIED) return bad(where + "kind is missing");
+    const LinkKind kind = KindOf(l.kind());
+    const bool device_link = kind == LinkKind::kIci || kind == LinkKind::kNvlink;
+    const double scale = l.scale() > 0 ? l.scale() : 1.0;
+    const double rate = l.bytes_per_s() > 0 ? l.bytes_per_s()
+                        : device_link       ? scale * hw.link_bytes_per_s
+                                            : scale * hw.scaleout_bytes_per_s;
+    const double latency = l.has_latency_s()         ? l.latency_s()
+                           : device_link             ? hw.link_latency_s
+                           : kind == LinkKind::kPcie ? 0.0
+                                                     : hw.scaleout_latency_s / 2;
+    const Status st =
+        l.one_way() ? b.AddLink(a, c, rate, latency, kind) : b.AddDuplex(a, c, rate, latency, kind);
+    if (!st.ok()) return bad(where + st.message());
+  }
+  if (f.dims_size() > 0) {
+    std::vector<PhysicalDim> dims;
+    for (const auto& d : f.dims()) {
+      if (d.size() <= 0) return bad("dims \"" + d.name() + "\": size must be > 0");
+      dims.push_back({d.name(), d.size(), d.wraps(), d.speed_class()});
+    }
+    int64_t product = 1;
+    for (const auto& d : dims) product *= d.size;
+    if (product != f.num_devices()) {
+      return bad("dims hold " + std::to_string(product) +
+                 " devices, not num_devices=" + std::to_string(f.num_devices()));
+    }
+    b.SetPhysicalDims(std::move(dims));
+  }
+  auto topo = std::move(b).Finish();
+  if (!topo.ok()) return bad(topo.status().message());
+  return topo;
+}
+
+}  // namespace
+
+bool IsTopologyFilePath(const std::string& s) {
+  const std::string ext = ".textproto";
+  return s.find(':') == std::string::npos ||
+         (s.size() >= ext.size() && s.compare(s.size() - ext.size(), ext.size(), ext) == 0);
+}
+
+Expected<std::shared_ptr<const Topology>> BuildTopologyFromFile(const std::string& path,
+                                                                const HardwareProfile& hw) {
+  auto file = ReadFile(path);
+  if (!file.ok()) return file.status();
+  if (file->base().empty()) return BuildGraphFile(path, *file, hw);
+  if (file->num_devices() != 0 || file->links_size() > 0 || file->vertices_size() > 0) {
+    return Status::InvalidInput(path + ": give either base or the graph, not both");
+  }
+  if (IsTopologyFilePath(file->base())) {
+    return Status::InvalidInput(path + ": base \"" + file->base() +
+                                "\" must be a parameterized topology name");
+  }
+  auto topo = BuildTopology(file->base(), hw);
+  if (!topo.ok()) return topo.status().WithPrefix(path + ": ");
+  return topo;
+}
+
+Expected<std::string> TopologyFileChip(const std::string& path) {
+  auto file = ReadFile(path);
+  if (!file.ok()) return file.status();
+  if (!file->chip().empty()) return file->chip();
+  if (!file->base().empty()) {
+    auto name = ParseTopologyName(file->base());
+    if (!name.ok()) return name.status().WithPrefix(path + ": ");
+    return name->chip;
+  }
+  return Status::InvalidInput(path + ": chip is missing (needed without a scenario)");
+}
+
+Status TopologyError(const TopologyName& name, const std::string& why) {
+  return Status::InvalidInput("topology \"" + name.text + "\": " + why);
+}
+
+Status CheckOptions(const TopologyName& name, std::initializer_list<const char*> accepted) {
+  for (const auto& [key, value] : name.options) {
+    bool ok = false;
+    std::string list;
+    for (const char* a : accepted) {
+      ok |= key == a;
+      list += (list.empty() ? "" : ", ") + std::string(a);
+    }
+    if (!ok) {
+      return TopologyError(
+          name, "unknown option \"" + key + "\" (" + name.family + " accepts: " + list + ")");
+    }
+  }
+  return Status::Ok();
+}
+
+Expected<double> PositiveOption(const TopologyName& name, const std::string& key, double fallback) {
+  auto it = name.options.find(key);
+  if (it == name.options.end()) return fallback;
+  double v = 0;
+  const std::string& s = it->second;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || !(v > 0)) {
+    return TopologyError(name, key + "=\"" + s + "\" is not a number > 0");
+  }
+  return v;
+}
+
+Expected<int64_t> PositiveIntOption(const TopologyName& name, const std::string& key,
+                                    int64_t fallback) {
+  auto it = name.options.find(key);
+  if (it == name.options.end()) return fallback;
+  int64_t v = 0;
+  const std::string& s = it->second;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v <= 0) {
+    return TopologyError(name, key + "=\"" + s + "\" is not an integer > 0");
+  }
+  return v;
+}
+
+}  // namespace moesim
