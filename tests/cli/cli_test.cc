@@ -4,6 +4,7 @@
 
 #include <sys/wait.h>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -92,8 +93,67 @@ TEST(Cli, UnwritableJsonTargetExitsTwo) {
   EXPECT_NE(r.out.find("/nonexistent/dir/out.json: cannot open for writing"), std::string::npos);
 }
 
+TEST(Cli, SimulateJsonHasTheContractFields) {
+  const RunResult r = Moesim("simulate --json -");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* k : {"step_time_s", "breakdown_s", "mfu", "tokens_per_s", "params",
+                        "flops_per_token", "memory", "network", "scenario"}) {
+    EXPECT_TRUE(j.contains(k)) << k;
+  }
+  for (const char* k : {"compute", "exposed_comm", "comm_total", "bubble", "idle"}) {
+    EXPECT_TRUE(j["breakdown_s"].contains(k)) << k;
+  }
+  EXPECT_EQ(j["network"], "analytical");
+  EXPECT_GT(j["step_time_s"].get<double>(), 0);
+}
+
+TEST(Cli, SimulateTraceIsChromeTraceJson) {
+  const std::string path = ::testing::TempDir() + "/moesim_trace.json";
+  ASSERT_EQ(Moesim("simulate --trace " + path + " > /dev/null").exit_code, 0);
+  FILE* f = std::fopen(path.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  std::string text;
+  std::array<char, 65536> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) text.append(buf.data(), n);
+  std::fclose(f);
+  const auto j = nlohmann::json::parse(text);
+  ASSERT_TRUE(j["traceEvents"].is_array());
+  int complete = 0;
+  for (const auto& e : j["traceEvents"]) complete += e["ph"] == "X";
+  EXPECT_GT(complete, 100);
+  EXPECT_NE(j["otherData"]["note"].get<std::string>().find("representative"), std::string::npos);
+}
+
+TEST(Cli, ValidateReportsRowsAndMape) {
+  const RunResult r =
+      Moesim("validate " + std::string(MOESIM_SOURCE_DIR) + "/validation/published.csv --json -");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["rows"].size(), 9u);
+  double sum = 0;
+  for (const auto& row : j["rows"]) {
+    const double sim = row["simulated"], meas = row["measured"];
+    EXPECT_DOUBLE_EQ(row["error_pct"].get<double>(), 100 * (sim - meas) / meas);
+    sum += std::abs(row["error_pct"].get<double>());
+  }
+  EXPECT_DOUBLE_EQ(j["mape_pct"].get<double>(), sum / 9);
+}
+
+TEST(Cli, ValidateBadSetExitsTwo) {
+  const std::string path = ::testing::TempDir() + "/bad_set.csv";
+  FILE* f = std::fopen(path.c_str(), "w");
+  std::fputs("id,scenario,overrides,metric,measured,source\nx,default,,speed,1,me\n", f);
+  std::fclose(f);
+  const RunResult r = Moesim("validate " + path + " 2>&1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find(path + ":2: metric=\"speed\" is not one of"), std::string::npos) << r.out;
+}
+
 TEST(Cli, SameInputSameOutputBitForBit) {
   EXPECT_EQ(Moesim("cost --json -").out, Moesim("cost --json -").out);
+  EXPECT_EQ(Moesim("simulate --json -").out, Moesim("simulate --json -").out);
 }
 
 }  // namespace

@@ -1,0 +1,193 @@
+// `moesim simulate [SCENARIO] [--set ...] [--network analytical|flow] [--json FILE|-]
+// [--trace FILE]`: one training step simulated; readable table, JSON of DESIGN section 4,
+// Chrome trace (opens in Perfetto / chrome://tracing).
+#include <fstream>
+#include <iostream>
+
+#include "cli/command.h"
+#include "cli/format.h"
+#include "proto/scenario_loader.h"
+#include "sim/step/simulate.h"
+
+namespace moesim::cli {
+namespace {
+
+nlohmann::json BreakdownJson(const Breakdown& b) {
+  return {{"compute", b.compute_s},
+          {"exposed_comm", b.exposed_comm_s},
+          {"comm_total", b.comm_total_s},
+          {"bubble", b.bubble_s},
+          {"idle", b.idle_s},
+          {"exposed_comm_by_collective", b.exposed_by_collective}};
+}
+
+nlohmann::json SimulateJson(const Scenario& sc, const SimReport& r) {
+  nlohmann::json axes = nlohmann::json::array();
+  for (const auto& a : r.axes) {
+    axes.push_back({{"name", a.name},
+                    {"size", a.size},
+                    {"span", a.span},
+                    {"ring_bytes_per_s", a.ring_bytes_per_s}});
+  }
+  return {
+      {"name", sc.name},
+      {"step_time_s", r.step_time_s},
+      {"breakdown_s", BreakdownJson(r.breakdown)},
+      {"mfu", r.mfu},
+      {"tokens_per_s", r.tokens_per_s},
+      {"tflops_per_device", r.tflops_per_device},
+      {"params", {{"total", r.cost.params.total}, {"activated", r.cost.params.activated}}},
+      {"flops_per_token",
+       {{"model", r.cost.flops_per_token.model}, {"hardware", r.cost.flops_per_token.hardware}}},
+      {"flops_per_step",
+       {{"model", r.model_flops_per_step}, {"hardware", r.hardware_flops_per_step}}},
+      {"memory",
+       {{"peak_bytes_per_device", r.memory.peak_bytes},
+        {"capacity_bytes", r.memory.capacity_bytes},
+        {"fits", r.memory.fits}}},
+      {"moe", {{"dropped_token_fraction", r.dropped_token_fraction}}},
+      {"mesh_axes", axes},
+      {"num_ops", r.num_ops},
+      {"network", r.network},
+      {"scenario", sc.resolved_text}};
+}
+
+std::string Pct(double part, double whole) {
+  return whole > 0 ? Fixed(100 * part / whole, 1) + "%" : "-";
+}
+
+void PrintTable(const Scenario& sc, const SimReport& r) {
+  const auto& mesh = sc.sharding.mesh;
+  std::cout << "scenario     " << (sc.name.empty() ? sc.source : sc.name) << "\n"
+            << "cluster      " << sc.cluster.topology << " (" << sc.cluster.num_devices << " x "
+            << sc.hardware.chip << "), " << ShardingStrategyName(sc.sharding.strategy)
+            << " mesh (data " << mesh[MeshAxis::kData] << ", expert " << mesh[MeshAxis::kExpert]
+            << ", model " << mesh[MeshAxis::kModel] << ", pipeline " << mesh[MeshAxis::kPipeline]
+            << ")\n"
+            << "network      " << r.network << "\n\n";
+  std::cout << "step time    " << Fixed(r.step_time_s, 4) << " s\n";
+  const Breakdown& b = r.breakdown;
+  std::cout << "  compute          " << Fixed(b.compute_s, 4) << " s  "
+            << Pct(b.compute_s, r.step_time_s) << "\n"
+            << "  exposed comm     " << Fixed(b.exposed_comm_s, 4) << " s  "
+            << Pct(b.exposed_comm_s, r.step_time_s) << "\n";
+  for (const auto& [label, s] : b.exposed_by_collective) {
+    if (s >= 1e-4 * r.step_time_s) std::cout << "    " << label << ": " << Fixed(s, 4) << " s\n";
+  }
+  std::cout << "  pipeline bubble  " << Fixed(b.bubble_s, 4) << " s  "
+            << Pct(b.bubble_s, r.step_time_s) << "\n"
+            << "  idle             " << Fixed(b.idle_s, 4) << " s  " << Pct(b.idle_s, r.step_time_s)
+            << "\n"
+            << "  (all communication, overlapped or not: " << Fixed(b.comm_total_s, 4) << " s)\n\n";
+  std::cout << "MFU          " << Fixed(100 * r.mfu, 1) << "%\n"
+            << "TFLOP/s/dev  " << Fixed(r.tflops_per_device, 1) << " (hardware FLOPs)\n"
+            << "tokens/s     " << Count(r.tokens_per_s) << "\n"
+            << "params       total " << Count(r.cost.params.total) << ", activated "
+            << Count(r.cost.params.activated) << "\n"
+            << "memory       " << GiB(r.memory.peak_bytes) << " of "
+            << GiB(static_cast<double>(r.memory.capacity_bytes)) << " per device -> "
+            << (r.memory.fits ? "fits" : "DOES NOT FIT") << "\n";
+  if (r.dropped_token_fraction > 0) {
+    std::cout << "MoE          " << Fixed(100 * r.dropped_token_fraction, 2)
+              << "% of routed tokens dropped (over capacity)\n";
+  }
+  std::cout << "mesh axes   ";
+  for (const auto& a : r.axes) {
+    if (a.size <= 1) continue;
+    std::cout << " " << a.name << " " << a.size << " on " << a.span;
+    if (a.ring_bytes_per_s > 0) std::cout << " (" << Fixed(a.ring_bytes_per_s / 1e9, 0) << " GB/s)";
+    std::cout << ";";
+  }
+  std::cout << "\n";
+}
+
+Status WriteTrace(const SimReport& r, const std::string& path) {
+  nlohmann::json events = nlohmann::json::array();
+  const OpGraph& g = *r.program;
+  for (int32_t p = 0; p < g.num_programs; ++p) {
+    events.push_back(
+        {{"name", "process_name"},
+         {"ph", "M"},
+         {"pid", p},
+         {"args", {{"name", "stage " + std::to_string(p) + " (representative device)"}}}});
+    for (int32_t s = 0; s < kNumStreams; ++s) {
+      events.push_back({{"name", "thread_name"},
+                        {"ph", "M"},
+                        {"pid", p},
+                        {"tid", s},
+                        {"args", {{"name", StreamName(s)}}}});
+    }
+  }
+  for (const Op& op : g.ops) {
+    const OpTiming& t = r.timing[static_cast<size_t>(op.id)];
+    nlohmann::json args = {{"phase", PhaseName(op.phase)}, {"micro_batch", op.micro_batch}};
+    if (op.is_collective) {
+      args["collective"] = CollectiveKindName(op.collective.kind);
+      args["bytes"] = op.collective.bytes;
+      std::string axes;
+      for (MeshAxis a : op.collective.axes)
+        axes += (axes.empty() ? "" : ",") + std::string(MeshAxisName(a));
+      args["axes"] = axes;
+    } else {
+      args["flops"] = op.compute.flops;
+      args["bytes"] = op.compute.bytes;
+    }
+    events.push_back({{"name", op.name},
+                      {"cat", op.is_collective ? "collective" : "compute"},
+                      {"ph", "X"},
+                      {"pid", op.program},
+                      {"tid", op.stream},
+                      {"ts", t.start_s * 1e6},
+                      {"dur", (t.end_s - t.start_s) * 1e6},
+                      {"args", args}});
+  }
+  nlohmann::json trace = {
+      {"traceEvents", events},
+      {"displayTimeUnit", "ms"},
+      {"otherData",
+       {{"generator", "moesim simulate"},
+        {"note",
+         "SPMD: one representative device per pipeline stage; every device of a stage "
+         "runs the same program"},
+        {"step_time_s", r.step_time_s},
+        {"network", r.network}}}};
+  std::ofstream out(path, std::ios::binary);
+  if (!out) return Status::InvalidInput(path + ": cannot open for writing");
+  out << trace.dump() << "\n";
+  return out ? Status::Ok() : Status::InvalidInput(path + ": write failed");
+}
+
+RunFn Setup(CLI::App* sub) {
+  auto args = std::make_shared<ScenarioArgs>();
+  auto json = std::make_shared<std::string>();
+  auto trace = std::make_shared<std::string>();
+  auto network = std::make_shared<std::string>("analytical");
+  AddScenarioOptions(sub, args.get(), false);
+  sub->add_option("--network", *network,
+                  "analytical: alpha-beta per collective, no contention (fast); flow: "
+                  "congestion-aware")
+      ->check(CLI::IsMember({"analytical", "flow"}));
+  sub->add_option("--json", *json, "Write JSON to FILE, or to stdout with -")->type_name("FILE|-");
+  sub->add_option("--trace", *trace, "Write a Chrome trace (Perfetto) of the step to FILE")
+      ->type_name("FILE");
+  return [args, json, trace, network]() -> Status {
+    auto sc = LoadScenario({args->path, args->overrides});
+    if (!sc.ok()) return sc.status();
+    SimulateOptions opts;
+    opts.network = *network == "flow" ? NetworkLevel::kFlow : NetworkLevel::kAnalytical;
+    opts.keep_program = !trace->empty();
+    auto r = SimulateScenario(*sc, opts);
+    if (!r.ok()) return r.status();
+    if (*json != "-") PrintTable(*sc, *r);
+    if (!trace->empty()) MOESIM_RETURN_IF_ERROR(WriteTrace(*r, *trace));
+    if (!json->empty()) return WriteJson(SimulateJson(*sc, *r), *json);
+    return Status::Ok();
+  };
+}
+
+}  // namespace
+
+MOESIM_REGISTER_COMMAND("simulate", "Simulate one training step: step time, breakdown, MFU, memory",
+                        10, Setup);
+
+}  // namespace moesim::cli

@@ -1,0 +1,232 @@
+#include "sim/step/analytical_network.h"
+
+#include <algorithm>
+#include <limits>
+#include <set>
+
+namespace moesim {
+namespace {
+
+std::vector<int64_t> Coords(DeviceId id, const std::vector<PhysicalDim>& dims) {
+  std::vector<int64_t> c(dims.size());
+  int64_t rest = id;
+  for (size_t i = dims.size(); i-- > 0;) {
+    c[i] = rest % dims[i].size;
+    rest /= dims[i].size;
+  }
+  return c;
+}
+
+}  // namespace
+
+AnalyticalNetwork::AnalyticalNetwork(std::shared_ptr<const Topology> topo, MeshPlacement placement,
+                                     double link_efficiency)
+    : topo_(std::move(topo)), placement_(std::move(placement)), efficiency_(link_efficiency) {
+  axis_index_.assign(kNumMeshAxes, -1);
+  for (int a = 0; a < kNumMeshAxes; ++a) {
+    const std::string name = MeshAxisName(static_cast<MeshAxis>(a));
+    for (size_t i = 0; i < placement_.axis_names.size(); ++i) {
+      if (placement_.axis_names[i] == name)
+        axis_index_[static_cast<size_t>(a)] = static_cast<int>(i);
+    }
+  }
+}
+
+std::vector<std::vector<DeviceId>> AnalyticalNetwork::Groups(
+    const std::vector<MeshAxis>& axes) const {
+  const auto& sizes = placement_.axis_sizes;
+  std::vector<bool> in(sizes.size(), false);
+  for (MeshAxis a : axes) in[static_cast<size_t>(axis_index_[static_cast<size_t>(a)])] = true;
+  std::map<std::vector<int64_t>, std::vector<DeviceId>> groups;
+  std::vector<int64_t> coord(sizes.size(), 0);
+  const int64_t total = static_cast<int64_t>(placement_.device_of.size());
+  for (int64_t idx = 0; idx < total; ++idx) {
+    int64_t rest = idx;
+    for (size_t i = sizes.size(); i-- > 0;) {
+      coord[i] = rest % sizes[i];
+      rest /= sizes[i];
+    }
+    std::vector<int64_t> key = coord;
+    for (size_t i = 0; i < key.size(); ++i) {
+      if (in[i]) key[i] = 0;
+    }
+    groups[key].push_back(placement_.device_of[static_cast<size_t>(idx)]);
+  }
+  std::vector<std::vector<DeviceId>> out;
+  for (auto& [k, g] : groups) out.push_back(std::move(g));
+  return out;
+}
+
+AnalyticalNetwork::AxesNet AnalyticalNetwork::Compute(const std::vector<MeshAxis>& axes) const {
+  AxesNet net;
+  const auto groups = Groups(axes);
+  net.n = static_cast<int64_t>(groups.front().size());
+  const auto& links = topo_->links();
+  const auto& pdims = topo_->physical_dims();
+  auto rate = [&](LinkId l) { return links[static_cast<size_t>(l)].bytes_per_s * efficiency_; };
+  auto latency = [&](const std::vector<LinkId>& route) {
+    double s = 0;
+    for (LinkId l : route) s += links[static_cast<size_t>(l)].latency_s;
+    return s;
+  };
+  std::vector<LinkId> route;
+  if (net.n > 1) {
+    // Which physical dimensions the members vary along.
+    std::set<size_t> varying;
+    for (const auto& g : groups) {
+      const auto c0 = Coords(g.front(), pdims);
+      for (DeviceId d : g) {
+        const auto c = Coords(d, pdims);
+        for (size_t i = 0; i < c.size(); ++i) {
+          if (c[i] != c0[i]) varying.insert(i);
+        }
+      }
+      break;  // every group has the same shape
+    }
+    for (size_t d : varying) {
+      std::vector<double> fwd(links.size(), 0), rev(links.size(), 0);
+      DimRing ring;
+      ring.speed_class = pdims[d].speed_class;
+      for (const auto& g : groups) {
+        // Sub-rings along d: members sharing every other coordinate, ordered along d.
+        std::map<std::vector<int64_t>, std::vector<std::pair<int64_t, DeviceId>>> subs;
+        for (DeviceId dev : g) {
+          auto c = Coords(dev, pdims);
+          const int64_t along = c[d];
+          c[d] = 0;
+          subs[c].push_back({along, dev});
+        }
+        for (auto& [k, members] : subs) {
+          std::sort(members.begin(), members.end());
+          const size_t m = members.size();
+          ring.n = static_cast<int64_t>(m);
+          if (m < 2) continue;
+          for (size_t i = 0; i < m; ++i) {
+            const DeviceId a = members[i].second, b = members[(i + 1) % m].second;
+            topo_->ComputeRoute(a, b, &(route = {}));
+            for (LinkId l : route) fwd[static_cast<size_t>(l)] += 1;
+            ring.step_latency_s = std::max(ring.step_latency_s, latency(route));
+            topo_->ComputeRoute(b, a, &(route = {}));
+            for (LinkId l : route) rev[static_cast<size_t>(l)] += 1;
+          }
+        }
+      }
+      double uni = std::numeric_limits<double>::infinity(), bi = uni;
+      for (size_t l = 0; l < links.size(); ++l) {
+        if (fwd[l] > 0) uni = std::min(uni, rate(static_cast<LinkId>(l)) / fwd[l]);
+        if (fwd[l] + rev[l] > 0) {
+          bi = std::min(bi, rate(static_cast<LinkId>(l)) / (fwd[l] + rev[l]));
+        }
+      }
+      ring.bytes_per_s = std::max(uni, 2 * bi);
+      if (ring.n > 1) net.dims.push_back(ring);
+    }
+    std::stable_sort(net.dims.begin(), net.dims.end(), [](const DimRing& a, const DimRing& b) {
+      return a.speed_class < b.speed_class;
+    });
+    for (const DimRing& r : net.dims)
+      net.same_class = net.same_class && r.speed_class == net.dims[0].speed_class;
+
+    // All-to-all: every ordered pair of every group.
+    std::vector<double> pairs(links.size(), 0);
+    for (const auto& g : groups) {
+      for (DeviceId a : g) {
+        for (DeviceId b : g) {
+          if (a == b) continue;
+          topo_->ComputeRoute(a, b, &(route = {}));
+          for (LinkId l : route) pairs[static_cast<size_t>(l)] += 1;
+          net.a2a_latency_s = std::max(net.a2a_latency_s, latency(route));
+        }
+      }
+    }
+    for (size_t l = 0; l < links.size(); ++l) {
+      if (pairs[l] > 0) {
+        net.a2a_pairs_per_link_over_rate =
+            std::max(net.a2a_pairs_per_link_over_rate, pairs[l] / rate(static_cast<LinkId>(l)));
+      }
+    }
+  }
+  // Pipeline neighbours: stage p to stage p + 1, every other coordinate equal.
+  const int pi = axis_index_[static_cast<size_t>(MeshAxis::kPipeline)];
+  if (pi >= 0 && placement_.axis_sizes[static_cast<size_t>(pi)] > 1) {
+    const auto stage_groups = Groups({MeshAxis::kPipeline});
+    std::vector<double> load(links.size(), 0);
+    for (const auto& g : stage_groups) {
+      for (size_t i = 0; i + 1 < g.size(); ++i) {
+        topo_->ComputeRoute(g[i], g[i + 1], &(route = {}));
+        for (LinkId l : route) load[static_cast<size_t>(l)] += 1;
+        net.p2p_latency_s = std::max(net.p2p_latency_s, latency(route));
+      }
+    }
+    for (size_t l = 0; l < links.size(); ++l) {
+      if (load[l] > 0) {
+        net.p2p_load_over_rate =
+            std::max(net.p2p_load_over_rate, load[l] / rate(static_cast<LinkId>(l)));
+      }
+    }
+  }
+  return net;
+}
+
+const AnalyticalNetwork::AxesNet& AnalyticalNetwork::Net(const std::vector<MeshAxis>& axes) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = cache_.find(axes);
+  if (it == cache_.end()) {
+    it = cache_.emplace(axes, std::make_unique<AxesNet>(Compute(axes))).first;
+  }
+  return *it->second;
+}
+
+double AnalyticalNetwork::ReduceScatterTime(const AxesNet& net, double bytes) const {
+  if (net.n <= 1 || net.dims.empty()) return 0;
+  double t = 0;
+  if (net.same_class) {
+    double sum = 0;
+    for (const DimRing& r : net.dims) {
+      sum += r.bytes_per_s;
+      t += static_cast<double>(r.n - 1) * r.step_latency_s;
+    }
+    const double n = static_cast<double>(net.n);
+    return t + (n - 1) / n * bytes / sum;
+  }
+  double s = bytes;
+  for (const DimRing& r : net.dims) {
+    const double n = static_cast<double>(r.n);
+    t += (n - 1) / n * s / r.bytes_per_s + (n - 1) * r.step_latency_s;
+    s /= n;
+  }
+  return t;
+}
+
+double AnalyticalNetwork::Time(const CollectiveWork& w) const {
+  if (w.kind == CollectiveKind::kSendRecv) {
+    const AxesNet& net = Net({MeshAxis::kPipeline});
+    return w.bytes * net.p2p_load_over_rate + net.p2p_latency_s;
+  }
+  const AxesNet& net = Net(w.axes);
+  if (net.n <= 1) return 0;
+  switch (w.kind) {
+    case CollectiveKind::kReduceScatter:
+    case CollectiveKind::kAllGather:
+      return ReduceScatterTime(net, w.bytes);
+    case CollectiveKind::kAllReduce:
+      return 2 * ReduceScatterTime(net, w.bytes);
+    case CollectiveKind::kAllToAll:
+      return w.bytes / static_cast<double>(net.n) * net.a2a_pairs_per_link_over_rate *
+                 w.max_over_mean +
+             net.a2a_latency_s;
+    case CollectiveKind::kSendRecv:
+      break;
+  }
+  return 0;
+}
+
+double AnalyticalNetwork::RingBytesPerS(const std::vector<MeshAxis>& axes) const {
+  const AxesNet& net = Net(axes);
+  if (net.n <= 1) return 0;
+  const double t = ReduceScatterTime(net, 1e9);
+  const double n = static_cast<double>(net.n);
+  return t > 0 ? (n - 1) / n * 1e9 / t : 0;
+}
+
+}  // namespace moesim

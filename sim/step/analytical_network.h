@@ -1,0 +1,82 @@
+// analytical_network.h
+//
+// AnalyticalNetwork: the time of one collective of a step, alpha-beta style, from the bottleneck
+// links of its groups on the placed topology, with no contention between collectives (the
+// `analytical` network level; fast enough for sweeps). In SPMD every group of a mesh axis runs
+// the collective at once, so link loads are counted over all groups together.
+//
+// For one mesh axis the group's members vary along some physical dimensions of the topology
+// (torus dimensions, GPUs of a node, nodes, slices). For each such dimension d the sub-rings
+// along d get a ring bandwidth B_d: the better of a unidirectional ring and a bidirectional pair
+// of rings (each carrying half the data), each limited by its most loaded link
+// (bytes_per_s x link_efficiency / flows crossing it). Then, with n_d members along d:
+//   - all dimensions of one speed class (a torus): the data is split over the dimensions and
+//     reduced along all of them at once (XLA's multi-dimensional algorithm):
+//       reduce-scatter / all-gather: (n-1)/n * S / sum_d B_d;  all-reduce: twice that;
+//   - otherwise (NVLink inside nodes, InfiniBand / DCN between): hierarchically, fastest class
+//     first, each stage on the data left by the previous one:
+//       reduce-scatter: sum_i (n_i - 1)/n_i * S_i / B_i with S_i = S / (n_1 ... n_{i-1});
+//   - all-to-all: every pair exchanges S/n over its route; time = S/n x (the largest number of
+//     pairs on any link) / rate of that link; an all-to-all-v's busiest rank scales it;
+//   - send/recv between pipeline stages: the message over the most loaded link of all
+//     stage-to-stage pairs.
+// Latency: (n-1) ring steps (2(n-1) for all-reduce) of the largest route latency between ring
+// neighbours; one route for all-to-all and send/recv.
+//
+// Thread safety: Time() may be called from several threads; per-axis results are computed once
+// under a lock.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "costmodel/opgraph.h"
+#include "topologies/placement.h"
+#include "topologies/topology.h"
+
+namespace moesim {
+
+class AnalyticalNetwork {
+ public:
+  // REQUIRES: placement's axes are named "pipeline", "data", "expert", "model" (any order, all
+  // present) and placed on `topo`.
+  AnalyticalNetwork(std::shared_ptr<const Topology> topo, MeshPlacement placement,
+                    double link_efficiency);
+
+  double Time(const CollectiveWork& work) const;
+
+  // Effective ring bandwidth (bytes/s) of reduce-scatter over `axes`, for reports.
+  double RingBytesPerS(const std::vector<MeshAxis>& axes) const;
+
+ private:
+  struct DimRing {
+    int64_t n = 1;
+    double bytes_per_s = 0;
+    double step_latency_s = 0;
+    int speed_class = 0;
+  };
+  struct AxesNet {
+    int64_t n = 1;
+    std::vector<DimRing> dims;  // fastest class first
+    bool same_class = true;
+    double a2a_pairs_per_link_over_rate = 0;  // max over links of pairs / rate
+    double a2a_latency_s = 0;
+    double p2p_load_over_rate = 0;
+    double p2p_latency_s = 0;
+  };
+  const AxesNet& Net(const std::vector<MeshAxis>& axes) const;
+  AxesNet Compute(const std::vector<MeshAxis>& axes) const;
+  std::vector<std::vector<DeviceId>> Groups(const std::vector<MeshAxis>& axes) const;
+  double ReduceScatterTime(const AxesNet& net, double bytes) const;
+
+  std::shared_ptr<const Topology> topo_;
+  MeshPlacement placement_;
+  double efficiency_;
+  std::vector<int> axis_index_;  // MeshAxis -> index in placement
+  mutable std::mutex mu_;
+  mutable std::map<std::vector<MeshAxis>, std::unique_ptr<AxesNet>> cache_;
+};
+
+}  // namespace moesim

@@ -1,0 +1,66 @@
+// simulate.h
+//
+// SimulateScenario: one training step of a validated Scenario, end to end: the cost model's
+// program (BuildStepGraph), the cluster graph and the mesh placement (topologies/), the network
+// level's collective times, the schedule, and the metrics of DESIGN section 4:
+//   tflops_per_device = hardware FLOPs of the step / step time / devices
+//   mfu               = model FLOPs / (step time x devices x peak)
+// Thread safety: pure function of its inputs; runs in parallel threads (sweep, plan).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "costmodel/costmodel.h"
+#include "costmodel/opgraph.h"
+#include "sim/step/step_sim.h"
+#include "topologies/placement.h"
+#include "topologies/topology.h"
+
+namespace moesim {
+
+enum class NetworkLevel { kAnalytical, kFlow };
+const char* NetworkLevelName(NetworkLevel n);  // "analytical", "flow"
+
+struct SimulateOptions {
+  NetworkLevel network = NetworkLevel::kAnalytical;
+  bool keep_program = false;  // keep the OpGraph and its timings in the report (for --trace)
+  // A prebuilt graph of scenario.cluster.topology (sweeps reuse one); null = build it.
+  std::shared_ptr<const Topology> topology;
+};
+
+struct AxisReport {
+  std::string name;
+  int64_t size = 1;
+  std::string span;             // what it occupies on the topology
+  double ring_bytes_per_s = 0;  // effective reduce-scatter bandwidth over the axis
+};
+
+struct SimReport {
+  std::string network;
+  double step_time_s = 0;
+  Breakdown breakdown;
+  double mfu = 0;
+  double tokens_per_s = 0;
+  double tflops_per_device = 0;
+  double model_flops_per_step = 0;
+  double hardware_flops_per_step = 0;
+  double dropped_token_fraction = 0;
+  ModelCost cost;
+  MemoryReport memory;
+  std::vector<AxisReport> axes;
+  int64_t num_ops = 0;
+  int32_t critical_program = 0;
+  // With keep_program:
+  std::shared_ptr<const OpGraph> program;
+  std::vector<OpTiming> timing;
+};
+
+Expected<SimReport> SimulateScenario(const Scenario& scenario, const SimulateOptions& options);
+
+// The mesh axes as placed: outermost first, pipeline, data, expert, model.
+std::vector<std::string> MeshAxisOrder();
+
+}  // namespace moesim
