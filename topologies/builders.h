@@ -41,6 +41,10 @@ Expected<double> PositiveOption(const TopologyName& name, const std::string& key
 // The option `key` as an integer, `fallback` when absent; kInvalidInput when not an integer > 0.
 Expected<int64_t> PositiveIntOption(const TopologyName& name, const std::string& key,
                                     int64_t fallback);
+// The largest device count a builder accepts (memory stays in the low GBs).
+inline constexpr int64_t kMaxDevices = int64_t{1} << 20;
+// kInvalidInput unless dims x slices x per_dim_factor <= kMaxDevices (checked without overflow).
+Status CheckDeviceCount(const TopologyName& name, int64_t factor);
 // kInvalidInput `topology "T": WHY`.
 Status TopologyError(const TopologyName& name, const std::string& why);
 

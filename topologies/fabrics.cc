@@ -142,6 +142,7 @@ int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 Expected<std::shared_ptr<const Topology>> BuildGpuClusterTopology(const TopologyName& name,
                                                                   const HardwareProfile& hw) {
   MOESIM_RETURN_IF_ERROR(CheckOptions(name, {"chip", "hosts_per_leaf", "oversubscription"}));
+  MOESIM_RETURN_IF_ERROR(CheckDeviceCount(name, name.family == "gb200-nvl72" ? 72 : 8));
   const GpuFamily* fam = nullptr;
   for (const auto& f : kGpuFamilies) {
     if (name.family == f.family) fam = &f;
@@ -168,7 +169,6 @@ Expected<std::shared_ptr<const Topology>> BuildGpuClusterTopology(const Topology
                                    " GPUs of an NVLink domain");
   }
   const int64_t n = name.num_devices();
-  if (n > (int64_t{1} << 24)) return TopologyError(name, "more than 2^24 devices");
 
   TopologyBuilder b(name.text, n, hw);
   l.first_nvswitch = static_cast<VertexId>(n);
@@ -218,12 +218,15 @@ Expected<std::shared_ptr<const Topology>> BuildGpuClusterTopology(const Topology
 Expected<std::shared_ptr<const Topology>> BuildFatTreeTopology(const TopologyName& name,
                                                                const HardwareProfile& hw) {
   MOESIM_RETURN_IF_ERROR(CheckOptions(name, {"chip", "k", "levels"}));
+  MOESIM_RETURN_IF_ERROR(CheckDeviceCount(name, 1));
   if (!(hw.scaleout_bytes_per_s > 0)) {
     return TopologyError(name, "hardware profile \"" + hw.chip + "\" has no scaleout_bytes_per_s");
   }
   auto k = PositiveIntOption(name, "k", 16);
   if (!k.ok()) return k.status();
-  if (*k % 2 != 0 || *k < 2) return TopologyError(name, "k must be an even number >= 2");
+  if (*k % 2 != 0 || *k > 1024) {
+    return TopologyError(name, "k must be an even number in [2, 1024]");
+  }
   const int64_t n = name.dims[0];
   const int64_t half_k = *k / 2;
   const int64_t max2 = 2 * half_k * half_k, max3 = 2 * half_k * half_k * half_k;

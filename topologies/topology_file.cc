@@ -76,7 +76,9 @@ Expected<std::shared_ptr<const Topology>> BuildGraphFile(const std::string& path
   const std::string name = f.name().empty() ? path : f.name();
   auto bad = [&](const std::string& why) { return Status::InvalidInput(path + ": " + why); };
   if (f.num_devices() <= 0) return bad("num_devices must be > 0 (or give base)");
-  if (f.num_devices() > (int64_t{1} << 20)) return bad("num_devices is more than 2^20");
+  if (f.num_devices() > kMaxDevices) {
+    return bad("num_devices is more than " + std::to_string(kMaxDevices));
+  }
   TopologyBuilder b(name, f.num_devices(), hw);
   std::map<std::string, VertexId> by_name;
   for (int i = 0; i < f.vertices_size(); ++i) {
@@ -183,6 +185,19 @@ Expected<std::string> TopologyFileChip(const std::string& path) {
 
 Status TopologyError(const TopologyName& name, const std::string& why) {
   return Status::InvalidInput("topology \"" + name.text + "\": " + why);
+}
+
+Status CheckDeviceCount(const TopologyName& name, int64_t factor) {
+  int64_t n = factor * name.slices;
+  for (int64_t d : name.dims) {
+    if (n > kMaxDevices / d) {
+      return TopologyError(name, "more than " + std::to_string(kMaxDevices) + " devices");
+    }
+    n *= d;
+  }
+  return n > kMaxDevices
+             ? TopologyError(name, "more than " + std::to_string(kMaxDevices) + " devices")
+             : Status::Ok();
 }
 
 Status CheckOptions(const TopologyName& name, std::initializer_list<const char*> accepted) {

@@ -166,6 +166,7 @@ std::vector<int64_t> HostBlock(const std::vector<int64_t>& dims, int64_t per_hos
 Expected<std::shared_ptr<const Topology>> BuildTorusTopology(const TopologyName& name,
                                                              const HardwareProfile& hw) {
   MOESIM_RETURN_IF_ERROR(CheckOptions(name, {"chip", "wrap"}));
+  MOESIM_RETURN_IF_ERROR(CheckDeviceCount(name, 1));
   if (!(hw.link_bytes_per_s > 0)) {
     return TopologyError(name, "hardware profile \"" + hw.chip + "\" has no link_bytes_per_s");
   }
@@ -181,7 +182,6 @@ Expected<std::shared_ptr<const Topology>> BuildTorusTopology(const TopologyName&
   for (size_t d = nd; d-- > 1;) l.strides[d - 1] = l.strides[d] * l.dims[d];
   l.per_slice = l.strides[0] * l.dims[0];
   const int64_t n = l.per_slice * l.slices;
-  if (n > (int64_t{1} << 24)) return TopologyError(name, "more than 2^24 devices");
 
   TopologyBuilder b(name.text, n, hw);
   for (int64_t s = 0; s < l.slices; ++s) {

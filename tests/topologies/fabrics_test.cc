@@ -179,8 +179,9 @@ TEST(FabricErrors, Messages) {
             "topology \"fattree:2000\": a 3-level fat-tree of k=16 holds at most 1024 hosts; "
             "raise k");
   EXPECT_EQ(BuildError("fattree:8,k=3"),
-            "topology \"fattree:8,k=3\": k must be an even number "
-            ">= 2");
+            "topology \"fattree:8,k=3\": k must be an even number in [2, 1024]");
+  EXPECT_EQ(BuildError("dgx-h100:200000"),
+            "topology \"dgx-h100:200000\": more than 1048576 devices");
   EXPECT_EQ(BuildError("fattree:8,levels=4"),
             "topology \"fattree:8,levels=4\": levels must be 2 or 3");
 }
