@@ -62,26 +62,26 @@ Status CheckMesh(const Topology& topo, const std::vector<std::string>& names,
 }
 
 // Lays axes (innermost first) on dims in `slot_order` (indices into dims, innermost first),
-// starting from the sizes left in `left`. False when some axis cannot be factored.
+// starting from the sizes left in `left`. Each axis takes factors from the first slots that
+// share a factor with what it still needs, inner part of a dimension first. False when some
+// axis cannot be factored.
 bool Assign(const std::vector<int64_t>& dim_sizes, const std::vector<size_t>& slot_order,
             std::vector<int64_t> left, const std::vector<int64_t>& need_sizes, Assignment* out) {
   const size_t k = need_sizes.size();
   out->factors.assign(k, {});
   std::vector<std::set<size_t>> axes_on_dim(dim_sizes.size());
-  size_t slot = 0;
   for (size_t i = k; i-- > 0;) {
     int64_t need = need_sizes[i];
-    while (need > 1) {
-      while (slot < slot_order.size() && left[slot_order[slot]] == 1) ++slot;
-      if (slot == slot_order.size()) return false;
+    for (size_t slot = 0; slot < slot_order.size() && need > 1; ++slot) {
       const size_t d = slot_order[slot];
       const int64_t g = std::gcd(need, left[d]);
-      if (g == 1) return false;
+      if (g == 1) continue;
       out->factors[i].push_back({d, g, dim_sizes[d] / left[d]});
       axes_on_dim[d].insert(i);
       left[d] /= g;
       need /= g;
     }
+    if (need > 1) return false;
   }
   out->shared_dims = 0;
   out->num_factors = 0;

@@ -34,6 +34,31 @@ void BM_V4PodDiameter(benchmark::State& state) {
 }
 BENCHMARK(BM_V4PodDiameter)->Unit(benchmark::kMillisecond);
 
+// One uncached route (dimension-order, ~12 hops on average) on the v4 pod.
+void BM_V4PodComputeRoute(benchmark::State& state) {
+  auto topo = BuildTopology("tpu-v4:16x16x16", V4()).value();
+  std::vector<LinkId> route;
+  DeviceId b = 1;
+  for (auto _ : state) {
+    topo->ComputeRoute(0, b, &route);
+    benchmark::DoNotOptimize(route.data());
+    b = b % 4095 + 1;
+  }
+}
+BENCHMARK(BM_V4PodComputeRoute);
+
+// One cached route lookup.
+void BM_V4PodCachedRoute(benchmark::State& state) {
+  auto topo = BuildTopology("tpu-v4:16x16x16", V4()).value();
+  for (DeviceId b = 1; b < 4096; ++b) topo->Route(0, b);
+  DeviceId b = 1;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(topo->Route(0, b).data());
+    b = b % 4095 + 1;
+  }
+}
+BENCHMARK(BM_V4PodCachedRoute);
+
 // Everything `moesim topo` does, from the name to the per-axis figures.
 void BM_V4PodTopoCommand(benchmark::State& state) {
   const HardwareProfile hw = V4();

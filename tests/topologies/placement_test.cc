@@ -140,6 +140,19 @@ TEST(Placement, PrefersWholeDimensions) {
   EXPECT_EQ(p.axis_spans[0], "y(16)");
 }
 
+TEST(Placement, AxisTakesFactorsOfSeveralDimensions) {
+  // torus:6x6, mesh a,b = 4,9: b (innermost) takes 3 of y and 3 of x, a block of 3x3, laid as a
+  // snake: (0,0) (0,1) (0,2) (1,2) (1,1) (1,0) (2,0) (2,1) (2,2); a takes the remaining factor 2
+  // of each dimension (stride 3).
+  auto t = Build("torus:6x6");
+  ASSERT_TRUE(t);
+  const MeshPlacement p = Place(*t, {"a", "b"}, {4, 9});
+  ExpectPermutation(p, 36);
+  EXPECT_EQ(p.Groups(1)[0], (std::vector<DeviceId>{0, 1, 2, 8, 7, 6, 12, 13, 14}));
+  EXPECT_EQ(p.Groups(0)[0], (std::vector<DeviceId>{0, 3, 21, 18}));  // (0,0) (0,3) (3,3) (3,0)
+  EXPECT_EQ(p.axis_spans[1], "x(3 of 6) y(3 of 6)");
+}
+
 TEST(Placement, DataAcrossSlices) {
   // tpu-v5e:16x16*4 with data innermost: data still takes the 4 slices (DCN); each data group is
   // one chip position in every slice, in slice order. Expert takes the 256 chips of a slice.
