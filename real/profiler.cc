@@ -6,35 +6,25 @@
 
 namespace moesim::real {
 
-const char* PassName(Pass p) {
-  switch (p) {
-    case Pass::kForward:
-      return "forward";
-    case Pass::kBackward:
-      return "backward";
-    case Pass::kOptimizer:
-      return "optimizer";
-  }
-  return "?";
-}
-
 void Profiler::BeginStep(int64_t step, bool record, double host_offset_s) {
   recording_ = record;
   step_ = step;
+  micro_batch_ = -1;
   offset_s_ = host_offset_s;
   open_.clear();
   next_slot_ = 0;
   if (recording_) dev_->RecordTimestamp(next_slot_++);
 }
 
-int64_t Profiler::Begin(const char* name, Pass pass, int64_t layer, bool comm, double flops,
+int64_t Profiler::Begin(const char* name, Phase phase, int64_t layer, int32_t stream, double flops,
                         double bytes) {
   if (!recording_) return -1;
   Open o;
-  o.ev.name = name;
-  o.ev.pass = pass;
+  o.ev.name = layer >= 0 ? "L" + std::to_string(layer) + "." + name : std::string(name);
+  o.ev.phase = phase;
+  o.ev.stream = stream;
   o.ev.layer = layer;
-  o.ev.comm = comm;
+  o.ev.micro_batch = phase == Phase::kOptimizer ? -1 : micro_batch_;
   o.ev.step = step_;
   o.ev.flops = flops;
   o.ev.bytes = bytes;
@@ -68,11 +58,11 @@ Status Profiler::EndStep() {
 std::string EncodeEvents(const std::vector<TraceEvent>& events) {
   std::ostringstream out;
   for (const TraceEvent& e : events) {
-    nlohmann::json j = {{"n", e.name},  {"p", static_cast<int>(e.pass)},
-                        {"c", e.comm},  {"l", e.layer},
-                        {"s", e.step},  {"t", e.start_s},
-                        {"d", e.dur_s}, {"f", e.flops},
-                        {"b", e.bytes}};
+    nlohmann::json j = {{"n", e.name},        {"p", static_cast<int>(e.phase)},
+                        {"q", e.stream},      {"l", e.layer},
+                        {"m", e.micro_batch}, {"s", e.step},
+                        {"t", e.start_s},     {"d", e.dur_s},
+                        {"f", e.flops},       {"b", e.bytes}};
     out << j.dump() << "\n";
   }
   return out.str();
@@ -88,9 +78,10 @@ Expected<std::vector<TraceEvent>> DecodeEvents(const std::string& text) {
     if (j.is_discarded()) return Status::Internal("trace: cannot decode event: " + line);
     TraceEvent e;
     e.name = j.value("n", "");
-    e.pass = static_cast<Pass>(j.value("p", 0));
-    e.comm = j.value("c", false);
+    e.phase = static_cast<Phase>(j.value("p", 0));
+    e.stream = j.value("q", int32_t{kComputeStream});
     e.layer = j.value("l", int64_t{-1});
+    e.micro_batch = j.value("m", int64_t{-1});
     e.step = j.value("s", int64_t{0});
     e.start_s = j.value("t", 0.0);
     e.dur_s = j.value("d", 0.0);
@@ -109,36 +100,37 @@ Status WriteChromeTrace(const std::string& path,
     events.push_back({{"name", "process_name"},
                       {"ph", "M"},
                       {"pid", r},
-                      {"args", {{"name", "rank " + std::to_string(r)}}}});
-    for (int tid = 0; tid < 2; ++tid) {
+                      {"args", {{"name", "rank " + std::to_string(r) + " (measured)"}}}});
+    for (int32_t s = 0; s < kNumStreams; ++s) {
       events.push_back({{"name", "thread_name"},
                         {"ph", "M"},
                         {"pid", r},
-                        {"tid", tid},
-                        {"args", {{"name", tid == 0 ? "compute" : "communication"}}}});
+                        {"tid", s},
+                        {"args", {{"name", StreamName(s)}}}});
     }
     for (const TraceEvent& e : per_rank[r]) {
-      nlohmann::json args = {{"pass", PassName(e.pass)}, {"step", e.step}};
+      nlohmann::json args = {
+          {"phase", PhaseName(e.phase)}, {"micro_batch", e.micro_batch}, {"step", e.step}};
       if (e.layer >= 0) args["layer"] = e.layer;
       if (e.flops > 0) args["flops"] = e.flops;
       if (e.bytes > 0) args["bytes"] = e.bytes;
       events.push_back({{"name", e.name},
-                        {"cat", e.comm ? "comm" : "compute"},
+                        {"cat", e.stream == kComputeStream ? "compute" : "collective"},
                         {"ph", "X"},
                         {"pid", r},
-                        {"tid", e.comm ? 1 : 0},
+                        {"tid", e.stream},
                         {"ts", e.start_s * 1e6},
                         {"dur", e.dur_s * 1e6},
                         {"args", args}});
     }
   }
   nlohmann::json other = nlohmann::json::object();
-  other["source"] = "moesim-real";
+  other["generator"] = "moesim-real train";
   for (const auto& [k, v] : metadata) other[k] = v;
   nlohmann::json root = {{"traceEvents", events}, {"displayTimeUnit", "ms"}, {"otherData", other}};
   std::ofstream out(path, std::ios::binary);
   if (!out) return Status::InvalidInput(path + ": cannot open for writing");
-  out << root.dump(1) << "\n";
+  out << root.dump() << "\n";
   out.close();
   if (!out) return Status::InvalidInput(path + ": write failed");
   return Status::Ok();

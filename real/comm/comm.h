@@ -66,6 +66,10 @@ class Comm {
   // an empty vector).
   virtual Status GatherStrings(const std::string& mine, std::vector<std::string>* all) = 0;
   virtual Status Barrier() = 0;
+
+  // Testing hook: issues a call the communication library itself rejects (e.g. a negative
+  // count), so tests can check that a real library error ends every rank with its text.
+  virtual Status DebugFailingCall() = 0;
 };
 
 }  // namespace moesim::real

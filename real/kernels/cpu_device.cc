@@ -199,22 +199,28 @@ template <typename T>
 void CpuDevice<T>::Rope(T* x, int64_t rows, int64_t heads, int64_t head_dim, int64_t seq_len,
                         double theta, bool inverse) {
   const int64_t half = head_dim / 2;
-  std::vector<T> cosv(static_cast<size_t>(half)), sinv(static_cast<size_t>(half));
-  for (int64_t r = 0; r < rows; ++r) {
-    const double pos = static_cast<double>(r % seq_len);
-    for (int64_t i = 0; i < half; ++i) {
-      const double angle =
-          pos * std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
-      cosv[static_cast<size_t>(i)] = static_cast<T>(std::cos(angle));
-      sinv[static_cast<size_t>(i)] = static_cast<T>(inverse ? -std::sin(angle) : std::sin(angle));
+  const int64_t positions = std::min(rows, seq_len);
+  // cos/sin per (position, pair), computed in double.
+  std::vector<T> cs(static_cast<size_t>(positions * half)), sn(cs.size());
+  for (int64_t i = 0; i < half; ++i) {
+    const double freq =
+        std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
+    for (int64_t p = 0; p < positions; ++p) {
+      const double angle = static_cast<double>(p) * freq;
+      cs[static_cast<size_t>(p * half + i)] = static_cast<T>(std::cos(angle));
+      sn[static_cast<size_t>(p * half + i)] =
+          static_cast<T>(inverse ? -std::sin(angle) : std::sin(angle));
     }
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* c = cs.data() + (r % seq_len) * half;
+    const T* s = sn.data() + (r % seq_len) * half;
     for (int64_t h = 0; h < heads; ++h) {
       T* v = x + (r * heads + h) * head_dim;
       for (int64_t i = 0; i < half; ++i) {
-        const T c = cosv[static_cast<size_t>(i)], s = sinv[static_cast<size_t>(i)];
         const T a = v[2 * i], b = v[2 * i + 1];
-        v[2 * i] = a * c - b * s;
-        v[2 * i + 1] = a * s + b * c;
+        v[2 * i] = a * c[i] - b * s[i];
+        v[2 * i + 1] = a * s[i] + b * c[i];
       }
     }
   }
@@ -327,23 +333,26 @@ void CpuDevice<T>::CrossEntropy(const T* logits, const int32_t* target, T* loss,
                                 int64_t rows, int64_t cols, double grad_scale) {
   for (int64_t r = 0; r < rows; ++r) {
     const T* lr = logits + r * cols;
-    T* dr = dlogits + r * cols;
+    T* dr = dlogits + r * cols;  // may alias lr: each element is read before it is written
     const int32_t t = target[r];
     if (t < 0) {
       loss[r] = T(0);
       std::fill(dr, dr + cols, T(0));
       continue;
     }
+    const double target_logit = static_cast<double>(lr[t]);
     T mx = lr[0];
     for (int64_t c = 1; c < cols; ++c) mx = std::max(mx, lr[c]);
     double sum = 0;
-    for (int64_t c = 0; c < cols; ++c) sum += std::exp(static_cast<double>(lr[c] - mx));
-    const double lse = static_cast<double>(mx) + std::log(sum);
-    loss[r] = static_cast<T>(lse - static_cast<double>(lr[t]));
     for (int64_t c = 0; c < cols; ++c) {
-      const double p = std::exp(static_cast<double>(lr[c]) - lse);
-      dr[c] = static_cast<T>(grad_scale * (p - (c == t ? 1.0 : 0.0)));
+      const double e = std::exp(static_cast<double>(lr[c] - mx));
+      dr[c] = static_cast<T>(e);
+      sum += e;
     }
+    loss[r] = static_cast<T>(static_cast<double>(mx) + std::log(sum) - target_logit);
+    const double scale = grad_scale / sum;
+    for (int64_t c = 0; c < cols; ++c) dr[c] = static_cast<T>(scale * static_cast<double>(dr[c]));
+    dr[t] = static_cast<T>(static_cast<double>(dr[t]) - grad_scale);
   }
 }
 

@@ -58,7 +58,7 @@ void Attention<T>::Forward(Context<T>& ctx, const T* a, T* out) {
   Profiler* pr = ctx.prof;
   const int64_t b = s_.batch, sq = s_.seq, m = s_.d_model, h = s_.heads, kv = s_.kv_heads,
                 hdim = s_.head_dim, n = s_.tokens(), hd = h * hdim, kvd = kv * hdim, r = h / kv;
-  const Pass f = Pass::kForward;
+  const Phase f = Phase::kForward;
   input_ = a;
   const int64_t mark = ctx.ws->Mark();
   T* qt = ctx.ws->Take(n * hd);
@@ -121,7 +121,7 @@ void Attention<T>::Backward(Context<T>& ctx, const T* dout, T* da, bool accumula
   Profiler* pr = ctx.prof;
   const int64_t b = s_.batch, sq = s_.seq, m = s_.d_model, h = s_.heads, kv = s_.kv_heads,
                 hdim = s_.head_dim, n = s_.tokens(), hd = h * hdim, kvd = kv * hdim, r = h / kv;
-  const Pass bw = Pass::kBackward;
+  const Phase bw = Phase::kBackward;
   const int64_t mark = ctx.ws->Mark();
   T* dctx = ctx.ws->Take(n * hd);
   T* dctxh = ctx.ws->Take(n * hd);
@@ -133,61 +133,75 @@ void Attention<T>::Backward(Context<T>& ctx, const T* dout, T* da, bool accumula
   T* dv = ctx.ws->Take(n * kvd);
   T* dq = dctx;  // free once permuted
   {
-    ScopedOp op(pr, "attn.out", bw, layer_, 2 * GemmFlops(n, m, hd));
+    ScopedOp op(pr, "attn.out.dgrad", bw, layer_, GemmFlops(n, m, hd));
     d.Gemm(false, true, n, hd, m, T(1), dout, m, params_->param(wo_), m, T(0), dctx, hd);
+  }
+  {
+    ScopedOp op(pr, "attn.out.wgrad", bw, layer_, GemmFlops(n, m, hd));
     d.Gemm(true, false, hd, m, n, T(1), context_.data(), hd, dout, m, T(1), params_->grad(wo_), m);
   }
   {
-    ScopedOp op(pr, "attn.layout", bw, layer_);
+    ScopedOp op(pr, "attn.layout.bwd", bw, layer_);
     d.Permute0213(dctx, dctxh, b, sq, h, hdim);
   }
   const double core_flops = 2.0 * static_cast<double>(b * h * sq * sq * hdim);
+  // dP = dC V^T per (batch, kv head) group of r heads; dV = P^T dC sums over the group.
   {
-    ScopedOp op(pr, "attn.context", bw, layer_, 2 * core_flops);
-    // dP = dC V^T per (batch, kv head) group of r heads; dV = P^T dC sums over the group.
+    ScopedOp op(pr, "attn.context.grad_a", bw, layer_, core_flops);
     d.GemmStridedBatched(false, true, r * sq, sq, hdim, T(1), dctxh, hdim, r * sq * hdim, v_.data(),
                          hdim, sq * hdim, T(0), dp, sq, r * sq * sq, b * kv);
+  }
+  {
+    ScopedOp op(pr, "attn.context.grad_b", bw, layer_, core_flops);
     d.GemmStridedBatched(true, false, sq, hdim, r * sq, T(1), probs_.data(), sq, r * sq * sq, dctxh,
                          hdim, r * sq * hdim, T(0), dvh, hdim, sq * hdim, b * kv);
   }
   {
-    ScopedOp op(pr, "attn.softmax", bw, layer_);
+    ScopedOp op(pr, "attn.softmax.bwd", bw, layer_);
     d.SoftmaxBackward(probs_.data(), dp, dp, b * h * sq, sq);
   }
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hdim)));
   {
-    ScopedOp op(pr, "attn.scores", bw, layer_, 2 * core_flops);
+    ScopedOp op(pr, "attn.scores.grad_a", bw, layer_, core_flops);
     d.GemmStridedBatched(false, false, r * sq, hdim, sq, scale, dp, sq, r * sq * sq, k_.data(),
                          hdim, sq * hdim, T(0), dqh, hdim, r * sq * hdim, b * kv);
+  }
+  {
+    ScopedOp op(pr, "attn.scores.grad_b", bw, layer_, core_flops);
     d.GemmStridedBatched(true, false, sq, hdim, r * sq, scale, dp, sq, r * sq * sq, q_.data(), hdim,
                          r * sq * hdim, T(0), dkh, hdim, sq * hdim, b * kv);
   }
   {
-    ScopedOp op(pr, "attn.layout", bw, layer_);
+    ScopedOp op(pr, "attn.layout.bwd", bw, layer_);
     d.Permute0213(dqh, dq, b, h, sq, hdim);
     d.Permute0213(dkh, dk, b, kv, sq, hdim);
     d.Permute0213(dvh, dv, b, kv, sq, hdim);
   }
   {
-    ScopedOp op(pr, "attn.rope", bw, layer_);
+    ScopedOp op(pr, "attn.rope.bwd", bw, layer_);
     d.Rope(dq, n, h, hdim, sq, s_.rope_theta, /*inverse=*/true);
     d.Rope(dk, n, kv, hdim, sq, s_.rope_theta, /*inverse=*/true);
   }
-  const T beta0 = accumulate ? T(1) : T(0);
-  {
-    ScopedOp op(pr, "attn.q", bw, layer_, 2 * GemmFlops(n, hd, m));
-    d.Gemm(true, false, m, hd, n, T(1), input_, m, dq, hd, T(1), params_->grad(wq_), hd);
-    d.Gemm(false, true, n, m, hd, T(1), dq, hd, params_->param(wq_), hd, beta0, da, m);
-  }
-  {
-    ScopedOp op(pr, "attn.k", bw, layer_, 2 * GemmFlops(n, kvd, m));
-    d.Gemm(true, false, m, kvd, n, T(1), input_, m, dk, kvd, T(1), params_->grad(wk_), kvd);
-    d.Gemm(false, true, n, m, kvd, T(1), dk, kvd, params_->param(wk_), kvd, T(1), da, m);
-  }
-  {
-    ScopedOp op(pr, "attn.v", bw, layer_, 2 * GemmFlops(n, kvd, m));
-    d.Gemm(true, false, m, kvd, n, T(1), input_, m, dv, kvd, T(1), params_->grad(wv_), kvd);
-    d.Gemm(false, true, n, m, kvd, T(1), dv, kvd, params_->param(wv_), kvd, T(1), da, m);
+  struct Proj {
+    const char* wgrad;
+    const char* dgrad;
+    int w;
+    const T* dy;
+    int64_t cols;
+  };
+  bool first = !accumulate;
+  for (const Proj& p : {Proj{"attn.q.wgrad", "attn.q.dgrad", wq_, dq, hd},
+                        Proj{"attn.k.wgrad", "attn.k.dgrad", wk_, dk, kvd},
+                        Proj{"attn.v.wgrad", "attn.v.dgrad", wv_, dv, kvd}}) {
+    {
+      ScopedOp op(pr, p.wgrad, bw, layer_, GemmFlops(n, p.cols, m));
+      d.Gemm(true, false, m, p.cols, n, T(1), input_, m, p.dy, p.cols, T(1), params_->grad(p.w),
+             p.cols);
+    }
+    ScopedOp op(pr, p.dgrad, bw, layer_, GemmFlops(n, p.cols, m));
+    d.Gemm(false, true, n, m, p.cols, T(1), p.dy, p.cols, params_->param(p.w), p.cols,
+           first ? T(0) : T(1), da, m);
+    first = false;
   }
   ctx.ws->Release(mark);
 }

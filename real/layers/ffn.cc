@@ -13,6 +13,14 @@ SwiGluFfn<T>::SwiGluFfn(const FfnShape& s, const std::string& param_prefix, cons
     e.std = sd;
     return params->Add(e);
   };
+  const std::string w1 = op_names[0], w3 = op_names[1], act = op_names[2], w2 = op_names[3];
+  bwd_names_[0] = w2 + ".dgrad";
+  bwd_names_[1] = w2 + ".wgrad";
+  bwd_names_[2] = act + ".bwd";
+  bwd_names_[3] = w1 + ".wgrad";
+  bwd_names_[4] = w1 + ".dgrad";
+  bwd_names_[5] = w3 + ".wgrad";
+  bwd_names_[6] = w3 + ".dgrad";
   w1_ = add("w1", std);
   w3_ = add("w3", std);
   w2_ = add("w2", out_std);
@@ -40,7 +48,7 @@ template <typename T>
 void SwiGluFfn<T>::Forward(Context<T>& ctx, const T* x, T* out) {
   Device<T>& d = *ctx.dev;
   const int64_t n = s_.tokens, m = s_.d_model, f = s_.hidden;
-  const Pass p = Pass::kForward;
+  const Phase p = Phase::kForward;
   input_ = x;
   {
     ScopedOp op(ctx.prof, names_[0], p, layer_, GemmFlops(n, f, m));
@@ -64,29 +72,39 @@ template <typename T>
 void SwiGluFfn<T>::Backward(Context<T>& ctx, const T* dout, T* dx, bool accumulate) {
   Device<T>& d = *ctx.dev;
   const int64_t n = s_.tokens, m = s_.d_model, f = s_.hidden;
-  const Pass p = Pass::kBackward;
+  const Phase p = Phase::kBackward;
   const int64_t mark = ctx.ws->Mark();
   T* dact = ctx.ws->Take(n * f);
   T* dh1 = ctx.ws->Take(n * f);
   T* dh3 = ctx.ws->Take(n * f);
+  const double flops = GemmFlops(n, m, f);
   {
-    ScopedOp op(ctx.prof, names_[3], p, layer_, 2 * GemmFlops(n, m, f));
+    ScopedOp op(ctx.prof, bwd_names_[0].c_str(), p, layer_, flops);
     d.Gemm(false, true, n, f, m, T(1), dout, m, params_->param(w2_), m, T(0), dact, f);
+  }
+  {
+    ScopedOp op(ctx.prof, bwd_names_[1].c_str(), p, layer_, flops);
     d.Gemm(true, false, f, m, n, T(1), act_.data(), f, dout, m, T(1), params_->grad(w2_), m);
   }
   {
-    ScopedOp op(ctx.prof, names_[2], p, layer_);
+    ScopedOp op(ctx.prof, bwd_names_[2].c_str(), p, layer_);
     d.SwiGluBackward(h1_.data(), h3_.data(), dact, dh1, dh3, n * f);
   }
   {
-    ScopedOp op(ctx.prof, names_[0], p, layer_, 2 * GemmFlops(n, f, m));
+    ScopedOp op(ctx.prof, bwd_names_[3].c_str(), p, layer_, flops);
     d.Gemm(true, false, m, f, n, T(1), input_, m, dh1, f, T(1), params_->grad(w1_), f);
+  }
+  {
+    ScopedOp op(ctx.prof, bwd_names_[4].c_str(), p, layer_, flops);
     d.Gemm(false, true, n, m, f, T(1), dh1, f, params_->param(w1_), f, accumulate ? T(1) : T(0), dx,
            m);
   }
   {
-    ScopedOp op(ctx.prof, names_[1], p, layer_, 2 * GemmFlops(n, f, m));
+    ScopedOp op(ctx.prof, bwd_names_[5].c_str(), p, layer_, flops);
     d.Gemm(true, false, m, f, n, T(1), input_, m, dh3, f, T(1), params_->grad(w3_), f);
+  }
+  {
+    ScopedOp op(ctx.prof, bwd_names_[6].c_str(), p, layer_, flops);
     d.Gemm(false, true, n, m, f, T(1), dh3, f, params_->param(w3_), f, T(1), dx, m);
   }
   ctx.ws->Release(mark);

@@ -38,7 +38,8 @@ class SwiGluFfn {
 
  private:
   FfnShape s_;
-  const char** names_;  // w1, w3, act, w2
+  const char** names_;        // w1, w3, act, w2
+  std::string bwd_names_[7];  // w2.dgrad, w2.wgrad, act.bwd, w1.wgrad, w1.dgrad, w3.wgrad, w3.dgrad
   int64_t layer_;
   ParamSet<T>* params_;
   int w1_, w3_, w2_;

@@ -97,12 +97,12 @@ int64_t MoeLayer<T>::ScratchElems() const {
 }
 
 template <typename T>
-Status MoeLayer<T>::Exchange(Context<T>& ctx, const T* send,
+Status MoeLayer<T>::Exchange(Context<T>& ctx, const char* name, const T* send,
                              const std::vector<int64_t>& send_counts, T* recv,
-                             const std::vector<int64_t>& recv_counts, Pass pass) {
+                             const std::vector<int64_t>& recv_counts, Phase phase) {
   double bytes = 0;
   for (int64_t c : send_counts) bytes += static_cast<double>(c) * sizeof(T);
-  ScopedOp op(ctx.prof, "moe.all_to_all", pass, layer_, 0, bytes, /*comm=*/true);
+  ScopedOp op(ctx.prof, name, phase, layer_, 0, bytes, kCommStream);
   return ctx.comm->AllToAllV(send, send_counts, recv, recv_counts, Group::kExpert);
 }
 
@@ -111,7 +111,7 @@ Status MoeLayer<T>::Forward(Context<T>& ctx, const T* x, T* out) {
   Device<T>& d = *ctx.dev;
   const int64_t n = s_.tokens, m = s_.d_model, e_n = s_.num_experts, k = s_.top_k;
   const int64_t el = s_.local_experts();
-  const Pass fw = Pass::kForward;
+  const Phase fw = Phase::kForward;
   input_ = x;
   {
     ScopedOp op(ctx.prof, "moe.router", fw, layer_, GemmFlops(n, e_n, m));
@@ -119,7 +119,7 @@ Status MoeLayer<T>::Forward(Context<T>& ctx, const T* x, T* out) {
            e_n);
   }
   {
-    ScopedOp op(ctx.prof, "moe.route", fw, layer_);
+    ScopedOp op(ctx.prof, "moe.gate", fw, layer_);
     const std::vector<T> logits = logits_.Download(n * e_n);
     routing_ = Route(logits.data(), n, cfg_);
     const int64_t rows = routing_.rows();
@@ -144,7 +144,7 @@ Status MoeLayer<T>::Forward(Context<T>& ctx, const T* x, T* out) {
   }
   const int64_t rows = routing_.rows();
   {
-    ScopedOp op(ctx.prof, "moe.dispatch", fw, layer_);
+    ScopedOp op(ctx.prof, "moe.permute", fw, layer_);
     d.GatherRows(x, idx_.data(), nullptr, disp_.data(), rows, m);
   }
   const T* xin = disp_.data();
@@ -161,8 +161,8 @@ Status MoeLayer<T>::Forward(Context<T>& ctx, const T* x, T* out) {
     const int64_t peers = s_.ep_size;
     std::vector<int64_t> recv_counts;  // [peer][local expert]
     {
-      ScopedOp op(ctx.prof, "moe.all_to_all", fw, layer_, 0,
-                  static_cast<double>(e_n * sizeof(int64_t)), /*comm=*/true);
+      ScopedOp op(ctx.prof, "moe.dispatch_a2a", fw, layer_, 0,
+                  static_cast<double>(e_n * sizeof(int64_t)), kCommStream);
       MOESIM_RETURN_IF_ERROR(
           ctx.comm->AllToAllHost(routing_.expert_rows, &recv_counts, el, Group::kExpert));
     }
@@ -204,7 +204,8 @@ Status MoeLayer<T>::Forward(Context<T>& ctx, const T* x, T* out) {
     expert_off_[static_cast<size_t>(el)] = i;
     perm_fwd_.Upload(fwd);
     perm_back_.Upload(back);
-    MOESIM_RETURN_IF_ERROR(Exchange(ctx, disp_.data(), send_elems_, recv_.data(), recv_elems_, fw));
+    MOESIM_RETURN_IF_ERROR(Exchange(ctx, "moe.dispatch_a2a", disp_.data(), send_elems_,
+                                    recv_.data(), recv_elems_, fw));
     {
       ScopedOp op(ctx.prof, "moe.permute", fw, layer_);
       d.GatherRows(recv_.data(), perm_fwd_.data(), nullptr, xin_.data(), recv_rows_, m);
@@ -218,12 +219,12 @@ Status MoeLayer<T>::Forward(Context<T>& ctx, const T* x, T* out) {
       ScopedOp op(ctx.prof, "moe.permute", fw, layer_);
       d.GatherRows(yexp_.data(), perm_back_.data(), nullptr, recv_.data(), recv_rows_, m);
     }
-    MOESIM_RETURN_IF_ERROR(
-        Exchange(ctx, recv_.data(), recv_elems_, ydisp_.data(), send_elems_, fw));
+    MOESIM_RETURN_IF_ERROR(Exchange(ctx, "moe.combine_a2a", recv_.data(), recv_elems_,
+                                    ydisp_.data(), send_elems_, fw));
     ydisp = ydisp_.data();
   }
   {
-    ScopedOp op(ctx.prof, "moe.combine", fw, layer_);
+    ScopedOp op(ctx.prof, "moe.unpermute", fw, layer_);
     d.CombineRows(ydisp, pos_.data(), gate_w_.data(), out, n, k, m, /*accumulate=*/false);
   }
   if (shared_) {
@@ -240,7 +241,7 @@ template <typename T>
 void MoeLayer<T>::ExpertsForward(Context<T>& ctx, const T* xin) {
   Device<T>& d = *ctx.dev;
   const int64_t m = s_.d_model, f = s_.expert_hidden, el = s_.local_experts();
-  const Pass fw = Pass::kForward;
+  const Phase fw = Phase::kForward;
   const double rows = static_cast<double>(recv_rows_);
   const double flops = 2.0 * rows * static_cast<double>(m * f);
   for (auto [name, w, h] : {std::tuple{"moe.w1", w1_, &h1_}, std::tuple{"moe.w3", w3_, &h3_}}) {
@@ -267,38 +268,54 @@ template <typename T>
 void MoeLayer<T>::ExpertsBackward(Context<T>& ctx, const T* dy, T* dxin) {
   Device<T>& d = *ctx.dev;
   const int64_t m = s_.d_model, f = s_.expert_hidden, el = s_.local_experts();
-  const Pass bw = Pass::kBackward;
-  const double flops = 4.0 * static_cast<double>(recv_rows_) * static_cast<double>(m * f);
+  const Phase bw = Phase::kBackward;
+  const double flops = 2.0 * static_cast<double>(recv_rows_) * static_cast<double>(m * f);
   T* dact = ctx.ws->Take(max_recv_ * f);
   T* dh1 = ctx.ws->Take(max_recv_ * f);
   T* dh3 = ctx.ws->Take(max_recv_ * f);
+  auto off = [&](int64_t e) { return expert_off_[static_cast<size_t>(e)]; };
+  auto rows = [&](int64_t e) { return expert_rows_[static_cast<size_t>(e)]; };
   {
-    ScopedOp op(ctx.prof, "moe.w2", bw, layer_, flops);
+    ScopedOp op(ctx.prof, "moe.w2.dgrad", bw, layer_, flops);
     for (int64_t e = 0; e < el; ++e) {
-      const int64_t off = expert_off_[static_cast<size_t>(e)],
-                    c = expert_rows_[static_cast<size_t>(e)];
-      d.Gemm(false, true, c, f, m, T(1), dy + off * m, m, params_->param(w2_) + e * f * m, m, T(0),
-             dact + off * f, f);
-      d.Gemm(true, false, f, m, c, T(1), act_.data() + off * f, f, dy + off * m, m, T(1),
-             params_->grad(w2_) + e * f * m, m);
+      d.Gemm(false, true, rows(e), f, m, T(1), dy + off(e) * m, m, params_->param(w2_) + e * f * m,
+             m, T(0), dact + off(e) * f, f);
     }
   }
   {
-    ScopedOp op(ctx.prof, "moe.act", bw, layer_);
+    ScopedOp op(ctx.prof, "moe.w2.wgrad", bw, layer_, flops);
+    for (int64_t e = 0; e < el; ++e) {
+      d.Gemm(true, false, f, m, rows(e), T(1), act_.data() + off(e) * f, f, dy + off(e) * m, m,
+             T(1), params_->grad(w2_) + e * f * m, m);
+    }
+  }
+  {
+    ScopedOp op(ctx.prof, "moe.act.bwd", bw, layer_);
     d.SwiGluBackward(h1_.data(), h3_.data(), dact, dh1, dh3, recv_rows_ * f);
   }
   const T* xin = s_.ep_size > 1 ? xin_.data() : disp_.data();
-  for (auto [name, w, dh, first] :
-       {std::tuple{"moe.w1", w1_, dh1, true}, std::tuple{"moe.w3", w3_, dh3, false}}) {
-    ScopedOp op(ctx.prof, name, bw, layer_, flops);
-    for (int64_t e = 0; e < el; ++e) {
-      const int64_t off = expert_off_[static_cast<size_t>(e)],
-                    c = expert_rows_[static_cast<size_t>(e)];
-      d.Gemm(true, false, m, f, c, T(1), xin + off * m, m, dh + off * f, f, T(1),
-             params_->grad(w) + e * m * f, f);
-      d.Gemm(false, true, c, m, f, T(1), dh + off * f, f, params_->param(w) + e * m * f, f,
-             first ? T(0) : T(1), dxin + off * m, m);
+  struct Proj {
+    const char* wgrad;
+    const char* dgrad;
+    int w;
+    const T* dh;
+  };
+  bool first = true;
+  for (const Proj& p : {Proj{"moe.w1.wgrad", "moe.w1.dgrad", w1_, dh1},
+                        Proj{"moe.w3.wgrad", "moe.w3.dgrad", w3_, dh3}}) {
+    {
+      ScopedOp op(ctx.prof, p.wgrad, bw, layer_, flops);
+      for (int64_t e = 0; e < el; ++e) {
+        d.Gemm(true, false, m, f, rows(e), T(1), xin + off(e) * m, m, p.dh + off(e) * f, f, T(1),
+               params_->grad(p.w) + e * m * f, f);
+      }
     }
+    ScopedOp op(ctx.prof, p.dgrad, bw, layer_, flops);
+    for (int64_t e = 0; e < el; ++e) {
+      d.Gemm(false, true, rows(e), m, f, T(1), p.dh + off(e) * f, f,
+             params_->param(p.w) + e * m * f, f, first ? T(0) : T(1), dxin + off(e) * m, m);
+    }
+    first = false;
   }
 }
 
@@ -307,13 +324,13 @@ Status MoeLayer<T>::Backward(Context<T>& ctx, const T* dout, T* dx, bool accumul
   Device<T>& d = *ctx.dev;
   const int64_t n = s_.tokens, m = s_.d_model, e_n = s_.num_experts, k = s_.top_k;
   const int64_t rows = routing_.rows();
-  const Pass bw = Pass::kBackward;
+  const Phase bw = Phase::kBackward;
   const int64_t mark = ctx.ws->Mark();
   T* dgate = ctx.ws->Take(max_rows_);
   T* dyd = ctx.ws->Take(max_rows_ * m);
   const T* ydisp = s_.ep_size > 1 ? ydisp_.data() : yexp_.data();
   {
-    ScopedOp op(ctx.prof, "moe.combine", bw, layer_);
+    ScopedOp op(ctx.prof, "moe.unpermute.bwd", bw, layer_);
     d.GatherDot(dout, idx_.data(), ydisp, dgate, rows, m);
     d.GatherRows(dout, idx_.data(), slot_gate_.data(), dyd, rows, m);
   }
@@ -328,25 +345,27 @@ Status MoeLayer<T>::Backward(Context<T>& ctx, const T* dout, T* dx, bool accumul
     T* dyexp = ctx.ws->Take(max_recv_ * m);
     dxin = ctx.ws->Take(max_recv_ * m);
     dxd = ctx.ws->Take(max_rows_ * m);
-    MOESIM_RETURN_IF_ERROR(Exchange(ctx, dyd, send_elems_, dyrecv, recv_elems_, bw));
+    MOESIM_RETURN_IF_ERROR(
+        Exchange(ctx, "moe.combine_a2a.bwd", dyd, send_elems_, dyrecv, recv_elems_, bw));
     {
-      ScopedOp op(ctx.prof, "moe.permute", bw, layer_);
+      ScopedOp op(ctx.prof, "moe.permute.bwd", bw, layer_);
       d.GatherRows(dyrecv, perm_fwd_.data(), nullptr, dyexp, recv_rows_, m);
     }
     ExpertsBackward(ctx, dyexp, dxin);
     {
-      ScopedOp op(ctx.prof, "moe.permute", bw, layer_);
+      ScopedOp op(ctx.prof, "moe.permute.bwd", bw, layer_);
       d.GatherRows(dxin, perm_back_.data(), nullptr, dyrecv, recv_rows_, m);
     }
-    MOESIM_RETURN_IF_ERROR(Exchange(ctx, dyrecv, recv_elems_, dxd, send_elems_, bw));
+    MOESIM_RETURN_IF_ERROR(
+        Exchange(ctx, "moe.dispatch_a2a.bwd", dyrecv, recv_elems_, dxd, send_elems_, bw));
   }
   {
-    ScopedOp op(ctx.prof, "moe.dispatch", bw, layer_);
+    ScopedOp op(ctx.prof, "moe.permute.bwd", bw, layer_);
     d.CombineRows(dxd, pos_.data(), nullptr, dx, n, k, m, accumulate);
   }
   T* dz = ctx.ws->Take(n * e_n);
   {
-    ScopedOp op(ctx.prof, "moe.route", bw, layer_);
+    ScopedOp op(ctx.prof, "moe.gate.bwd", bw, layer_);
     std::vector<T> dg(static_cast<size_t>(rows));
     if (rows > 0) ctx.dev->DownloadBytes(dgate, dg.data(), rows * static_cast<int64_t>(sizeof(T)));
     const std::vector<double> dgd(dg.begin(), dg.end());
@@ -356,8 +375,11 @@ Status MoeLayer<T>::Backward(Context<T>& ctx, const T* dout, T* dx, bool accumul
     ctx.dev->UploadBytes(dlt.data(), dz, n * e_n * static_cast<int64_t>(sizeof(T)));
   }
   {
-    ScopedOp op(ctx.prof, "moe.router", bw, layer_, 2 * GemmFlops(n, e_n, m));
+    ScopedOp op(ctx.prof, "moe.router.wgrad", bw, layer_, GemmFlops(n, e_n, m));
     d.Gemm(true, false, m, e_n, n, T(1), input_, m, dz, e_n, T(1), params_->grad(router_), e_n);
+  }
+  {
+    ScopedOp op(ctx.prof, "moe.router.dgrad", bw, layer_, GemmFlops(n, e_n, m));
     d.Gemm(false, true, n, m, e_n, T(1), dz, e_n, params_->param(router_), e_n, T(1), dx, m);
   }
   if (shared_) shared_->Backward(ctx, dout, dx, /*accumulate=*/true);

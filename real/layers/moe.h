@@ -2,13 +2,14 @@
 //
 // Mixture-of-Experts FFN layer with expert parallelism. Forward, for the normed input x
 // [tokens, d_model]:
-//   logits = x Wr                                   "moe.router"   (Wr [d_model, E], replicated)
-//   routing (routing.h: softmax, top-k, capacity)   "moe.route"    (host)
-//   dispatched rows = x[slot_token]                 "moe.dispatch" (expert-major)
-//   all-to-all to the ranks owning the experts      "moe.all_to_all" (expert parallel only)
-//   per local expert e: y = (silu(X W1_e) * X W3_e) W2_e   "moe.w1", "moe.w3", "moe.act", "moe.w2"
-//   all-to-all back                                  "moe.all_to_all"
-//   out[n] = sum_j gate(n, j) y[pos(n, j)]          "moe.combine"
+//   logits = x Wr                                  "moe.router"  (Wr [d_model, E], replicated)
+//   routing (routing.h: softmax, top-k, capacity)  "moe.gate"    (host)
+//   dispatched rows = x[slot_token]                "moe.permute" (expert-major)
+//   all-to-all to the ranks owning the experts     "moe.dispatch_a2a" (expert parallel only;
+//                                                  received rows reordered: "moe.permute")
+//   per local expert e: y = (silu(X W1_e) * X W3_e) W2_e  "moe.w1", "moe.w3", "moe.act", "moe.w2"
+//   all-to-all back                                "moe.combine_a2a"
+//   out[n] = sum_j gate(n, j) y[pos(n, j)]         "moe.unpermute"
 //   (+ shared experts, a dense SwiGLU of num_shared x expert_hidden on every token)
 // Experts are sharded over the Expert axis: rank with expert index i holds experts
 // [i E/ep, (i+1) E/ep). Per-rank token counts travel first (all-to-all of int64 counts), then
@@ -70,8 +71,9 @@ class MoeLayer {
   int64_t max_recv_rows() const { return max_recv_; }
 
  private:
-  Status Exchange(Context<T>& ctx, const T* send, const std::vector<int64_t>& send_counts, T* recv,
-                  const std::vector<int64_t>& recv_counts, Pass pass);
+  Status Exchange(Context<T>& ctx, const char* name, const T* send,
+                  const std::vector<int64_t>& send_counts, T* recv,
+                  const std::vector<int64_t>& recv_counts, Phase phase);
   void ExpertsForward(Context<T>& ctx, const T* xin);
   void ExpertsBackward(Context<T>& ctx, const T* dy, T* dxin);
 

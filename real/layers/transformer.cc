@@ -77,7 +77,7 @@ class Block {
   Status Forward(Context<T>& ctx, const T* x_in, T* x_out) {
     Device<T>& d = *ctx.dev;
     const int64_t n = tokens_, m = d_model_;
-    const Pass f = Pass::kForward;
+    const Phase f = Phase::kForward;
     x_in_ = x_in;
     {
       ScopedOp op(ctx.prof, "attn.norm", f, layer_);
@@ -91,7 +91,7 @@ class Block {
       d.Add(x_in, tmp, x1_.data(), n * m);
     }
     {
-      ScopedOp op(ctx.prof, "ffn.norm", f, layer_);
+      ScopedOp op(ctx.prof, moe_ ? "moe.norm" : "ffn.norm", f, layer_);
       d.RmsNormForward(x1_.data(), params_->param(ffn_norm_), b_.data(), rstd2_.data(), n, m, eps_);
     }
     if (moe_) {
@@ -100,7 +100,7 @@ class Block {
       ffn_->Forward(ctx, b_.data(), tmp);
     }
     {
-      ScopedOp op(ctx.prof, "ffn.residual", f, layer_);
+      ScopedOp op(ctx.prof, moe_ ? "moe.residual" : "ffn.residual", f, layer_);
       d.Add(x1_.data(), tmp, x_out, n * m);
     }
     ctx.ws->Release(mark);
@@ -112,7 +112,7 @@ class Block {
   Status Backward(Context<T>& ctx, T* dx_out, T* dx_in) {
     Device<T>& d = *ctx.dev;
     const int64_t n = tokens_, m = d_model_;
-    const Pass bw = Pass::kBackward;
+    const Phase bw = Phase::kBackward;
     const int64_t mark = ctx.ws->Mark();
     T* dnorm = ctx.ws->Take(n * m);
     if (moe_) {
@@ -121,14 +121,17 @@ class Block {
       ffn_->Backward(ctx, dx_out, dnorm, /*accumulate=*/false);
     }
     {
-      ScopedOp op(ctx.prof, "ffn.norm", bw, layer_);
+      ScopedOp op(ctx.prof, moe_ ? "moe.norm.bwd" : "ffn.norm.bwd", bw, layer_);
       d.RmsNormBackward(x1_.data(), params_->param(ffn_norm_), rstd2_.data(), dnorm, dx_out,
                         params_->grad(ffn_norm_), n, m);
     }
     attn_->Backward(ctx, dx_out, dnorm, /*accumulate=*/false);
     {
-      ScopedOp op(ctx.prof, "attn.norm", bw, layer_);
+      ScopedOp op(ctx.prof, "attn.residual.bwd", bw, layer_);
       d.CopyBytes(dx_out, dx_in, n * m * static_cast<int64_t>(sizeof(T)));
+    }
+    {
+      ScopedOp op(ctx.prof, "attn.norm.bwd", bw, layer_);
       d.RmsNormBackward(x_in_, params_->param(attn_norm_), rstd1_.data(), dnorm, dx_in,
                         params_->grad(attn_norm_), n, m);
     }
@@ -276,9 +279,9 @@ Expected<LossParts> Transformer<T>::Forward(Comm* comm, Profiler* prof,
   loss_scale_ = loss_scale;
   Context<T> ctx = MakeContext(comm, prof);
   Device<T>& d = *dev_;
-  const Pass f = Pass::kForward;
+  const Phase f = Phase::kForward;
   {
-    ScopedOp op(prof, "embed.tokens", f);
+    ScopedOp op(prof, "embed.lookup", f);
     tokens_.Upload(tokens);
     targets_.Upload(targets);
     // Embedding-gradient CSR: positions grouped by token id, ascending, in position order.
@@ -326,7 +329,7 @@ Expected<LossParts> Transformer<T>::Forward(Comm* comm, Profiler* prof,
   }
   LossParts loss;
   {
-    ScopedOp op(prof, "loss.cross_entropy", f);
+    ScopedOp op(prof, "head.loss", f);
     d.CrossEntropy(logits_.data(), targets_.data(), loss_rows_.data(), logits_.data(), n, v,
                    loss_scale / static_cast<double>(n));
     const std::vector<T> rows = loss_rows_.Download(n);
@@ -353,16 +356,22 @@ Status Transformer<T>::Backward(Comm* comm, Profiler* prof) {
   const int64_t n = tokens(), m = c.d_model, v = c.vocab_size;
   Context<T> ctx = MakeContext(comm, prof);
   Device<T>& d = *dev_;
-  const Pass bw = Pass::kBackward;
+  const Phase bw = Phase::kBackward;
   T* dh = dx_a_.data();
   {
-    ScopedOp op(prof, "head.logits", bw, -1, 2 * GemmFlops(n, v, m));
+    ScopedOp op(prof, "head.logits.dgrad", bw, -1, GemmFlops(n, v, m));
     if (c.tie_embeddings) {
       d.Gemm(false, false, n, m, v, T(1), logits_.data(), v, params_.param(embed_), m, T(0), dh, m);
+    } else {
+      d.Gemm(false, true, n, m, v, T(1), logits_.data(), v, params_.param(head_), v, T(0), dh, m);
+    }
+  }
+  {
+    ScopedOp op(prof, "head.logits.wgrad", bw, -1, GemmFlops(n, v, m));
+    if (c.tie_embeddings) {
       d.Gemm(true, false, v, m, n, T(1), logits_.data(), v, hf_.data(), m, T(1),
              params_.grad(embed_), m);
     } else {
-      d.Gemm(false, true, n, m, v, T(1), logits_.data(), v, params_.param(head_), v, T(0), dh, m);
       d.Gemm(true, false, m, v, n, T(1), hf_.data(), m, logits_.data(), v, T(1),
              params_.grad(head_), v);
     }
@@ -370,7 +379,7 @@ Status Transformer<T>::Backward(Comm* comm, Profiler* prof) {
   T* cur = dx_b_.data();
   T* other = dx_a_.data();
   {
-    ScopedOp op(prof, "final.norm", bw);
+    ScopedOp op(prof, "final.norm.bwd", bw);
     d.Fill(cur, n * m, T(0));
     d.RmsNormBackward(xs_.back().data(), params_.param(final_norm_), rstdf_.data(), dh, cur,
                       params_.grad(final_norm_), n, m);
@@ -380,7 +389,7 @@ Status Transformer<T>::Backward(Comm* comm, Profiler* prof) {
     std::swap(cur, other);
   }
   {
-    ScopedOp op(prof, "embed.tokens", bw);
+    ScopedOp op(prof, "embed.lookup.bwd", bw);
     d.ScatterAddRows(cur, csr_ids_.data(), csr_offsets_.data(), csr_pos_.data(), num_unique_,
                      params_.grad(embed_), m);
   }

@@ -20,7 +20,7 @@ template <typename T>
 Status AllReduceGradients(ParamSet<T>& params, Comm* comm, Profiler* prof) {
   if (comm == nullptr || comm->size() == 1) return Status::Ok();
   const double bytes = static_cast<double>(params.total_count() * static_cast<int64_t>(sizeof(T)));
-  ScopedOp op(prof, "grad.all_reduce", Pass::kBackward, -1, 0, bytes, /*comm=*/true);
+  ScopedOp op(prof, "grads.all_reduce", Phase::kBackward, -1, 0, bytes, kGradStream);
   T* g = params.grads().data();
   MOESIM_RETURN_IF_ERROR(comm->AllReduceSum(g, params.dense_count(), Group::kWorld));
   if (params.expert_count() > 0 && comm->data_size() > 1) {
@@ -35,8 +35,8 @@ Expected<OptimizerStats> OptimizerStep(ParamSet<T>& params, Device<T>* dev, Comm
                                        const OptimizerConfig& c, int64_t step, Profiler* prof) {
   OptimizerStats st;
   const double world = comm != nullptr ? static_cast<double>(comm->size()) : 1.0;
+  ScopedOp op(prof, "optimizer.step", Phase::kOptimizer);
   {
-    ScopedOp op(prof, "optimizer.clip", Pass::kOptimizer);
     T* g = params.grads().data();
     const double dense = dev->SumSquares(g, params.dense_count());
     double expert = params.expert_count() > 0
@@ -50,7 +50,6 @@ Expected<OptimizerStats> OptimizerStep(ParamSet<T>& params, Device<T>* dev, Comm
   }
   st.lr = LearningRate(c, step);
   {
-    ScopedOp op(prof, "optimizer.adamw", Pass::kOptimizer);
     const double t = static_cast<double>(step + 1);
     const double bc1 = 1.0 - std::pow(c.beta1, t), bc2 = 1.0 - std::pow(c.beta2, t);
     for (const ParamEntry& e : params.entries()) {

@@ -2,13 +2,12 @@
 //
 // One optimizer step over a ParamSet, after Backward() of every micro-batch:
 //  1. gradient synchronization: dense gradients summed over every rank, expert gradients over
-//     the Data group (the replicas of the same experts)              "grad.all_reduce"
+//     the Data group (the replicas of the same experts)              "grads.all_reduce"
 //  2. global gradient norm of the mean gradient (experts counted once) and clipping
-//     coefficient min(1, clip_norm / norm)                            "optimizer.clip"
+//     coefficient min(1, clip_norm / norm)
 //  3. AdamW (Loshchilov & Hutter 2019; decoupled weight decay on matrices, none on norm gains)
 //     with the learning rate of a linear warm-up then cosine decay to min_lr_ratio x lr
-//                                                                     "optimizer.adamw"
-//  4. gradients zeroed.
+//  4. gradients zeroed.                                       (2-4: "optimizer.step")
 // Each rank's loss is the mean over its own tokens, so the mean over ranks (sum / world) is the
 // loss of the global batch; the 1/world and clipping factors are folded into AdamW's gradient
 // scale. Thread safety: one thread.

@@ -1,0 +1,183 @@
+// moesim-real: trains the simulator's models for real (CPU with Eigen and MPI; CUDA with
+// cuBLAS and NCCL) and measures them, so simulated and measured steps can be compared op by op.
+//   moesim-real train SCENARIO [--set PATH=VALUE ...] --backend cpu|cuda --steps N [--data FILE]
+//                     [--trace FILE] [--checkpoint DIR] [--resume DIR] ...
+//   moesim-real bench --backend cpu|cuda [--json FILE]
+// Launch several ranks with mpirun. Exit codes: 0 ok, 2 bad input, 1 internal error; an error
+// on any rank of a multi-rank run ends every rank (MPI_Abort) after printing its text.
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <memory>
+
+#include "proto/scenario_loader.h"
+#include "real/bench/bench.h"
+#include "real/comm/mpi_comm.h"
+#include "real/kernels/cpu_device.h"
+#include "real/train/trainer.h"
+#ifdef MOESIM_REAL_WITH_CUDA
+#include "real/comm/nccl_comm.h"
+#include "real/kernels/cuda_device.h"
+#endif
+
+namespace moesim::real {
+namespace {
+
+struct Backend {
+  std::unique_ptr<Device<float>> device;
+  std::unique_ptr<Comm> comm;
+};
+
+Expected<Backend> MakeBackend(const std::string& kind, int expert_parallel) {
+  Backend b;
+  Expected<std::unique_ptr<MpiComm>> mpi = MpiComm::Create(expert_parallel);
+  if (!mpi.ok()) return mpi.status();
+  if (kind == "cpu") {
+    b.device = std::make_unique<CpuDevice<float>>();
+    b.comm = std::move(*mpi);
+    return b;
+  }
+#ifdef MOESIM_REAL_WITH_CUDA
+  Expected<std::unique_ptr<CudaDevice>> dev =
+      CudaDevice::CreateForLocalRank((*mpi)->Handle(Group::kWorld));
+  if (!dev.ok()) return dev.status();
+  Expected<std::unique_ptr<NcclComm>> nccl = NcclComm::Create(std::move(*mpi), dev->get());
+  if (!nccl.ok()) return nccl.status();
+  b.device = std::move(*dev);
+  b.comm = std::move(*nccl);
+  return b;
+#else
+  return Status::InvalidInput(
+      "--backend cuda: this moesim-real was built without CUDA (MOESIM_WITH_CUDA=OFF)");
+#endif
+}
+
+int WorldRank() {
+  int rank = 0;
+  if (MpiInitialized()) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+int WorldSize() {
+  int size = 1;
+  if (MpiInitialized()) MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return size;
+}
+
+// Prints the error; in a multi-rank run ends every rank, since others may wait in a collective.
+int Fail(const std::string& command, const Status& st) {
+  const int size = WorldSize();
+  std::cerr << "moesim-real " << command << ": "
+            << (size > 1 ? "rank " + std::to_string(WorldRank()) + ": " : "") << st.message()
+            << std::endl;
+  if (size > 1) MPI_Abort(MPI_COMM_WORLD, st.exit_code());
+  return st.exit_code();
+}
+
+}  // namespace
+}  // namespace moesim::real
+
+int main(int argc, char** argv) {
+  using namespace moesim;
+  using namespace moesim::real;
+  CLI::App app{"moesim-real: trains dense and MoE transformers for real and measures them"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "moesim-real 0.1.0");
+
+  // train
+  CLI::App* train = app.add_subcommand("train", "Train a scenario's model");
+  LoadOptions load;
+  TrainOptions t;
+  std::string backend = "cpu";
+  train->add_option("scenario", load.path, "Scenario file (protobuf text format)")->required();
+  train->add_option("--set", load.overrides, "Override one scalar field (repeatable)")
+      ->type_name("PATH=VALUE")
+      ->allow_extra_args(false);
+  train->add_option("--backend", backend, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  train->add_option("--steps", t.steps, "Train until this many steps are done")->required();
+  train->add_option("--schedule-steps", t.schedule_steps,
+                    "Length of the warm-up + cosine lr schedule (default: the checkpoint's when "
+                    "resuming, else --steps)");
+  train->add_option("--data", t.data_path, "Text file read as bytes (default: synthetic tokens)");
+  train->add_option("--trace", t.trace_path, "Chrome trace JSON of the profiled steps");
+  train->add_option("--trace-warmup", t.trace_warmup, "Steps before profiling starts");
+  train->add_option("--trace-steps", t.trace_steps, "Steps profiled");
+  train->add_option("--checkpoint", t.checkpoint_dir, "Checkpoint directory (written at the end)");
+  train->add_option("--checkpoint-every", t.checkpoint_every, "Also checkpoint every N steps");
+  train->add_option("--resume", t.resume_dir, "Continue from this checkpoint directory");
+  train->add_option("--metrics", t.metrics_path, "Per-step metrics as JSON lines (exact losses)");
+  train->add_option("--seed", t.seed, "Seed of initialization and data");
+  train->add_option("--micro-batch", t.micro_batch_seqs,
+                    "Sequences per micro-batch per rank (default: the whole local batch)");
+  train->add_option("--expert-parallel", t.expert_parallel,
+                    "Ranks the experts are sharded over (divides the ranks)");
+  train->add_option("--lr", t.optimizer.lr, "Peak learning rate");
+  train->add_option("--min-lr-ratio", t.optimizer.min_lr_ratio, "Final lr / peak lr");
+  train->add_option("--warmup", t.optimizer.warmup_steps, "Linear warm-up steps");
+  train->add_option("--weight-decay", t.optimizer.weight_decay, "AdamW decoupled weight decay");
+  train->add_option("--clip", t.optimizer.clip_norm, "Global gradient-norm clip (0 = off)");
+  train->add_option("--beta1", t.optimizer.beta1);
+  train->add_option("--beta2", t.optimizer.beta2);
+  train->add_option("--aux-loss", t.aux_loss_coef, "Load-balancing loss coefficient");
+  train->add_option("--z-loss", t.z_loss_coef, "Router z-loss coefficient");
+  train->add_option("--log-every", t.log_every, "Log every N steps");
+  train
+      ->add_option("--debug-poison-step", t.poison_step,
+                   "Testing: make the loss NaN at this step (0-based)")
+      ->group("");
+  train
+      ->add_option("--debug-comm-error-step", t.comm_error_step,
+                   "Testing: the last rank makes a failing MPI/NCCL call at this step")
+      ->group("");
+
+  // bench
+  CLI::App* bench = app.add_subcommand("bench", "Microbenchmarks for calibration, as JSON");
+  BenchOptions b;
+  std::string bench_backend = "cpu";
+  std::string json_path = "-";
+  bench->add_option("--backend", bench_backend, "cpu | cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  bench->add_option("--json", json_path, "Output file, - = stdout");
+  bench->add_flag("--quick", b.quick, "Small grid (for tests)");
+  bench->add_option("--repeats", b.repeats, "Timed repetitions per point (median reported)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+
+  if (Status st = InitMpi(&argc, &argv); !st.ok())
+    return Fail(app.get_subcommands()[0]->get_name(), st);
+  int code = 0;
+  try {
+    if (train->parsed()) {
+      if (t.steps <= 0) {
+        code = Fail("train", Status::InvalidInput("--steps must be > 0"));
+      } else {
+        Expected<Scenario> sc = LoadScenario(load);
+        Expected<Backend> be = sc.ok() ? MakeBackend(backend, static_cast<int>(t.expert_parallel))
+                                       : Expected<Backend>(sc.status());
+        if (!be.ok()) {
+          code = Fail("train", be.status());
+        } else {
+          std::ostream* log = be->comm->rank() == 0 ? &std::cout : nullptr;
+          Expected<TrainResult> r = Train(*sc, t, be->device.get(), be->comm.get(), log);
+          if (!r.ok()) code = Fail("train", r.status());
+        }
+      }
+    } else if (bench->parsed()) {
+      Expected<Backend> be = MakeBackend(bench_backend, 1);
+      if (!be.ok()) {
+        code = Fail("bench", be.status());
+      } else {
+        Status st = RunBench(b, be->device.get(), be->comm.get(), json_path);
+        if (!st.ok()) code = Fail("bench", st);
+      }
+    }
+  } catch (const std::exception& e) {
+    code = Fail(app.get_subcommands()[0]->get_name(),
+                Status::Internal(std::string("internal error: ") + e.what()));
+  }
+  FinalizeMpi();
+  return code;
+}
