@@ -127,7 +127,9 @@ AnalyticalNetwork::AxesNet AnalyticalNetwork::Compute(const std::vector<MeshAxis
     for (const DimRing& r : net.dims)
       net.same_class = net.same_class && r.speed_class == net.dims[0].speed_class;
 
-    // All-to-all: every ordered pair of every group.
+    // All-to-all: every ordered pair of every group, exactly (a sample of sources overestimates
+    // the most loaded link: the maximum of noisy counts is biased up). O(n^2) routes per group,
+    // computed once per axis set and shared by every point of a sweep.
     std::vector<double> pairs(links.size(), 0);
     for (const auto& g : groups) {
       for (DeviceId a : g) {

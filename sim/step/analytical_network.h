@@ -17,7 +17,8 @@
 //     first, each stage on the data left by the previous one:
 //       reduce-scatter: sum_i (n_i - 1)/n_i * S_i / B_i with S_i = S / (n_1 ... n_{i-1});
 //   - all-to-all: every pair exchanges S/n over its route; time = S/n x (the largest number of
-//     pairs on any link) / rate of that link; an all-to-all-v's busiest rank scales it;
+//     pairs on any link) / rate of that link; an all-to-all-v's busiest rank scales it (all n^2
+//     routes are counted: O(n^2) per axis set, once per placement);
 //   - send/recv between pipeline stages: the message over the most loaded link of all
 //     stage-to-stage pairs.
 // Latency: (n-1) ring steps (2(n-1) for all-reduce) of the largest route latency between ring

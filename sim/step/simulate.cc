@@ -31,7 +31,11 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
         "use --network analytical");
   }
   auto graph = std::make_shared<OpGraph>(BuildStepGraph(sc));
-  AnalyticalNetwork net(topo, *placement, sc.hardware.link_efficiency);
+  std::shared_ptr<const AnalyticalNetwork> shared = options.analytical;
+  if (shared == nullptr) {
+    shared = std::make_shared<AnalyticalNetwork>(topo, *placement, sc.hardware.link_efficiency);
+  }
+  const AnalyticalNetwork& net = *shared;
   const ScheduleResult s = SimulateSchedule(
       *graph, sc.hardware, [&net](const CollectiveWork& w, int32_t) { return net.Time(w); });
 

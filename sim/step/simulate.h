@@ -29,6 +29,9 @@ struct SimulateOptions {
   bool keep_program = false;  // keep the OpGraph and its timings in the report (for --trace)
   // A prebuilt graph of scenario.cluster.topology (sweeps reuse one); null = build it.
   std::shared_ptr<const Topology> topology;
+  // Reused analytical network state for this topology and mesh (sweeps share one per mesh);
+  // null = computed for this call. REQUIRES: built on `topology` with this scenario's mesh.
+  std::shared_ptr<const class AnalyticalNetwork> analytical;
 };
 
 struct AxisReport {

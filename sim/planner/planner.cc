@@ -1,0 +1,161 @@
+#include "sim/planner/planner.h"
+
+#include <atomic>
+#include <thread>
+
+#include "proto/scenario_loader.h"
+
+namespace moesim {
+
+std::string TopologyCache::Key(const Scenario& sc) {
+  const HardwareProfile& h = sc.hardware;
+  return sc.cluster.topology + "|" + h.chip + "|" + std::to_string(h.link_bytes_per_s) + "|" +
+         std::to_string(h.link_latency_s) + "|" + std::to_string(h.scaleout_bytes_per_s) + "|" +
+         std::to_string(h.scaleout_latency_s) + "|" + std::to_string(h.devices_per_host);
+}
+
+Expected<std::shared_ptr<const AnalyticalNetwork>> TopologyCache::Network(const Scenario& sc) {
+  auto topo = Get(sc);
+  if (!topo.ok()) return topo.status();
+  const Mesh& m = sc.sharding.mesh;
+  const std::string key =
+      Key(sc) + "|" + std::to_string(sc.hardware.link_efficiency) + "|" +
+      std::to_string(m[MeshAxis::kPipeline]) + "," + std::to_string(m[MeshAxis::kData]) + "," +
+      std::to_string(m[MeshAxis::kExpert]) + "," + std::to_string(m[MeshAxis::kModel]);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = networks_.find(key);
+    if (it != networks_.end()) return it->second;
+  }
+  auto placement = PlaceMesh(
+      **topo, MeshAxisOrder(),
+      {m[MeshAxis::kPipeline], m[MeshAxis::kData], m[MeshAxis::kExpert], m[MeshAxis::kModel]});
+  if (!placement.ok()) return placement.status();
+  auto net = std::make_shared<const AnalyticalNetwork>(*topo, std::move(*placement),
+                                                       sc.hardware.link_efficiency);
+  std::lock_guard<std::mutex> lock(mu_);
+  return networks_.emplace(key, net).first->second;
+}
+
+Expected<std::shared_ptr<const Topology>> TopologyCache::Get(const Scenario& sc) {
+  const std::string key = Key(sc);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = graphs_.find(key);
+    if (it != graphs_.end()) return it->second;
+  }
+  auto built = BuildTopology(sc.cluster.topology, sc.hardware);
+  if (!built.ok()) return built.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  return graphs_.emplace(key, *built).first->second;
+}
+
+std::vector<PointResult> RunPoints(const std::string& scenario_path,
+                                   const std::vector<std::vector<std::string>>& points,
+                                   const RunOptions& options) {
+  std::vector<PointResult> results(points.size());
+  TopologyCache cache;
+  std::atomic<size_t> next{0};
+  std::mutex progress_mu;
+  size_t done = 0;
+  auto worker = [&]() {
+    for (size_t i = next++; i < points.size(); i = next++) {
+      PointResult& r = results[i];
+      r.overrides = points[i];
+      auto sc = LoadScenario({scenario_path, points[i]});
+      if (!sc.ok()) {
+        r.outcome = PointResult::Outcome::kInvalid;
+        r.message = sc.status().message();
+      } else {
+        r.scenario = *sc;
+        const MemoryReport mem = ComputeMemory(*sc);
+        if (!mem.fits) r.outcome = PointResult::Outcome::kDoesNotFit;
+        if (mem.fits || options.simulate_unfit) {
+          auto topo = cache.Get(*sc);
+          SimulateOptions opts;
+          opts.network = options.network;
+          if (topo.ok()) opts.topology = *topo;
+          if (topo.ok() && options.network == NetworkLevel::kAnalytical) {
+            auto net = cache.Network(*sc);
+            if (net.ok()) opts.analytical = *net;
+          }
+          auto rep = topo.ok() ? SimulateScenario(*sc, opts) : Expected<SimReport>(topo.status());
+          if (rep.ok()) {
+            r.report = std::move(*rep);
+          } else {
+            r.outcome = PointResult::Outcome::kInvalid;
+            r.message = rep.status().message();
+          }
+        } else {
+          r.report.memory = mem;
+        }
+      }
+      if (options.progress) {
+        std::lock_guard<std::mutex> lock(progress_mu);
+        options.progress(++done, points.size());
+      }
+    }
+  };
+  const int jobs = std::max(1, options.jobs);
+  std::vector<std::thread> threads;
+  for (int j = 1; j < jobs; ++j) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  return results;
+}
+
+Expected<std::vector<std::vector<std::string>>> GridPoints(
+    const std::vector<std::string>& base, const std::vector<std::string>& vary_specs) {
+  std::vector<std::vector<std::string>> points = {base};
+  for (const std::string& spec : vary_specs) {
+    const size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+      return Status::InvalidInput("--vary \"" + spec + "\": expected PATH=V1,V2,...");
+    }
+    const std::string path = spec.substr(0, eq);
+    std::vector<std::string> values;
+    size_t start = eq + 1;
+    while (start <= spec.size()) {
+      size_t end = spec.find(',', start);
+      if (end == std::string::npos) end = spec.size();
+      const std::string v = spec.substr(start, end - start);
+      if (v.empty()) return Status::InvalidInput("--vary \"" + spec + "\": empty value");
+      values.push_back(v);
+      start = end + 1;
+    }
+    std::vector<std::vector<std::string>> next;
+    for (const auto& p : points) {
+      for (const auto& v : values) {
+        auto q = p;
+        q.push_back(path + "=" + v);
+        next.push_back(std::move(q));
+      }
+    }
+    points = std::move(next);
+  }
+  return points;
+}
+
+std::vector<std::array<int64_t, 4>> MeshFactorizations(int64_t devices, int64_t num_experts,
+                                                       int64_t num_layers, int64_t max_pipeline) {
+  std::vector<std::array<int64_t, 4>> out;
+  auto divisors = [](int64_t n) {
+    std::vector<int64_t> d;
+    for (int64_t i = 1; i <= n; ++i) {
+      if (n % i == 0) d.push_back(i);
+    }
+    return d;
+  };
+  for (int64_t p : divisors(devices)) {
+    if (p > max_pipeline || num_layers % p != 0) continue;
+    for (int64_t e : divisors(devices / p)) {
+      if ((num_experts == 0 && e > 1) || (num_experts > 0 && num_experts % e != 0)) continue;
+      for (int64_t m : divisors(devices / p / e)) {
+        out.push_back({devices / p / e / m, e, m, p});
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace moesim

@@ -1,0 +1,68 @@
+// planner.h
+//
+// Sweeps and searches over scenarios: many SimulateScenario() runs in parallel threads, each an
+// independent point (a base scenario plus `--set` overrides). A point that does not validate or
+// does not fit in memory is a normal result (counted and reported), never a crash. Results come
+// back in input order whatever the thread timing, so output is the same bit for bit.
+//
+// Thread safety: RunPoints uses `jobs` worker threads internally; callers need no locking.
+// Topology graphs are shared between points with the same cluster (TopologyCache).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "sim/step/analytical_network.h"
+#include "sim/step/simulate.h"
+
+namespace moesim {
+
+// Builds each distinct (topology, link figures) once; safe from many threads.
+class TopologyCache {
+ public:
+  Expected<std::shared_ptr<const Topology>> Get(const Scenario& sc);
+  // The analytical network of that topology under sc's mesh, shared by every point with both.
+  Expected<std::shared_ptr<const AnalyticalNetwork>> Network(const Scenario& sc);
+
+ private:
+  static std::string Key(const Scenario& sc);
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const Topology>> graphs_;
+  std::map<std::string, std::shared_ptr<const AnalyticalNetwork>> networks_;
+};
+
+struct PointResult {
+  std::vector<std::string> overrides;
+  enum class Outcome { kOk, kInvalid, kDoesNotFit } outcome = Outcome::kOk;
+  std::string message;  // why invalid
+  Scenario scenario;    // resolved (valid points)
+  SimReport report;     // kOk and kDoesNotFit (simulated anyway: the user may want the time)
+};
+
+struct RunOptions {
+  int jobs = 1;
+  NetworkLevel network = NetworkLevel::kAnalytical;
+  bool simulate_unfit = true;  // also simulate points that do not fit in memory
+  // Called after each finished point with (done, total), from worker threads, serialized.
+  std::function<void(size_t, size_t)> progress;
+};
+
+std::vector<PointResult> RunPoints(const std::string& scenario_path,
+                                   const std::vector<std::vector<std::string>>& points,
+                                   const RunOptions& options);
+
+// The Cartesian product of `--vary PATH=V1,V2,...` specs, first spec outermost. Each element
+// is one point's overrides, appended to `base`. Errors on a spec without '=' or values.
+Expected<std::vector<std::vector<std::string>>> GridPoints(
+    const std::vector<std::string>& base, const std::vector<std::string>& vary_specs);
+
+// Mesh factorizations (data, expert, model, pipeline) of `devices`: expert divides
+// `num_experts` (1 when dense), pipeline divides `num_layers` and is at most `max_pipeline`.
+std::vector<std::array<int64_t, 4>> MeshFactorizations(int64_t devices, int64_t num_experts,
+                                                       int64_t num_layers, int64_t max_pipeline);
+
+}  // namespace moesim
