@@ -41,7 +41,10 @@ HardwareProfile Make(const char* chip, double peak, double hbm_bytes, double hbm
 }
 
 const std::map<std::string, HardwareProfile>& Profiles() {
-  // link_bytes_per_s: one ICI link one way on TPUs (scaling-book: 4.5e10 v4/v5e, 9e10 v5p/v6e);
+  // link_bytes_per_s: one ICI link one way on TPUs: v4 4.5e10 and v5p 9e10 (scaling-book; v4's
+  // gives 23.0 TB/s pod bisection against the vendor's 24); v5e 5e10 and v6e 1e11 from the vendor
+  // per-chip figures (400 and 800 GB/s bidirectional over 4 ports), which reproduce the vendor
+  // pod bisections of 1.6 and 3.2 TB/s exactly (scaling-book's 4.5e10 / 9e10 would be 10% low);
   // on GPUs the GPU's whole NVLink bundle to the NVSwitch, one way (12x25 GB/s A100, 18x25 H100,
   // 18x50 B200). scaleout_bytes_per_s: DCN per chip (host NIC / chips per host) on TPUs, the
   // GPU's own NIC on GPUs (HDR 200 Gb/s, NDR 400 Gb/s). Latencies: ~1 us per ICI hop
@@ -53,14 +56,14 @@ const std::map<std::string, HardwareProfile>& Profiles() {
       // docs.cloud.google.com/tpu/docs/v5e: 197 TF, 16 GiB HBM2, 819 GB/s; host = 8 chips with
       // 2x100 Gb/s NICs (25 GB/s per host).
       {"tpu-v5e",
-       Make("tpu-v5e", 197e12, 16 * kGiB, 819e9, 4.5e10, 1e-6, 25e9 / 8, 5e-6, 8, 0.673, 1e-6)},
+       Make("tpu-v5e", 197e12, 16 * kGiB, 819e9, 5e10, 1e-6, 25e9 / 8, 5e-6, 8, 0.673, 1e-6)},
       // cloud.google.com/tpu/docs/v5p: 459 TF, 95 GiB HBM2e, 2765 GB/s; DCN 50 Gb/s per chip.
       {"tpu-v5p",
        Make("tpu-v5p", 459e12, 95 * kGiB, 2765e9, 9e10, 1e-6, 6.25e9, 5e-6, 4, 0.593, 1e-6)},
       // docs.cloud.google.com/tpu/docs/v6e: 918 TF, 32 GiB, 1638 GB/s; DCN per host as v4
       // (scaling-book's typical 2.5e10 B/s), 8 chips per host.
       {"tpu-v6e",
-       Make("tpu-v6e", 918e12, 32 * kGiB, 1638e9, 9e10, 1e-6, 2.5e10 / 8, 5e-6, 8, 0.673, 1e-6)},
+       Make("tpu-v6e", 918e12, 32 * kGiB, 1638e9, 1e11, 1e-6, 2.5e10 / 8, 5e-6, 8, 0.673, 1e-6)},
       // A100 SXM4 80GB: 312 TF, 80 GiB HBM2e, 2.0 TB/s, NVLink3 300 GB/s/dir, HDR 200 Gb/s.
       {"a100-sxm",
        Make("a100-sxm", 312e12, 80 * kGiB, 2.0e12, 300e9, 2e-6, 25e9, 5e-6, 8, 0.568, 4e-6)},

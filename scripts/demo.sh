@@ -10,6 +10,9 @@ BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target moesim
 echo
+echo "== moesim cost (built-in default scenario) =="
+"$BUILD_DIR/moesim" cost
+echo
 echo "== moesim simulate (built-in default scenario) =="
 "$BUILD_DIR/moesim" simulate
 echo

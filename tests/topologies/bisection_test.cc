@@ -28,11 +28,11 @@ TEST(Bisection, FullV5ePodMatchesVendor) {
 }
 
 TEST(Bisection, FullV5ePodWithBuiltinProfile) {
-  // The built-in profile uses scaling-book's 4.5e10 B/s per link per direction:
-  // 32 x 45 GB/s = 1.44 TB/s, i.e. 10% under the vendor's 1.6 TB/s (which implies 50 GB/s).
+  // The built-in profile takes the vendor's per-chip figure: 400 GB/s bidirectional over 4
+  // ports = 50 GB/s per link per direction: 32 x 50 GB/s = 1.6 TB/s, the vendor's bisection.
   auto t = Build("tpu-v5e:16x16");
   ASSERT_TRUE(t);
-  EXPECT_DOUBLE_EQ(BisectionBytesPerS(*t), 32 * 4.5e10);
+  EXPECT_DOUBLE_EQ(BisectionBytesPerS(*t), 32 * 50e9);
 }
 
 TEST(Bisection, FullV6ePodMatchesVendor) {
@@ -120,12 +120,12 @@ TEST(Bisection, CutsAcrossTheLongestDimension) {
 
 TEST(Bisection, MaxFlowBetweenTwoChips) {
   // Two neighbouring chips of a 4x4 v5e slice (no wraparound): from chip 0 (corner, 2 links)
-  // to chip 1 at most 2 x 45 GB/s leave chip 0.
+  // to chip 1 at most 2 x 50 GB/s leave chip 0.
   auto t = Build("tpu-v5e:4x4");
   ASSERT_TRUE(t);
-  EXPECT_DOUBLE_EQ(MaxFlowBytesPerS(*t, {0}, {1}), 2 * 45e9);
+  EXPECT_DOUBLE_EQ(MaxFlowBytesPerS(*t, {0}, {1}), 2 * 50e9);
   // Chip 5 (inside, 4 links) to chip 0 (corner, 2 links in): the corner limits it.
-  EXPECT_DOUBLE_EQ(MaxFlowBytesPerS(*t, {5}, {0}), 2 * 45e9);
+  EXPECT_DOUBLE_EQ(MaxFlowBytesPerS(*t, {5}, {0}), 2 * 50e9);
 }
 
 }  // namespace

@@ -32,17 +32,17 @@ TEST(TopoCommand, JsonForAV5ePodWithAppleMesh) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const auto j = nlohmann::json::parse(r.out);
   // 256 chips; 2 dims x 256 full-duplex links = 1024 one-way; diameter 8 + 8; bisection
-  // 32 links x 45 GB/s (built-in profile).
+  // 32 links x 50 GB/s (built-in profile: 400 GB/s bidirectional per chip over 4 ports).
   EXPECT_EQ(j["num_devices"].get<int64_t>(), 256);
   EXPECT_EQ(j["num_links"].get<int64_t>(), 1024);
   EXPECT_EQ(j["diameter_hops"].get<int64_t>(), 16);
-  EXPECT_DOUBLE_EQ(j["bisection_bytes_per_s"].get<double>(), 32 * 45e9);
+  EXPECT_DOUBLE_EQ(j["bisection_bytes_per_s"].get<double>(), 32 * 50e9);
   ASSERT_EQ(j["axes"].size(), 3u);
   const auto& data = j["axes"][0];
   EXPECT_EQ(data["name"], "data");
   EXPECT_EQ(data["size"].get<int64_t>(), 4);
-  // Data rings stride 4 chips along x; four of them share each forward x link: 45 / 4 GB/s.
-  EXPECT_DOUBLE_EQ(data["ring_bytes_per_s"].get<double>(), 45e9 / 4);
+  // Data rings stride 4 chips along x; four of them share each forward x link: 50 / 4 GB/s.
+  EXPECT_DOUBLE_EQ(data["ring_bytes_per_s"].get<double>(), 50e9 / 4);
   EXPECT_EQ(data["max_hops"].get<int64_t>(), 4);
   EXPECT_EQ(j["axes"][1]["size"].get<int64_t>(), 64);
   EXPECT_EQ(j["axes"][2]["ring_bytes_per_s"].get<double>(), 0);

@@ -93,7 +93,7 @@ TEST(Placement, Size16AxisOnOneRingOfAV5eTorus) {
   }
   const auto rings = AxisRings(*t, p);
   EXPECT_EQ(rings[1].max_hops, 1);
-  EXPECT_DOUBLE_EQ(rings[1].ring_bytes_per_s, 45e9);
+  EXPECT_DOUBLE_EQ(rings[1].ring_bytes_per_s, 50e9);
   EXPECT_EQ(rings[0].max_hops, 1);  // data: the columns, also rings
 }
 
@@ -105,23 +105,23 @@ TEST(Placement, AxisSpanningBothV5eDimensionsIsASnake) {
   const MeshPlacement p = Place(*t, {"expert"}, {256});
   const auto rings = AxisRings(*t, p);
   EXPECT_EQ(rings[0].max_hops, 1);
-  EXPECT_DOUBLE_EQ(rings[0].ring_bytes_per_s, 45e9);
+  EXPECT_DOUBLE_EQ(rings[0].ring_bytes_per_s, 50e9);
 }
 
 TEST(Placement, AppleDataExpertOnV5eStridedDataRing) {
   // data,expert,model = 4,64,1: expert takes y (16) and the inner 4 of x; data the outer factor
   // of x, i.e. x in {a, a+4, a+8, a+12}. A data ring steps 4 hops forward (12 back), and the 4
   // data rings of a column (a = 0..3) together use every forward x link of that column 4 times:
-  // 45 / 4 = 11.25 GB/s each. Expert: a snake through a 4x16 block, one flow per link, closing
+  // 50 / 4 = 12.5 GB/s each. Expert: a snake through a 4x16 block, one flow per link, closing
   // from x = 3 back to x = 0 in 3 hops.
   auto t = Build("tpu-v5e:16x16");
   ASSERT_TRUE(t);
   const MeshPlacement p = Place(*t, {"data", "expert", "model"}, {4, 64, 1});
   ExpectPermutation(p, 256);
   const auto rings = AxisRings(*t, p);
-  EXPECT_DOUBLE_EQ(rings[0].ring_bytes_per_s, 45e9 / 4);
+  EXPECT_DOUBLE_EQ(rings[0].ring_bytes_per_s, 50e9 / 4);
   EXPECT_EQ(rings[0].max_hops, 4);
-  EXPECT_DOUBLE_EQ(rings[1].ring_bytes_per_s, 45e9);
+  EXPECT_DOUBLE_EQ(rings[1].ring_bytes_per_s, 50e9);
   EXPECT_EQ(rings[1].max_hops, 3);
   EXPECT_EQ(rings[2].ring_bytes_per_s, 0);  // size 1: no communication
   EXPECT_EQ(rings[2].max_hops, 0);
