@@ -110,7 +110,19 @@ RunFn Setup(CLI::App* sub) {
       ->delimiter(',');
   return [a]() -> Status {
     auto sc = LoadScenario({a->scenario.path, a->scenario.overrides});
-    if (!sc.ok()) return sc.status();
+    if (!sc.ok()) {
+      // The search replaces the mesh: a base whose own mesh no longer fits the cluster (e.g.
+      // after --set cluster.topology=...) is still a model and a cluster to plan for.
+      auto relaxed = a->scenario.overrides;
+      for (const char* o :
+           {"sharding.mesh.data=0", "sharding.mesh.expert=0", "sharding.mesh.model=0",
+            "sharding.mesh.pipeline=0", "training.micro_batch_size=0"}) {
+        relaxed.push_back(o);
+      }
+      auto retry = LoadScenario({a->scenario.path, relaxed});
+      if (!retry.ok()) return sc.status();
+      sc = std::move(retry);
+    }
     const auto start = std::chrono::steady_clock::now();
     RunOptions opts;
     opts.jobs = a->jobs;
