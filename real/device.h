@@ -37,6 +37,8 @@ class DeviceBase {
   // "cpu (Eigen 3.4, fp32)" or "cuda:0 NVIDIA H100 80GB HBM3 (bf16 GEMM compute)".
   virtual std::string Name() const = 0;
   virtual bool IsGpu() const = 0;
+  // Peak dense bf16 FLOP/s of the device if known (for MFU), else 0.
+  virtual double PeakFlopsPerS() const { return 0; }
 
   // Zero-filled memory for `bytes` bytes. The error names `tensor` and the size.
   virtual Expected<void*> AllocateBytes(const std::string& tensor, int64_t bytes) = 0;

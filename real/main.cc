@@ -27,7 +27,8 @@ struct Backend {
   std::unique_ptr<Comm> comm;
 };
 
-Expected<Backend> MakeBackend(const std::string& kind, int expert_parallel) {
+// bf16: bf16 GEMM compute on a GPU (training.precision BF16_MIXED); the CPU is always fp32.
+Expected<Backend> MakeBackend(const std::string& kind, int expert_parallel, bool bf16) {
   Backend b;
   Expected<std::unique_ptr<MpiComm>> mpi = MpiComm::Create(expert_parallel);
   if (!mpi.ok()) return mpi.status();
@@ -37,8 +38,10 @@ Expected<Backend> MakeBackend(const std::string& kind, int expert_parallel) {
     return b;
   }
 #ifdef MOESIM_REAL_WITH_CUDA
-  Expected<std::unique_ptr<CudaDevice>> dev =
-      CudaDevice::CreateForLocalRank((*mpi)->Handle(Group::kWorld));
+  std::string why;
+  const int gpus = CudaDevice::DeviceCount(&why);
+  if (gpus == 0) return Status::InvalidInput("--backend cuda: no CUDA device (" + why + ")");
+  Expected<std::unique_ptr<CudaDevice>> dev = CudaDevice::Create((*mpi)->LocalRank() % gpus, bf16);
   if (!dev.ok()) return dev.status();
   Expected<std::unique_ptr<NcclComm>> nccl = NcclComm::Create(std::move(*mpi), dev->get());
   if (!nccl.ok()) return nccl.status();
@@ -46,6 +49,7 @@ Expected<Backend> MakeBackend(const std::string& kind, int expert_parallel) {
   b.comm = std::move(*nccl);
   return b;
 #else
+  (void)bf16;
   return Status::InvalidInput(
       "--backend cuda: this moesim-real was built without CUDA (MOESIM_WITH_CUDA=OFF)");
 #endif
@@ -155,8 +159,10 @@ int main(int argc, char** argv) {
         code = Fail("train", Status::InvalidInput("--steps must be > 0"));
       } else {
         Expected<Scenario> sc = LoadScenario(load);
-        Expected<Backend> be = sc.ok() ? MakeBackend(backend, static_cast<int>(t.expert_parallel))
-                                       : Expected<Backend>(sc.status());
+        Expected<Backend> be = sc.ok()
+                                   ? MakeBackend(backend, static_cast<int>(t.expert_parallel),
+                                                 sc->training.precision == Precision::kBf16Mixed)
+                                   : Expected<Backend>(sc.status());
         if (!be.ok()) {
           code = Fail("train", be.status());
         } else {
@@ -166,7 +172,7 @@ int main(int argc, char** argv) {
         }
       }
     } else if (bench->parsed()) {
-      Expected<Backend> be = MakeBackend(bench_backend, 1);
+      Expected<Backend> be = MakeBackend(bench_backend, 1, /*bf16=*/true);
       if (!be.ok()) {
         code = Fail("bench", be.status());
       } else {

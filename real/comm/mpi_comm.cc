@@ -190,6 +190,18 @@ Status MpiComm::GatherStrings(const std::string& mine, std::vector<std::string>*
   return Status::Ok();
 }
 
+int MpiComm::LocalRank() const {
+  MPI_Comm node = MPI_COMM_NULL;
+  if (MPI_Comm_split_type(world_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node) !=
+      MPI_SUCCESS) {
+    return 0;
+  }
+  int local = 0;
+  MPI_Comm_rank(node, &local);
+  MPI_Comm_free(&node);
+  return local;
+}
+
 Status MpiComm::DebugFailingCall() {
   // A negative count: MPI's own argument check rejects it (MPI_ERR_COUNT) under
   // MPI_ERRORS_RETURN. Only this rank calls it; the others are left waiting, as after a real

@@ -52,6 +52,8 @@ class MpiComm final : public Comm {
   Status DebugFailingCall() override;
 
   MPI_Comm Handle(Group g) const;
+  // This rank's index among the ranks on its node (for picking a GPU).
+  int LocalRank() const;
 
  private:
   MpiComm() = default;
