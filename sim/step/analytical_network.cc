@@ -60,6 +60,7 @@ std::vector<std::vector<DeviceId>> AnalyticalNetwork::Groups(
 AnalyticalNetwork::AxesNet AnalyticalNetwork::Compute(const std::vector<MeshAxis>& axes) const {
   AxesNet net;
   const auto groups = Groups(axes);
+  net.groups = groups;
   net.n = static_cast<int64_t>(groups.front().size());
   const auto& links = topo_->links();
   const auto& pdims = topo_->physical_dims();
@@ -101,6 +102,9 @@ AnalyticalNetwork::AxesNet AnalyticalNetwork::Compute(const std::vector<MeshAxis
           const size_t m = members.size();
           ring.n = static_cast<int64_t>(m);
           if (m < 2) continue;
+          std::vector<DeviceId> sub;
+          for (const auto& mem : members) sub.push_back(mem.second);
+          ring.subrings.push_back(std::move(sub));
           for (size_t i = 0; i < m; ++i) {
             const DeviceId a = members[i].second, b = members[(i + 1) % m].second;
             topo_->ComputeRoute(a, b, &(route = {}));
@@ -119,6 +123,7 @@ AnalyticalNetwork::AxesNet AnalyticalNetwork::Compute(const std::vector<MeshAxis
         }
       }
       ring.bytes_per_s = std::max(uni, 2 * bi);
+      ring.bidirectional = 2 * bi > uni;
       if (ring.n > 1) net.dims.push_back(ring);
     }
     std::stable_sort(net.dims.begin(), net.dims.end(), [](const DimRing& a, const DimRing& b) {
@@ -155,6 +160,7 @@ AnalyticalNetwork::AxesNet AnalyticalNetwork::Compute(const std::vector<MeshAxis
     std::vector<double> load(links.size(), 0);
     for (const auto& g : stage_groups) {
       for (size_t i = 0; i + 1 < g.size(); ++i) {
+        net.p2p_pairs.push_back({g[i], g[i + 1]});
         topo_->ComputeRoute(g[i], g[i + 1], &(route = {}));
         for (LinkId l : route) load[static_cast<size_t>(l)] += 1;
         net.p2p_latency_s = std::max(net.p2p_latency_s, latency(route));
@@ -221,6 +227,83 @@ double AnalyticalNetwork::Time(const CollectiveWork& w) const {
       break;
   }
   return 0;
+}
+
+void AnalyticalNetwork::RingPhase(const DimRing& r, double bytes,
+                                  std::vector<CollectiveFlow>* out) const {
+  // Each member sends (n-1)/n of its share to its ring neighbour, split over both directions
+  // when the bidirectional pair of rings is the faster way.
+  const double n = static_cast<double>(r.n);
+  const double volume = (n - 1) / n * bytes / (r.bidirectional ? 2 : 1);
+  for (const auto& ring : r.subrings) {
+    const size_t m = ring.size();
+    for (size_t i = 0; i < m; ++i) {
+      out->push_back({ring[i], ring[(i + 1) % m], volume});
+      if (r.bidirectional) out->push_back({ring[i], ring[(i + m - 1) % m], volume});
+    }
+  }
+}
+
+std::vector<CollectivePhase> AnalyticalNetwork::Phases(const CollectiveWork& w) const {
+  std::vector<CollectivePhase> phases;
+  if (w.kind == CollectiveKind::kSendRecv) {
+    const AxesNet& net = Net({MeshAxis::kPipeline});
+    CollectivePhase ph;
+    ph.latency_s = net.p2p_latency_s;
+    for (const auto& [a, b] : net.p2p_pairs) ph.flows.push_back({a, b, w.bytes});
+    phases.push_back(std::move(ph));
+    return phases;
+  }
+  const AxesNet& net = Net(w.axes);
+  if (net.n <= 1) return phases;
+  if (w.kind == CollectiveKind::kAllToAll) {
+    CollectivePhase ph;
+    ph.latency_s = net.a2a_latency_s;
+    const double pair = w.bytes / static_cast<double>(net.n) * w.max_over_mean;
+    for (const auto& g : net.groups) {
+      for (DeviceId a : g) {
+        for (DeviceId b : g) {
+          if (a != b) ph.flows.push_back({a, b, pair});
+        }
+      }
+    }
+    phases.push_back(std::move(ph));
+    return phases;
+  }
+  // Reduce-scatter (and all-gather, its mirror): the phases of one pass.
+  std::vector<CollectivePhase> pass;
+  if (net.same_class) {
+    double sum = 0;
+    for (const DimRing& r : net.dims) sum += r.bytes_per_s;
+    CollectivePhase ph;
+    const double n = static_cast<double>(net.n);
+    for (const DimRing& r : net.dims) {
+      // This dimension carries its bandwidth's share of the data; scaled so that the ring's
+      // (n_d-1)/n_d factor becomes the whole group's (n-1)/n.
+      const double nd = static_cast<double>(r.n);
+      const double share = w.bytes * (r.bytes_per_s / sum) * ((n - 1) / n) / ((nd - 1) / nd);
+      RingPhase(r, share, &ph.flows);
+      ph.latency_s = std::max(ph.latency_s, 0.0);
+    }
+    for (const DimRing& r : net.dims)
+      ph.latency_s += static_cast<double>(r.n - 1) * r.step_latency_s;
+    pass.push_back(std::move(ph));
+  } else {
+    double bytes = w.bytes;
+    for (const DimRing& r : net.dims) {
+      CollectivePhase ph;
+      RingPhase(r, bytes, &ph.flows);
+      ph.latency_s = static_cast<double>(r.n - 1) * r.step_latency_s;
+      pass.push_back(std::move(ph));
+      bytes /= static_cast<double>(r.n);
+    }
+  }
+  phases = pass;
+  if (w.kind == CollectiveKind::kAllReduce) {
+    // All-gather back: the same phases in reverse order.
+    for (auto it = pass.rbegin(); it != pass.rend(); ++it) phases.push_back(*it);
+  }
+  return phases;
 }
 
 double AnalyticalNetwork::RingBytesPerS(const std::vector<MeshAxis>& axes) const {

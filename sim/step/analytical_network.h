@@ -39,6 +39,18 @@
 
 namespace moesim {
 
+// One step of a collective as flows: every flow of a phase starts together; the next phase
+// starts when all have arrived and `latency_s` has passed.
+struct CollectiveFlow {
+  DeviceId src;
+  DeviceId dst;
+  double bytes;
+};
+struct CollectivePhase {
+  std::vector<CollectiveFlow> flows;
+  double latency_s = 0;
+};
+
 class AnalyticalNetwork {
  public:
   // REQUIRES: placement's axes are named "pipeline", "data", "expert", "model" (any order, all
@@ -51,12 +63,23 @@ class AnalyticalNetwork {
   // Effective ring bandwidth (bytes/s) of reduce-scatter over `axes`, for reports.
   double RingBytesPerS(const std::vector<MeshAxis>& axes) const;
 
+  // The same algorithm as flows on every group of the collective's axes, for the flow level:
+  // reduce-scatter / all-gather as (bidirectional) rings along each physical dimension, all
+  // dimensions at once on a torus (data split by their bandwidths) or one after another from
+  // the fastest (hierarchical); all-reduce as reduce-scatter then all-gather; all-to-all as all
+  // pairs at once; send/recv between pipeline neighbours. With no contention each phase takes
+  // what Time() charges it.
+  std::vector<CollectivePhase> Phases(const CollectiveWork& work) const;
+  const Topology& topology() const { return *topo_; }
+
  private:
   struct DimRing {
     int64_t n = 1;
     double bytes_per_s = 0;
     double step_latency_s = 0;
     int speed_class = 0;
+    bool bidirectional = false;                   // the rate came from a pair of rings
+    std::vector<std::vector<DeviceId>> subrings;  // every group's rings along this dimension
   };
   struct AxesNet {
     int64_t n = 1;
@@ -66,7 +89,10 @@ class AnalyticalNetwork {
     double a2a_latency_s = 0;
     double p2p_load_over_rate = 0;
     double p2p_latency_s = 0;
+    std::vector<std::vector<DeviceId>> groups;
+    std::vector<std::pair<DeviceId, DeviceId>> p2p_pairs;
   };
+  void RingPhase(const DimRing& r, double bytes, std::vector<CollectiveFlow>* out) const;
   const AxesNet& Net(const std::vector<MeshAxis>& axes) const;
   AxesNet Compute(const std::vector<MeshAxis>& axes) const;
   std::vector<std::vector<DeviceId>> Groups(const std::vector<MeshAxis>& axes) const;

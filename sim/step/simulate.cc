@@ -25,19 +25,19 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
 
   SimReport r;
   r.network = NetworkLevelName(options.network);
-  if (options.network == NetworkLevel::kFlow) {
-    return Status::InvalidInput(
-        "--network flow: the congestion-aware level is not built yet; "
-        "use --network analytical");
-  }
   auto graph = std::make_shared<OpGraph>(BuildStepGraph(sc));
   std::shared_ptr<const AnalyticalNetwork> shared = options.analytical;
   if (shared == nullptr) {
     shared = std::make_shared<AnalyticalNetwork>(topo, *placement, sc.hardware.link_efficiency);
   }
   const AnalyticalNetwork& net = *shared;
-  const ScheduleResult s = SimulateSchedule(
-      *graph, sc.hardware, [&net](const CollectiveWork& w, int32_t) { return net.Time(w); });
+  ScheduleResult s;
+  if (options.network == NetworkLevel::kFlow) {
+    return Status::InvalidInput(
+        "--network flow: the congestion-aware level is not built yet; use --network analytical");
+  }
+  s = SimulateSchedule(*graph, sc.hardware,
+                       [&net](const CollectiveWork& w, int32_t) { return net.Time(w); });
 
   const double devices = static_cast<double>(mesh.NumDevices());
   r.step_time_s = s.step_time_s;
