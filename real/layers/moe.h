@@ -15,6 +15,8 @@
 // [i E/ep, (i+1) E/ep). Per-rank token counts travel first (all-to-all of int64 counts), then
 // the rows (all-to-all-v); received rows are reordered expert-major so each expert runs one
 // GEMM. Capacity bounds every buffer, so all of them are allocated once, up front.
+// Routing runs on the host: on a GPU the router logits ([tokens, E]) come to the host once per
+// MoE layer and pass (one synchronization each), which also gives the all-to-all its counts.
 // Backward runs the same path in reverse; the router gets the gate gradients plus the
 // load-balancing and z-loss gradients (scaled by aux_coef, z_coef and ctx loss scale).
 // Thread safety: one thread.

@@ -1,12 +1,13 @@
 // transformer.h
 //
 // Transformer<T>: the whole decoder-only language model of a ModelConfig, on one rank.
-//   x0 = embed[tokens]                                  "embed.tokens"
+//   x0 = embed[tokens]                                  "embed.lookup"
 //   per layer: x1 = x + Attention(RMSNorm(x))           "attn.norm", attention ops, "attn.residual"
-//              x2 = x1 + FFN_or_MoE(RMSNorm(x1))        "ffn.norm", ffn/moe ops, "ffn.residual"
+//              x2 = x1 + FFN_or_MoE(RMSNorm(x1))        "ffn.norm" / "moe.norm", FFN or MoE ops,
+//                                                       "ffn.residual" / "moe.residual"
 //   logits = RMSNorm(xL) Whead (Whead = embed^T if tied)  "final.norm", "head.logits"
 //   loss = mean cross-entropy over the tokens + sum over MoE layers of the auxiliary losses
-//                                                       "loss.cross_entropy"
+//                                                       "head.loss" (also the logits gradient)
 // Forward() computes the loss and (fused) the logits gradient; Backward() adds every
 // parameter's gradient into params().grads(), scaled by the loss_scale given to Forward (the
 // trainer passes 1 / micro-batches). Gradients accumulate until the caller zeroes them.

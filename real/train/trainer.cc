@@ -194,6 +194,9 @@ Expected<TrainResult> Train(const Scenario& scenario, const TrainOptions& o, Dev
     s.grad_norm = st->grad_norm;
     s.step_time_s = std::chrono::duration<double>(t1 - t0).count();
     s.tokens_per_s = static_cast<double>(gbt) / s.step_time_s;
+    if (dev->PeakFlopsPerS() > 0) {
+      s.mfu = s.tokens_per_s * result.model_flops_per_token / (dev->PeakFlopsPerS() * world);
+    }
     result.steps.push_back(s);
 
     if (chief && log && (s.step % o.log_every == 0 || s.step == o.steps)) {
@@ -202,6 +205,7 @@ Expected<TrainResult> Train(const Scenario& scenario, const TrainOptions& o, Dev
            << Fmt("%.2e", s.lr) << "  grad_norm " << Fmt("%.3f", s.grad_norm) << "  "
            << Fmt("%.1f", s.step_time_s * 1e3) << " ms  " << Fmt("%.0f", s.tokens_per_s)
            << " tokens/s";
+      if (s.mfu > 0) *log << "  MFU " << Fmt("%.1f", 100 * s.mfu) << "%";
       if (cfg.is_moe()) *log << "  dropped " << Fmt("%.1f", 100 * s.dropped_fraction) << "%";
       *log << "\n";
     }
@@ -212,7 +216,8 @@ Expected<TrainResult> Train(const Scenario& scenario, const TrainOptions& o, Dev
               << ", \"dropped_fraction\": " << Exact(s.dropped_fraction)
               << ", \"lr\": " << Exact(s.lr) << ", \"grad_norm\": " << Exact(s.grad_norm)
               << ", \"step_time_s\": " << Exact(s.step_time_s)
-              << ", \"tokens_per_s\": " << Exact(s.tokens_per_s) << "}\n";
+              << ", \"tokens_per_s\": " << Exact(s.tokens_per_s) << ", \"mfu\": " << Exact(s.mfu)
+              << "}\n";
       metrics.flush();
     }
     const bool last = s.step == o.steps;

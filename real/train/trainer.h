@@ -63,6 +63,7 @@ struct StepLog {
   double dropped_fraction = 0;
   double lr = 0, grad_norm = 0;
   double step_time_s = 0, tokens_per_s = 0;
+  double mfu = 0;  // model FLOPs / (step time x ranks x device peak); 0 when the peak is unknown
 };
 
 struct TrainResult {
