@@ -1,8 +1,10 @@
 #include "real/kernels/cpu_device.h"
 
+#include <unistd.h>
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -56,17 +58,34 @@ std::string CpuDevice<T>::Name() const {
 template <typename T>
 Expected<void*> CpuDevice<T>::AllocateBytes(const std::string& tensor, int64_t bytes) {
   const auto rounded = static_cast<size_t>((std::max<int64_t>(bytes, 1) + 63) / 64 * 64);
-  void* p = std::aligned_alloc(64, rounded);
+  const double physical =
+      static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  const double total = static_cast<double>(allocated_bytes_) + static_cast<double>(rounded);
+  void* p = physical > 0 && total > physical ? nullptr : std::aligned_alloc(64, rounded);
   if (p == nullptr) {
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), " (%.1f MiB); %.1f MiB already allocated, %.1f MiB physical",
+                  static_cast<double>(bytes) / (1 << 20),
+                  static_cast<double>(allocated_bytes_) / (1 << 20), physical / (1 << 20));
     return Status::Internal("out of host memory allocating " + tensor + ": " +
-                            std::to_string(bytes) + " bytes");
+                            std::to_string(bytes) + " bytes" + buf);
   }
   std::memset(p, 0, rounded);
+  allocated_bytes_ += static_cast<int64_t>(rounded);
+  sizes_.emplace_back(p, static_cast<int64_t>(rounded));
   return p;
 }
 
 template <typename T>
 void CpuDevice<T>::FreeBytes(void* p) {
+  for (size_t i = sizes_.size(); i-- > 0;) {
+    if (sizes_[i].first == p) {
+      allocated_bytes_ -= sizes_[i].second;
+      sizes_[i] = sizes_.back();
+      sizes_.pop_back();
+      break;
+    }
+  }
   std::free(p);
 }
 

@@ -3,13 +3,16 @@
 // CpuDevice<T>: the Device<T> ops on the host, T = float (training) or double (the gradient
 // checks of tests/real). GEMMs are Eigen products over row-major maps; everything else is plain
 // loops in a fixed order, so results are bit-reproducible on one machine. Ops run synchronously;
-// timestamps come from std::chrono::steady_clock. Memory is 64-byte aligned and zero-filled.
+// timestamps come from std::chrono::steady_clock. Memory is 64-byte aligned and zero-filled;
+// an allocation that would take this device past the machine's physical memory fails with a
+// message naming the tensor (rather than letting the kernel's OOM killer end the process).
 // Thread safety: one thread per device (Eigen runs single-threaded unless built with OpenMP).
 #pragma once
 
 #include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "real/device.h"
@@ -70,6 +73,8 @@ class CpuDevice final : public Device<T> {
 
  private:
   std::vector<std::chrono::steady_clock::time_point> stamps_;
+  int64_t allocated_bytes_ = 0;
+  std::vector<std::pair<void*, int64_t>> sizes_;  // live allocations (few, long-lived)
 };
 
 extern template class CpuDevice<float>;
