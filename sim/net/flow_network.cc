@@ -1,0 +1,106 @@
+#include "sim/net/flow_network.h"
+
+#include <cstdio>
+#include <utility>
+
+namespace moesim::sim {
+
+FlowNetwork::FlowNetwork(Engine* engine, std::vector<LinkSpec> links)
+    : engine_(engine), links_(std::move(links)), link_bytes_(links_.size(), 0.0) {
+  for (const LinkSpec& l : links_) system_.AddConstraint(l.bytes_per_s);
+  reporter_ = engine_->AddPendingReporter(
+      [this](std::vector<std::string>* waiting) { ReportStuck(waiting); });
+}
+
+FlowNetwork::~FlowNetwork() { engine_->RemovePendingReporter(reporter_); }
+
+void FlowNetwork::Start(std::span<const LinkId> route, double bytes, DoneFn done,
+                        std::string label) {
+  const SimTime latency = SimTime::FromSeconds(RouteLatencySeconds(links_, route));
+  if (route.empty() || !(bytes > 0)) {
+    engine_->ScheduleAfter(latency, std::move(done));
+    return;
+  }
+  int32_t f;
+  if (!free_flows_.empty()) {
+    f = free_flows_.back();
+    free_flows_.pop_back();
+  } else {
+    f = static_cast<int32_t>(flows_.size());
+    flows_.emplace_back();
+  }
+  Flow& fl = flows_[f];
+  fl.var = system_.AddVariable(route);
+  fl.bytes = bytes;
+  fl.bytes_left = bytes;
+  fl.rate = 0;
+  fl.updated = engine_->now();
+  fl.latency = latency;
+  fl.completion = EventId{};
+  fl.done = std::move(done);
+  fl.label = std::move(label);
+  fl.active = true;
+  if (flow_of_var_.size() <= static_cast<size_t>(fl.var)) flow_of_var_.resize(fl.var + 1, -1);
+  flow_of_var_[fl.var] = f;
+  RequestSolve();
+}
+
+void FlowNetwork::RequestSolve() {
+  if (solve_pending_) return;
+  solve_pending_ = true;
+  engine_->ScheduleAt(
+      engine_->now(), [this] { Solve(); }, kSolvePriority);
+}
+
+void FlowNetwork::Solve() {
+  solve_pending_ = false;
+  changed_.clear();
+  system_.Solve(&changed_);
+  ++solves_;
+  rate_updates_ += system_.last_solved_variables();
+  const SimTime now = engine_->now();
+  for (MaxMinSystem::VariableId v : changed_) {
+    Flow& fl = flows_[flow_of_var_[v]];
+    fl.bytes_left -= fl.rate * (now - fl.updated).seconds();
+    if (fl.bytes_left < 0) fl.bytes_left = 0;
+    fl.updated = now;
+    fl.rate = system_.rate(v);
+    engine_->Cancel(fl.completion);
+    fl.completion = EventId{};
+    if (fl.rate > 0) {
+      const int32_t f = flow_of_var_[v];
+      fl.completion = engine_->ScheduleAt(now + SimTime::CeilSeconds(fl.bytes_left / fl.rate),
+                                          [this, f] { Complete(f); });
+    }
+  }
+}
+
+void FlowNetwork::Complete(int32_t f) {
+  Flow& fl = flows_[f];
+  for (MaxMinSystem::ConstraintId l : system_.constraints(fl.var)) link_bytes_[l] += fl.bytes;
+  system_.RemoveVariable(fl.var);
+  flow_of_var_[fl.var] = -1;
+  fl.active = false;
+  fl.label.clear();
+  engine_->ScheduleAfter(fl.latency, std::move(fl.done));
+  fl.done = nullptr;
+  free_flows_.push_back(f);
+  RequestSolve();
+}
+
+void FlowNetwork::ReportStuck(std::vector<std::string>* waiting) const {
+  for (size_t f = 0; f < flows_.size(); ++f) {
+    const Flow& fl = flows_[f];
+    if (!fl.active || fl.completion.valid()) continue;
+    std::string links;
+    for (MaxMinSystem::ConstraintId l : system_.constraints(fl.var)) {
+      links += (links.empty() ? "" : ",") + std::to_string(l);
+    }
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "flow %s%s%.6g of %.6g bytes left on links [", fl.label.c_str(),
+                  fl.label.empty() ? "" : ": ", fl.bytes_left, fl.bytes);
+    waiting->push_back(buf + links + "] with no bandwidth");
+  }
+}
+
+}  // namespace moesim::sim

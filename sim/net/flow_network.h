@@ -1,0 +1,95 @@
+// flow_network.h
+//
+// FlowNetwork: the congestion-aware (`flow`) network level. Active flows share links by max-min
+// fairness (MaxMinSystem, one constraint per link, one variable per flow); the allocation is
+// re-solved when a flow starts or ends, touching only the flows connected to the change through
+// shared links. A flow of B bytes on route r:
+//
+//   - starts sharing bandwidth at once; its rate is re-set at every re-solve;
+//   - its bandwidth phase ends when its B bytes are sent (integration of its piecewise-constant
+//     rate), rounded up to a whole picosecond;
+//   - it is delivered (its callback runs) latency(r) = sum of the per-hop link latencies later:
+//     the last byte still has to cross the route. With no other traffic the flow takes exactly
+//     latency(r) + B / min over r of capacity, the alpha-beta time.
+//
+// Batching: every start and end at one simulated instant is applied before a single re-solve,
+// which runs as an engine event at that instant with kSolvePriority (after ordinary events).
+//
+// Never stuck silently: a flow that gets no bandwidth is reported to the Engine's pending-work
+// check, so a run ends with an error that names it instead of finishing early.
+// Invariants: a flow in its bandwidth phase has exactly one live completion event when its rate
+// is > 0. Thread safety: none; used with its Engine on one thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sim/engine/engine.h"
+#include "sim/net/maxmin.h"
+#include "sim/net/network.h"
+
+namespace moesim::sim {
+
+class FlowNetwork {
+ public:
+  static constexpr int32_t kSolvePriority = 1 << 20;
+  using DoneFn = std::function<void()>;
+
+  // REQUIRES: every link's bytes_per_s >= 0 (0 = the link is down: flows crossing it never
+  // finish and are reported stuck); `engine` outlives this network.
+  FlowNetwork(Engine* engine, std::vector<LinkSpec> links);
+  ~FlowNetwork();
+  FlowNetwork(const FlowNetwork&) = delete;
+  FlowNetwork& operator=(const FlowNetwork&) = delete;
+
+  // Starts a transfer of `bytes` along `route` at engine->now(); `done` runs when it has been
+  // delivered. An empty route (a device to itself) or bytes <= 0 are delivered after the route's
+  // latency with no bandwidth used. `label` names the flow in stuck reports.
+  // REQUIRES: every id in route is a valid link.
+  void Start(std::span<const LinkId> route, double bytes, DoneFn done, std::string label = {});
+
+  Engine* engine() const { return engine_; }
+  const std::vector<LinkSpec>& links() const { return links_; }
+  int64_t active_flows() const { return system_.num_variables(); }
+  // Bytes carried by each link by flows that have finished their bandwidth phase.
+  const std::vector<double>& link_bytes() const { return link_bytes_; }
+  int64_t solves() const { return solves_; }
+  // Flows whose rate was (re)computed, summed over all solves (a measure of solver work).
+  int64_t rate_updates() const { return rate_updates_; }
+
+ private:
+  struct Flow {
+    MaxMinSystem::VariableId var = -1;
+    double bytes = 0;
+    double bytes_left = 0;  // as of `updated`
+    double rate = 0;        // bytes/s since `updated`
+    SimTime updated;
+    SimTime latency;
+    EventId completion;
+    DoneFn done;
+    std::string label;
+    bool active = false;
+  };
+  void RequestSolve();
+  void Solve();
+  void Complete(int32_t f);
+  void ReportStuck(std::vector<std::string>* waiting) const;
+
+  Engine* engine_;
+  std::vector<LinkSpec> links_;
+  MaxMinSystem system_;
+  std::vector<Flow> flows_;
+  std::vector<int32_t> free_flows_;
+  std::vector<int32_t> flow_of_var_;
+  std::vector<MaxMinSystem::VariableId> changed_;
+  std::vector<double> link_bytes_;
+  bool solve_pending_ = false;
+  int64_t solves_ = 0;
+  int64_t rate_updates_ = 0;
+  int64_t reporter_ = -1;
+};
+
+}  // namespace moesim::sim
