@@ -33,8 +33,10 @@ double AnalyticalCollectiveTimer::Seconds(const CollectivePlan& plan) {
 
 namespace {
 
-// The state of one collective on a FlowNetwork. Owned by the callbacks of its pending transfers
-// and by its stuck reporter (shared_ptr), so it lives exactly as long as something can reach it.
+// The state of one collective on a FlowNetwork. Its stuck reporter, registered with the Engine
+// from Begin() until it has finished, owns it (so a stuck collective is freed with its Engine);
+// the transfers' callbacks hold a plain pointer (16-byte captures fit std::function's inline
+// storage: no allocation per transfer).
 class Execution : public std::enable_shared_from_this<Execution> {
  public:
   Execution(FlowNetwork* net, std::shared_ptr<const CollectivePlan> plan, RouteFn route,
@@ -47,10 +49,9 @@ class Execution : public std::enable_shared_from_this<Execution> {
 
   void Begin() {
     Engine* engine = net_->engine();
-    auto self = shared_from_this();
     reporter_ = engine->AddPendingReporter(
-        [self](std::vector<std::string>* waiting) { self->Report(waiting); });
-    engine->ScheduleAt(engine->now(), [self] { self->StartStage(0); });
+        [self = shared_from_this()](std::vector<std::string>* waiting) { self->Report(waiting); });
+    engine->ScheduleAt(engine->now(), [this] { StartStage(0); });
   }
 
  private:
@@ -89,11 +90,10 @@ class Execution : public std::enable_shared_from_this<Execution> {
     }
     const Step& step = stream[st.step];
     st.outstanding = static_cast<int64_t>(step.transfers.size());
-    auto self = shared_from_this();
     for (const Transfer& t : step.transfers) {
       std::span<const LinkId> route;
       if (t.src != t.dst) route = route_(t.src, t.dst);
-      net_->Start(route, t.bytes, [self, k] { self->Delivered(k); });
+      net_->Start(route, t.bytes, [this, k] { Delivered(k); });
     }
   }
 
@@ -109,7 +109,10 @@ class Execution : public std::enable_shared_from_this<Execution> {
   }
 
   void Finish() {
-    net_->engine()->RemovePendingReporter(reporter_);  // drops one reference to *this
+    Engine* engine = net_->engine();
+    // Released by a later event, not here: callers up the stack still use *this.
+    engine->ScheduleAt(engine->now(), [keep = shared_from_this()] {});
+    engine->RemovePendingReporter(reporter_);
     auto done = std::move(done_);
     if (done) done();
   }

@@ -14,11 +14,6 @@ std::string Seconds(SimTime t) {
 
 }  // namespace
 
-EventId Engine::ScheduleAt(SimTime at, Action action, int32_t priority) {
-  if (at < now_) at = now_;
-  return queue_.Push(at, priority, std::move(action));
-}
-
 int64_t Engine::AddPendingReporter(PendingReporter reporter) {
   const int64_t handle = next_reporter_++;
   reporters_.emplace(handle, std::move(reporter));
@@ -36,20 +31,20 @@ std::vector<std::string> Engine::Waiting() const {
 Status Engine::Run(const RunLimits& limits) {
   stop_ = false;
   int64_t run_here = 0;
-  while (!queue_.empty()) {
-    if (queue_.NextTime() > limits.until) return Status::Ok();
-    if (limits.max_events > 0 && run_here >= limits.max_events) {
+  auto set_clock = [this](SimTime t) { now_ = t; };
+  while (true) {
+    if (limits.max_events > 0 && run_here >= limits.max_events && !queue_.empty() &&
+        queue_.NextTime() <= limits.until) {
       return Status::Internal("simulation stopped at t=" + Seconds(now_) + " s after " +
                               std::to_string(run_here) + " events (RunLimits::max_events); " +
                               std::to_string(queue_.size()) + " events still pending");
     }
-    EventQueue::Popped e = queue_.Pop();
-    now_ = e.time;
+    if (!queue_.RunNext(limits.until, set_clock)) break;
     ++events_run_;
     ++run_here;
-    e.action();
     if (stop_) return Status::Ok();
   }
+  if (!queue_.empty()) return Status::Ok();  // stopped at `until`
   const std::vector<std::string> waiting = Waiting();
   if (waiting.empty()) return Status::Ok();
   constexpr size_t kShown = 8;

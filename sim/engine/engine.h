@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -47,9 +48,14 @@ class Engine {
 
   // Runs `action` at `at`; among equal times, lower `priority` first, then scheduling order.
   // REQUIRES: at >= now() (an earlier time is treated as now()); action non-empty.
-  EventId ScheduleAt(SimTime at, Action action, int32_t priority = 0);
-  EventId ScheduleAfter(SimTime delay, Action action, int32_t priority = 0) {
-    return ScheduleAt(now_ + delay, std::move(action), priority);
+  // F: an Action or a callable convertible to one (stored once, where it will run).
+  template <typename F>
+  EventId ScheduleAt(SimTime at, F&& action, int32_t priority = 0) {
+    return queue_.Push(at < now_ ? now_ : at, priority, std::forward<F>(action));
+  }
+  template <typename F>
+  EventId ScheduleAfter(SimTime delay, F&& action, int32_t priority = 0) {
+    return ScheduleAt(now_ + delay, std::forward<F>(action), priority);
   }
   // False when the event already ran or was cancelled.
   bool Cancel(EventId id) { return queue_.Cancel(id); }

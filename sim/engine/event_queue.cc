@@ -1,23 +1,26 @@
 #include "sim/engine/event_queue.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace moesim::sim {
 
-EventId EventQueue::Push(SimTime time, int32_t priority, Action action) {
-  uint32_t slot;
+uint32_t EventQueue::TakeSlot() {
   if (!free_slots_.empty()) {
-    slot = free_slots_.back();
+    const uint32_t slot = free_slots_.back();
     free_slots_.pop_back();
-    actions_[slot] = std::move(action);
-  } else {
-    slot = static_cast<uint32_t>(actions_.size());
-    actions_.push_back(std::move(action));
-    slot_seq_.push_back(0);
+    return slot;
   }
+  actions_.emplace_back();
+  slot_seq_.push_back(0);
+  return static_cast<uint32_t>(actions_.size() - 1);
+}
+
+EventId EventQueue::PushKey(SimTime time, int32_t priority, uint32_t slot) {
   const uint64_t seq = next_seq_++;
   slot_seq_[slot] = seq;
-  heap_.push_back(Key{time.picoseconds(), priority, slot, seq});
+  const uint64_t prio = static_cast<uint64_t>(static_cast<int64_t>(priority) + (int64_t{1} << 23));
+  heap_.push_back(Key{static_cast<uint64_t>(time.picoseconds()), (prio << kSeqBits) | seq, slot});
   SiftUp(heap_.size() - 1);
   ++live_;
   return EventId{seq, slot};
@@ -33,19 +36,22 @@ bool EventQueue::Cancel(EventId id) {
 }
 
 void EventQueue::DropDeadTop() {
-  while (!heap_.empty() && slot_seq_[heap_[0].slot] != heap_[0].seq) PopKey();
+  while (!heap_.empty() && slot_seq_[heap_[0].slot] != SeqOf(heap_[0])) PopKey();
 }
 
 SimTime EventQueue::NextTime() {
   DropDeadTop();
-  return SimTime::FromPicoseconds(heap_[0].time_ps);
+  return SimTime::FromPicoseconds(static_cast<int64_t>(heap_[0].time_ps));
 }
 
 EventQueue::Popped EventQueue::Pop() {
   DropDeadTop();
   const Key top = heap_[0];
   PopKey();
-  Popped out{SimTime::FromPicoseconds(top.time_ps), top.priority, std::move(actions_[top.slot])};
+  const int32_t priority =
+      static_cast<int32_t>(static_cast<int64_t>(top.order >> kSeqBits) - (int64_t{1} << 23));
+  Popped out{SimTime::FromPicoseconds(static_cast<int64_t>(top.time_ps)), priority,
+             std::move(actions_[top.slot])};
   actions_[top.slot] = nullptr;
   slot_seq_[top.slot] = 0;
   free_slots_.push_back(top.slot);
@@ -59,29 +65,32 @@ void EventQueue::PopKey() {
   if (!heap_.empty()) SiftDown(0);
 }
 
+// Both sifts work on a local pointer and move a hole instead of swapping.
 void EventQueue::SiftUp(size_t i) {
-  const Key k = heap_[i];
+  Key* const h = heap_.data();
+  const Key k = h[i];
   while (i > 0) {
     const size_t parent = (i - 1) / 2;
-    if (!Before(k, heap_[parent])) break;
-    heap_[i] = heap_[parent];
+    if (!Before(k, h[parent])) break;
+    h[i] = h[parent];
     i = parent;
   }
-  heap_[i] = k;
+  h[i] = k;
 }
 
 void EventQueue::SiftDown(size_t i) {
+  Key* const h = heap_.data();
   const size_t n = heap_.size();
-  const Key k = heap_[i];
+  const Key k = h[i];
   while (true) {
     size_t child = 2 * i + 1;
     if (child >= n) break;
-    if (child + 1 < n && Before(heap_[child + 1], heap_[child])) ++child;
-    if (!Before(heap_[child], k)) break;
-    heap_[i] = heap_[child];
+    if (child + 1 < n && Before(h[child + 1], h[child])) ++child;
+    if (!Before(h[child], k)) break;
+    h[i] = h[child];
     i = child;
   }
-  heap_[i] = k;
+  h[i] = k;
 }
 
 }  // namespace moesim::sim

@@ -18,7 +18,7 @@ void FlowNetwork::Start(std::span<const LinkId> route, double bytes, DoneFn done
                         std::string label) {
   const SimTime latency = SimTime::FromSeconds(RouteLatencySeconds(links_, route));
   if (route.empty() || !(bytes > 0)) {
-    engine_->ScheduleAfter(latency, std::move(done));
+    Deliver(engine_->now() + latency, std::move(done));
     return;
   }
   int32_t f;
@@ -31,12 +31,14 @@ void FlowNetwork::Start(std::span<const LinkId> route, double bytes, DoneFn done
   }
   Flow& fl = flows_[f];
   fl.var = system_.AddVariable(route);
+  for (LinkId l : route) link_bytes_[l] += bytes;
   fl.bytes = bytes;
   fl.bytes_left = bytes;
   fl.rate = 0;
   fl.updated = engine_->now();
   fl.latency = latency;
-  fl.completion = EventId{};
+  fl.scheduled = false;
+  ++fl.version;
   fl.done = std::move(done);
   fl.label = std::move(label);
   fl.active = true;
@@ -65,24 +67,49 @@ void FlowNetwork::Solve() {
     if (fl.bytes_left < 0) fl.bytes_left = 0;
     fl.updated = now;
     fl.rate = system_.rate(v);
-    engine_->Cancel(fl.completion);
-    fl.completion = EventId{};
-    if (fl.rate > 0) {
-      const int32_t f = flow_of_var_[v];
-      fl.completion = engine_->ScheduleAt(now + SimTime::CeilSeconds(fl.bytes_left / fl.rate),
-                                          [this, f] { Complete(f); });
+    ++fl.version;  // cancels the pending completion, if any
+    fl.scheduled = fl.rate > 0;
+    if (fl.scheduled) {
+      ScheduleCompletion(flow_of_var_[v], now + SimTime::CeilSeconds(fl.bytes_left / fl.rate));
     }
   }
 }
 
+void FlowNetwork::ScheduleCompletion(int32_t f, SimTime at) {
+  const int64_t ps = at.picoseconds();
+  auto [it, fresh] = completions_.try_emplace(ps);
+  if (fresh) engine_->ScheduleAt(at, [this, ps] { FireCompletions(ps); });
+  it->second.push_back(Completion{f, flows_[f].version});
+}
+
+void FlowNetwork::FireCompletions(int64_t at_ps) {
+  auto node = completions_.extract(at_ps);
+  for (const Completion& c : node.mapped()) {
+    const Flow& fl = flows_[c.flow];
+    if (fl.active && fl.scheduled && fl.version == c.version) Complete(c.flow);
+  }
+}
+
+void FlowNetwork::Deliver(SimTime at, DoneFn done) {
+  const int64_t ps = at.picoseconds();
+  auto [it, fresh] = deliveries_.try_emplace(ps);
+  if (fresh) engine_->ScheduleAt(at, [this, ps] { FireDeliveries(ps); });
+  it->second.push_back(std::move(done));
+}
+
+void FlowNetwork::FireDeliveries(int64_t at_ps) {
+  auto node = deliveries_.extract(at_ps);
+  for (DoneFn& done : node.mapped()) done();
+}
+
 void FlowNetwork::Complete(int32_t f) {
   Flow& fl = flows_[f];
-  for (MaxMinSystem::ConstraintId l : system_.constraints(fl.var)) link_bytes_[l] += fl.bytes;
   system_.RemoveVariable(fl.var);
   flow_of_var_[fl.var] = -1;
   fl.active = false;
+  fl.scheduled = false;
   fl.label.clear();
-  engine_->ScheduleAfter(fl.latency, std::move(fl.done));
+  Deliver(engine_->now() + fl.latency, std::move(fl.done));
   fl.done = nullptr;
   free_flows_.push_back(f);
   RequestSolve();
@@ -91,7 +118,7 @@ void FlowNetwork::Complete(int32_t f) {
 void FlowNetwork::ReportStuck(std::vector<std::string>* waiting) const {
   for (size_t f = 0; f < flows_.size(); ++f) {
     const Flow& fl = flows_[f];
-    if (!fl.active || fl.completion.valid()) continue;
+    if (!fl.active || fl.scheduled) continue;
     std::string links;
     for (MaxMinSystem::ConstraintId l : system_.constraints(fl.var)) {
       links += (links.empty() ? "" : ",") + std::to_string(l);

@@ -14,17 +14,22 @@
 //
 // Batching: every start and end at one simulated instant is applied before a single re-solve,
 // which runs as an engine event at that instant with kSolvePriority (after ordinary events).
+// Completions and deliveries due at the same picosecond share one engine event (a bucket per
+// instant, processed in the order they were scheduled), so symmetric traffic (all flows of an
+// all-to-all ending together) costs a few events, not one per flow; a rescheduled completion is
+// cancelled by bumping the flow's version (lazy deletion).
 //
 // Never stuck silently: a flow that gets no bandwidth is reported to the Engine's pending-work
 // check, so a run ends with an error that names it instead of finishing early.
-// Invariants: a flow in its bandwidth phase has exactly one live completion event when its rate
-// is > 0. Thread safety: none; used with its Engine on one thread.
+// Invariants: a flow in its bandwidth phase with rate > 0 has exactly one completion entry of its
+// current version pending. Thread safety: none; used with its Engine on one thread.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "sim/engine/engine.h"
@@ -54,7 +59,7 @@ class FlowNetwork {
   Engine* engine() const { return engine_; }
   const std::vector<LinkSpec>& links() const { return links_; }
   int64_t active_flows() const { return system_.num_variables(); }
-  // Bytes carried by each link by flows that have finished their bandwidth phase.
+  // Bytes of all flows started so far on each link (what it carries once they have finished).
   const std::vector<double>& link_bytes() const { return link_bytes_; }
   int64_t solves() const { return solves_; }
   // Flows whose rate was (re)computed, summed over all solves (a measure of solver work).
@@ -68,13 +73,22 @@ class FlowNetwork {
     double rate = 0;        // bytes/s since `updated`
     SimTime updated;
     SimTime latency;
-    EventId completion;
+    uint32_t version = 0;    // bumped to cancel a scheduled completion
+    bool scheduled = false;  // a completion is pending (rate > 0)
+    bool active = false;
     DoneFn done;
     std::string label;
-    bool active = false;
+  };
+  struct Completion {
+    int32_t flow;
+    uint32_t version;
   };
   void RequestSolve();
   void Solve();
+  void ScheduleCompletion(int32_t f, SimTime at);
+  void FireCompletions(int64_t at_ps);
+  void Deliver(SimTime at, DoneFn done);
+  void FireDeliveries(int64_t at_ps);
   void Complete(int32_t f);
   void ReportStuck(std::vector<std::string>* waiting) const;
 
@@ -86,6 +100,9 @@ class FlowNetwork {
   std::vector<int32_t> flow_of_var_;
   std::vector<MaxMinSystem::VariableId> changed_;
   std::vector<double> link_bytes_;
+  // Pending completions and deliveries by instant (picoseconds); one engine event per instant.
+  std::unordered_map<int64_t, std::vector<Completion>> completions_;
+  std::unordered_map<int64_t, std::vector<DoneFn>> deliveries_;
   bool solve_pending_ = false;
   int64_t solves_ = 0;
   int64_t rate_updates_ = 0;

@@ -22,6 +22,7 @@ MaxMinSystem::ConstraintId MaxMinSystem::AddConstraint(double capacity) {
   Con c;
   c.capacity = capacity;
   cons_.push_back(std::move(c));
+  scratch_.emplace_back();
   return static_cast<ConstraintId>(cons_.size() - 1);
 }
 
@@ -36,8 +37,24 @@ void MaxMinSystem::MarkDirty(ConstraintId c) {
   dirty_.push_back(c);
 }
 
+void MaxMinSystem::CompactPool() {
+  std::vector<ConstraintId> pool;
+  pool.reserve(pool_.size() - static_cast<size_t>(pool_garbage_));
+  for (Var& var : vars_) {
+    if (!var.live) continue;
+    const int64_t offset = static_cast<int64_t>(pool.size());
+    pool.insert(pool.end(), pool_.begin() + var.offset, pool_.begin() + var.offset + var.length);
+    var.offset = offset;
+  }
+  pool_ = std::move(pool);
+  pool_garbage_ = 0;
+}
+
 MaxMinSystem::VariableId MaxMinSystem::AddVariable(std::span<const ConstraintId> constraints,
                                                    double weight, double bound) {
+  if (pool_garbage_ > 4096 && 2 * pool_garbage_ > static_cast<int64_t>(pool_.size())) {
+    CompactPool();
+  }
   VariableId v;
   if (!free_vars_.empty()) {
     v = free_vars_.back();
@@ -47,46 +64,40 @@ MaxMinSystem::VariableId MaxMinSystem::AddVariable(std::span<const ConstraintId>
     vars_.emplace_back();
   }
   Var& var = vars_[v];
-  var.cons.assign(constraints.begin(), constraints.end());
-  var.pos.resize(var.cons.size());
+  var.offset = static_cast<int64_t>(pool_.size());
+  var.length = static_cast<int32_t>(constraints.size());
+  pool_.insert(pool_.end(), constraints.begin(), constraints.end());
   var.weight = weight;
   var.bound = bound;
   var.rate = 0;
   var.live = true;
   var.fixed = false;
-  for (size_t k = 0; k < var.cons.size(); ++k) {
-    Con& c = cons_[var.cons[k]];
-    var.pos[k] = static_cast<int32_t>(c.uses.size());
-    c.uses.push_back(Use{v, static_cast<int32_t>(k)});
-    MarkDirty(var.cons[k]);
+  if (weight != 1.0) ++non_unit_weights_;
+  for (ConstraintId c : constraints) {
+    cons_[c].uses.push_back(v);
+    MarkDirty(c);
   }
-  if (var.cons.empty()) pending_bound_only_.push_back(v);
+  if (constraints.empty()) pending_bound_only_.push_back(v);
   ++live_vars_;
   return v;
 }
 
 void MaxMinSystem::RemoveVariable(VariableId v) {
   Var& var = vars_[v];
-  for (size_t k = 0; k < var.cons.size(); ++k) {
-    Con& c = cons_[var.cons[k]];
-    const int32_t p = var.pos[k];
-    const Use moved = c.uses.back();
-    c.uses[p] = moved;
-    vars_[moved.var].pos[moved.k] = p;
-    c.uses.pop_back();
-    MarkDirty(var.cons[k]);
-  }
-  var.cons.clear();
-  var.pos.clear();
+  for (ConstraintId c : constraints(v)) MarkDirty(c);
   var.live = false;
   var.rate = 0;
-  free_vars_.push_back(v);
+  if (var.weight != 1.0) --non_unit_weights_;
+  pool_garbage_ += var.length;
+  removed_.push_back(v);
   --live_vars_;
 }
 
 double MaxMinSystem::usage(ConstraintId c) const {
   double sum = 0;
-  for (const Use& u : cons_[c].uses) sum += vars_[u.var].rate;
+  for (VariableId v : cons_[c].uses) {
+    if (vars_[v].live) sum += vars_[v].rate;
+  }
   return sum;
 }
 
@@ -99,14 +110,15 @@ void MaxMinSystem::Fix(VariableId v, double rate) {
   Var& var = vars_[v];
   var.fixed = true;
   var.rate = rate;
-  for (ConstraintId c : var.cons) {
-    Con& con = cons_[c];
-    con.remaining -= rate;
-    con.weight_sum -= var.weight;
-    --con.unfixed;
-    if (con.touched != touch_epoch_) {
-      con.touched = touch_epoch_;
-      touched_list_.push_back(c);
+  const ConstraintId* c = pool_.data() + var.offset;
+  for (int32_t k = 0; k < var.length; ++k) {
+    Scratch& s = scratch_[c[k]];
+    s.remaining -= rate;
+    s.weight_sum -= var.weight;
+    --s.unfixed;
+    if (s.touched != touch_epoch_) {
+      s.touched = touch_epoch_;
+      touched_list_.push_back(c[k]);
     }
   }
 }
@@ -124,16 +136,27 @@ void MaxMinSystem::Solve(std::vector<VariableId>* changed) {
   }
   dirty_.clear();
   // Breadth-first over the constraint-variable graph: the components holding a dirty constraint.
+  // Every constraint of a removed variable is dirty, so this also drops removed variables from
+  // the lists (in place, keeping the order of the others).
+  const size_t all_cons = cons_.size();
   for (size_t i = 0; i < comp_cons_.size(); ++i) {
-    for (const Use& u : cons_[comp_cons_[i]].uses) {
-      Var& var = vars_[u.var];
+    std::vector<VariableId>& uses = cons_[comp_cons_[i]].uses;
+    size_t kept = 0;
+    for (VariableId v : uses) {
+      if (vars_[v].live) uses[kept++] = v;
+    }
+    uses.resize(kept);
+    for (VariableId v : uses) {
+      Var& var = vars_[v];
       if (var.stamp == epoch_) continue;
       var.stamp = epoch_;
-      comp_vars_.push_back(u.var);
-      for (ConstraintId c2 : var.cons) {
-        if (cons_[c2].stamp != epoch_) {
-          cons_[c2].stamp = epoch_;
-          comp_cons_.push_back(c2);
+      comp_vars_.push_back(v);
+      if (comp_cons_.size() == all_cons) continue;  // every constraint already found
+      const ConstraintId* c = pool_.data() + var.offset;
+      for (int32_t k = 0; k < var.length; ++k) {
+        if (cons_[c[k]].stamp != epoch_) {
+          cons_[c[k]].stamp = epoch_;
+          comp_cons_.push_back(c[k]);
         }
       }
     }
@@ -156,13 +179,18 @@ void MaxMinSystem::Solve(std::vector<VariableId>* changed) {
     if (var.bound != kNoBound) heap_.push_back(HeapKey{var.bound / var.weight, ~comp_vars_[i], 0});
   }
   for (ConstraintId c : comp_cons_) {
-    Con& con = cons_[c];
-    con.remaining = con.capacity;
-    con.weight_sum = 0;
-    con.unfixed = static_cast<int64_t>(con.uses.size());
-    con.version = 0;
-    for (const Use& u : con.uses) con.weight_sum += vars_[u.var].weight;
-    if (con.unfixed > 0) heap_.push_back(HeapKey{con.remaining / con.weight_sum, c, 0});
+    const Con& con = cons_[c];
+    Scratch& s = scratch_[c];
+    s.remaining = con.capacity;
+    s.unfixed = static_cast<int64_t>(con.uses.size());
+    s.version = 0;
+    if (non_unit_weights_ == 0) {
+      s.weight_sum = static_cast<double>(s.unfixed);
+    } else {
+      s.weight_sum = 0;
+      for (VariableId v : con.uses) s.weight_sum += vars_[v].weight;
+    }
+    if (s.unfixed > 0) heap_.push_back(HeapKey{s.remaining / s.weight_sum, c, 0});
   }
   std::make_heap(heap_.begin(), heap_.end(), Later{});
 
@@ -176,11 +204,11 @@ void MaxMinSystem::Solve(std::vector<VariableId>* changed) {
     ++touch_epoch_;
     touched_list_.clear();
     if (key.id >= 0) {
-      Con& con = cons_[key.id];
-      if (key.version != con.version || con.unfixed == 0) continue;
+      const Scratch& s = scratch_[key.id];
+      if (key.version != s.version || s.unfixed == 0) continue;
       level = std::max(level, key.share);
-      for (const Use& u : con.uses) {
-        if (!vars_[u.var].fixed) Fix(u.var, level * vars_[u.var].weight);
+      for (VariableId v : cons_[key.id].uses) {
+        if (!vars_[v].fixed) Fix(v, level * vars_[v].weight);
       }
     } else {
       const VariableId v = ~key.id;
@@ -189,15 +217,17 @@ void MaxMinSystem::Solve(std::vector<VariableId>* changed) {
       Fix(v, vars_[v].bound);
     }
     for (ConstraintId c : touched_list_) {
-      Con& con = cons_[c];
-      if (con.unfixed == 0) continue;
-      ++con.version;
-      const double share = std::max(level, std::max(con.remaining, 0.0) / con.weight_sum);
-      heap_.push_back(HeapKey{share, c, con.version});
+      Scratch& s = scratch_[c];
+      if (s.unfixed == 0) continue;
+      ++s.version;
+      const double share = std::max(level, std::max(s.remaining, 0.0) / s.weight_sum);
+      heap_.push_back(HeapKey{share, c, s.version});
       std::push_heap(heap_.begin(), heap_.end(), Later{});
     }
   }
 
+  for (VariableId v : removed_) free_vars_.push_back(v);
+  removed_.clear();
   if (changed != nullptr) {
     for (size_t i = 0; i < comp_vars_.size(); ++i) {
       if (vars_[comp_vars_[i]].rate != old_rate_[i]) changed->push_back(comp_vars_[i]);

@@ -63,7 +63,8 @@ class MaxMinSystem {
   // Ids of removed variables are reused.
   VariableId AddVariable(std::span<const ConstraintId> constraints, double weight = 1.0,
                          double bound = kNoBound);
-  // REQUIRES: v is live.
+  // REQUIRES: v is live. O(route length): the constraints' lists drop it during the next
+  // Solve(), which visits them anyway; its id is reused only after that.
   void RemoveVariable(VariableId v);
 
   // Re-solves every component touched since the last Solve(). When `changed` is given, appends
@@ -74,8 +75,11 @@ class MaxMinSystem {
 
   // Rate of a live variable after the last Solve() that covered it.
   double rate(VariableId v) const { return vars_[v].rate; }
-  // The constraints of a live variable, as given to AddVariable().
-  std::span<const ConstraintId> constraints(VariableId v) const { return vars_[v].cons; }
+  // The constraints of a live variable, as given to AddVariable(). Valid until the next
+  // AddVariable().
+  std::span<const ConstraintId> constraints(VariableId v) const {
+    return {pool_.data() + vars_[v].offset, static_cast<size_t>(vars_[v].length)};
+  }
   // Sum of the rates of the variables using c (after Solve()).
   double usage(ConstraintId c) const;
   bool live(VariableId v) const { return v >= 0 && v < num_slots() && vars_[v].live; }
@@ -86,26 +90,25 @@ class MaxMinSystem {
   int64_t last_solved_variables() const { return last_solved_; }
 
  private:
-  struct Use {  // one entry of a constraint's variable list
-    VariableId var;
-    int32_t k;  // index of this constraint in the variable's list
-  };
+  // Layout for speed: a variable's constraint list lives in one shared pool (variables added
+  // together sit together); the per-solve scratch of constraints is a separate dense array.
   struct Var {
-    std::vector<ConstraintId> cons;
-    std::vector<int32_t> pos;  // pos[k]: index of this variable in cons_[cons[k]].uses
+    int64_t offset = 0;  // into pool_
+    int32_t length = 0;
+    uint32_t stamp = 0;
     double weight = 1;
     double bound = kNoBound;
     double rate = 0;
-    uint32_t stamp = 0;
     bool live = false;
     bool fixed = false;
   };
   struct Con {
     double capacity = 0;
-    std::vector<Use> uses;
+    std::vector<VariableId> uses;  // may hold removed variables until the next Solve()
     uint32_t stamp = 0;
     bool dirty = false;
-    // Scratch for one solve:
+  };
+  struct Scratch {  // one per constraint, for one solve
     double remaining = 0;
     double weight_sum = 0;
     int64_t unfixed = 0;
@@ -120,13 +123,19 @@ class MaxMinSystem {
   int32_t num_slots() const { return static_cast<int32_t>(vars_.size()); }
   void MarkDirty(ConstraintId c);
   void Fix(VariableId v, double rate);
+  void CompactPool();
 
   std::vector<Var> vars_;
   std::vector<Con> cons_;
+  std::vector<Scratch> scratch_;
+  std::vector<ConstraintId> pool_;
+  int64_t pool_garbage_ = 0;  // entries of removed variables
   std::vector<VariableId> free_vars_;
+  std::vector<VariableId> removed_;  // freed at the end of the next Solve()
   std::vector<ConstraintId> dirty_;
   std::vector<VariableId> pending_bound_only_;  // new variables without constraints
   int64_t live_vars_ = 0;
+  int64_t non_unit_weights_ = 0;  // live variables with weight != 1
   int64_t last_solved_ = 0;
   uint32_t epoch_ = 0;
   // Scratch reused across solves.
