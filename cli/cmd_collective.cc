@@ -151,13 +151,24 @@ Status Run(const Args& args) {
   j["algorithm"] = sim::AlgorithmName(algorithm);
   j["network"] = flow ? "flow" : "analytical";
   j["link_efficiency"] = hw->link_efficiency;
+  nlohmann::json by_kind = nlohmann::json::object();
+  std::string by_kind_text;
+  for (int k = 0; k < kNumLinkKinds; ++k) {
+    const auto& e = eff.by_kind[static_cast<size_t>(k)];
+    if (!e) continue;
+    by_kind[LinkKindName(static_cast<LinkKind>(k))] = *e;
+    by_kind_text +=
+        std::string(", ") + LinkKindName(static_cast<LinkKind>(k)) + " " + Fmt("%.3g", *e);
+  }
+  j["link_efficiency_by_kind"] = by_kind;
   nlohmann::json rows = nlohmann::json::array();
   const bool table = args.json != "-";
   if (table) {
     std::cout << "# moesim collective: " << sim::CollectiveOpName(*op) << " on " << (*topo)->name()
               << " (" << hw->chip << "), group of " << n << " (" << shape_text << "; w = wraps), "
               << sim::AlgorithmName(algorithm) << ", " << (flow ? "flow" : "analytical")
-              << " network, link efficiency " << Fmt("%.3g", hw->link_efficiency) << "\n";
+              << " network, link efficiency " << Fmt("%.3g", hw->link_efficiency) << by_kind_text
+              << "\n";
     std::cout << "#        size(B)      time(us)   algbw(GB/s)   busbw(GB/s)\n";
   }
   const double factor = sim::BusBandwidthFactor(*op, n);
