@@ -15,8 +15,8 @@ TopologyNetwork TopologyNetwork::Make(std::shared_ptr<const Topology> topology,
     const auto& e = eff.by_kind[static_cast<size_t>(l.kind)];
     net.links.push_back(LinkSpec{l.bytes_per_s * e.value_or(hw.link_efficiency), l.latency_s});
   }
-  const Topology* topo = net.topology.get();
-  net.route = [topo](DeviceId a, DeviceId b) -> std::span<const LinkId> {
+  // The function shares ownership of the topology: its spans stay valid as long as it lives.
+  net.route = [topo = net.topology](DeviceId a, DeviceId b) -> std::span<const LinkId> {
     return topo->Route(a, b);
   };
   return net;
