@@ -15,11 +15,28 @@ double TileFill(int64_t d) {
   return x / (std::ceil(x / kTile) * kTile);
 }
 
+// s(x, h) = x / (x + h): the calibrated model's shortfall along one GEMM dimension.
+double Saturation(int64_t d, double half) {
+  if (d <= 0) return 1;
+  const double x = static_cast<double>(d);
+  return x / (x + half);
+}
+
 }  // namespace
 
-double ComputeTimeS(const ComputeWork& w, const HardwareProfile& hw) {
+double MatmulEfficiency(const ComputeWork& w, const HardwareProfile& hw) {
+  if (hw.gemm_max_efficiency > 0) {
+    if (!w.matmul) return hw.gemm_max_efficiency;
+    return hw.gemm_max_efficiency * Saturation(w.m, hw.gemm_m_half) *
+           Saturation(w.n, hw.gemm_n_half) * Saturation(w.k, hw.gemm_k_half);
+  }
   double eff = hw.matmul_efficiency;
   if (w.matmul) eff *= TileFill(w.m) * TileFill(w.n) * TileFill(w.k);
+  return eff;
+}
+
+double ComputeTimeS(const ComputeWork& w, const HardwareProfile& hw) {
+  const double eff = MatmulEfficiency(w, hw);
   const double flops_s = w.flops > 0 ? w.flops / (hw.peak_flops_per_s * eff) : 0;
   const double bytes_s = w.bytes > 0 ? w.bytes / (hw.hbm_bytes_per_s * hw.memory_efficiency) : 0;
   return std::max(flops_s, bytes_s) + hw.op_overhead_s;

@@ -98,6 +98,10 @@ OpGraph BuildStepGraph(const Scenario& scenario);
 // Roofline time: max(FLOPs / (peak x efficiency(shape)), bytes / (HBM bandwidth x efficiency))
 // plus the per-op overhead. Matmul efficiency = matmul_efficiency x the fraction of each GEMM
 // dimension that fills whole 128-wide tiles (MXU / tensor-core tiles).
+// With a calibrated GEMM model in the profile (gemm_max_efficiency > 0) the matmul efficiency
+// is that model's instead (proto/moesim.proto, Hardware.gemm_*).
 double ComputeTimeS(const ComputeWork& work, const HardwareProfile& hw);
+// The fraction of peak a compute op reaches under `hw` (the first term of ComputeTimeS).
+double MatmulEfficiency(const ComputeWork& work, const HardwareProfile& hw);
 
 }  // namespace moesim

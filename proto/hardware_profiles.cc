@@ -77,6 +77,17 @@ const std::map<std::string, HardwareProfile>& Profiles() {
       {"b200", Make("b200", 2.25e15, 192e9, 8e12, 900e9, 2e-6, 50e9, 5e-6, 8, 0.625, 4e-6)},
       // GB200 (per GPU): ~2.5 PF, ~186 GB, 8 TB/s, 900 GB/s/dir in a 72-GPU NVLink domain.
       {"gb200", Make("gb200", 2.5e15, 186e9, 8e12, 900e9, 2e-6, 50e9, 5e-6, 4, 0.625, 4e-6)},
+      // cpu: ONE core of the development host (AMD EPYC, Zen 5: family 26, AVX-512 with two
+      // 512-bit FMA pipes; 2.1 GHz as /proc/cpuinfo reports), which runs one moesim-real rank
+      // (Eigen is single-threaded there). Peak fp32 = 2.1e9 Hz x 2 FMA pipes x 16 lanes x 2
+      // FLOP = 134.4 GFLOP/s. Memory: what one core streams, taken as 64 B per cycle
+      // (one cache line per cycle from L2, 134 GB/s): the tensors of the models a CPU trains
+      // live in L2/L3, not DRAM. "hbm_bytes": the VM's 23 GiB, shared by the host's ranks.
+      // Links (cpu-host:N): MPI over shared memory, ~10 GB/s and ~1 us per message before
+      // calibration. A portable build uses SSE2 only (4 lanes, no FMA), which the fitted
+      // GEMM efficiency absorbs (`moesim calibrate`); the efficiencies here are priors.
+      {"cpu", Make("cpu", 2.1e9 * 2 * 16 * 2, 23 * kGiB, 2.1e9 * 64, 10e9, 1e-6, 10e9, 1e-6, 1024,
+                   0.25, 1e-7)},
   };
   return profiles;
 }

@@ -79,6 +79,9 @@ struct HardwareProfile {
   double scaleout_bytes_per_s = 0;
   double scaleout_latency_s = 0;
   int64_t devices_per_host = 1;
+  // Calibrated GEMM model (moesim.proto Hardware.gemm_*); 0 = the tile model.
+  double gemm_max_efficiency = 0;
+  double gemm_m_half = 0, gemm_n_half = 0, gemm_k_half = 0;
 };
 
 struct ClusterSpec {

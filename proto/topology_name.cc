@@ -17,7 +17,7 @@ const Family kFamilies[] = {
     {"tpu-v4", 3, "tpu-v4", 0},    {"tpu-v5p", 3, "tpu-v5p", 0},    {"tpu-v5e", 2, "tpu-v5e", 0},
     {"tpu-v6e", 2, "tpu-v6e", 0},  {"dgx-a100", 1, "a100-sxm", 8},  {"dgx-h100", 1, "h100-sxm", 8},
     {"dgx-b200", 1, "b200", 8},    {"gb200-nvl72", 1, "gb200", 72}, {"torus", 0, "tpu-v4", 0},
-    {"fattree", 1, "h100-sxm", 0},
+    {"fattree", 1, "h100-sxm", 0}, {"cpu-host", 1, "cpu", 0},
 };
 
 const Family* FindFamily(const std::string& name) {
@@ -43,8 +43,8 @@ bool ParsePositive(const std::string& s, int64_t* out) {
 
 const char* TopologyNameForms() {
   return "tpu-v4:AxBxC, tpu-v5p:AxBxC, tpu-v5e:AxB, tpu-v6e:AxB (append *N for N slices over "
-         "DCN), dgx-a100:N, dgx-h100:N, dgx-b200:N, gb200-nvl72:N, torus:AxB..., fattree:N, or a "
-         "path to a .textproto file";
+         "DCN), dgx-a100:N, dgx-h100:N, dgx-b200:N, gb200-nvl72:N, torus:AxB..., fattree:N, "
+         "cpu-host:N, or a path to a .textproto file";
 }
 
 bool TopologyName::is_gpu_cluster() const {

@@ -4,7 +4,7 @@
 //   FAMILY:SPEC[*SLICES][,KEY=VALUE...]
 //   tpu-v4:16x16x16  tpu-v5p:4x4x8  tpu-v5e:16x16  tpu-v5e:16x16*4  tpu-v6e:8x8
 //   dgx-a100:4  dgx-h100:32,oversubscription=2  dgx-b200:8  gb200-nvl72:2
-//   torus:4x4x4,chip=tpu-v4  fattree:128,k=16,chip=h100-sxm
+//   torus:4x4x4,chip=tpu-v4  fattree:128,k=16,chip=h100-sxm  cpu-host:4 (MPI ranks, one host)
 // The name alone fixes the device count and the chip, so validation can check a mesh against it
 // without building the graph; topologies/ builds the graph from a TopologyName.
 // Thread safety: pure functions.
@@ -22,9 +22,9 @@ namespace moesim {
 struct TopologyName {
   std::string text;    // as written
   std::string family;  // "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "dgx-a100", "dgx-h100",
-                       // "dgx-b200", "gb200-nvl72", "torus", "fattree"
+                       // "dgx-b200", "gb200-nvl72", "torus", "fattree", "cpu-host"
   // Torus families: chips along each dimension of one slice. GPU families: {nodes}.
-  // fattree: {hosts}.
+  // fattree: {hosts}. cpu-host: {ranks}.
   std::vector<int64_t> dims;
   int64_t slices = 1;                          // multi-slice TPU pods joined by DCN
   std::map<std::string, std::string> options;  // KEY=VALUE after the spec

@@ -197,6 +197,10 @@ void ValidateHardware(const pb::Hardware& h, const std::string& default_chip, Ch
   c.NonNegative("hardware.scaleout_bytes_per_s", h.scaleout_bytes_per_s());
   c.NonNegative("hardware.scaleout_latency_s", h.scaleout_latency_s());
   c.NonNegative("hardware.devices_per_host", h.devices_per_host());
+  c.Fraction("hardware.gemm_max_efficiency", h.gemm_max_efficiency());
+  c.NonNegative("hardware.gemm_m_half", h.gemm_m_half());
+  c.NonNegative("hardware.gemm_n_half", h.gemm_n_half());
+  c.NonNegative("hardware.gemm_k_half", h.gemm_k_half());
   auto set = [](double v, double* dst) {
     if (v > 0) *dst = v;
   };
@@ -212,6 +216,14 @@ void ValidateHardware(const pb::Hardware& h, const std::string& default_chip, Ch
   set(h.scaleout_bytes_per_s(), &out->scaleout_bytes_per_s);
   set(h.scaleout_latency_s(), &out->scaleout_latency_s);
   if (h.devices_per_host() > 0) out->devices_per_host = h.devices_per_host();
+  // The GEMM model's half-points may legitimately be 0 (no shortfall along that dimension), so
+  // the four are taken together whenever the model is switched on.
+  if (h.gemm_max_efficiency() > 0) {
+    out->gemm_max_efficiency = h.gemm_max_efficiency();
+    out->gemm_m_half = h.gemm_m_half();
+    out->gemm_n_half = h.gemm_n_half();
+    out->gemm_k_half = h.gemm_k_half();
+  }
 }
 
 // Returns the chip of the topology, or "" after reporting an error.

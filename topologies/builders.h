@@ -25,6 +25,9 @@ Expected<std::shared_ptr<const Topology>> BuildGpuClusterTopology(const Topology
 // fattree:N[,k=K][,levels=2|3]: k-ary leaf-spine or three-level (Al-Fares) fat-tree.
 Expected<std::shared_ptr<const Topology>> BuildFatTreeTopology(const TopologyName& name,
                                                                const HardwareProfile& hw);
+// cpu-host:N: N MPI ranks (one device each) on one host, joined by shared memory.
+Expected<std::shared_ptr<const Topology>> BuildCpuHostTopology(const TopologyName& name,
+                                                               const HardwareProfile& hw);
 
 // True when `s` names a file rather than a parameterized topology: no ':' or ends ".textproto".
 bool IsTopologyFilePath(const std::string& s);

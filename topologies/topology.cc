@@ -67,6 +67,8 @@ const char* LinkKindName(LinkKind k) {
       return "ETHERNET";
     case LinkKind::kDcn:
       return "DCN";
+    case LinkKind::kSharedMemory:
+      return "SHM";
   }
   return "?";
 }
@@ -226,6 +228,7 @@ Expected<std::shared_ptr<const Topology>> BuildTopology(const std::string& name_
   if (name->is_tpu() || name->family == "torus") return BuildTorusTopology(*name, hw);
   if (name->is_gpu_cluster()) return BuildGpuClusterTopology(*name, hw);
   if (name->family == "fattree") return BuildFatTreeTopology(*name, hw);
+  if (name->family == "cpu-host") return BuildCpuHostTopology(*name, hw);
   return Status::Internal("topology \"" + name_or_path + "\": no builder for family \"" +
                           name->family + "\"");
 }

@@ -39,9 +39,11 @@ using DeviceId = int32_t;  // 0..num_devices()-1; devices are the first vertices
 using LinkId = int32_t;    // index into links()
 using VertexId = int32_t;  // 0..num_vertices()-1
 
-enum class LinkKind { kIci, kNvlink, kPcie, kInfiniband, kEthernet, kDcn };
-inline constexpr int kNumLinkKinds = 6;
-const char* LinkKindName(LinkKind k);  // "ICI", "NVLINK", "PCIE", "INFINIBAND", "ETHERNET", "DCN"
+// kSharedMemory: MPI ranks of one host exchanging through shared memory (cpu-host).
+enum class LinkKind { kIci, kNvlink, kPcie, kInfiniband, kEthernet, kDcn, kSharedMemory };
+inline constexpr int kNumLinkKinds = 7;
+// "ICI", "NVLINK", "PCIE", "INFINIBAND", "ETHERNET", "DCN", "SHM"
+const char* LinkKindName(LinkKind k);
 
 enum class VertexKind { kDevice, kSwitch, kNic };
 const char* VertexKindName(VertexKind k);  // "device", "switch", "nic"

@@ -1,0 +1,226 @@
+#include "report/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "report/plots.h"
+
+namespace moesim::report {
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+Expected<json> ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::InvalidInput(path + ": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return json::parse(ss.str());
+  } catch (const json::parse_error& e) {
+    return Status::InvalidInput(path + ": not valid JSON: " + e.what());
+  }
+}
+
+std::string F(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), fmt, v);
+  return buf;
+}
+
+// The field `key` of `obj` as a number, or an error naming file and path.
+Expected<double> Num(const json& obj, const std::string& file, const std::string& path,
+                     const char* key) {
+  if (!obj.is_object() || !obj.contains(key) || !obj.at(key).is_number()) {
+    return Status::InvalidInput(file + ": " + path + "." + key + ": missing or not a number");
+  }
+  return obj.at(key).get<double>();
+}
+
+struct OpTotals {
+  double simulated = 0, measured = 0;
+  int configs = 0;
+};
+
+}  // namespace
+
+Expected<std::string> WriteReport(const ReportInputs& in) {
+  Expected<json> res = ReadJson(in.results_json);
+  if (!res.ok()) return res.status();
+  const json& r = *res;
+  if (!r.is_object() || !r.contains("configs") || !r.at("configs").is_array() ||
+      r.at("configs").empty()) {
+    return Status::InvalidInput(in.results_json +
+                                ": configs: missing or empty (not validate-real results)");
+  }
+  std::error_code ec;
+  fs::create_directories(in.out_dir, ec);
+  if (ec) return Status::InvalidInput(in.out_dir + ": cannot create (" + ec.message() + ")");
+  const auto out = [&](const char* f) { return (fs::path(in.out_dir) / f).string(); };
+
+  std::ostringstream md;
+  const json m = r.value("machine", json::object());
+  md << "# moesim: calibration and validation report\n\n"
+     << "Simulated (`moesim validate-real`, calibrated profile `" << r.value("profile", "?")
+     << "`) against measured (`moesim-real train`, backend " << r.value("backend", "?")
+     << ") training steps.\n\n"
+     << "- machine: " << m.value("hostname", "?") << ", " << m.value("cpu_model", "?") << ", "
+     << m.value("cores", 0) << " cores\n"
+     << "- date: " << m.value("date_utc", "?") << ", commit " << m.value("git_commit", "?")
+     << "\n- results: `" << in.results_json << "`\n\n";
+
+  // Step times.
+  Series steps{"configurations", {}};
+  std::vector<std::string> names;
+  std::vector<double> errors, spreads;
+  std::map<std::string, OpTotals> ops;
+  Series op_points{"(configuration, op class)", {}};
+  md << "## Step time\n\n![simulated vs measured step time](step_scatter.png)\n\n"
+     << "| configuration | ranks | expert parallel | simulated ms | measured ms (median) | "
+        "repeats ms | spread | error |\n|---|---|---|---|---|---|---|---|\n";
+  double abs_sum = 0;
+  const json& configs = r.at("configs");
+  for (size_t i = 0; i < configs.size(); ++i) {
+    const json& c = configs[i];
+    const std::string where = "configs[" + std::to_string(i) + "]";
+    Expected<double> sim = Num(c, in.results_json, where, "simulated_step_s");
+    if (!sim.ok()) return sim.status();
+    Expected<double> meas = Num(c, in.results_json, where, "measured_step_s");
+    if (!meas.ok()) return meas.status();
+    Expected<double> spread = Num(c, in.results_json, where, "spread_pct");
+    if (!spread.ok()) return spread.status();
+    if (!(*meas > 0) || !(*sim > 0)) {
+      return Status::InvalidInput(in.results_json + ": " + where + ": step times must be > 0");
+    }
+    const std::string id = c.value("id", where);
+    const double err = 100 * (*sim / *meas - 1);
+    abs_sum += std::abs(err);
+    names.push_back(id);
+    errors.push_back(err);
+    spreads.push_back(*spread);
+    steps.points.push_back({1e3 * *meas, 1e3 * *sim});
+    std::string reps;
+    for (const json& v : c.value("measured_step_s_repeats", json::array())) {
+      reps += (reps.empty() ? "" : ", ") + F("%.1f", 1e3 * v.get<double>());
+    }
+    md << "| " << id << " | " << c.value("ranks", 0) << " | " << c.value("expert_parallel", 0)
+       << (c.value("core_share", 1.0) < 1 ? " (ranks share cores)" : "") << " | "
+       << F("%.2f", 1e3 * *sim) << " | " << F("%.2f", 1e3 * *meas) << " | " << reps << " | "
+       << F("%.1f%%", *spread) << " | " << F("%+.1f%%", err) << " |\n";
+    for (const json& op : c.value("ops", json::array())) {
+      const double s = op.value("simulated_s", 0.0), me = op.value("measured_s", 0.0);
+      if (me < in.min_op_share * *meas) continue;
+      OpTotals& t = ops[op.value("op", "?")];
+      t.simulated += s;
+      t.measured += me;
+      ++t.configs;
+      if (s > 0) op_points.points.push_back({1e3 * me, 1e3 * s});
+    }
+  }
+  const double mape = abs_sum / static_cast<double>(configs.size());
+  double mean_spread = 0;
+  for (double s : spreads) mean_spread += s / static_cast<double>(spreads.size());
+  md << "\n**MAPE " << F("%.1f%%", mape) << "** over " << configs.size()
+     << " held-out configurations; mean spread of the repeats " << F("%.1f%%", mean_spread)
+     << " ((max - min) / median step time over separate launches).\n\n";
+  MOESIM_RETURN_IF_ERROR(WriteScatterPng(
+      out("step_scatter.png"),
+      {"Step time: simulated vs measured", "measured (ms)", "simulated (ms)", true, true},
+      {steps}));
+
+  // Per op.
+  std::vector<std::pair<std::string, OpTotals>> sorted(ops.begin(), ops.end());
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.second.measured > b.second.measured; });
+  std::vector<std::string> cats;
+  BarSet op_err{"error of the summed time (%)", {}};
+  md << "## Per-op errors\n\nOp classes (layer prefix dropped, summed over layers and "
+        "micro-batches) at or above "
+     << F("%.0f%%", 100 * in.min_op_share)
+     << " of their configuration's measured step, summed over the configurations where they "
+        "are.\n\n![per-op error](op_errors.png)\n\n![per-op scatter](op_scatter.png)\n\n"
+     << "| op class | configurations | simulated ms | measured ms | error |\n"
+     << "|---|---|---|---|---|\n";
+  for (const auto& [name, t] : sorted) {
+    const double e = 100 * (t.simulated / t.measured - 1);
+    cats.push_back(name);
+    op_err.values.push_back(e);
+    md << "| " << name << " | " << t.configs << " | " << F("%.2f", 1e3 * t.simulated) << " | "
+       << F("%.2f", 1e3 * t.measured) << " | " << F("%+.1f%%", e) << " |\n";
+  }
+  md << "\n";
+  if (!cats.empty()) {
+    MOESIM_RETURN_IF_ERROR(WriteBarsPng(
+        out("op_errors.png"),
+        {"Per-op error (simulated / measured - 1)", "op class", "error (%)", false, false}, cats,
+        {op_err}));
+  }
+  if (!op_points.points.empty()) {
+    MOESIM_RETURN_IF_ERROR(
+        WriteScatterPng(out("op_scatter.png"),
+                        {"Per op class and configuration", "measured (ms per step)",
+                         "simulated (ms per step)", true, true},
+                        {op_points}));
+  }
+
+  // Calibration.
+  if (!in.calibration_json.empty()) {
+    Expected<json> cal = ReadJson(in.calibration_json);
+    if (!cal.ok()) return cal.status();
+    if (!cal->is_object() || !cal->contains("fits") || !cal->at("fits").is_array()) {
+      return Status::InvalidInput(in.calibration_json +
+                                  ": fits: missing (not `moesim calibrate --json` output)");
+    }
+    std::vector<Series> fits;
+    md << "## Calibration residuals\n\nEvery benchmark point of `moesim-real bench` against "
+          "the fitted model (`"
+       << in.calibration_json
+       << "`).\n\n![calibration residuals](calibration_residuals.png)\n\n"
+          "| fit | parameters | points | RMS residual | worst points |\n|---|---|---|---|---|\n";
+    for (const json& f : cal->at("fits")) {
+      Series s{f.value("name", "?"), {}};
+      std::vector<std::pair<double, std::string>> worst;
+      for (const json& p : f.value("points", json::array())) {
+        const double me = p.value("measured_s", 0.0), mo = p.value("model_s", 0.0);
+        if (me > 0 && mo > 0) s.points.push_back({me, mo});
+        worst.push_back({p.value("rel_error", 0.0), p.value("label", "")});
+      }
+      std::sort(worst.begin(), worst.end(),
+                [](const auto& a, const auto& b) { return std::abs(a.first) > std::abs(b.first); });
+      std::string params, w;
+      const json params_obj = f.value("params", json::object());
+      for (const auto& [k, v] : params_obj.items()) {
+        params += (params.empty() ? "" : ", ") + k + " = " + F("%.4g", v.get<double>());
+      }
+      for (size_t i = 0; i < std::min<size_t>(2, worst.size()); ++i) {
+        w += (w.empty() ? "" : "; ") + F("%+.0f%% ", 100 * worst[i].first) + worst[i].second;
+      }
+      md << "| " << s.name << " | " << params << " | " << s.points.size() << " | "
+         << F("%.1f%%", 100 * f.value("rms_rel_error", 0.0)) << " | " << w << " |\n";
+      if (!s.points.empty()) fits.push_back(std::move(s));
+    }
+    md << "\n";
+    if (!fits.empty()) {
+      MOESIM_RETURN_IF_ERROR(WriteScatterPng(out("calibration_residuals.png"),
+                                             {"Calibration: model vs measured benchmark time",
+                                              "measured (s)", "model (s)", true, true},
+                                             fits));
+    }
+  }
+  const std::string path = out("report.md");
+  std::ofstream f(path);
+  if (!f) return Status::InvalidInput(path + ": cannot open for writing");
+  f << md.str();
+  f.close();
+  if (!f) return Status::InvalidInput(path + ": write failed");
+  return path;
+}
+
+}  // namespace moesim::report
