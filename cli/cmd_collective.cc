@@ -239,6 +239,6 @@ RunFn Setup(CLI::App* sub) {
 
 MOESIM_REGISTER_COMMAND("collective",
                         "Simulated nccl-tests: time, algbw and busbw of one collective over sizes",
-                        60, Setup);
+                        80, Setup);
 
 }  // namespace moesim::cli

@@ -49,6 +49,12 @@ nlohmann::json SimulateJson(const Scenario& sc, const SimReport& r) {
       {"mesh_axes", axes},
       {"num_ops", r.num_ops},
       {"network", r.network},
+      {"flow",
+       {{"collectives", r.flow.collectives},
+        {"flow_runs", r.flow.flow_runs},
+        {"replayed", r.flow.replayed},
+        {"flows", r.flow.flows},
+        {"events", r.flow.events}}},
       {"scenario", sc.resolved_text}};
 }
 
@@ -64,7 +70,13 @@ void PrintTable(const Scenario& sc, const SimReport& r) {
             << " mesh (data " << mesh[MeshAxis::kData] << ", expert " << mesh[MeshAxis::kExpert]
             << ", model " << mesh[MeshAxis::kModel] << ", pipeline " << mesh[MeshAxis::kPipeline]
             << ")\n"
-            << "network      " << r.network << "\n\n";
+            << "network      " << r.network;
+  if (r.network == "flow") {
+    std::cout << " (" << r.flow.collectives << " collectives: " << r.flow.flow_runs
+              << " overlapped others and ran as " << r.flow.flows << " flows, " << r.flow.replayed
+              << " ran alone)";
+  }
+  std::cout << "\n\n";
   std::cout << "step time    " << Fixed(r.step_time_s, 4) << " s\n";
   const Breakdown& b = r.breakdown;
   std::cout << "  compute          " << Fixed(b.compute_s, 4) << " s  "

@@ -138,6 +138,6 @@ RunFn Setup(CLI::App* sub) {
 MOESIM_REGISTER_COMMAND("topo",
                         "Devices, links, diameter, bisection bandwidth and per-axis ring "
                         "bandwidth of a cluster topology",
-                        60, Setup);
+                        70, Setup);
 
 }  // namespace moesim::cli

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <tuple>
 
 #include "cli/command.h"
 
@@ -60,8 +61,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "moesim 0.1.0");
   std::vector<CommandInfo> commands = RegisteredCommands();
-  std::sort(commands.begin(), commands.end(),
-            [](const CommandInfo& a, const CommandInfo& b) { return a.order < b.order; });
+  std::sort(commands.begin(), commands.end(), [](const CommandInfo& a, const CommandInfo& b) {
+    // Registration order depends on link order: ties must not decide the listing.
+    return std::tie(a.order, a.name) < std::tie(b.order, b.name);
+  });
   std::map<CLI::App*, RunFn> runners;
   for (const CommandInfo& c : commands) {
     CLI::App* sub = app.add_subcommand(c.name, c.help);

@@ -21,6 +21,22 @@ void FlowNetwork::Start(std::span<const LinkId> route, double bytes, DoneFn done
     Deliver(engine_->now() + latency, std::move(done));
     return;
   }
+  for (LinkId l : route) link_bytes_[l] += bytes;
+  Add(system_.AddVariable(route), bytes, latency, std::move(done), std::move(label));
+}
+
+void FlowNetwork::StartBundle(std::span<const LinkId> links, std::span<const double> counts,
+                              double bytes, SimTime latency, DoneFn done, std::string label) {
+  if (links.empty() || !(bytes > 0)) {
+    Deliver(engine_->now() + latency, std::move(done));
+    return;
+  }
+  for (size_t i = 0; i < links.size(); ++i) link_bytes_[links[i]] += bytes * counts[i];
+  Add(system_.AddVariable(links, counts), bytes, latency, std::move(done), std::move(label));
+}
+
+void FlowNetwork::Add(MaxMinSystem::VariableId var, double bytes, SimTime latency, DoneFn done,
+                      std::string label) {
   int32_t f;
   if (!free_flows_.empty()) {
     f = free_flows_.back();
@@ -30,8 +46,7 @@ void FlowNetwork::Start(std::span<const LinkId> route, double bytes, DoneFn done
     flows_.emplace_back();
   }
   Flow& fl = flows_[f];
-  fl.var = system_.AddVariable(route);
-  for (LinkId l : route) link_bytes_[l] += bytes;
+  fl.var = var;
   fl.bytes = bytes;
   fl.bytes_left = bytes;
   fl.rate = 0;

@@ -56,6 +56,15 @@ class FlowNetwork {
   // REQUIRES: every id in route is a valid link.
   void Start(std::span<const LinkId> route, double bytes, DoneFn done, std::string label = {});
 
+  // A bundle of identical flows of `bytes` each that move at one shared rate (all the flows of a
+  // collective step, when simulating every one of them is too costly): counts[i] of them cross
+  // links[i]. The bundle's rate x (bytes/s of each flow) charges counts[i] x x to links[i], so
+  // alone it runs at min over i of capacity / counts[i] (the alpha-beta bottleneck) and shares
+  // links max-min fairly with other flows and bundles. `done` runs `latency` after its bytes are
+  // sent. REQUIRES: links.size() == counts.size(), counts > 0, valid link ids.
+  void StartBundle(std::span<const LinkId> links, std::span<const double> counts, double bytes,
+                   SimTime latency, DoneFn done, std::string label = {});
+
   Engine* engine() const { return engine_; }
   const std::vector<LinkSpec>& links() const { return links_; }
   int64_t active_flows() const { return system_.num_variables(); }
@@ -83,6 +92,8 @@ class FlowNetwork {
     int32_t flow;
     uint32_t version;
   };
+  void Add(MaxMinSystem::VariableId var, double bytes, SimTime latency, DoneFn done,
+           std::string label);
   void RequestSolve();
   void Solve();
   void ScheduleCompletion(int32_t f, SimTime at);

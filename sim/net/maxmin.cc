@@ -39,18 +39,29 @@ void MaxMinSystem::MarkDirty(ConstraintId c) {
 
 void MaxMinSystem::CompactPool() {
   std::vector<ConstraintId> pool;
+  std::vector<double> coefs;
   pool.reserve(pool_.size() - static_cast<size_t>(pool_garbage_));
+  coefs.reserve(pool.capacity());
   for (Var& var : vars_) {
     if (!var.live) continue;
     const int64_t offset = static_cast<int64_t>(pool.size());
     pool.insert(pool.end(), pool_.begin() + var.offset, pool_.begin() + var.offset + var.length);
+    coefs.insert(coefs.end(), coef_pool_.begin() + var.offset,
+                 coef_pool_.begin() + var.offset + var.length);
     var.offset = offset;
   }
   pool_ = std::move(pool);
+  coef_pool_ = std::move(coefs);
   pool_garbage_ = 0;
 }
 
 MaxMinSystem::VariableId MaxMinSystem::AddVariable(std::span<const ConstraintId> constraints,
+                                                   double weight, double bound) {
+  return AddVariable(constraints, {}, weight, bound);
+}
+
+MaxMinSystem::VariableId MaxMinSystem::AddVariable(std::span<const ConstraintId> constraints,
+                                                   std::span<const double> coefficients,
                                                    double weight, double bound) {
   if (pool_garbage_ > 4096 && 2 * pool_garbage_ > static_cast<int64_t>(pool_.size())) {
     CompactPool();
@@ -67,15 +78,25 @@ MaxMinSystem::VariableId MaxMinSystem::AddVariable(std::span<const ConstraintId>
   var.offset = static_cast<int64_t>(pool_.size());
   var.length = static_cast<int32_t>(constraints.size());
   pool_.insert(pool_.end(), constraints.begin(), constraints.end());
+  var.unit_coefs = true;
+  if (coefficients.empty()) {
+    coef_pool_.insert(coef_pool_.end(), constraints.size(), 1.0);
+  } else {
+    coef_pool_.insert(coef_pool_.end(), coefficients.begin(), coefficients.end());
+    for (double a : coefficients) var.unit_coefs = var.unit_coefs && a == 1.0;
+  }
+  if (!var.unit_coefs) ++non_unit_coefs_;
   var.weight = weight;
   var.bound = bound;
   var.rate = 0;
   var.live = true;
   var.fixed = false;
   if (weight != 1.0) ++non_unit_weights_;
-  for (ConstraintId c : constraints) {
-    cons_[c].uses.push_back(v);
-    MarkDirty(c);
+  for (size_t i = 0; i < constraints.size(); ++i) {
+    Con& con = cons_[constraints[i]];
+    con.uses.push_back(v);
+    con.coefs.push_back(coefficients.empty() ? 1.0 : coefficients[i]);
+    MarkDirty(constraints[i]);
   }
   if (constraints.empty()) pending_bound_only_.push_back(v);
   ++live_vars_;
@@ -88,6 +109,7 @@ void MaxMinSystem::RemoveVariable(VariableId v) {
   var.live = false;
   var.rate = 0;
   if (var.weight != 1.0) --non_unit_weights_;
+  if (!var.unit_coefs) --non_unit_coefs_;
   pool_garbage_ += var.length;
   removed_.push_back(v);
   --live_vars_;
@@ -95,8 +117,9 @@ void MaxMinSystem::RemoveVariable(VariableId v) {
 
 double MaxMinSystem::usage(ConstraintId c) const {
   double sum = 0;
-  for (VariableId v : cons_[c].uses) {
-    if (vars_[v].live) sum += vars_[v].rate;
+  const Con& con = cons_[c];
+  for (size_t i = 0; i < con.uses.size(); ++i) {
+    if (vars_[con.uses[i]].live) sum += vars_[con.uses[i]].rate * con.coefs[i];
   }
   return sum;
 }
@@ -111,10 +134,16 @@ void MaxMinSystem::Fix(VariableId v, double rate) {
   var.fixed = true;
   var.rate = rate;
   const ConstraintId* c = pool_.data() + var.offset;
+  const double* a = coef_pool_.data() + var.offset;
   for (int32_t k = 0; k < var.length; ++k) {
     Scratch& s = scratch_[c[k]];
-    s.remaining -= rate;
-    s.weight_sum -= var.weight;
+    if (var.unit_coefs) {
+      s.remaining -= rate;
+      s.weight_sum -= var.weight;
+    } else {
+      s.remaining -= rate * a[k];
+      s.weight_sum -= var.weight * a[k];
+    }
     --s.unfixed;
     if (s.touched != touch_epoch_) {
       s.touched = touch_epoch_;
@@ -141,11 +170,16 @@ void MaxMinSystem::Solve(std::vector<VariableId>* changed) {
   const size_t all_cons = cons_.size();
   for (size_t i = 0; i < comp_cons_.size(); ++i) {
     std::vector<VariableId>& uses = cons_[comp_cons_[i]].uses;
+    std::vector<double>& coefs = cons_[comp_cons_[i]].coefs;
     size_t kept = 0;
-    for (VariableId v : uses) {
-      if (vars_[v].live) uses[kept++] = v;
+    for (size_t j = 0; j < uses.size(); ++j) {
+      if (vars_[uses[j]].live) {
+        coefs[kept] = coefs[j];
+        uses[kept++] = uses[j];
+      }
     }
     uses.resize(kept);
+    coefs.resize(kept);
     for (VariableId v : uses) {
       Var& var = vars_[v];
       if (var.stamp == epoch_) continue;
@@ -184,11 +218,13 @@ void MaxMinSystem::Solve(std::vector<VariableId>* changed) {
     s.remaining = con.capacity;
     s.unfixed = static_cast<int64_t>(con.uses.size());
     s.version = 0;
-    if (non_unit_weights_ == 0) {
+    if (non_unit_weights_ == 0 && non_unit_coefs_ == 0) {
       s.weight_sum = static_cast<double>(s.unfixed);
     } else {
       s.weight_sum = 0;
-      for (VariableId v : con.uses) s.weight_sum += vars_[v].weight;
+      for (size_t j = 0; j < con.uses.size(); ++j) {
+        s.weight_sum += vars_[con.uses[j]].weight * con.coefs[j];
+      }
     }
     if (s.unfixed > 0) heap_.push_back(HeapKey{s.remaining / s.weight_sum, c, 0});
   }

@@ -63,6 +63,13 @@ class MaxMinSystem {
   // Ids of removed variables are reused.
   VariableId AddVariable(std::span<const ConstraintId> constraints, double weight = 1.0,
                          double bound = kNoBound);
+  // As above with a coefficient per constraint: the variable charges coefficients[i] x its rate
+  // to constraints[i] (a bundle of identical flows, coefficients[i] of which cross that link).
+  // Progressive filling then shares c as R_c / sum of w_v x a_vc over its unfixed variables.
+  // REQUIRES: coefficients.size() == constraints.size(), every coefficient > 0.
+  VariableId AddVariable(std::span<const ConstraintId> constraints,
+                         std::span<const double> coefficients, double weight = 1.0,
+                         double bound = kNoBound);
   // REQUIRES: v is live. O(route length): the constraints' lists drop it during the next
   // Solve(), which visits them anyway; its id is reused only after that.
   void RemoveVariable(VariableId v);
@@ -80,7 +87,7 @@ class MaxMinSystem {
   std::span<const ConstraintId> constraints(VariableId v) const {
     return {pool_.data() + vars_[v].offset, static_cast<size_t>(vars_[v].length)};
   }
-  // Sum of the rates of the variables using c (after Solve()).
+  // Sum of the rates (times their coefficients) of the variables using c (after Solve()).
   double usage(ConstraintId c) const;
   bool live(VariableId v) const { return v >= 0 && v < num_slots() && vars_[v].live; }
 
@@ -101,10 +108,12 @@ class MaxMinSystem {
     double rate = 0;
     bool live = false;
     bool fixed = false;
+    bool unit_coefs = true;
   };
   struct Con {
     double capacity = 0;
     std::vector<VariableId> uses;  // may hold removed variables until the next Solve()
+    std::vector<double> coefs;     // by entry of `uses`
     uint32_t stamp = 0;
     bool dirty = false;
   };
@@ -129,13 +138,15 @@ class MaxMinSystem {
   std::vector<Con> cons_;
   std::vector<Scratch> scratch_;
   std::vector<ConstraintId> pool_;
-  int64_t pool_garbage_ = 0;  // entries of removed variables
+  std::vector<double> coef_pool_;  // by entry of pool_
+  int64_t pool_garbage_ = 0;       // entries of removed variables
   std::vector<VariableId> free_vars_;
   std::vector<VariableId> removed_;  // freed at the end of the next Solve()
   std::vector<ConstraintId> dirty_;
   std::vector<VariableId> pending_bound_only_;  // new variables without constraints
   int64_t live_vars_ = 0;
   int64_t non_unit_weights_ = 0;  // live variables with weight != 1
+  int64_t non_unit_coefs_ = 0;    // live variables with a coefficient != 1
   int64_t last_solved_ = 0;
   uint32_t epoch_ = 0;
   // Scratch reused across solves.

@@ -30,6 +30,20 @@ AnalyticalNetwork::AnalyticalNetwork(std::shared_ptr<const Topology> topo, MeshP
         axis_index_[static_cast<size_t>(a)] = static_cast<int>(i);
     }
   }
+  stage_of_.assign(static_cast<size_t>(topo_->num_devices()), 0);
+  const int pi = axis_index_[static_cast<size_t>(MeshAxis::kPipeline)];
+  if (pi >= 0) {
+    int64_t inner = 1;
+    for (size_t i = static_cast<size_t>(pi) + 1; i < placement_.axis_sizes.size(); ++i) {
+      inner *= placement_.axis_sizes[i];
+    }
+    const int64_t stages = placement_.axis_sizes[static_cast<size_t>(pi)];
+    for (size_t idx = 0; idx < placement_.device_of.size(); ++idx) {
+      stage_of_[static_cast<size_t>(placement_.device_of[idx])] =
+          static_cast<int32_t>((static_cast<int64_t>(idx) / inner) % stages);
+    }
+  }
+  pipeline_groups_ = Groups({MeshAxis::kPipeline});
 }
 
 std::vector<std::vector<DeviceId>> AnalyticalNetwork::Groups(
@@ -302,6 +316,26 @@ std::vector<CollectivePhase> AnalyticalNetwork::Phases(const CollectiveWork& w) 
   if (w.kind == CollectiveKind::kAllReduce) {
     // All-gather back: the same phases in reverse order.
     for (auto it = pass.rbegin(); it != pass.rend(); ++it) phases.push_back(*it);
+  }
+  return phases;
+}
+
+std::vector<CollectivePhase> AnalyticalNetwork::StagePhases(const CollectiveWork& w,
+                                                            int32_t stage) const {
+  if (w.kind == CollectiveKind::kSendRecv) {
+    CollectivePhase ph;
+    for (const auto& g : pipeline_groups_) {
+      const size_t from = static_cast<size_t>(stage), to = static_cast<size_t>(w.peer_program);
+      if (from < g.size() && to < g.size() && from != to) {
+        ph.flows.push_back({g[from], g[to], w.bytes});
+      }
+    }
+    return {std::move(ph)};
+  }
+  std::vector<CollectivePhase> phases = Phases(w);
+  if (placement_.axis_sizes.empty()) return phases;
+  for (CollectivePhase& ph : phases) {
+    std::erase_if(ph.flows, [&](const CollectiveFlow& f) { return StageOf(f.src) != stage; });
   }
   return phases;
 }

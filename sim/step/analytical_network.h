@@ -70,7 +70,15 @@ class AnalyticalNetwork {
   // pairs at once; send/recv between pipeline neighbours. With no contention each phase takes
   // what Time() charges it.
   std::vector<CollectivePhase> Phases(const CollectiveWork& work) const;
+  // Phases() of the groups inside pipeline stage `stage` only: in SPMD each stage runs its own
+  // program, so its collectives happen when that stage reaches them, not with the others'.
+  // Send/recv: one flow per pipeline group from its device in `stage` to its device in
+  // work.peer_program.
+  std::vector<CollectivePhase> StagePhases(const CollectiveWork& work, int32_t stage) const;
   const Topology& topology() const { return *topo_; }
+  const std::shared_ptr<const Topology>& shared_topology() const { return topo_; }
+  double link_efficiency() const { return efficiency_; }
+  int32_t StageOf(DeviceId d) const { return stage_of_[static_cast<size_t>(d)]; }
 
  private:
   struct DimRing {
@@ -101,7 +109,9 @@ class AnalyticalNetwork {
   std::shared_ptr<const Topology> topo_;
   MeshPlacement placement_;
   double efficiency_;
-  std::vector<int> axis_index_;  // MeshAxis -> index in placement
+  std::vector<int> axis_index_;                         // MeshAxis -> index in placement
+  std::vector<int32_t> stage_of_;                       // DeviceId -> pipeline stage
+  std::vector<std::vector<DeviceId>> pipeline_groups_;  // devices differing only in stage
   mutable std::mutex mu_;
   mutable std::map<std::vector<MeshAxis>, std::unique_ptr<AxesNet>> cache_;
 };

@@ -1,6 +1,7 @@
 #include "sim/step/simulate.h"
 
 #include "sim/step/analytical_network.h"
+#include "sim/step/flow_level.h"
 
 namespace moesim {
 
@@ -33,11 +34,13 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
   const AnalyticalNetwork& net = *shared;
   ScheduleResult s;
   if (options.network == NetworkLevel::kFlow) {
-    return Status::InvalidInput(
-        "--network flow: the congestion-aware level is not built yet; use --network analytical");
+    auto flow = SimulateScheduleFlow(*graph, sc.hardware, net, &r.flow);
+    if (!flow.ok()) return flow.status();
+    s = std::move(*flow);
+  } else {
+    s = SimulateSchedule(*graph, sc.hardware,
+                         [&net](const CollectiveWork& w, int32_t) { return net.Time(w); });
   }
-  s = SimulateSchedule(*graph, sc.hardware,
-                       [&net](const CollectiveWork& w, int32_t) { return net.Time(w); });
 
   const double devices = static_cast<double>(mesh.NumDevices());
   r.step_time_s = s.step_time_s;

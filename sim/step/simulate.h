@@ -15,6 +15,7 @@
 #include "common/status.h"
 #include "costmodel/costmodel.h"
 #include "costmodel/opgraph.h"
+#include "sim/step/flow_level.h"
 #include "sim/step/step_sim.h"
 #include "topologies/placement.h"
 #include "topologies/topology.h"
@@ -56,6 +57,7 @@ struct SimReport {
   std::vector<AxisReport> axes;
   int64_t num_ops = 0;
   int32_t critical_program = 0;
+  FlowStats flow;  // the flow level's work (zeros on the analytical level)
   // With keep_program:
   std::shared_ptr<const OpGraph> program;
   std::vector<OpTiming> timing;

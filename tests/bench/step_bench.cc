@@ -43,6 +43,18 @@ void BM_Simulate11TWarm(benchmark::State& state) {
 }
 BENCHMARK(BM_Simulate11TWarm)->Unit(benchmark::kMillisecond);
 
+// The congestion-aware level, cold (issue 5's target: <= 1 s wall for this scenario).
+void BM_Simulate11TFlowCold(benchmark::State& state) {
+  const Scenario sc = Moe11T();
+  SimulateOptions opts;
+  opts.network = NetworkLevel::kFlow;
+  for (auto _ : state) {
+    auto r = SimulateScenario(sc, opts);
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_Simulate11TFlowCold)->Unit(benchmark::kMillisecond)->Iterations(3);
+
 void BM_SimulateDefault(benchmark::State& state) {
   auto sc = LoadScenario({});
   for (auto _ : state) {

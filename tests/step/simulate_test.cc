@@ -76,15 +76,5 @@ TEST(Simulate, BreakdownAddsUpAndMetricsAgree) {
   EXPECT_EQ(r->network, "analytical");
 }
 
-TEST(Simulate, FlowLevelNotYetBuiltIsAClearError) {
-  auto sc = LoadScenario({});
-  ASSERT_TRUE(sc.ok());
-  SimulateOptions opts;
-  opts.network = NetworkLevel::kFlow;
-  auto r = SimulateScenario(*sc, opts);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), Status::Code::kInvalidInput);
-}
-
 }  // namespace
 }  // namespace moesim

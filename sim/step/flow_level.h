@@ -1,0 +1,51 @@
+// flow_level.h
+//
+// The congestion-aware (`flow`) network level of a step: the same OpGraph and execution
+// semantics as SimulateSchedule (step_sim.h), run on the discrete-event engine (sim/engine) with
+// every collective's flows on one shared FlowNetwork (sim/net), so that collectives in flight at
+// the same time (a gradient reduce under the backward all-to-alls, two stages' sends) share
+// links by max-min fairness instead of each seeing the whole network.
+//
+//   - compute op: its roofline time (ComputeTimeS), as in the analytical level;
+//   - collective op of stage p: AnalyticalNetwork::StagePhases(work, p) (the same algorithm as the
+//     analytical level, as flows on the groups of that stage); a phase's flows start together,
+//     the next phase starts when all have been delivered and the ring steps' latency beyond one
+//     route's has passed. Alone on the network a collective therefore takes what the analytical
+//     level charges it (to rounding); with others in flight, longer.
+//
+// Cost: O(flows x re-solves). Two reductions keep a 1,024-chip step under a second:
+//   - a collective step of more than 4,096 flows (an all-to-all over 64 chips of 16 groups is
+//     ~65,000) is one bundle (FlowNetwork::StartBundle): its flows share one rate, that of its
+//     most loaded link, so it shares links with other traffic as a whole; alone it ends exactly
+//     when its slowest flow would. Smaller steps run flow by flow;
+//   - identical collectives (same work, same stage) that run alone are timed once and replayed
+//     as a single event (`FlowStats::replayed`): only collectives that overlap others in time
+//     need the solver.
+// Thread safety: a pure function of its inputs; runs in parallel threads.
+#pragma once
+
+#include <cstdint>
+
+#include "common/status.h"
+#include "costmodel/opgraph.h"
+#include "sim/step/analytical_network.h"
+#include "sim/step/step_sim.h"
+
+namespace moesim {
+
+struct FlowStats {
+  int64_t collectives = 0;  // collective ops run
+  int64_t flow_runs = 0;    // of those, run as flows
+  int64_t replayed = 0;     // of those, replayed from an isolated run of the same collective
+  int64_t flows = 0;        // flows started, in all (bundled ones included)
+  int64_t bundles = 0;      // collective steps run as one bundle of flows
+  int64_t events = 0;       // engine events, in all
+};
+
+// Runs `graph` on the flow level. Errors (kInternal) only when the simulation gets stuck, with
+// the engine's report of what is waiting.
+Expected<ScheduleResult> SimulateScheduleFlow(const OpGraph& graph, const HardwareProfile& hw,
+                                              const AnalyticalNetwork& net,
+                                              FlowStats* stats = nullptr);
+
+}  // namespace moesim
