@@ -178,6 +178,7 @@ Status MergeBench(BenchData more, BenchData* into) {
   } else {
     into->notes.push_back(drop(more, into->compute_ranks));
   }
+  const std::string more_name = more.files.front();
   append(into->files, more.files);
   append(into->collectives, more.collectives);
   // The same point measured by several files: the fastest time stands, as interference from
@@ -214,8 +215,8 @@ Status MergeBench(BenchData more, BenchData* into) {
                  [](const CollectivePoint& p) { return std::tuple(p.op, p.bytes, p.ranks); });
   }
   if (merged > 0) {
-    into->notes.push_back(std::to_string(merged) + " point(s) measured again in " +
-                          more.files.front() + ": the fastest time of each is used");
+    into->notes.push_back(std::to_string(merged) + " point(s) measured again in " + more_name +
+                          ": the fastest time of each is used");
   }
   return Status::Ok();
 }

@@ -20,6 +20,7 @@ struct GemmPoint {
   int64_t m = 0, n = 0, k = 0;
   double time_s = 0;
   std::string where;  // "file: gemm[3]", for reports
+  int64_t count = 1;  // GEMMs of this shape one after another in time_s (grouped: experts)
 };
 
 struct MemoryPoint {

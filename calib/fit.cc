@@ -50,13 +50,15 @@ HardwareProfile WithGemm(HardwareProfile hw, const Eigen::Vector4d& theta) {
   return hw;
 }
 
-Eigen::VectorXd GemmResiduals(const std::vector<GemmPoint>& pts, const HardwareProfile& hw,
-                              const Eigen::Vector4d& theta) {
+// Weighted log residuals w_i ln(model_i / measured_i).
+Eigen::VectorXd GemmResiduals(const std::vector<GemmPoint>& pts, const std::vector<double>& w,
+                              const HardwareProfile& hw, const Eigen::Vector4d& theta) {
   const HardwareProfile h = WithGemm(hw, theta);
   Eigen::VectorXd r(static_cast<Eigen::Index>(pts.size()));
   for (size_t i = 0; i < pts.size(); ++i) {
-    r(static_cast<Eigen::Index>(i)) =
-        std::log(GemmTimeS(pts[i].m, pts[i].n, pts[i].k, h) / pts[i].time_s);
+    const double model =
+        static_cast<double>(pts[i].count) * GemmTimeS(pts[i].m, pts[i].n, pts[i].k, h);
+    r(static_cast<Eigen::Index>(i)) = w[i] * std::log(model / pts[i].time_s);
   }
   return r;
 }
@@ -214,19 +216,28 @@ double GemmTimeS(int64_t m, int64_t n, int64_t k, const HardwareProfile& hw) {
   return ComputeTimeS(w, hw);
 }
 
-Expected<GemmFit> FitGemm(const std::vector<GemmPoint>& points, const HardwareProfile& hw,
+Expected<GemmFit> FitGemm(const std::vector<GemmPoint>& single,
+                          const std::vector<GemmPoint>& grouped, const HardwareProfile& hw,
                           FitReport* report) {
-  if (points.size() < kMinGemmPoints) {
-    return TooFew("gemm", points.size(), kMinGemmPoints,
+  if (single.size() < kMinGemmPoints) {
+    return TooFew("gemm", single.size(), kMinGemmPoints,
                   "4 parameters: gemm_max_efficiency and the half-points of m, n, k");
   }
   for (auto [dim, name] :
        {std::pair{&GemmPoint::m, "m"}, {&GemmPoint::n, "n"}, {&GemmPoint::k, "k"}}) {
-    if (Distinct(points, dim) < 2) {
+    if (Distinct(single, dim) < 2) {
       return Status::InvalidInput(std::string("calibrate: gemm: every point has the same ") + name +
                                   "; its half-point cannot be fitted");
     }
   }
+  std::vector<GemmPoint> points = single;
+  std::vector<double> w(single.size(), 1.0 / std::sqrt(static_cast<double>(single.size())));
+  for (const GemmPoint& g : grouped) {
+    points.push_back(g);
+    w.push_back(1.0 / std::sqrt(static_cast<double>(grouped.size())));
+  }
+  double w2_sum = 0;
+  for (double x : w) w2_sum += x * x;
   // Start: the best of a log-spaced grid of half-points, each with its best e_max when the
   // overhead is ignored (ln e_max is then the mean log-ratio: no solve needed).
   Eigen::Vector4d best = Eigen::Vector4d::Zero();
@@ -239,9 +250,17 @@ Expected<GemmFit> FitGemm(const std::vector<GemmPoint>& points, const HardwarePr
     for (double hn : grid) {
       for (double hk : grid) {
         Eigen::Vector4d th(0.0, std::log(hm), std::log(hn), std::log(hk));
-        Eigen::VectorXd r = GemmResiduals(points, unit, th);
-        th(0) = r.mean();  // e_max = 1 gave residuals ln(model / measured); shift them to mean 0
-        const double cost = (r.array() - r.mean()).square().sum();
+        // e_max = 1 gives residuals w ln(model / measured); ln e_max is their weighted mean.
+        const Eigen::VectorXd r = GemmResiduals(points, w, unit, th);
+        double mean = 0;
+        for (size_t i = 0; i < w.size(); ++i) mean += w[i] * r(static_cast<Eigen::Index>(i));
+        mean /= w2_sum;
+        th(0) = mean;
+        double cost = 0;
+        for (size_t i = 0; i < w.size(); ++i) {
+          const double d = r(static_cast<Eigen::Index>(i)) - w[i] * mean;
+          cost += d * d;
+        }
         if (cost < best_cost) {
           best_cost = cost;
           best = th;
@@ -251,7 +270,7 @@ Expected<GemmFit> FitGemm(const std::vector<GemmPoint>& points, const HardwarePr
   }
   // Levenberg-Marquardt on ln(e_max, h_m, h_n, h_k), overhead included.
   const Eigen::VectorXd theta_x = LevenbergMarquardt(
-      [&](const Eigen::VectorXd& t) { return GemmResiduals(points, hw, Eigen::Vector4d(t)); },
+      [&](const Eigen::VectorXd& t) { return GemmResiduals(points, w, hw, Eigen::Vector4d(t)); },
       Eigen::VectorXd(best));
   const Eigen::Vector4d theta(theta_x);
   GemmFit fit;
@@ -275,9 +294,11 @@ Expected<GemmFit> FitGemm(const std::vector<GemmPoint>& points, const HardwarePr
                     {"gemm_k_half", fit.k_half, ""}};
   const HardwareProfile h = WithGemm(hw, theta);
   for (const GemmPoint& p : points) {
-    report->points.push_back({"gemm m=" + std::to_string(p.m) + " n=" + std::to_string(p.n) +
+    report->points.push_back({(p.count > 1 ? std::to_string(p.count) + " x " : std::string()) +
+                                  "gemm m=" + std::to_string(p.m) + " n=" + std::to_string(p.n) +
                                   " k=" + std::to_string(p.k) + " (" + p.where + ")",
-                              p.time_s, GemmTimeS(p.m, p.n, p.k, h)});
+                              p.time_s,
+                              static_cast<double>(p.count) * GemmTimeS(p.m, p.n, p.k, h)});
   }
   return fit;
 }
@@ -350,8 +371,12 @@ Expected<Calibration> Calibrate(const BenchData& bench, const HardwareProfile& b
   hw.op_overhead_s = mf->overhead_s;
   c.reports.push_back(std::move(mem));
 
+  std::vector<GemmPoint> grouped;
+  for (const GroupedGemmPoint& p : bench.grouped_gemm) {
+    grouped.push_back({p.rows, p.hidden, p.d_model, p.time_s, p.where, p.experts});
+  }
   FitReport gemm;
-  Expected<GemmFit> gf = FitGemm(bench.gemm, hw, &gemm);
+  Expected<GemmFit> gf = FitGemm(bench.gemm, grouped, hw, &gemm);
   if (!gf.ok()) return gf.status();
   hw.gemm_max_efficiency = gf->max_efficiency;
   hw.gemm_m_half = gf->m_half;
@@ -359,21 +384,12 @@ Expected<Calibration> Calibrate(const BenchData& bench, const HardwareProfile& b
   hw.gemm_k_half = gf->k_half;
   // Large-GEMM efficiency, for what reads matmul_efficiency alone (reports, MFU priors).
   hw.matmul_efficiency = gf->max_efficiency;
-  c.reports.push_back(std::move(gemm));
-
-  if (!bench.grouped_gemm.empty()) {
-    FitReport check;
-    check.name = "grouped_gemm (check)";
-    check.model = "t = experts x the gemm model's time of (rows, hidden, d_model)";
-    check.fitted = false;
-    for (const GroupedGemmPoint& p : bench.grouped_gemm) {
-      check.points.push_back(
-          {std::to_string(p.experts) + " x gemm m=" + std::to_string(p.rows) + " n=" +
-               std::to_string(p.hidden) + " k=" + std::to_string(p.d_model) + " (" + p.where + ")",
-           p.time_s, static_cast<double>(p.experts) * GemmTimeS(p.rows, p.hidden, p.d_model, hw)});
-    }
-    c.reports.push_back(std::move(check));
+  if (!grouped.empty()) {
+    gemm.notes.push_back(std::to_string(grouped.size()) +
+                         " grouped (MoE expert) GEMM points fitted with the single ones, each "
+                         "family weighted equally");
   }
+  c.reports.push_back(std::move(gemm));
 
   bool multi = false;
   for (const auto& p : bench.collectives) multi = multi || p.ranks > 1;

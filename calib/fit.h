@@ -10,6 +10,7 @@
 //            100x in bytes/s (a copy against a softmax) and a fit in relative error would side
 //            with the fastest.
 //   gemm     t = ComputeTimeS(2mnk FLOPs, 4(mk + kn + mn) bytes, shape (m, n, k))
+//              (x experts for the grouped GEMMs of an MoE layer, fitted with the single ones)
 //              = 2mnk / (peak x e(m, n, k)) + op_overhead_s   (when FLOPs bound)
 //            e = gemm_max_efficiency x s(m, h_m) x s(n, h_n) x s(k, h_k), s(x, h) = x / (x + h)
 //            (costmodel/compute_time.cc); 1/e expands into terms in mnk, nk, mk, mn: packing
@@ -78,9 +79,13 @@ struct GemmFit {
   double max_efficiency = 0;
   double m_half = 0, n_half = 0, k_half = 0;
 };
+// `grouped`: the MoE expert GEMMs (count = experts, shape rows x hidden x d_model), fitted
+// together with `points`, each family with equal total weight: the single-GEMM grid reuses warm
+// buffers, the grouped GEMMs stream a different weight matrix per expert as training does.
 // REQUIRES: hw has peak_flops_per_s, hbm_bytes_per_s, memory_efficiency and op_overhead_s set
 // (the memory fit's); its gemm_* fields are ignored.
-Expected<GemmFit> FitGemm(const std::vector<GemmPoint>& points, const HardwareProfile& hw,
+Expected<GemmFit> FitGemm(const std::vector<GemmPoint>& points,
+                          const std::vector<GemmPoint>& grouped, const HardwareProfile& hw,
                           FitReport* report);
 // The simulator's time of one fp32 GEMM (m, n, k) under `hw` (costmodel ComputeTimeS).
 double GemmTimeS(int64_t m, int64_t n, int64_t k, const HardwareProfile& hw);

@@ -9,16 +9,14 @@ namespace {
 
 using ::testing::HasSubstr;
 
-const char *kGood = R"({
-  "tool": "moesim-real bench", "backend": "cpu", "device": "cpu (Eigen)",
-           "ranks" : 2,
-           "gemm"
-    : [ {"m" : 32, "n" : 64, "k" : 128, "flops" : 524288, "time_s" : 2e-5, "flops_per_s" : 1} ],
-           "memory" : [ {"kernel" : "copy", "elements" : 4096, "bytes" : 32768, "time_s" : 1e-6} ],
-           "grouped_gemm"
-    : [ {"experts" : 4, "rows_per_expert" : 16, "d_model" : 64, "hidden" : 128, "time_s" : 3e-5} ],
-           "collectives" : [ {"op" : "all_to_all", "bytes" : 1024, "ranks" : 2, "time_s" : 4e-6} ]
-})";
+const char* kGood = R"json({
+  "tool": "moesim-real bench", "backend": "cpu", "device": "cpu (Eigen)", "ranks": 2,
+  "gemm": [{"m": 32, "n": 64, "k": 128, "flops": 524288, "time_s": 2e-5, "flops_per_s": 1}],
+  "memory": [{"kernel": "copy", "elements": 4096, "bytes": 32768, "time_s": 1e-6}],
+  "grouped_gemm": [{"experts": 4, "rows_per_expert": 16, "d_model": 64, "hidden": 128,
+                    "time_s": 3e-5}],
+  "collectives": [{"op": "all_to_all", "bytes": 1024, "ranks": 2, "time_s": 4e-6}]
+})json";
 
 TEST(BenchData, ParsesEverySection) {
   Expected<BenchData> b = ParseBenchJson(kGood, "b.json");
