@@ -1,6 +1,9 @@
 #include "sim/planner/planner.h"
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "proto/scenario_loader.h"
@@ -50,9 +53,13 @@ Expected<std::shared_ptr<const Topology>> TopologyCache::Get(const Scenario& sc)
   return graphs_.emplace(key, *built).first->second;
 }
 
-std::vector<PointResult> RunPoints(const std::string& scenario_path,
-                                   const std::vector<std::vector<std::string>>& points,
-                                   const RunOptions& options) {
+namespace {
+
+using PointLoader = std::function<Expected<Scenario>(const std::vector<std::string>& overrides)>;
+
+std::vector<PointResult> RunLoadedPoints(const PointLoader& load,
+                                         const std::vector<std::vector<std::string>>& points,
+                                         const RunOptions& options) {
   std::vector<PointResult> results(points.size());
   TopologyCache cache;
   std::atomic<size_t> next{0};
@@ -62,7 +69,17 @@ std::vector<PointResult> RunPoints(const std::string& scenario_path,
     for (size_t i = next++; i < points.size(); i = next++) {
       PointResult& r = results[i];
       r.overrides = points[i];
-      auto sc = LoadScenario({scenario_path, points[i]});
+      if (options.cancel != nullptr && options.cancel->load()) {
+        r.outcome = PointResult::Outcome::kInvalid;
+        r.message = "cancelled";
+        r.cancelled = true;
+        if (options.progress) {
+          std::lock_guard<std::mutex> lock(progress_mu);
+          options.progress(++done, points.size());
+        }
+        continue;
+      }
+      auto sc = load(points[i]);
       if (!sc.ok()) {
         r.outcome = PointResult::Outcome::kInvalid;
         r.message = sc.status().message();
@@ -102,6 +119,39 @@ std::vector<PointResult> RunPoints(const std::string& scenario_path,
   worker();
   for (auto& t : threads) t.join();
   return results;
+}
+
+}  // namespace
+
+std::vector<PointResult> RunPoints(const std::string& scenario_path,
+                                   const std::vector<std::vector<std::string>>& points,
+                                   const RunOptions& options) {
+  return RunLoadedPoints(
+      [&](const std::vector<std::string>& o) {
+        return LoadScenario({scenario_path, o});
+      },
+      points, options);
+}
+
+std::vector<PointResult> RunPoints(const ScenarioText& base,
+                                   const std::vector<std::vector<std::string>>& points,
+                                   const RunOptions& options) {
+  return RunLoadedPoints(
+      [&](const std::vector<std::string>& o) {
+        return LoadScenarioFromText(base.text, base.source_name, o, base.base_dir);
+      },
+      points, options);
+}
+
+Expected<ScenarioText> ReadScenarioText(const std::string& path) {
+  if (path.empty()) return ScenarioText{DefaultScenarioText(), "<default>", "."};
+  // Mirrors LoadScenario, so that messages and relative paths come out the same.
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::InvalidInput(path + ": cannot open scenario file");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  return ScenarioText{buf.str(), path, dir.empty() ? "." : dir};
 }
 
 Expected<std::vector<std::vector<std::string>>> GridPoints(

@@ -9,6 +9,7 @@
 // Topology graphs are shared between points with the same cluster (TopologyCache).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -38,9 +39,10 @@ class TopologyCache {
 struct PointResult {
   std::vector<std::string> overrides;
   enum class Outcome { kOk, kInvalid, kDoesNotFit } outcome = Outcome::kOk;
-  std::string message;  // why invalid
-  Scenario scenario;    // resolved (valid points)
-  SimReport report;     // kOk and kDoesNotFit (simulated anyway: the user may want the time)
+  std::string message;     // why invalid
+  bool cancelled = false;  // never run because RunOptions::cancel was set (outcome kInvalid)
+  Scenario scenario;       // resolved (valid points)
+  SimReport report;        // kOk and kDoesNotFit (simulated anyway: the user may want the time)
 };
 
 struct RunOptions {
@@ -49,9 +51,29 @@ struct RunOptions {
   bool simulate_unfit = true;  // also simulate points that do not fit in memory
   // Called after each finished point with (done, total), from worker threads, serialized.
   std::function<void(size_t, size_t)> progress;
+  // When set and *cancel becomes true, points not yet started are skipped (cancelled, kInvalid,
+  // message "cancelled") and RunPoints returns once the running ones finish: an interactive
+  // caller (the GUI) abandons a long sweep without waiting for it. Progress still counts them.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
+// A base scenario given as text rather than a file: what an editor holds before it is saved.
+// Messages name `source_name`; relative topology and histogram paths resolve from `base_dir`.
+struct ScenarioText {
+  std::string text;
+  std::string source_name;
+  std::string base_dir = ".";
+};
+
+// The text LoadScenario would read for `path` ("" = the built-in default, named "<default>").
+Expected<ScenarioText> ReadScenarioText(const std::string& path);
+
 std::vector<PointResult> RunPoints(const std::string& scenario_path,
+                                   const std::vector<std::vector<std::string>>& points,
+                                   const RunOptions& options);
+// As above, each point loaded with LoadScenarioFromText(base.text, ...): the same results as the
+// path form when `base` is ReadScenarioText(path).
+std::vector<PointResult> RunPoints(const ScenarioText& base,
                                    const std::vector<std::vector<std::string>>& points,
                                    const RunOptions& options);
 

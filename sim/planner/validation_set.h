@@ -1,0 +1,63 @@
+// validation_set.h
+//
+// Validation sets: measured step times and throughputs with the scenario that reproduces each,
+// compared with the simulation (`moesim validate`, the GUI's Validation view). A set is a CSV
+// with the header
+//   id,scenario,overrides,metric,measured,source
+// scenario: a path relative to the CSV's folder, to its parent (the repository root for
+// validation/*.csv) or to the working directory, or `default`; overrides: PATH=VALUE joined by
+// ';'; metric: step_time_s | tflops_per_device | mfu | tokens_per_s_per_device; measured > 0.
+// Blank lines and lines starting with '#' are skipped.
+//   error_pct = 100 x (simulated - measured) / measured;  MAPE = mean |error_pct|.
+// Thread safety: pure functions.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "sim/step/simulate.h"
+
+namespace moesim {
+
+struct ValidationRow {
+  int line = 0;  // 1-based line in the CSV
+  std::string id, scenario, overrides, metric, source;
+  double measured = 0;
+};
+
+// Errors (kInvalidInput) name the file and line: unreadable file, wrong header, wrong field
+// count, a measured value that is not a positive number, an unknown metric.
+Expected<std::vector<ValidationRow>> ReadValidationSet(const std::string& path);
+
+struct ValidationResult {
+  ValidationRow row;
+  double simulated = 0;
+  double error_pct = 0;
+};
+
+// Simulates one row of the set at `set_path`. Errors are the scenario's, prefixed with
+// "SET:LINE: row ID: ".
+Expected<ValidationResult> EvaluateValidationRow(const std::string& set_path,
+                                                 const ValidationRow& row, NetworkLevel network);
+
+// Mean absolute error_pct (0 for no rows).
+double MeanAbsolutePercentError(const std::vector<ValidationResult>& results);
+
+struct ValidationReport {
+  std::vector<ValidationResult> results;
+  double mape_pct = 0;
+  bool cancelled = false;  // stopped by `cancel` before the last row
+};
+
+// Reads and evaluates the whole set, rows in order; the first failing row is the error.
+// `progress` (may be empty) gets (rows done, rows) after each row; `cancel` (may be null) stops
+// before the next row.
+Expected<ValidationReport> EvaluateValidationSet(
+    const std::string& set_path, NetworkLevel network,
+    const std::function<void(size_t, size_t)>& progress = {},
+    const std::atomic<bool>* cancel = nullptr);
+
+}  // namespace moesim
