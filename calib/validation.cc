@@ -212,7 +212,12 @@ MachineInfo DetectMachine(const std::string& source_dir) {
   char buf[32];
   std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   m.date_utc = buf;
-  m.git_commit = Capture("git -C " + Quote(source_dir) + " rev-parse --short HEAD 2>/dev/null");
+  // The source tree the binary was built from, else the working directory's repository.
+  for (const std::string& dir : {source_dir, std::string(".")}) {
+    if (m.git_commit.empty()) {
+      m.git_commit = Capture("git -C " + Quote(dir) + " rev-parse --short HEAD 2>/dev/null");
+    }
+  }
   if (m.git_commit.empty()) m.git_commit = "unknown";
   return m;
 }
