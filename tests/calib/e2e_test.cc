@@ -19,12 +19,12 @@ using ::testing::HasSubstr;
 const std::string kBin = MOESIM_BINARY_DIR;
 const std::string kSrc = MOESIM_SOURCE_DIR;
 
-struct Run {
+struct ShellResult {
   int code;
   std::string out;
 };
 
-Run Sh(const std::string& cmd) {
+ShellResult Sh(const std::string& cmd) {
   const fs::path log = fs::temp_directory_path() / "moesim_calib_e2e.log";
   const int rc = std::system((cmd + " > " + log.string() + " 2>&1").c_str());
   std::stringstream ss;
@@ -52,7 +52,7 @@ TEST_F(EndToEnd, BenchCalibrateValidate) {
   const std::string real = kBin + "/moesim-real", moesim = kBin + "/moesim";
   const std::string mpi = std::string(MOESIM_MPIEXEC) + " --allow-run-as-root --oversubscribe";
   const std::string b1 = (dir_ / "bench-1.json").string(), b2 = (dir_ / "bench-2.json").string();
-  Run r = Sh(real + " bench --backend cpu --quick --repeats 3 --json " + b1);
+  ShellResult r = Sh(real + " bench --backend cpu --quick --repeats 3 --json " + b1);
   ASSERT_EQ(r.code, 0) << r.out;
   r = Sh(mpi + " -n 2 " + real + " bench --backend cpu --quick --repeats 3 --json " + b2);
   ASSERT_EQ(r.code, 0) << r.out;
@@ -121,7 +121,7 @@ TEST_F(EndToEnd, CalibrateRefusesTooFewPoints) {
                {"kernel": "copy", "elements": 16384, "bytes": 131072, "time_s": 3e-6},
                {"kernel": "copy", "elements": 65536, "bytes": 524288, "time_s": 9e-6},
                {"kernel": "copy", "elements": 262144, "bytes": 2097152, "time_s": 4e-5}]})";
-  Run r = Sh(kBin + "/moesim calibrate " + b.string() + " --out " + (dir_ / "x").string());
+  ShellResult r = Sh(kBin + "/moesim calibrate " + b.string() + " --out " + (dir_ / "x").string());
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_THAT(r.out, HasSubstr("calibrate: gemm: 2 point(s), need at least 8"));
 }
@@ -129,13 +129,13 @@ TEST_F(EndToEnd, CalibrateRefusesTooFewPoints) {
 TEST_F(EndToEnd, CalibrateNamesABadFile) {
   const fs::path b = dir_ / "bad.json";
   std::ofstream(b) << R"({"backend": "cpu", "gemm": [{"m": 32, "n": 32, "k": "x"}]})";
-  Run r = Sh(kBin + "/moesim calibrate " + b.string() + " --out " + (dir_ / "x").string());
+  ShellResult r = Sh(kBin + "/moesim calibrate " + b.string() + " --out " + (dir_ / "x").string());
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_THAT(r.out, HasSubstr(b.string() + ": gemm[0].k: must be an integer > 0, got \"x\""));
 }
 
 TEST_F(EndToEnd, ValidateRealNamesABadProfile) {
-  Run r = Sh(kBin + "/moesim validate-real " + kSrc +
+  ShellResult r = Sh(kBin + "/moesim validate-real " + kSrc +
              "/validation/real/ci.csv --profile /nonexistent.textproto --repeats 1");
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_THAT(r.out, HasSubstr("profile \"/nonexistent.textproto\" is neither a built-in chip"));
