@@ -1,9 +1,9 @@
 #include "report/plots.h"
 
 #include <QtCharts/QBarCategoryAxis>
-#include <QtCharts/QBarSeries>
 #include <QtCharts/QBarSet>
 #include <QtCharts/QChart>
+#include <QtCharts/QHorizontalBarSeries>
 #include <QtCharts/QLineSeries>
 #include <QtCharts/QLogValueAxis>
 #include <QtCharts/QScatterSeries>
@@ -122,7 +122,8 @@ Status WriteBarsPng(const std::string& path, const Axes& axes,
   EnsureApp();
   if (categories.empty() || sets.empty()) return Status::InvalidInput(path + ": nothing to plot");
   double lo = 0, hi = 0;
-  auto* bars = new QBarSeries();
+  // Horizontal bars: category names (op classes) read in full on the left axis.
+  auto* bars = new QHorizontalBarSeries();
   for (const BarSet& s : sets) {
     if (s.values.size() != categories.size()) {
       return Status::Internal(path + ": bar set \"" + s.name + "\" has " +
@@ -130,27 +131,35 @@ Status WriteBarsPng(const std::string& path, const Axes& axes,
                               std::to_string(categories.size()) + " categories");
     }
     auto* set = new QBarSet(QString::fromStdString(s.name));
-    for (double v : s.values) {
-      *set << v;
-      lo = std::min(lo, v);
-      hi = std::max(hi, v);
+    // Qt draws the first category at the bottom; reversed, the list reads top-down.
+    for (auto it = s.values.rbegin(); it != s.values.rend(); ++it) {
+      *set << *it;
+      lo = std::min(lo, *it);
+      hi = std::max(hi, *it);
     }
     bars->append(set);
   }
   auto chart = std::make_unique<QChart>();
   chart->setTitle(QString::fromStdString(axes.title));
   chart->addSeries(bars);
-  auto* ax = new QBarCategoryAxis();
-  for (const std::string& c : categories) ax->append(QString::fromStdString(c));
-  ax->setLabelsAngle(-60);
-  ax->setTitleText(QString::fromStdString(axes.x_title));
+  auto* cat = new QBarCategoryAxis();
+  for (auto it = categories.rbegin(); it != categories.rend(); ++it) {
+    cat->append(QString::fromStdString(*it));
+  }
+  cat->setTitleText(QString::fromStdString(axes.x_title));
+  cat->setTruncateLabels(false);
   const double pad = 0.08 * (hi - lo + (hi == lo ? 1 : 0));
-  QAbstractAxis* ay = MakeAxis(false, axes.y_title, lo < 0 ? lo - pad : 0, hi + pad);
-  chart->addAxis(ax, Qt::AlignBottom);
-  chart->addAxis(ay, Qt::AlignLeft);
-  bars->attachAxis(ax);
-  bars->attachAxis(ay);
-  return Save(chart.release(), path, width, height);
+  auto* val = new QValueAxis();
+  val->setRange(lo < 0 ? lo - pad : 0, hi > 0 ? hi + pad : 0);
+  val->setLabelFormat("%.0f");
+  val->applyNiceNumbers();
+  val->setTitleText(QString::fromStdString(axes.y_title));
+  chart->addAxis(cat, Qt::AlignLeft);
+  chart->addAxis(val, Qt::AlignBottom);
+  bars->attachAxis(cat);
+  bars->attachAxis(val);
+  const int h = std::max(height, 120 + 22 * static_cast<int>(categories.size()));
+  return Save(chart.release(), path, width, h);
 }
 
 }  // namespace moesim::report

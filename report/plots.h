@@ -34,9 +34,10 @@ struct BarSet {
   std::vector<double> values;  // one per category
 };
 
-// Grouped vertical bars: one group per category, one bar per set.
+// Horizontal bars, one row per category (first on top), one bar per set; the image grows
+// with the number of categories.
 Status WriteBarsPng(const std::string& path, const Axes& axes,
                     const std::vector<std::string>& categories, const std::vector<BarSet>& sets,
-                    int width = 1100, int height = 650);
+                    int width = 1000, int height = 400);
 
 }  // namespace moesim::report
