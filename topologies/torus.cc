@@ -19,6 +19,7 @@
 // shortest crossing (NIC -> switch -> NIC) costs scaleout_latency_s. PCIe is not the bottleneck
 // and is given the host NIC's rate and no latency.
 #include <algorithm>
+#include <mutex>
 #include <numeric>
 
 #include "topologies/builders.h"
@@ -65,6 +66,8 @@ class TorusRouter : public Router {
       out->push_back(topo.FindLink(nb, b));
       return;
     }
+    const std::vector<LinkId>& step = StepLinks(topo);
+    const size_t nd = l_.dims.size();
     const int64_t base = a / l_.per_slice * l_.per_slice;
     int64_t cur = a - base;
     const int64_t dst = b - base;
@@ -80,17 +83,42 @@ class TorusRouter : public Router {
       }
       while (c != t) {
         const int64_t next = (c + dir + n) % n;
-        const int64_t nxt = cur + (next - c) * stride;
-        out->push_back(
-            topo.FindLink(static_cast<VertexId>(base + cur), static_cast<VertexId>(base + nxt)));
-        cur = nxt;
+        out->push_back(step[(static_cast<size_t>(base + cur) * nd + d) * 2 + (dir > 0 ? 1 : 0)]);
+        cur += (next - c) * stride;
         c = next;
       }
     }
   }
 
  private:
+  // The link one step along dimension d in direction dir from every device, by
+  // (device x dims + d) x 2 + (dir > 0): all-pairs routing (all-to-all link loads) looks up
+  // millions of hops, and a hash lookup per hop dominated it. Built on first use (the router
+  // is created before the links), once, whichever thread gets there first.
+  const std::vector<LinkId>& StepLinks(const Topology& topo) const {
+    std::call_once(step_once_, [&] {
+      const size_t nd = l_.dims.size();
+      step_links_.assign(static_cast<size_t>(topo.num_devices()) * nd * 2, -1);
+      for (DeviceId dev = 0; dev < topo.num_devices(); ++dev) {
+        const int64_t base = dev / l_.per_slice * l_.per_slice, cur = dev - base;
+        for (size_t d = 0; d < nd; ++d) {
+          const int64_t n = l_.dims[d], stride = l_.strides[d], c = (cur / stride) % n;
+          for (int64_t dir : {-1, 1}) {
+            const int64_t next = (c + dir + n) % n;
+            if (n < 2 || (!l_.wrap[d] && (c + dir < 0 || c + dir >= n))) continue;
+            step_links_[(static_cast<size_t>(dev) * nd + d) * 2 + (dir > 0 ? 1 : 0)] =
+                topo.FindLink(static_cast<VertexId>(dev),
+                              static_cast<VertexId>(base + cur + (next - c) * stride));
+          }
+        }
+      }
+    });
+    return step_links_;
+  }
+
   TorusLayout l_;
+  mutable std::once_flag step_once_;
+  mutable std::vector<LinkId> step_links_;
 };
 
 std::string Shape(const std::vector<int64_t>& dims) {
