@@ -154,6 +154,29 @@ TEST(Cli, ValidateBadSetExitsTwo) {
 TEST(Cli, SameInputSameOutputBitForBit) {
   EXPECT_EQ(Moesim("cost --json -").out, Moesim("cost --json -").out);
   EXPECT_EQ(Moesim("simulate --json -").out, Moesim("simulate --json -").out);
+  EXPECT_EQ(Moesim("simulate --network flow --json -").out,
+            Moesim("simulate --network flow --json -").out);
+}
+
+TEST(Cli, SimulateFlowLevelReportsItsWork) {
+  const auto r = Moesim("simulate --network flow --json -");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["network"], "flow");
+  // The default scenario's step has collectives, some of them in flight together (the gradient
+  // reduce under the backward pass), so both kinds of run must appear.
+  EXPECT_GT(j["flow"]["collectives"].get<int64_t>(), 0);
+  EXPECT_GT(j["flow"]["flow_runs"].get<int64_t>(), 0);
+  EXPECT_GT(j["flow"]["replayed"].get<int64_t>(), 0);
+  EXPECT_EQ(j["flow"]["collectives"].get<int64_t>(),
+            j["flow"]["flow_runs"].get<int64_t>() + j["flow"]["replayed"].get<int64_t>());
+  const auto a = nlohmann::json::parse(Moesim("simulate --json -").out);
+  EXPECT_EQ(a["flow"]["collectives"].get<int64_t>(), 0);
+  // Contention can only slow a step down; here by little (overlapping collectives mostly use
+  // different links).
+  const double tf = j["step_time_s"].get<double>(), ta = a["step_time_s"].get<double>();
+  EXPECT_GE(tf, ta * 0.999);
+  EXPECT_LT(tf, ta * 1.05);
 }
 
 }  // namespace
