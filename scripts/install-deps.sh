@@ -12,7 +12,7 @@ packages=(
   openmpi-bin libopenmpi-dev
 )
 if [[ "${1:-}" != "--no-gui" ]]; then
-  packages+=(qt6-base-dev libqt6charts6-dev libgl-dev xvfb xauth)
+  packages+=(qt6-base-dev libqt6charts6-dev libqt6opengl6-dev qt6-svg-dev libgl-dev xvfb xauth)
 fi
 
 missing=()

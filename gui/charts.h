@@ -1,0 +1,45 @@
+// charts.h
+//
+// Qt Charts of the views' data (view_data.h), and the same data as CSV. Charts are built anew
+// for each result (QChartView takes ownership), so a view never shows a mix of two scenarios.
+#pragma once
+
+#include <QChart>
+#include <QScatterSeries>
+#include <QString>
+#include <vector>
+
+#include "gui/view_data.h"
+#include "sim/planner/budget.h"
+#include "sim/planner/validation_set.h"
+
+namespace moesim::gui {
+
+QChart* MakeExpertsChart(const ExpertsSweep& sweep, const QString& scenario_name);
+QString ExpertsCsv(const ExpertsSweep& sweep);
+
+// Stacked bars: the dense baseline and each expert count at the scenario's strategy's fastest
+// mesh (from `sweep`, may be null), then the scenario as configured (`current`, may be null).
+QChart* MakeBreakdownChart(const ExpertsSweep* sweep, const SimReport* current,
+                           const QString& scenario_name);
+QString BreakdownCsv(const ExpertsSweep* sweep, const SimReport* current);
+
+// Scatter of every sweep point. `series_points` receives, per scatter series, the sweep point
+// index of each plotted point (for clicks).
+struct TradeoffSeries {
+  QScatterSeries* series = nullptr;
+  std::vector<size_t> points;
+};
+QChart* MakeTradeoffChart(const ExpertsSweep& sweep, bool x_memory, const QString& scenario_name,
+                          std::vector<TradeoffSeries>* series_points);
+QString TradeoffCsv(const ExpertsSweep& sweep);
+
+QChart* MakeValidationChart(const ValidationReport& report, const QString& set_name);
+QString ValidationCsv(const ValidationReport& report);
+
+QChart* MakeBudgetChart(const BudgetPlan& plan, const QString& scenario_name);
+QString BudgetCsv(const BudgetPlan& plan);
+
+QString TimelineCsv(const Timeline& timeline);
+
+}  // namespace moesim::gui
