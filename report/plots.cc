@@ -8,6 +8,7 @@
 #include <QtCharts/QLogValueAxis>
 #include <QtCharts/QScatterSeries>
 #include <QtCharts/QValueAxis>
+#include <QtGui/QColor>
 #include <QtGui/QImage>
 #include <QtGui/QPainter>
 #include <QtWidgets/QApplication>
@@ -97,17 +98,24 @@ Status WriteScatterPng(const std::string& path, const Axes& axes, const std::vec
   chart->addAxis(ay, Qt::AlignLeft);
   if (axes.identity_line) {
     auto* line = new QLineSeries();
-    line->setName("simulated = measured");
+    line->setName("y = x");
+    line->setColor(Qt::gray);
     line->append(lo, lo);
     line->append(hi, hi);
     chart->addSeries(line);
     line->attachAxis(ax);
     line->attachAxis(ay);
   }
+  // Distinct colours for up to 8 series (Qt's theme repeats after 5).
+  static const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                                   "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+  size_t index = 0;
   for (const Series& s : series) {
     auto* sc = new QScatterSeries();
     sc->setName(QString::fromStdString(s.name));
     sc->setMarkerSize(9);
+    sc->setColor(QColor(kPalette[index++ % 8]));
+    sc->setBorderColor(Qt::transparent);
     for (const auto& [x, y] : s.points) sc->append(x, y);
     chart->addSeries(sc);
     sc->attachAxis(ax);

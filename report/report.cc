@@ -207,7 +207,8 @@ Expected<std::string> WriteReport(const ReportInputs& in) {
       }
       md << "| " << s.name << " | " << params << " | " << s.points.size() << " | "
          << F("%.1f%%", 100 * f.value("rms_rel_error", 0.0)) << " | " << w << " |\n";
-      if (!s.points.empty()) fits.push_back(std::move(s));
+      // The link fits re-use the per-collective points: plotted once.
+      if (!s.points.empty() && s.name.rfind("link/", 0) != 0) fits.push_back(std::move(s));
     }
     md << "\n";
     if (!fits.empty()) {
