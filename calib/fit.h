@@ -57,9 +57,9 @@ struct FitParam {
 };
 
 struct FitReport {
-  std::string name;    // "memory", "gemm", "all_reduce/SHM", "link/SHM", "grouped_gemm (check)"
+  std::string name;    // "memory", "gemm", "all_reduce/SHM", "link/SHM"
   std::string model;   // the formula, one line
-  bool fitted = true;  // false: a check of fitted parameters on points not used in a fit
+  bool fitted = true;  // false: nothing was fitted (a note says why)
   std::vector<FitParam> params;
   std::vector<PointResidual> points;
   std::vector<std::string> notes;
@@ -120,7 +120,7 @@ struct Calibration {
 inline constexpr const char* kShmGroup = "SHM";
 inline constexpr const char* kShmTimesharedGroup = "SHM-timeshared";
 
-// All fits, in order memory -> gemm (uses memory's overhead) -> grouped GEMM check ->
+// All fits, in order memory -> gemm, single and grouped (uses memory's overhead) ->
 // collectives per op and group kind, then the link per group kind (op "link" in
 // collective_fits). The profile's link_* come from the first group kind of SHM, NVLINK,
 // SHM-timeshared that has points. Collectives are fitted when the bench has points with more
