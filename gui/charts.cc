@@ -156,6 +156,17 @@ QChart* MakeExpertsChart(const ExpertsSweep& s, const QString& name) {
     Attach(c, ref, x, y);
   }
   Attach(c, unfit, x, y);
+  QStringList no_mesh;
+  for (const auto& b : s.best) {
+    if (b.index < 0 && !b.strategy.empty()) {
+      no_mesh << QString("%1 at %2E").arg(QString::fromStdString(b.strategy)).arg(b.experts);
+    }
+  }
+  if (!no_mesh.isEmpty()) {
+    // A gap in a line would otherwise read as a lost point.
+    c->setTitle(c->title() + "<br><span style='font-weight:normal'>no valid mesh: " +
+                no_mesh.join(", ") + "</span>");
+  }
   x->setRange(emin / 1.25, emax * 1.25);
   y->setRange(0, ymax > 0 ? ymax * 1.1 : 1);
   y->applyNiceNumbers();
@@ -193,7 +204,8 @@ std::vector<BreakdownColumn> BreakdownColumns(const ExpertsSweep* s, const SimRe
       if (b.index < 0 || (!b.strategy.empty() && b.strategy != s->scenario_strategy)) continue;
       const PointResult& p = s->points[static_cast<size_t>(b.index)];
       cols.push_back(
-          {Label(b) + " " + MeshText(p.scenario) + (b.feasible ? "" : " unfit"), &p.report});
+          {Label(b) + " " + MeshText(p.scenario).mid(1).chopped(1) + (b.feasible ? "" : " unfit"),
+           &p.report});
     }
   }
   if (current != nullptr) cols.push_back({"this scenario", current});
@@ -219,13 +231,13 @@ std::vector<std::pair<QString, std::vector<double>>> BreakdownParts(
   };
   add("compute", [](const Breakdown& b) { return b.compute_s; });
   for (const std::string& l : labels) {
-    add("exposed " + QString::fromStdString(l), [&l](const Breakdown& b) {
+    add(QString::fromStdString(l), [&l](const Breakdown& b) {
       auto it = b.exposed_by_collective.find(l);
       return it == b.exposed_by_collective.end() ? 0.0 : it->second;
     });
   }
   // Exposed communication the per-collective split does not attribute, if any.
-  add("exposed other", [](const Breakdown& b) {
+  add("other communication", [](const Breakdown& b) {
     double sum = 0;
     for (const auto& [l, v] : b.exposed_by_collective) sum += v;
     return std::max(0.0, b.exposed_comm_s - sum) > 1e-12 ? b.exposed_comm_s - sum : 0.0;
@@ -257,9 +269,8 @@ QChart* MakeBreakdownChart(const ExpertsSweep* s, const SimReport* current, cons
   auto* x = new QBarCategoryAxis;
   for (const auto& col : cols) x->append(col.label);
   x->setTitleText("experts, mesh (data, expert, model, pipeline)");
-  x->setLabelsAngle(-20);
   auto* y = new QValueAxis;
-  y->setTitleText("seconds per step");
+  y->setTitleText("seconds per step (communication: the exposed part)");
   c->addAxis(x, Qt::AlignBottom);
   c->addAxis(y, Qt::AlignLeft);
   Attach(c, series, x, y);
@@ -267,7 +278,8 @@ QChart* MakeBreakdownChart(const ExpertsSweep* s, const SimReport* current, cons
   for (const auto& col : cols) ymax = std::max(ymax, col.report->step_time_s);
   y->setRange(0, ymax > 0 ? ymax * 1.05 : 1);
   y->applyNiceNumbers();
-  c->legend()->setAlignment(Qt::AlignRight);
+  // Below the plot: the columns need the width for their mesh labels.
+  c->legend()->setAlignment(Qt::AlignBottom);
   return c;
 }
 
