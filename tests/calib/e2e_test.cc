@@ -25,7 +25,9 @@ struct ShellResult {
 };
 
 ShellResult Sh(const std::string& cmd) {
-  const fs::path log = fs::temp_directory_path() / "moesim_calib_e2e.log";
+  const fs::path log =
+      fs::temp_directory_path() / "moesim_calib_e2e" /
+      (std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + ".log");
   const int rc = std::system((cmd + " > " + log.string() + " 2>&1").c_str());
   std::stringstream ss;
   ss << std::ifstream(log).rdbuf();
@@ -37,16 +39,17 @@ nlohmann::json ReadJson(const fs::path& p) {
   return nlohmann::json::parse(in);
 }
 
+// Each test in a folder of its own: ctest may run them in parallel processes.
 class EndToEnd : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = fs::temp_directory_path() / "moesim_calib_e2e";
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / "moesim_calib_e2e" /
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
-  static fs::path dir_;
+  fs::path dir_;
 };
-fs::path EndToEnd::dir_;
 
 TEST_F(EndToEnd, BenchCalibrateValidate) {
   const std::string real = kBin + "/moesim-real", moesim = kBin + "/moesim";
@@ -136,7 +139,7 @@ TEST_F(EndToEnd, CalibrateNamesABadFile) {
 
 TEST_F(EndToEnd, ValidateRealNamesABadProfile) {
   ShellResult r = Sh(kBin + "/moesim validate-real " + kSrc +
-             "/validation/real/ci.csv --profile /nonexistent.textproto --repeats 1");
+                     "/validation/real/ci.csv --profile /nonexistent.textproto --repeats 1");
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_THAT(r.out, HasSubstr("profile \"/nonexistent.textproto\" is neither a built-in chip"));
 }
