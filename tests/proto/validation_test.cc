@@ -181,7 +181,8 @@ TEST(Validation, UnknownTopologyFamily) {
             "t.textproto (--set cluster.topology=tpu-v9:4x4): cluster.topology=\"tpu-v9:4x4\": "
             "unknown family \"tpu-v9\" (tpu-v4:AxBxC, tpu-v5p:AxBxC, tpu-v5e:AxB, tpu-v6e:AxB "
             "(append *N for N slices over DCN), dgx-a100:N, dgx-h100:N, dgx-b200:N, "
-            "gb200-nvl72:N, torus:AxB..., fattree:N, or a path to a .textproto file)");
+            "gb200-nvl72:N, torus:AxB..., fattree:N, cpu-host:N, or a path to a .textproto "
+            "file)");
 }
 
 TEST(Validation, TopologyNeitherNameNorFile) {
@@ -189,8 +190,8 @@ TEST(Validation, TopologyNeitherNameNorFile) {
             "t.textproto (--set cluster.topology=no-such-cluster): "
             "cluster.topology=\"no-such-cluster\" is neither a known topology name "
             "(tpu-v4:AxBxC, tpu-v5p:AxBxC, tpu-v5e:AxB, tpu-v6e:AxB (append *N for N slices over "
-            "DCN), dgx-a100:N, dgx-h100:N, dgx-b200:N, gb200-nvl72:N, torus:AxB..., fattree:N, or "
-            "a path to a .textproto file) nor an existing file");
+            "DCN), dgx-a100:N, dgx-h100:N, dgx-b200:N, gb200-nvl72:N, torus:AxB..., fattree:N, "
+            "cpu-host:N, or a path to a .textproto file) nor an existing file");
 }
 
 TEST(Validation, ZeroSizeTopologyDimension) {
@@ -214,8 +215,8 @@ TEST(Validation, DeviceCountDisagreesWithTopology) {
 TEST(Validation, UnknownChip) {
   EXPECT_EQ(SetError({"hardware.chip=tpu-v9"}),
             "t.textproto (--set hardware.chip=tpu-v9): hardware.chip=\"tpu-v9\": unknown chip "
-            "\"tpu-v9\" (built-in profiles: a100-sxm, b200, gb200, h100-sxm, h200-sxm, tpu-v4, "
-            "tpu-v5e, tpu-v5p, tpu-v6e)");
+            "\"tpu-v9\" (built-in profiles: a100-sxm, b200, cpu, gb200, h100-sxm, h200-sxm, "
+            "tpu-v4, tpu-v5e, tpu-v5p, tpu-v6e)");
 }
 
 TEST(Validation, EfficiencyAboveOne) {
