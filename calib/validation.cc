@@ -2,6 +2,7 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -348,8 +349,11 @@ Expected<ValidationResult> RunRealValidation(const std::vector<RealConfig>& conf
       }
       const int rc = std::system(cmd.c_str());
       if (rc != 0) {
-        return Status::InvalidInput(c.id + ": moesim-real failed (exit status " +
-                                    std::to_string(rc) + "); " + log + " ends:" + Tail(log, 8));
+        const std::string how = rc > 0 && WIFEXITED(rc)
+                                    ? "exit code " + std::to_string(WEXITSTATUS(rc))
+                                    : "status " + std::to_string(rc);
+        return Status::InvalidInput(c.id + ": moesim-real failed (" + how + "); " + log +
+                                    " ends:" + Tail(log, 8));
       }
       Expected<MeasuredRun> run = ReadMeasuredRun(trace, metrics, o.trace_warmup + o.trace_steps);
       if (!run.ok()) return run.status().WithPrefix(c.id + ": ");
