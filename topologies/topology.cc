@@ -104,6 +104,24 @@ void Topology::ComputeRoute(DeviceId a, DeviceId b, std::vector<LinkId>* out) co
   router_->Route(*this, a, b, out);
 }
 
+void Topology::AddAllPairsLoads(std::span<const DeviceId> group,
+                                std::vector<double>* pairs_per_link, double* max_latency_s) const {
+  if (router_->AddAllPairsLoads(*this, group, pairs_per_link, max_latency_s)) return;
+  std::vector<LinkId> route;
+  for (DeviceId a : group) {
+    for (DeviceId b : group) {
+      if (a == b) continue;
+      ComputeRoute(a, b, &route);
+      double latency = 0;
+      for (LinkId l : route) {
+        (*pairs_per_link)[static_cast<size_t>(l)] += 1;
+        latency += links_[static_cast<size_t>(l)].latency_s;
+      }
+      *max_latency_s = std::max(*max_latency_s, latency);
+    }
+  }
+}
+
 const std::vector<LinkId>& Topology::Route(DeviceId a, DeviceId b) const {
   const int64_t key = static_cast<int64_t>(a) * num_devices_ + b;
   RouteShard& shard = route_shards_[static_cast<size_t>(key % kRouteShards)];

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -76,6 +77,15 @@ class Router {
   // Appends the link ids from device a to device b to *out. REQUIRES a != b.
   virtual void Route(const Topology& topo, DeviceId a, DeviceId b,
                      std::vector<LinkId>* out) const = 0;
+  // All-to-all link loads without routing every pair: adds to (*pairs_per_link)[l] the number of
+  // ordered pairs (a != b) of `group` whose route crosses l, and raises *max_latency_s to the
+  // largest route latency among them. Returns false, adding nothing, when this router has no
+  // closed form for the group (the caller then routes every pair).
+  virtual bool AddAllPairsLoads(const Topology& /*topo*/, std::span<const DeviceId> /*group*/,
+                                std::vector<double>* /*pairs_per_link*/,
+                                double* /*max_latency_s*/) const {
+    return false;
+  }
 };
 
 struct TopologyGraph;  // the Boost.Graph view (topologies/graph.h)
@@ -116,6 +126,13 @@ class Topology {
   const std::vector<LinkId>& Route(DeviceId a, DeviceId b) const;
   // As Route() but computed afresh into *out and not cached (for sweeps over all pairs).
   void ComputeRoute(DeviceId a, DeviceId b, std::vector<LinkId>* out) const;
+  // Link loads of an all-to-all over `group`: for every ordered pair (a != b), +1 on each link
+  // of Route(a, b); *max_latency_s raised to the largest route latency. The same numbers as
+  // routing every pair, in O(group) on a torus slice when the group is a box of coordinates
+  // (Router::AddAllPairsLoads), else by routing every pair. REQUIRES pairs_per_link sized to
+  // links().size().
+  void AddAllPairsLoads(std::span<const DeviceId> group, std::vector<double>* pairs_per_link,
+                        double* max_latency_s) const;
 
   // The Boost.Graph adjacency view over all vertices and links (edge property = LinkId).
   const TopologyGraph& graph() const { return *graph_; }

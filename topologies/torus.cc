@@ -90,6 +90,95 @@ class TorusRouter : public Router {
     }
   }
 
+  // Dimension-order routes of a box group S_0 x S_1 x ... (S_d: the members' coordinates along
+  // d) inside one slice: a pair's segment along d runs from a_d to b_d at coordinates b_e (e < d,
+  // already routed) and a_e (e > d, not yet). So a link along d at position p, direction dir,
+  // whose other coordinates lie in the box, is crossed by cross_d(p, dir) x prod_{e != d} |S_e|
+  // pairs, cross_d counting the pairs of S_d x S_d whose segment crosses it (the free
+  // coordinates: a_e for e < d, b_e for e > d). Latency: every ICI hop costs the same, and the
+  // longest route takes the longest segment along every dimension.
+  bool AddAllPairsLoads(const Topology& topo, std::span<const DeviceId> group,
+                        std::vector<double>* pairs_per_link, double* max_latency_s) const override {
+    if (group.empty()) return true;
+    const std::vector<LinkId>& step = StepLinks(topo);
+    if (hop_latency_s_ < 0) return false;
+    const size_t nd = l_.dims.size();
+    const int64_t base = group[0] / l_.per_slice * l_.per_slice;
+    std::vector<std::vector<bool>> in(nd);
+    for (size_t d = 0; d < nd; ++d) in[d].assign(static_cast<size_t>(l_.dims[d]), false);
+    for (DeviceId dev : group) {
+      if (dev / l_.per_slice * l_.per_slice != base) return false;
+      for (size_t d = 0; d < nd; ++d) {
+        in[d][static_cast<size_t>(((dev - base) / l_.strides[d]) % l_.dims[d])] = true;
+      }
+    }
+    std::vector<std::vector<int64_t>> sets(nd);
+    int64_t product = 1;
+    for (size_t d = 0; d < nd; ++d) {
+      for (int64_t c = 0; c < l_.dims[d]; ++c) {
+        if (in[d][static_cast<size_t>(c)]) sets[d].push_back(c);
+      }
+      product *= static_cast<int64_t>(sets[d].size());
+    }
+    if (product != static_cast<int64_t>(group.size())) return false;  // not a box
+
+    int64_t longest_hops = 0;
+    for (size_t d = 0; d < nd; ++d) {
+      const int64_t n = l_.dims[d];
+      if (sets[d].size() < 2) continue;
+      // cross[c * 2 + (dir > 0)]: pairs of S_d whose segment leaves coordinate c towards dir.
+      std::vector<double> cross(static_cast<size_t>(n) * 2, 0);
+      int64_t hops_max = 0;
+      for (int64_t a : sets[d]) {
+        for (int64_t b : sets[d]) {
+          if (a == b) continue;
+          int64_t dir = b > a ? 1 : -1;
+          if (l_.wrap[d]) {
+            const int64_t forward = (b - a + n) % n;
+            dir = forward <= n - forward ? 1 : -1;
+          }
+          int64_t hops = 0;
+          for (int64_t c = a; c != b; c = (c + dir + n) % n, ++hops) {
+            cross[static_cast<size_t>(c) * 2 + (dir > 0 ? 1 : 0)] += 1;
+          }
+          hops_max = std::max(hops_max, hops);
+        }
+      }
+      longest_hops += hops_max;
+      double mult = 1;
+      for (size_t e = 0; e < nd; ++e) {
+        if (e != d) mult *= static_cast<double>(sets[e].size());
+      }
+      // Every position along d, at every combination of the box's other coordinates.
+      std::vector<size_t> idx(nd, 0);
+      for (;;) {
+        int64_t other = base;
+        for (size_t e = 0; e < nd; ++e) {
+          if (e != d) other += sets[e][idx[e]] * l_.strides[e];
+        }
+        for (int64_t c = 0; c < n; ++c) {
+          const size_t dev = static_cast<size_t>(other + c * l_.strides[d]);
+          for (int k = 0; k < 2; ++k) {
+            const double pairs = cross[static_cast<size_t>(c) * 2 + static_cast<size_t>(k)];
+            if (pairs > 0) {
+              (*pairs_per_link)[static_cast<size_t>(
+                  step[(dev * nd + d) * 2 + static_cast<size_t>(k)])] += pairs * mult;
+            }
+          }
+        }
+        size_t e = 0;
+        for (; e < nd; ++e) {
+          if (e == d) continue;
+          if (++idx[e] < sets[e].size()) break;
+          idx[e] = 0;
+        }
+        if (e == nd) break;
+      }
+    }
+    *max_latency_s = std::max(*max_latency_s, static_cast<double>(longest_hops) * hop_latency_s_);
+    return true;
+  }
+
  private:
   // The link one step along dimension d in direction dir from every device, by
   // (device x dims + d) x 2 + (dir > 0): all-pairs routing (all-to-all link loads) looks up
@@ -112,6 +201,16 @@ class TorusRouter : public Router {
           }
         }
       }
+      // One latency for every ICI hop (what the builders make), or -1: no closed form.
+      hop_latency_s_ = -1;
+      bool uniform = true;
+      for (LinkId l : step_links_) {
+        if (l < 0) continue;
+        const double lat = topo.links()[static_cast<size_t>(l)].latency_s;
+        if (hop_latency_s_ < 0) hop_latency_s_ = lat;
+        uniform = uniform && lat == hop_latency_s_;
+      }
+      if (!uniform) hop_latency_s_ = -1;
     });
     return step_links_;
   }
@@ -119,6 +218,7 @@ class TorusRouter : public Router {
   TorusLayout l_;
   mutable std::once_flag step_once_;
   mutable std::vector<LinkId> step_links_;
+  mutable double hop_latency_s_ = -1;
 };
 
 std::string Shape(const std::vector<int64_t>& dims) {

@@ -147,19 +147,11 @@ AnalyticalNetwork::AxesNet AnalyticalNetwork::Compute(const std::vector<MeshAxis
       net.same_class = net.same_class && r.speed_class == net.dims[0].speed_class;
 
     // All-to-all: every ordered pair of every group, exactly (a sample of sources overestimates
-    // the most loaded link: the maximum of noisy counts is biased up). O(n^2) routes per group,
-    // computed once per axis set and shared by every point of a sweep.
+    // the most loaded link: the maximum of noisy counts is biased up). In closed form on torus
+    // slices (Topology::AddAllPairsLoads), else O(n^2) routes per group; once per axis set,
+    // shared by every point of a sweep.
     std::vector<double> pairs(links.size(), 0);
-    for (const auto& g : groups) {
-      for (DeviceId a : g) {
-        for (DeviceId b : g) {
-          if (a == b) continue;
-          topo_->ComputeRoute(a, b, &(route = {}));
-          for (LinkId l : route) pairs[static_cast<size_t>(l)] += 1;
-          net.a2a_latency_s = std::max(net.a2a_latency_s, latency(route));
-        }
-      }
-    }
+    for (const auto& g : groups) topo_->AddAllPairsLoads(g, &pairs, &net.a2a_latency_s);
     for (size_t l = 0; l < links.size(); ++l) {
       if (pairs[l] > 0) {
         net.a2a_pairs_per_link_over_rate =
