@@ -19,6 +19,7 @@
 #include "calib/fit.h"
 #include "calib/measured_run.h"
 #include "calib/profile_io.h"
+#include "common/csv.h"
 #include "proto/scenario_loader.h"
 #include "sim/step/simulate.h"
 
@@ -26,31 +27,6 @@ namespace moesim::calib {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<std::string> SplitCsv(const std::string& line) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        out.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        out.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.emplace_back();
-    } else if (c != '\r') {
-      out.back() += c;
-    }
-  }
-  return out;
-}
 
 bool ParsePositive(const std::string& s, int64_t* out) {
   if (s.empty()) return false;
@@ -159,7 +135,7 @@ Expected<std::vector<RealConfig>> ReadRealConfigs(const std::string& path) {
     ++n;
     if (Trim(line).empty() || line[0] == '#') continue;
     const std::string where = path + ":" + std::to_string(n) + ": ";
-    const auto f = SplitCsv(line);
+    const auto f = SplitCsvLine(line);
     if (f.size() != 5) {
       return Status::InvalidInput(where + "expected 5 fields, got " + std::to_string(f.size()));
     }

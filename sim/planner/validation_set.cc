@@ -6,36 +6,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/csv.h"
 #include "proto/scenario_loader.h"
 
 namespace moesim {
 namespace {
-
-// Splits one CSV line (RFC 4180 quoting, no embedded newlines).
-std::vector<std::string> SplitCsv(const std::string& line) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        out.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        out.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.emplace_back();
-    } else if (c != '\r') {
-      out.back() += c;
-    }
-  }
-  return out;
-}
 
 double Metric(const ValidationRow& row, const SimReport& r, const Scenario& sc) {
   if (row.metric == "step_time_s") return r.step_time_s;
@@ -60,7 +35,7 @@ Expected<std::vector<ValidationRow>> ReadValidationSet(const std::string& path) 
   while (std::getline(in, line)) {
     ++n;
     if (line.empty() || line[0] == '#') continue;
-    const auto f = SplitCsv(line);
+    const auto f = SplitCsvLine(line);
     const std::string where = path + ":" + std::to_string(n) + ": ";
     if (f.size() != 6) {
       return Status::InvalidInput(where + "expected 6 fields, got " + std::to_string(f.size()));
