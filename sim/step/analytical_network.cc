@@ -332,6 +332,15 @@ std::vector<CollectivePhase> AnalyticalNetwork::StagePhases(const CollectiveWork
   return phases;
 }
 
+std::vector<std::vector<DeviceId>> AnalyticalNetwork::StageGroups(const std::vector<MeshAxis>& axes,
+                                                                  int32_t stage) const {
+  std::vector<std::vector<DeviceId>> out;
+  for (const auto& g : Net(axes).groups) {
+    if (!g.empty() && StageOf(g[0]) == stage) out.push_back(g);
+  }
+  return out;
+}
+
 double AnalyticalNetwork::RingBytesPerS(const std::vector<MeshAxis>& axes) const {
   const AxesNet& net = Net(axes);
   if (net.n <= 1) return 0;

@@ -75,6 +75,9 @@ class AnalyticalNetwork {
   // Send/recv: one flow per pipeline group from its device in `stage` to its device in
   // work.peer_program.
   std::vector<CollectivePhase> StagePhases(const CollectiveWork& work, int32_t stage) const;
+  // The groups of `axes` inside pipeline stage `stage` (members in mesh order).
+  std::vector<std::vector<DeviceId>> StageGroups(const std::vector<MeshAxis>& axes,
+                                                 int32_t stage) const;
   const Topology& topology() const { return *topo_; }
   const std::shared_ptr<const Topology>& shared_topology() const { return topo_; }
   double link_efficiency() const { return efficiency_; }

@@ -173,6 +173,37 @@ class FlowRunner {
     auto it = phases_.find(key);
     if (it != phases_.end()) return it->second;
     auto out = std::make_shared<Phases>();
+    // An all-to-all too big to run flow by flow: its bundle straight from the topology's
+    // all-pairs link loads (closed form on torus slices), without listing its flows.
+    const CollectiveWork& w = op.collective;
+    if (w.kind == CollectiveKind::kAllToAll) {
+      const auto groups = net_.StageGroups(w.axes, op.program);
+      int64_t flows = 0;
+      for (const auto& g : groups) {
+        flows += static_cast<int64_t>(g.size()) * static_cast<int64_t>(g.size() - 1);
+      }
+      if (flows > static_cast<int64_t>(kMaxFlowsPerPhase)) {
+        Phase ph;
+        ph.bundle = true;
+        ph.bundle_flows = flows;
+        ph.bundle_bytes = w.bytes / static_cast<double>(groups.front().size()) * w.max_over_mean;
+        std::vector<double> count(links_.size(), 0);
+        double slowest_route = 0;
+        for (const auto& g : groups) {
+          net_.topology().AddAllPairsLoads(g, &count, &slowest_route);
+        }
+        for (size_t l = 0; l < count.size(); ++l) {
+          if (count[l] > 0) {
+            ph.bundle_links.push_back(static_cast<LinkId>(l));
+            ph.bundle_counts.push_back(count[l]);
+          }
+        }
+        ph.bundle_latency = sim::SimTime::FromSeconds(slowest_route);
+        out->push_back(std::move(ph));
+        phases_.emplace(key, out);
+        return out;
+      }
+    }
     std::vector<LinkId> route;
     for (CollectivePhase& cp : net_.StagePhases(op.collective, op.program)) {
       Phase ph;
