@@ -103,7 +103,7 @@ RunFn Setup(CLI::App* sub) {
   return [args, json]() -> Status {
     auto sc = LoadScenario({args->path, args->overrides});
     if (!sc.ok()) return sc.status();
-    const ModelCost cost = ComputeModelCost(sc->model, sc->training);
+    const ModelCost cost = ComputeScenarioCost(*sc);
     const MemoryReport mem = ComputeMemory(*sc);
     if (*json != "-") PrintTable(*sc, cost, mem);
     if (!json->empty()) return WriteJson(CostJson(*sc, cost, mem), *json);

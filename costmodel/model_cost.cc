@@ -73,4 +73,16 @@ ModelCost ComputeModelCost(const ModelSpec& m, const TrainingSpec& training) {
   return c;
 }
 
+ModelCost ComputeScenarioCost(const Scenario& sc) {
+  ModelCost cost = ComputeModelCost(sc.model, sc.training);
+  if (sc.model.is_moe() && sc.sharding.padded_num_experts > sc.model.moe.num_experts) {
+    ModelSpec padded = sc.model;
+    padded.moe.num_experts = sc.sharding.padded_num_experts;
+    const ModelCost p = ComputeModelCost(padded, sc.training);
+    cost.params.total = p.params.total;
+    cost.params.per_moe_layer = p.params.per_moe_layer;
+  }
+  return cost;
+}
+
 }  // namespace moesim

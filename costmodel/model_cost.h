@@ -42,4 +42,9 @@ struct ModelCost {
 
 ModelCost ComputeModelCost(const ModelSpec& model, const TrainingSpec& training);
 
+// The model's cost as a scenario shards it. Under PADDED_2D the experts padded up to the mesh are
+// allocated (never routed to) parameters, so params.total and per_moe_layer count them, as Du et
+// al. 2024 do (1.6B/64E: 23.8B, padded: 46.6B); FLOPs and activated parameters are the model's.
+ModelCost ComputeScenarioCost(const Scenario& scenario);
+
 }  // namespace moesim

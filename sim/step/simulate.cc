@@ -52,7 +52,7 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
   r.mfu = graph->model_flops_per_step / (s.step_time_s * devices * sc.hardware.peak_flops_per_s);
   r.tokens_per_s = graph->tokens_per_step / s.step_time_s;
   r.tflops_per_device = graph->hardware_flops_per_step / s.step_time_s / devices / 1e12;
-  r.cost = ComputeModelCost(sc.model, sc.training);
+  r.cost = ComputeScenarioCost(sc);
   r.memory = ComputeMemory(sc);
   r.num_ops = static_cast<int64_t>(graph->ops.size());
   const MeshAxis order[] = {MeshAxis::kPipeline, MeshAxis::kData, MeshAxis::kExpert,

@@ -47,5 +47,24 @@ TEST(Scenarios, ArtetxeModelSizesMatchTheirNames) {
   }
 }
 
+TEST(Scenarios, PaddedExpertsAreAllocatedParameters) {
+  // 1.6B/64E under PADDED_2D on mesh (256, 1, 1): experts padded to 256. Each padded expert is a
+  // SwiGLU FFN of 3 x 2048 x 8192 = 50,331,648 parameters plus its router column of 2048, in each
+  // of the 6 MoE layers (every 4th of 24): 6 x 192 x (50,331,648 + 2,048) = 57,984,417,792 more
+  // than the 3D scenario's total.
+  // Activated parameters and FLOPs do not change (padded experts get no tokens).
+  const std::string dir = std::string(MOESIM_SOURCE_DIR) + "/scenarios/apple2024/";
+  auto padded = LoadScenario({dir + "moe-1.6b-64e-padded2d.textproto", {}});
+  auto three_d = LoadScenario({dir + "moe-1.6b-64e.textproto", {}});
+  ASSERT_TRUE(padded.ok() && three_d.ok());
+  const ModelCost p = ComputeScenarioCost(*padded), t = ComputeScenarioCost(*three_d);
+  EXPECT_DOUBLE_EQ(p.params.total - t.params.total, 57984417792.0);
+  EXPECT_DOUBLE_EQ(p.params.activated, t.params.activated);
+  EXPECT_DOUBLE_EQ(p.flops_per_token.hardware, t.flops_per_token.hardware);
+  // Without padding the scenario cost is the model's.
+  EXPECT_DOUBLE_EQ(t.params.total,
+                   ComputeModelCost(three_d->model, three_d->training).params.total);
+}
+
 }  // namespace
 }  // namespace moesim
