@@ -24,18 +24,6 @@ std::string Num(double v) {
 
 }  // namespace
 
-const char* OutcomeName(PointResult::Outcome o) {
-  switch (o) {
-    case PointResult::Outcome::kOk:
-      return "ok";
-    case PointResult::Outcome::kInvalid:
-      return "invalid";
-    case PointResult::Outcome::kDoesNotFit:
-      return "does_not_fit";
-  }
-  return "?";
-}
-
 std::string OverrideValue(const std::vector<std::string>& overrides, const std::string& path) {
   std::string v;
   for (const auto& o : overrides) {

@@ -10,7 +10,6 @@
 
 namespace moesim::cli {
 
-const char* OutcomeName(PointResult::Outcome o);  // "ok", "invalid", "does_not_fit"
 // The value of `path` among a point's overrides (the last one wins), or "".
 std::string OverrideValue(const std::vector<std::string>& overrides, const std::string& path);
 

@@ -59,16 +59,7 @@ QString Label(const ExpertsSweep::Best& b) {
 }
 
 const char* Status(const PointResult& p) {
-  if (p.cancelled) return "cancelled";
-  switch (p.outcome) {
-    case PointResult::Outcome::kOk:
-      return "ok";
-    case PointResult::Outcome::kInvalid:
-      return "invalid";
-    case PointResult::Outcome::kDoesNotFit:
-      return "does_not_fit";
-  }
-  return "?";
+  return p.cancelled ? "cancelled" : OutcomeName(p.outcome);
 }
 
 void Attach(QChart* c, QAbstractSeries* s, QAbstractAxis* x, QAbstractAxis* y) {

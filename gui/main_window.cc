@@ -140,11 +140,7 @@ void MainWindow::BuildPanel() {
                                      sc.model.num_layers, sc.sharding.mesh[MeshAxis::kPipeline])) {
                if (m[3] != sc.sharding.mesh[MeshAxis::kPipeline]) continue;
                auto p = overrides;
-               p.push_back("sharding.strategy=" + strategy);
-               p.push_back("sharding.mesh.data=" + std::to_string(m[0]));
-               p.push_back("sharding.mesh.expert=" + std::to_string(m[1]));
-               p.push_back("sharding.mesh.model=" + std::to_string(m[2]));
-               p.push_back("sharding.mesh.pipeline=" + std::to_string(m[3]));
+               for (auto& o : MeshOverrides(strategy, m)) p.push_back(std::move(o));
                points.push_back(std::move(p));
              }
              RunOptions opts;

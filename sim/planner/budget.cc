@@ -30,11 +30,7 @@ std::vector<std::vector<std::string>> ShardingPoints(const Scenario& sc, const S
         if (mesh[3] > 1) mbs = {1, 2, 4};
         for (int64_t mb : mbs) {
           auto p = base;
-          p.push_back("sharding.strategy=" + strategy);
-          p.push_back("sharding.mesh.data=" + std::to_string(mesh[0]));
-          p.push_back("sharding.mesh.expert=" + std::to_string(mesh[1]));
-          p.push_back("sharding.mesh.model=" + std::to_string(mesh[2]));
-          p.push_back("sharding.mesh.pipeline=" + std::to_string(mesh[3]));
+          for (auto& o : MeshOverrides(strategy, mesh)) p.push_back(std::move(o));
           p.push_back(std::string("training.recompute=") + recompute);
           p.push_back("training.micro_batch_size=" + std::to_string(mb));
           out.push_back(std::move(p));

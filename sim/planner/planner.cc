@@ -208,4 +208,24 @@ std::vector<std::array<int64_t, 4>> MeshFactorizations(int64_t devices, int64_t 
   return out;
 }
 
+const char* OutcomeName(PointResult::Outcome o) {
+  switch (o) {
+    case PointResult::Outcome::kOk:
+      return "ok";
+    case PointResult::Outcome::kInvalid:
+      return "invalid";
+    case PointResult::Outcome::kDoesNotFit:
+      return "does_not_fit";
+  }
+  return "?";
+}
+
+std::vector<std::string> MeshOverrides(const std::string& strategy,
+                                       const std::array<int64_t, 4>& mesh) {
+  return {"sharding.strategy=" + strategy, "sharding.mesh.data=" + std::to_string(mesh[0]),
+          "sharding.mesh.expert=" + std::to_string(mesh[1]),
+          "sharding.mesh.model=" + std::to_string(mesh[2]),
+          "sharding.mesh.pipeline=" + std::to_string(mesh[3])};
+}
+
 }  // namespace moesim

@@ -82,6 +82,13 @@ std::vector<PointResult> RunPoints(const ScenarioText& base,
 Expected<std::vector<std::vector<std::string>>> GridPoints(
     const std::vector<std::string>& base, const std::vector<std::string>& vary_specs);
 
+// "ok", "invalid", "does_not_fit": the status column of sweep CSVs and GUI exports.
+const char* OutcomeName(PointResult::Outcome o);
+
+// The overrides that select `strategy` on mesh (data, expert, model, pipeline).
+std::vector<std::string> MeshOverrides(const std::string& strategy,
+                                       const std::array<int64_t, 4>& mesh);
+
 // Mesh factorizations (data, expert, model, pipeline) of `devices`: expert divides
 // `num_experts` (1 when dense), pipeline divides `num_layers` and is at most `max_pipeline`.
 std::vector<std::array<int64_t, 4>> MeshFactorizations(int64_t devices, int64_t num_experts,
