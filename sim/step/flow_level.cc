@@ -66,6 +66,27 @@ void StartPhase(sim::FlowNetwork& network, const Phase& ph, Next next, FlowStats
 }
 using Phases = std::vector<Phase>;
 
+// Runs phases[i..] one after another on `network`: a phase starts when the previous one has been
+// delivered and its extra latency has passed; `done` runs when the last one has.
+void RunPhases(sim::FlowNetwork& network, std::shared_ptr<const Phases> phases, size_t i,
+               std::function<void()> done, FlowStats* stats) {
+  if (i == phases->size()) {
+    done();
+    return;
+  }
+  const Phase& ph = (*phases)[i];
+  auto next = [&network, phases, i, done, stats] {
+    network.engine()->ScheduleAfter((*phases)[i].extra_latency, [&network, phases, i, done, stats] {
+      RunPhases(network, phases, i + 1, done, stats);
+    });
+  };
+  if (ph.flows.empty() && !ph.bundle) {
+    next();
+    return;
+  }
+  StartPhase(network, ph, next, stats);
+}
+
 class FlowRunner {
  public:
   FlowRunner(const OpGraph& g, const HardwareProfile& hw, const AnalyticalNetwork& net)
@@ -109,24 +130,6 @@ class FlowRunner {
         if (--waits[static_cast<size_t>(s)] == 0) start(s);
       }
     };
-    // Runs phase `i` of op `id`'s collective, then the rest.
-    std::function<void(int32_t, std::shared_ptr<const Phases>, size_t)> run_phase =
-        [&](int32_t id, std::shared_ptr<const Phases> phases, size_t i) {
-          if (i == phases->size()) {
-            finish(id);
-            return;
-          }
-          const Phase& ph = (*phases)[i];
-          auto next = [&, id, phases, i] {
-            engine.ScheduleAfter((*phases)[i].extra_latency,
-                                 [&, id, phases, i] { run_phase(id, phases, i + 1); });
-          };
-          if (ph.flows.empty() && !ph.bundle) {
-            next();
-            return;
-          }
-          StartPhase(network, ph, next, stats);
-        };
     start = [&](int32_t id) {
       const Op& op = g_.ops[static_cast<size_t>(id)];
       r.timing[static_cast<size_t>(id)].start_s = engine.now().seconds();
@@ -138,7 +141,8 @@ class FlowRunner {
       if (stats != nullptr) ++stats->collectives;
       if (as_flows[static_cast<size_t>(id)]) {
         if (stats != nullptr) ++stats->flow_runs;
-        run_phase(id, PhasesOf(op), 0);
+        RunPhases(
+            network, PhasesOf(op), 0, [&finish, id] { finish(id); }, stats);
         return;
       }
       if (stats != nullptr) ++stats->replayed;
@@ -252,21 +256,9 @@ class FlowRunner {
     if (it != alone_.end()) return it->second;
     sim::Engine engine;
     sim::FlowNetwork network(&engine, links_);
-    auto phases = PhasesOf(op);
-    // A chain of phases on a fresh engine; the duration is when the last one ends.
-    std::function<void(size_t)> step = [&](size_t i) {
-      if (i == phases->size()) return;
-      const Phase& ph = (*phases)[i];
-      auto next = [&, i] {
-        engine.ScheduleAfter((*phases)[i].extra_latency, [&, i] { step(i + 1); });
-      };
-      if (ph.flows.empty() && !ph.bundle) {
-        next();
-        return;
-      }
-      StartPhase(network, ph, next, nullptr);
-    };
-    step(0);
+    // The phases on a fresh engine; the duration is when the last one ends.
+    RunPhases(
+        network, PhasesOf(op), 0, [] {}, nullptr);
     Status st = engine.Run();
     if (!st.ok()) return st;
     alone_.emplace(key, engine.now());
