@@ -188,7 +188,9 @@ class Builder {
       } else if (d.compute.matmul) {
         // Two GEMMs of the forward's size: the input gradient and the weight gradient (or, for
         // activation x activation einsums, the gradients of both inputs).
-        compute(d.name + (d.matmul_with_weight ? ".dgrad" : ".grad_a"), d.compute);
+        if (!d.first_operand_constant) {
+          compute(d.name + (d.matmul_with_weight ? ".dgrad" : ".grad_a"), d.compute);
+        }
         compute(d.name + (d.matmul_with_weight ? ".wgrad" : ".grad_b"), d.compute);
       } else {
         ComputeWork w = d.compute;

@@ -369,10 +369,15 @@ StepPlan MakeStepPlan(const Scenario& sc) {
     rs['b'] = 1;
     rs['s'] = tokens;
     if (!moe.omit_router_flops) o.push_back(Matmul("moe.router", "bsm,me->bse", rs, 2, true));
-    o.push_back(Elementwise("moe.gate", 2 * tokens * e_all * 4));
     const DimSizes ds = {{'g', o_loc * g_loc}, {'s', sg}, {'e', e_all}, {'c', cap}, {'m', m_moe}};
+    // Gating reads and writes [tokens, E] probabilities in fp32; einsum dispatch also writes the
+    // [G, S, E, C] combine weights (fp32) and the dispatch mask cast from them (1 byte).
+    const double gate_bytes = 2 * tokens * e_all * 4 + (einsum ? Size(ds, "gsec") * 5 : 0);
+    o.push_back(Elementwise("moe.gate", gate_bytes));
     if (einsum) {
-      o.push_back(Matmul("moe.dispatch", "gsec,gsm->egcm", ds, p.act_bytes, false));
+      OpDesc d = Matmul("moe.dispatch", "gsec,gsm->egcm", ds, p.act_bytes, false);
+      d.first_operand_constant = true;
+      o.push_back(d);
     } else {
       o.push_back(Elementwise("moe.permute", 2 * tokens * k * m_moe * ab));
     }

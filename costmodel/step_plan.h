@@ -21,6 +21,9 @@ struct OpDesc {
   CollectiveWork collective;
   bool matmul_with_weight = false;   // backward has a weight gradient
   bool recompute_selective = false;  // repeated by SELECTIVE recomputation
+  // An activation x activation einsum whose first operand takes no gradient: GShard's dispatch
+  // mask is a 0/1 cast of the combine weights, so backward computes only the tokens' gradient.
+  bool first_operand_constant = false;
 };
 
 // The collectives that keep one layer's weights usable and its gradients reduced.

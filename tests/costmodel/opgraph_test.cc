@@ -180,8 +180,11 @@ TEST(OpGraph, Apple3dMoeLayerCollectives) {
 TEST(OpGraph, EinsumMoeHardwareFlopsCountPaddingAndDispatch) {
   // Second derivation: the model's hardware FLOPs count top-2 experts per token; the einsum
   // program adds the dispatch and combine einsums (2 x E x C x M FLOPs per token each) and
-  // computes every capacity slot. Groups of 1024 tokens, 64 experts, d_model 2048, expert FFN
-  // SwiGLU 3 x 2 x 2048 x 8192 = 100,663,296 FLOPs per slot, 6 MoE layers, x3 for backward.
+  // computes every capacity slot. Backward repeats the combine einsum twice (tokens and combine
+  // weights take gradients) but the dispatch einsum once: the 0/1 dispatch mask takes none, so
+  // the einsums count 3 + 2 = 5 times in all. Groups of 1024 tokens, 64 experts, d_model 2048,
+  // expert FFN SwiGLU 3 x 2 x 2048 x 8192 = 100,663,296 FLOPs per slot, 6 MoE layers, x3 for
+  // backward.
   const double tokens = 1 << 20;
   const double slot_flops = 3.0 * 2 * 2048 * 8192;
   {
@@ -190,8 +193,8 @@ TEST(OpGraph, EinsumMoeHardwareFlopsCountPaddingAndDispatch) {
     auto sc = LoadScenario({"", {"training.recompute=NONE"}});
     ASSERT_TRUE(sc.ok());
     const OpGraph g = BuildStepGraph(*sc);
-    const double dispatch = 2 * (2.0 * 2048 * 2048);
-    EXPECT_NEAR(g.hardware_flops_per_step / (ModelHardwareFlops(*sc) + 3 * 6 * tokens * dispatch),
+    const double einsum = 2.0 * 2048 * 2048;
+    EXPECT_NEAR(g.hardware_flops_per_step / (ModelHardwareFlops(*sc) + 5 * 6 * tokens * einsum),
                 1.0, 1e-12);
   }
   {
@@ -201,10 +204,34 @@ TEST(OpGraph, EinsumMoeHardwareFlopsCountPaddingAndDispatch) {
         {"", {"training.recompute=NONE", "model.moe.capacity_convention=PER_ROUTED_TOKEN"}});
     ASSERT_TRUE(sc.ok());
     const OpGraph g = BuildStepGraph(*sc);
-    const double extra = 2 * slot_flops + 2 * (2.0 * 4096 * 2048);
-    EXPECT_NEAR(g.hardware_flops_per_step / (ModelHardwareFlops(*sc) + 3 * 6 * tokens * extra), 1.0,
+    const double extra = 3 * 2 * slot_flops + 5 * (2.0 * 4096 * 2048);
+    EXPECT_NEAR(g.hardware_flops_per_step / (ModelHardwareFlops(*sc) + 6 * tokens * extra), 1.0,
                 1e-12);
   }
+}
+
+TEST(OpGraph, EinsumDispatchBackwardAndGatingTraffic) {
+  auto sc = LoadScenario({"", {"training.recompute=NONE"}});
+  ASSERT_TRUE(sc.ok());
+  const OpGraph g = BuildStepGraph(*sc);
+  std::map<std::string, int> n;
+  double gate_bytes = 0;
+  for (const Op& op : g.ops) {
+    if (op.name.find("moe.") == std::string::npos) continue;
+    n[op.name.substr(op.name.find("moe."))]++;
+    if (op.name.find("moe.gate") != std::string::npos && op.phase == Phase::kForward) {
+      gate_bytes = op.compute.bytes;
+    }
+  }
+  // 6 MoE layers: the dispatch mask takes no gradient, the combine weights do.
+  EXPECT_EQ(n["moe.dispatch.grad_b"], 6);
+  EXPECT_EQ(n["moe.dispatch.grad_a"], 0);
+  EXPECT_EQ(n["moe.combine.grad_a"], 6);
+  EXPECT_EQ(n["moe.combine.grad_b"], 6);
+  // Per device: probabilities [4096 tokens, 64] fp32 read and written (2,097,152 bytes), and the
+  // [4 groups, 1024, 64, C 32] combine weights (fp32) plus dispatch mask (1 byte) written:
+  // 8,388,608 x 5 = 41,943,040 bytes.
+  EXPECT_DOUBLE_EQ(gate_bytes, 2.0 * 4096 * 64 * 4 + 4.0 * 1024 * 64 * 32 * 5);
 }
 
 TEST(OpGraph, PermuteDispatchComputesOnlyRoutedTokens) {
@@ -222,10 +249,10 @@ TEST(OpGraph, PermuteDispatchComputesOnlyRoutedTokens) {
 TEST(OpGraph, SkewedRoutingLoadsTheHottestRank) {
   // Zipf exponent 1 over 64 experts, one per rank: expert 0 wants 1/H_64 of the routed tokens,
   // H_64 = 4.7439; capacity per routed token 2.0 allows 2.0/64 = 1/32 of them.
-  auto sc = LoadScenario({"",
-                          {"model.moe.dispatch=PERMUTE", "model.moe.routing=ZIPF",
-                           "model.moe.routing_zipf_exponent=1",
-                           "model.moe.capacity_convention=PER_ROUTED_TOKEN"}});
+  auto sc = LoadScenario(
+      {"",
+       {"model.moe.dispatch=PERMUTE", "model.moe.routing=ZIPF", "model.moe.routing_zipf_exponent=1",
+        "model.moe.capacity_convention=PER_ROUTED_TOKEN"}});
   ASSERT_TRUE(sc.ok());
   const OpGraph g = BuildStepGraph(*sc);
   // Routed after capping: experts with share 1/(i H) > 1/32, i.e. i < 32/H = 6.75 (i = 1..6),
