@@ -50,8 +50,20 @@ struct TorusLayout {
   }
 };
 
+// Direction from coordinate a to b along a ring of n (wrap) or a line. A half-way tie on a ring
+// goes the positive way from even coordinates and the negative way from odd ones, so each
+// direction of every link carries the same all-to-all load (always taking the positive way
+// would load the + links 10 : 6 on a ring of 8).
+int64_t RingDirection(int64_t a, int64_t b, int64_t n, bool wrap) {
+  if (!wrap) return b > a ? 1 : -1;
+  const int64_t forward = (b - a + n) % n;
+  if (forward != n - forward) return forward < n - forward ? 1 : -1;
+  return a % 2 == 0 ? 1 : -1;
+}
+
 // Dimension-order routing: dimensions in order (x, then y, then z), each the shorter way round
-// where it wraps (ties go the positive way). Between slices: own host NIC, DCN, target's host NIC.
+// where it wraps (ties split by RingDirection). Between slices: own host NIC, DCN, target's host
+// NIC.
 class TorusRouter : public Router {
  public:
   explicit TorusRouter(TorusLayout layout) : l_(std::move(layout)) {}
@@ -76,11 +88,7 @@ class TorusRouter : public Router {
       int64_t c = (cur / stride) % n;
       const int64_t t = (dst / stride) % n;
       if (c == t) continue;
-      int64_t dir = t > c ? 1 : -1;
-      if (l_.wrap[d]) {
-        const int64_t forward = (t - c + n) % n;
-        dir = forward <= n - forward ? 1 : -1;
-      }
+      const int64_t dir = RingDirection(c, t, n, l_.wrap[d]);
       while (c != t) {
         const int64_t next = (c + dir + n) % n;
         out->push_back(step[(static_cast<size_t>(base + cur) * nd + d) * 2 + (dir > 0 ? 1 : 0)]);
@@ -132,11 +140,7 @@ class TorusRouter : public Router {
       for (int64_t a : sets[d]) {
         for (int64_t b : sets[d]) {
           if (a == b) continue;
-          int64_t dir = b > a ? 1 : -1;
-          if (l_.wrap[d]) {
-            const int64_t forward = (b - a + n) % n;
-            dir = forward <= n - forward ? 1 : -1;
-          }
+          const int64_t dir = RingDirection(a, b, n, l_.wrap[d]);
           int64_t hops = 0;
           for (int64_t c = a; c != b; c = (c + dir + n) % n, ++hops) {
             cross[static_cast<size_t>(c) * 2 + (dir > 0 ? 1 : 0)] += 1;

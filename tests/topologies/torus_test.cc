@@ -89,10 +89,15 @@ TEST(Torus, DimensionOrderShorterWayRound) {
   const auto& r1 = topo.Route(0, 15);
   ASSERT_EQ(r1.size(), 1u);
   EXPECT_EQ(topo.links()[r1[0]].dst, 15);
-  // (0,0) -> (0,8): both ways are 8 hops; ties go the positive way, first hop to (0,1).
+  // (0,0) -> (0,8): both ways are 8 hops; from an even coordinate a tie goes the positive way,
+  // first hop to (0,1); from an odd one the negative way: (0,1) -> (0,9) first hops to (0,0).
   const auto& r2 = topo.Route(0, 8);
   ASSERT_EQ(r2.size(), 8u);
   EXPECT_EQ(topo.links()[r2[0]].dst, 1);
+  const auto& r2b = topo.Route(1, 9);
+  ASSERT_EQ(r2b.size(), 8u);
+  EXPECT_EQ(topo.links()[r2b[0]].dst, 0);
+  testing::ExpectWalk(topo, 1, 9, r2b);
   // (0,0) -> (3,2) = device 3*16+2 = 50: x first (to (1,0) = 16), then y; 3 + 2 = 5 hops.
   const auto& r3 = topo.Route(0, 50);
   ASSERT_EQ(r3.size(), 5u);
@@ -220,6 +225,32 @@ TEST(TorusErrors, Messages) {
             "topology \"tpu-v5e:16x16x16\": tpu-v5e takes 2 dimensions, got 3");
   // Turning wraparound off where the system has it is a what-if, not an error.
   EXPECT_EQ(BuildError("tpu-v4:4x4x4,wrap=010"), "");
+}
+
+TEST(Torus, AllToAllOnARingLoadsBothDirectionsEqually) {
+  // All-to-all over one 16-chip row (wraps): on each link direction, pairs 1..7 apart that go
+  // that way cross it 1 + 2 + ... + 7 = 28 times, and the 8-apart pairs from the 8 even (+) or 8
+  // odd (-) sources, 8 hops each, cross each link 8 x 8 / 16 = 4 times: 32 either way.
+  auto t = Build("tpu-v5e:16x16");
+  ASSERT_TRUE(t);
+  std::vector<double> pairs(t->links().size(), 0);
+  for (DeviceId a = 0; a < 16; ++a) {
+    for (DeviceId b = 0; b < 16; ++b) {
+      if (a == b) continue;
+      for (LinkId l : t->Route(a, b)) pairs[static_cast<size_t>(l)] += 1;
+    }
+  }
+  int ring_links = 0;
+  for (size_t l = 0; l < pairs.size(); ++l) {
+    const Link& link = t->links()[l];
+    if (link.src < 16 && link.dst < 16 && link.kind == LinkKind::kIci) {
+      ++ring_links;
+      EXPECT_EQ(pairs[l], 32) << link.src << " -> " << link.dst;
+    } else {
+      EXPECT_EQ(pairs[l], 0);
+    }
+  }
+  EXPECT_EQ(ring_links, 32);
 }
 
 }  // namespace
