@@ -24,7 +24,7 @@ struct GemmPoint {
 };
 
 struct MemoryPoint {
-  std::string kernel;  // copy, axpy, swiglu, rmsnorm, softmax
+  std::string kernel;  // copy, axpy, swiglu, rmsnorm, softmax, adamw (MemoryKernel names)
   int64_t elements = 0;
   double bytes = 0;  // read + written
   double time_s = 0;

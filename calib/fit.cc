@@ -2,6 +2,7 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -146,59 +147,114 @@ Expected<MemoryFit> FitMemory(const std::vector<MemoryPoint>& points, double hbm
   if (!(hbm_bytes_per_s > 0)) {
     return Status::InvalidInput("calibrate: the base profile has no hbm_bytes_per_s");
   }
+  // One efficiency per kernel (column), one per-op overhead shared by all (last column).
+  std::vector<MemoryKernel> kernels;
+  std::vector<Eigen::Index> column(points.size());
+  std::array<size_t, kNumMemoryKernels> count{};
+  for (size_t i = 0; i < points.size(); ++i) {
+    MemoryKernel k;
+    if (!ParseMemoryKernel(points[i].kernel, &k)) {
+      return Status::InvalidInput("calibrate: memory: " + points[i].where + ": kernel \"" +
+                                  points[i].kernel +
+                                  "\" is not one the simulator knows (copy, axpy, swiglu, "
+                                  "rmsnorm, softmax, adamw)");
+    }
+    auto it = std::find(kernels.begin(), kernels.end(), k);
+    if (it == kernels.end()) it = kernels.insert(kernels.end(), k);
+    column[i] = it - kernels.begin();
+    ++count[static_cast<size_t>(k)];
+  }
+  for (MemoryKernel k : kernels) {
+    if (count[static_cast<size_t>(k)] < 2) {
+      return TooFew(std::string("memory: kernel ") + MemoryKernelName(k),
+                    count[static_cast<size_t>(k)], 2, "its efficiency, checked by a second size");
+    }
+  }
   const auto n = static_cast<Eigen::Index>(points.size());
-  Eigen::MatrixXd a(n, 2);
+  const auto nk = static_cast<Eigen::Index>(kernels.size());
+  Eigen::MatrixXd a = Eigen::MatrixXd::Zero(n, nk + 1);
   Eigen::VectorXd t(n);
   for (Eigen::Index i = 0; i < n; ++i) {
     const MemoryPoint& p = points[static_cast<size_t>(i)];
-    a(i, 0) = p.bytes / hbm_bytes_per_s;  // x 1 / efficiency
-    a(i, 1) = 1.0;                        // x overhead
+    a(i, column[static_cast<size_t>(i)]) = p.bytes / hbm_bytes_per_s;  // x 1 / efficiency
+    a(i, nk) = 1.0;                                                    // x overhead
     t(i) = p.time_s;
   }
   Eigen::VectorXd x = SolveRelative(a, t);
-  MemoryFit fit;
   report->name = "memory";
-  report->model = "t = bytes / (hbm_bytes_per_s x memory_efficiency) + op_overhead_s";
-  if (x(1) < 0) {
+  report->model =
+      "t = bytes / (hbm_bytes_per_s x kernel_memory_efficiency[kernel]) + op_overhead_s";
+  if (x(nk) < 0) {
     // A negative fixed cost is not physical (noise on the smallest points): start without it.
-    Eigen::MatrixXd a1 = a.leftCols(1);
-    Eigen::VectorXd x1 = SolveRelative(a1, t);
-    x = Eigen::Vector2d(x1(0), 0.0);
+    Eigen::VectorXd x1 = SolveRelative(a.leftCols(nk), t);
+    x.head(nk) = x1;
+    x(nk) = 0;
   }
-  if (!(x(0) > 0)) {
-    return Status::InvalidInput("calibrate: memory: time does not grow with bytes (slope " +
-                                Num(x(0)) + "); the memory points are not usable");
+  for (Eigen::Index j = 0; j < nk; ++j) {
+    if (!(x(j) > 0)) {
+      return Status::InvalidInput(std::string("calibrate: memory: kernel ") +
+                                  MemoryKernelName(kernels[static_cast<size_t>(j)]) +
+                                  ": time does not grow with bytes (slope " + Num(x(j)) +
+                                  "); its points are not usable");
+    }
   }
   // The linear solve weighs relative errors, which punish over-prediction without bound and
-  // under-prediction at most 1: with kernels 100x apart in bytes/s (a copy vs a softmax whose
-  // exp() is the cost) that drives the bandwidth up to the copies. The fit proper is in log
-  // space, symmetric: ln(model / measured), from the linear solution.
+  // under-prediction at most 1. The fit proper is in log space, symmetric: ln(model /
+  // measured), from the linear solution.
   const double floor_s = 1e-3 * t.minCoeff();
-  Eigen::VectorXd start(2);
-  start << std::log(x(0)), std::log(std::max(x(1), floor_s));
+  Eigen::VectorXd start(nk + 1);
+  for (Eigen::Index j = 0; j < nk; ++j) start(j) = std::log(x(j));
+  start(nk) = std::log(std::max(x(nk), floor_s));
   auto log_residuals = [&](const Eigen::VectorXd& th) {
     Eigen::VectorXd r(n);
     for (Eigen::Index i = 0; i < n; ++i) {
-      r(i) = std::log((a(i, 0) * std::exp(th(0)) + std::exp(th(1))) / t(i));
+      const Eigen::Index j = column[static_cast<size_t>(i)];
+      r(i) = std::log((a(i, j) * std::exp(th(j)) + std::exp(th(nk))) / t(i));
     }
     return r;
   };
   const Eigen::VectorXd th = LevenbergMarquardt(log_residuals, start);
-  fit.efficiency = 1.0 / std::exp(th(0));
-  fit.overhead_s = std::exp(th(1));
-  if (fit.efficiency > 1) {
-    return Status::InvalidInput(
-        "calibrate: memory: measured bandwidth is " + Num(fit.efficiency) +
-        " x the base profile's hbm_bytes_per_s=" + Num(hbm_bytes_per_s) +
-        "; memory_efficiency must be <= 1: give a base profile with the true bandwidth");
+  MemoryFit fit;
+  fit.overhead_s = std::exp(th(nk));
+  double log_sum = 0;
+  for (Eigen::Index j = 0; j < nk; ++j) {
+    const MemoryKernel k = kernels[static_cast<size_t>(j)];
+    const double e = 1.0 / std::exp(th(j));
+    if (e > 1) {
+      return Status::InvalidInput(
+          std::string("calibrate: memory: kernel ") + MemoryKernelName(k) +
+          ": measured bandwidth is " + Num(e) +
+          " x the base profile's hbm_bytes_per_s=" + Num(hbm_bytes_per_s) +
+          "; an efficiency must be <= 1: give a base profile with the true bandwidth");
+    }
+    fit.kernel_efficiency[static_cast<size_t>(k)] = e;
+    log_sum += std::log(e);
   }
+  // What ops of no listed kernel use (matmuls bound by memory): the streaming kernel's, or
+  // the geometric mean of those measured.
+  const double axpy = fit.kernel_efficiency[static_cast<size_t>(MemoryKernel::kAxpy)];
+  fit.efficiency = axpy > 0 ? axpy : std::exp(log_sum / static_cast<double>(nk));
   report->params = {{"memory_efficiency", fit.efficiency, ""},
                     {"op_overhead_s", fit.overhead_s, "s"}};
+  for (MemoryKernel k : kernels) {
+    report->params.push_back({std::string("kernel_memory_efficiency[") + MemoryKernelName(k) + "]",
+                              fit.kernel_efficiency[static_cast<size_t>(k)], ""});
+  }
+  std::array<double, kNumMemoryKernels> sq{};
   for (Eigen::Index i = 0; i < n; ++i) {
     const MemoryPoint& p = points[static_cast<size_t>(i)];
+    const MemoryKernel k = kernels[static_cast<size_t>(column[static_cast<size_t>(i)])];
+    const double model =
+        p.bytes / (hbm_bytes_per_s * fit.kernel_efficiency[static_cast<size_t>(k)]) +
+        fit.overhead_s;
     report->points.push_back(
         {p.kernel + " " + std::to_string(p.elements) + " elements (" + p.where + ")", p.time_s,
-         p.bytes / (hbm_bytes_per_s * fit.efficiency) + fit.overhead_s});
+         model});
+    sq[static_cast<size_t>(k)] += (model / p.time_s - 1) * (model / p.time_s - 1);
+  }
+  for (MemoryKernel k : kernels) {
+    const auto at = static_cast<size_t>(k);
+    fit.kernel_rms_rel[at] = std::sqrt(sq[at] / static_cast<double>(count[at]));
   }
   return fit;
 }
@@ -369,6 +425,8 @@ Expected<Calibration> Calibrate(const BenchData& bench, const HardwareProfile& b
   if (!mf.ok()) return mf.status();
   hw.memory_efficiency = mf->efficiency;
   hw.op_overhead_s = mf->overhead_s;
+  hw.kernel_memory_efficiency = mf->kernel_efficiency;
+  c.kernel_rms_rel = mf->kernel_rms_rel;
   c.reports.push_back(std::move(mem));
 
   std::vector<GemmPoint> grouped;

@@ -4,11 +4,12 @@
 // fit is scale-free (a 10 us op counts as much as a 10 ms one), and every model is
 // the one the simulator evaluates, so a fitted profile reproduces the bench through the
 // simulator's own formulas:
-//   memory   t = bytes / (hbm_bytes_per_s x memory_efficiency) + op_overhead_s
-//            linear in (1 / memory_efficiency, op_overhead_s): a weighted solve for a start,
-//            then Levenberg-Marquardt on ln(model / measured), since the kernels differ by
-//            100x in bytes/s (a copy against a softmax) and a fit in relative error would side
-//            with the fastest.
+//   memory   t = bytes / (hbm_bytes_per_s x e[kernel]) + op_overhead_s, one efficiency per
+//            bench kernel (copy, axpy, swiglu, rmsnorm, softmax, adamw: on a CPU they differ
+//            100x, exp() and division against plain streaming), one overhead for all; the
+//            simulator's elementwise ops each name their kernel (costmodel/step_plan.cc).
+//            Linear in (1 / e[k], op_overhead_s): a weighted solve for a start, then
+//            Levenberg-Marquardt on ln(model / measured). Each kernel needs 2 points.
 //   gemm     t = ComputeTimeS(2mnk FLOPs, 4(mk + kn + mn) bytes, shape (m, n, k))
 //              (x experts for the grouped GEMMs of an MoE layer, fitted with the single ones)
 //              = 2mnk / (peak x e(m, n, k)) + op_overhead_s   (when FLOPs bound)
@@ -29,6 +30,7 @@
 // Thread safety: pure functions.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -69,8 +71,10 @@ struct FitReport {
 };
 
 struct MemoryFit {
-  double efficiency = 0;
+  double efficiency = 0;  // memory_efficiency: axpy's, else the kernels' geometric mean
   double overhead_s = 0;
+  std::array<double, kNumMemoryKernels> kernel_efficiency{};  // 0 = not measured
+  std::array<double, kNumMemoryKernels> kernel_rms_rel{};     // fit residual per kernel
 };
 Expected<MemoryFit> FitMemory(const std::vector<MemoryPoint>& points, double hbm_bytes_per_s,
                               FitReport* report);
@@ -109,6 +113,7 @@ struct CollectiveFitRecord {
 
 struct Calibration {
   HardwareProfile profile;  // the base with every fitted field replaced
+  std::array<double, kNumMemoryKernels> kernel_rms_rel{};  // memory fit residual per kernel
   std::vector<FitReport> reports;
   std::vector<CollectiveFitRecord> collective_fits;
 };

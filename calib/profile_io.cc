@@ -84,6 +84,12 @@ Expected<HardwareProfile> ResolveProfile(const pb::Hardware& h) {
     p.gemm_n_half = h.gemm_n_half();
     p.gemm_k_half = h.gemm_k_half();
   }
+  const std::vector<HardwareFieldError> errors = ApplyKernelEfficiencies(h, &p);
+  if (!errors.empty()) {
+    std::string msg;
+    for (const auto& e : errors) msg += (msg.empty() ? "" : "; ") + e.field + e.detail;
+    return Status::InvalidInput(msg);
+  }
   return p;
 }
 
@@ -107,6 +113,14 @@ pb::Hardware ProfileMessage(const Calibration& c) {
   h.set_gemm_m_half(p.gemm_m_half);
   h.set_gemm_n_half(p.gemm_n_half);
   h.set_gemm_k_half(p.gemm_k_half);
+  for (int i = 0; i < kNumMemoryKernels; ++i) {
+    const double e = p.kernel_memory_efficiency[static_cast<size_t>(i)];
+    if (e <= 0) continue;
+    pb::KernelEfficiency* k = h.add_kernel_memory_efficiency();
+    k->set_kernel(MemoryKernelName(static_cast<MemoryKernel>(i)));
+    k->set_efficiency(e);
+    k->set_rms_relative_residual(c.kernel_rms_rel[static_cast<size_t>(i)]);
+  }
   for (const CollectiveFitRecord& r : c.collective_fits) {
     pb::CollectiveFit* f = h.add_collective_fits();
     f->set_op(r.op);

@@ -38,7 +38,8 @@ double MatmulEfficiency(const ComputeWork& w, const HardwareProfile& hw) {
 double ComputeTimeS(const ComputeWork& w, const HardwareProfile& hw) {
   const double eff = MatmulEfficiency(w, hw);
   const double flops_s = w.flops > 0 ? w.flops / (hw.peak_flops_per_s * eff) : 0;
-  const double bytes_s = w.bytes > 0 ? w.bytes / (hw.hbm_bytes_per_s * hw.memory_efficiency) : 0;
+  const double mem_eff = w.kernel ? hw.MemoryEfficiency(*w.kernel) : hw.memory_efficiency;
+  const double bytes_s = w.bytes > 0 ? w.bytes / (hw.hbm_bytes_per_s * mem_eff) : 0;
   return std::max(flops_s, bytes_s) + hw.op_overhead_s;
 }
 

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,9 @@ struct ComputeWork {
   double bytes = 0;  // HBM bytes read and written
   bool matmul = false;
   int64_t m = 0, n = 0, k = 0;  // GEMM shape (matmul only), for tile efficiency
+  // Elementwise ops: the streaming kernel they are made of, for its bandwidth efficiency
+  // (HardwareProfile::MemoryEfficiency); none = memory_efficiency.
+  std::optional<MemoryKernel> kernel;
 };
 
 struct CollectiveWork {

@@ -349,9 +349,14 @@ class Builder {
     }
     for (const WeightSync* s : syncs) params += s->optimizer_params;
     Op op = Base("optimizer.step", p, -1, -1, Phase::kOptimizer);
-    // Read gradient and state, write state and the working weights.
-    op.compute.bytes = params * (2 * static_cast<double>(plan_.weight_bytes) +
-                                 2 * OptimizerBytesPerParam(sc_.training));
+    // Read gradient, state and weights, write state and weights: with mixed precision the
+    // state holds the fp32 master weights (2 x (2 + 12) bytes per parameter); in fp32 the working
+    // weights are the master and are read too (2 x 4 + 2 x 8 + 4 = 28).
+    const double wb = static_cast<double>(plan_.weight_bytes);
+    const bool fp32 = sc_.training.precision == Precision::kFp32;
+    op.compute.bytes =
+        params * (2 * wb + 2 * OptimizerBytesPerParam(sc_.training) + (fp32 ? wb : 0));
+    op.compute.kernel = MemoryKernel::kAdamw;
     op.deps = grad_ids_[static_cast<size_t>(p)];
     for (int32_t c : TakeCarry()) op.deps.push_back(c);
     const int32_t opt = Emit(std::move(op));

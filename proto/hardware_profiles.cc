@@ -1,6 +1,8 @@
 #include "proto/hardware_profiles.h"
 
+#include <array>
 #include <map>
+#include <sstream>
 
 namespace moesim {
 namespace {
@@ -80,13 +82,15 @@ const std::map<std::string, HardwareProfile>& Profiles() {
       // cpu: ONE core of the development host (AMD EPYC, Zen 5: family 26, AVX-512 with two
       // 512-bit FMA pipes; 2.1 GHz as /proc/cpuinfo reports), which runs one moesim-real rank
       // (Eigen is single-threaded there). Peak fp32 = 2.1e9 Hz x 2 FMA pipes x 16 lanes x 2
-      // FLOP = 134.4 GFLOP/s. Memory: what one core streams, taken as 64 B per cycle
-      // (one cache line per cycle from L2, 134 GB/s): the tensors of the models a CPU trains
-      // live in L2/L3, not DRAM. "hbm_bytes": the VM's 23 GiB, shared by the host's ranks.
+      // FLOP = 134.4 GFLOP/s. Memory: the most one core moves, from L1: two 64-byte loads and
+      // one 64-byte store per cycle, 192 B x 2.1 GHz = 403 GB/s; the tensors of the models a CPU
+      // trains live in L1-L3, not DRAM, and each kernel's fraction of that is calibrated (a
+      // copy in L1 measured ~230 GB/s, a softmax bound by exp() ~1.5 GB/s). "hbm_bytes": the
+      // VM's 23 GiB, shared by the host's ranks.
       // Links (cpu-host:N): MPI over shared memory, ~10 GB/s and ~1 us per message before
       // calibration. A portable build uses SSE2 only (4 lanes, no FMA), which the fitted
       // GEMM efficiency absorbs (`moesim calibrate`); the efficiencies here are priors.
-      {"cpu", Make("cpu", 2.1e9 * 2 * 16 * 2, 23 * kGiB, 2.1e9 * 64, 10e9, 1e-6, 10e9, 1e-6, 1024,
+      {"cpu", Make("cpu", 2.1e9 * 2 * 16 * 2, 23 * kGiB, 2.1e9 * 192, 10e9, 1e-6, 10e9, 1e-6, 1024,
                    0.25, 1e-7)},
   };
   return profiles;
@@ -108,6 +112,37 @@ std::vector<std::string> BuiltinHardwareProfileNames() {
   std::vector<std::string> names;
   for (const auto& [name, p] : Profiles()) names.push_back(name);
   return names;
+}
+
+std::vector<HardwareFieldError> ApplyKernelEfficiencies(const pb::Hardware& h,
+                                                        HardwareProfile* out) {
+  std::vector<HardwareFieldError> errors;
+  std::array<bool, kNumMemoryKernels> listed{};
+  for (int i = 0; i < h.kernel_memory_efficiency_size(); ++i) {
+    const pb::KernelEfficiency& k = h.kernel_memory_efficiency(i);
+    const std::string p = "kernel_memory_efficiency[" + std::to_string(i) + "]";
+    MemoryKernel kind;
+    if (!ParseMemoryKernel(k.kernel(), &kind)) {
+      errors.push_back({p + ".kernel", "=\"" + k.kernel() +
+                                           "\" is not a kernel (copy, axpy, swiglu, rmsnorm, "
+                                           "softmax, adamw)"});
+      continue;
+    }
+    if (!(k.efficiency() > 0) || k.efficiency() > 1) {
+      std::ostringstream v;
+      v << k.efficiency();
+      errors.push_back({p + ".efficiency", "=" + v.str() + " must be in (0, 1]"});
+      continue;
+    }
+    const auto at = static_cast<size_t>(kind);
+    if (listed[at]) {
+      errors.push_back({p + ".kernel", "=\"" + k.kernel() + "\" is listed twice"});
+      continue;
+    }
+    listed[at] = true;
+    out->kernel_memory_efficiency[at] = k.efficiency();
+  }
+  return errors;
 }
 
 }  // namespace moesim

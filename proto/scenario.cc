@@ -19,6 +19,23 @@ int64_t ModelSpec::NumMoeLayers() const {
   return n;
 }
 
+namespace {
+constexpr const char* kMemoryKernelNames[kNumMemoryKernels] = {"copy",    "axpy",    "swiglu",
+                                                               "rmsnorm", "softmax", "adamw"};
+}  // namespace
+
+const char* MemoryKernelName(MemoryKernel k) { return kMemoryKernelNames[static_cast<int>(k)]; }
+
+bool ParseMemoryKernel(const std::string& name, MemoryKernel* out) {
+  for (int i = 0; i < kNumMemoryKernels; ++i) {
+    if (name == kMemoryKernelNames[i]) {
+      *out = static_cast<MemoryKernel>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
 const char* MeshAxisName(MeshAxis axis) {
   switch (axis) {
     case MeshAxis::kData:

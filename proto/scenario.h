@@ -31,10 +31,10 @@ struct MoeSpec {
   int64_t num_shared_experts = 0;
   bool omit_router_flops = false;
   MoeDispatch dispatch = MoeDispatch::kEinsum;
-  int64_t group_size_tokens = 0;  // resolved (from num_groups when given)
+  int64_t group_size_tokens = 0;          // resolved (from num_groups when given)
   bool capacity_per_routed_token = true;  // C counts top_k (see moesim.proto)
   int64_t num_groups_given = 0;           // model.moe.num_groups as written (0 = not given)
-  int64_t outer_batch = 1;        // resolved
+  int64_t outer_batch = 1;                // resolved
   // Share of routed tokens each expert receives: num_experts entries summing to 1 (uniform,
   // Zipf or a measured histogram, resolved by the loader). Experts are placed on expert-parallel
   // ranks round-robin (expert e on rank e % ranks), so hot experts spread over ranks.
@@ -64,6 +64,15 @@ struct ModelSpec {
   int64_t NumMoeLayers() const;
 };
 
+// The streaming kernel an elementwise op is made of, as `moesim-real bench` names it: on CPUs
+// their speeds differ 100x (a copy against a softmax bound by exp()), on accelerators they are
+// all bound by memory bandwidth.
+enum class MemoryKernel { kCopy = 0, kAxpy, kSwiglu, kRmsnorm, kSoftmax, kAdamw };
+inline constexpr int kNumMemoryKernels = 6;
+const char* MemoryKernelName(MemoryKernel k);  // "copy", "axpy", "swiglu", ...
+// false when `name` is none of them.
+bool ParseMemoryKernel(const std::string& name, MemoryKernel* out);
+
 // A chip's figures. Starts from a built-in profile (hardware_profiles.h); fields may be overridden.
 struct HardwareProfile {
   std::string chip;
@@ -82,6 +91,12 @@ struct HardwareProfile {
   // Calibrated GEMM model (moesim.proto Hardware.gemm_*); 0 = the tile model.
   double gemm_max_efficiency = 0;
   double gemm_m_half = 0, gemm_n_half = 0, gemm_k_half = 0;
+  // Calibrated per kernel (moesim.proto Hardware.kernel_memory_efficiency); 0 = memory_efficiency.
+  std::array<double, kNumMemoryKernels> kernel_memory_efficiency{};
+  double MemoryEfficiency(MemoryKernel k) const {
+    const double e = kernel_memory_efficiency[static_cast<size_t>(k)];
+    return e > 0 ? e : memory_efficiency;
+  }
 };
 
 struct ClusterSpec {

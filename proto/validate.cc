@@ -201,6 +201,9 @@ void ValidateHardware(const pb::Hardware& h, const std::string& default_chip, Ch
   c.NonNegative("hardware.gemm_m_half", h.gemm_m_half());
   c.NonNegative("hardware.gemm_n_half", h.gemm_n_half());
   c.NonNegative("hardware.gemm_k_half", h.gemm_k_half());
+  for (const HardwareFieldError& e : ApplyKernelEfficiencies(h, out)) {
+    c.Fail("hardware." + e.field, "hardware." + e.field + e.detail);
+  }
   auto set = [](double v, double* dst) {
     if (v > 0) *dst = v;
   };

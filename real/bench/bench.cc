@@ -92,6 +92,8 @@ Status Memory(const BenchOptions& o, Device<float>* dev, json* out) {
   Expected<Tensor<float>> y = Buffer(dev, "bench.y", mx, 0.25f);
   Expected<Tensor<float>> z = Buffer(dev, "bench.z", mx, 0.0f);
   Expected<Tensor<float>> r = Buffer(dev, "bench.rstd", mx / 256, 0.0f);
+  Expected<Tensor<float>> v = Buffer(dev, "bench.v", mx, 0.0f);
+  if (!v.ok()) return v.status();
   if (!x.ok()) return x.status();
   if (!y.ok()) return y.status();
   if (!z.ok()) return z.status();
@@ -111,6 +113,13 @@ Status Memory(const BenchOptions& o, Device<float>* dev, json* out) {
          dev->RmsNormForward(x->data(), y->data(), z->data(), r->data(), n / cols, cols, 1e-5);
        }},
       {"softmax", 8, [&](int64_t n) { dev->Softmax(z->data(), n / cols, cols, false); }},
+      // Reads weights, gradient and both moments, writes weights and moments (the simulator's
+      // optimizer.step counts the same 28 bytes per fp32 parameter).
+      {"adamw", 28,
+       [&](int64_t n) {
+         dev->AdamW(y->data(), x->data(), z->data(), v->data(), n, 1e-4, 0.9, 0.95, 1e-8, 0.1, 0.5,
+                    0.5, 1.0);
+       }},
   };
   for (const Kernel& kern : kernels) {
     for (int64_t n : sizes) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 
 #include "costmodel/opgraph.h"
 #include "proto/hardware_profiles.h"
@@ -27,7 +28,8 @@ HardwareProfile Base() {
 }
 
 // The parameters the synthetic bench is generated from.
-constexpr double kMemEff = 0.62, kOverhead = 1.5e-6;
+// axpy (the streaming kernel, memory_efficiency) 0.62; copy faster, softmax bound by exp().
+constexpr double kMemEff = 0.62, kCopyEff = 0.9, kSoftmaxEff = 0.011, kOverhead = 1.5e-6;
 constexpr double kEmax = 0.35, kHm = 24, kHn = 48, kHk = 96;
 constexpr double kAlpha = 3e-6, kLinkBw = 5e9;
 
@@ -60,10 +62,11 @@ BenchData Synthetic() {
           {e, rows, 128, 256, static_cast<double>(e) * GemmTimeS(rows, 256, 128, t), "gg"});
     }
   }
-  for (const char* kern : {"copy", "axpy"}) {
+  for (const auto& [kern, eff] : {std::pair{"copy", kCopyEff}, std::pair{"axpy", kMemEff},
+                                  std::pair{"softmax", kSoftmaxEff}}) {
     for (int64_t e = 1 << 12; e <= (1 << 22); e *= 4) {
       const double bytes = 8.0 * static_cast<double>(e);
-      b.memory.push_back({kern, e, bytes, bytes / (t.hbm_bytes_per_s * kMemEff) + kOverhead, "m"});
+      b.memory.push_back({kern, e, bytes, bytes / (t.hbm_bytes_per_s * eff) + kOverhead, "m"});
     }
   }
   const AlphaBeta ab{kAlpha, kLinkBw};
@@ -115,6 +118,12 @@ TEST(Calibrate, RecoversKnownParametersWithin2Percent) {
   ASSERT_TRUE(c.ok()) << c.status().message();
   const HardwareProfile& p = c->profile;
   EXPECT_NEAR(p.memory_efficiency, kMemEff, 0.02 * kMemEff);
+  EXPECT_NEAR(p.MemoryEfficiency(MemoryKernel::kAxpy), kMemEff, 0.02 * kMemEff);
+  EXPECT_NEAR(p.MemoryEfficiency(MemoryKernel::kCopy), kCopyEff, 0.02 * kCopyEff);
+  EXPECT_NEAR(p.MemoryEfficiency(MemoryKernel::kSoftmax), kSoftmaxEff, 0.02 * kSoftmaxEff);
+  // Kernels the bench did not measure fall back to memory_efficiency.
+  EXPECT_EQ(p.kernel_memory_efficiency[static_cast<size_t>(MemoryKernel::kAdamw)], 0);
+  EXPECT_EQ(p.MemoryEfficiency(MemoryKernel::kAdamw), p.memory_efficiency);
   EXPECT_NEAR(p.op_overhead_s, kOverhead, 0.02 * kOverhead);
   EXPECT_NEAR(p.gemm_max_efficiency, kEmax, 0.02 * kEmax);
   EXPECT_NEAR(p.gemm_m_half, kHm, 0.02 * kHm);
@@ -202,12 +211,42 @@ TEST(Calibrate, RefusesOneGemmSizeAlongADimension) {
 }
 
 TEST(Calibrate, RefusesEfficiencyAboveOne) {
-  // Bandwidth twice the base profile's: memory_efficiency would be 2.
+  // Bandwidth twice the base profile's for the copy: its efficiency would be 2 x 0.9.
   HardwareProfile base = Base();
-  base.hbm_bytes_per_s = 50e9 * kMemEff / 2;
+  base.hbm_bytes_per_s = 50e9 / 2;
   Expected<Calibration> c = Calibrate(Synthetic(), base);
   ASSERT_FALSE(c.ok());
-  EXPECT_THAT(c.status().message(), HasSubstr("memory_efficiency must be <= 1"));
+  EXPECT_THAT(c.status().message(),
+              HasSubstr("kernel copy: measured bandwidth is 1.8 x the base profile's"));
+  EXPECT_THAT(c.status().message(), HasSubstr("an efficiency must be <= 1"));
+}
+
+TEST(Calibrate, RefusesAKernelWithOnePointOrUnknown) {
+  BenchData b = Synthetic();
+  b.memory.push_back({"adamw", 4096, 28.0 * 4096, 1e-5, "m"});
+  Expected<Calibration> c = Calibrate(b, Base());
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("memory: kernel adamw: 1 point(s), need at least 2"));
+  b = Synthetic();
+  b.memory.push_back({"gelu", 4096, 8.0 * 4096, 1e-5, "x.json: memory[21]"});
+  c = Calibrate(b, Base());
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("x.json: memory[21]: kernel \"gelu\" is not one"));
+}
+
+TEST(ComputeTime, ElementwiseOpsUseTheirKernelsEfficiency) {
+  // 1 MB of softmax at 50 GB/s x 0.01 = 2 ms; with no softmax efficiency, memory_efficiency 0.5:
+  // 40 us; a matmul bound by memory always uses memory_efficiency.
+  HardwareProfile hw = Base();
+  hw.memory_efficiency = 0.5;
+  ComputeWork w;
+  w.bytes = 1e6;
+  w.kernel = MemoryKernel::kSoftmax;
+  EXPECT_DOUBLE_EQ(ComputeTimeS(w, hw), 1e6 / (50e9 * 0.5));
+  hw.kernel_memory_efficiency[static_cast<size_t>(MemoryKernel::kSoftmax)] = 0.01;
+  EXPECT_DOUBLE_EQ(ComputeTimeS(w, hw), 1e6 / (50e9 * 0.01));
+  w.kernel.reset();
+  EXPECT_DOUBLE_EQ(ComputeTimeS(w, hw), 1e6 / (50e9 * 0.5));
 }
 
 TEST(Calibrate, WithoutMultiRankCollectivesKeepsTheBaseLinks) {
@@ -224,11 +263,12 @@ TEST(Calibrate, WithoutMultiRankCollectivesKeepsTheBaseLinks) {
 }
 
 TEST(CpuProfile, FirstPrinciplesPeak) {
-  // 2.1 GHz x 2 FMA pipes x 16 fp32 lanes x 2 FLOP.
+  // 2.1 GHz x 2 FMA pipes x 16 fp32 lanes x 2 FLOP; L1: two 64-byte loads and one store per
+  // cycle, 2.1 GHz x 192 B = 403.2 GB/s.
   Expected<HardwareProfile> p = BuiltinHardwareProfile("cpu");
   ASSERT_TRUE(p.ok());
   EXPECT_DOUBLE_EQ(p->peak_flops_per_s, 134.4e9);
-  EXPECT_DOUBLE_EQ(p->hbm_bytes_per_s, 2.1e9 * 64);
+  EXPECT_DOUBLE_EQ(p->hbm_bytes_per_s, 403.2e9);
 }
 
 }  // namespace

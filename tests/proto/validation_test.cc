@@ -225,6 +225,32 @@ TEST(Validation, EfficiencyAboveOne) {
             "must be in (0, 1]");
 }
 
+TEST(Validation, KernelEfficienciesNameLineAndEntry) {
+  const std::string text =
+      Replace(kBase, "training { global_batch_tokens: 65536 }",
+              "training { global_batch_tokens: 65536 }\n"
+              "hardware {\n"
+              "  kernel_memory_efficiency { kernel: \"softmax\" efficiency: 0.01 }\n"
+              "  kernel_memory_efficiency { kernel: \"gelu\" efficiency: 0.5 }\n"
+              "  kernel_memory_efficiency { kernel: \"copy\" efficiency: 2 }\n"
+              "  kernel_memory_efficiency { kernel: \"softmax\" efficiency: 0.02 }\n"
+              "}");
+  EXPECT_EQ(Error(text),
+            "t.textproto:26: hardware.kernel_memory_efficiency[1].kernel=\"gelu\" is not a kernel "
+            "(copy, axpy, swiglu, rmsnorm, softmax, adamw)\n"
+            "t.textproto:27: hardware.kernel_memory_efficiency[2].efficiency=2 must be in (0, 1]\n"
+            "t.textproto:28: hardware.kernel_memory_efficiency[3].kernel=\"softmax\" is listed "
+            "twice");
+  auto sc = LoadScenarioFromText(
+      Replace(kBase, "training { global_batch_tokens: 65536 }",
+              "training { global_batch_tokens: 65536 }\n"
+              "hardware { kernel_memory_efficiency { kernel: \"softmax\" efficiency: 0.01 } }"),
+      "t.textproto", {});
+  ASSERT_TRUE(sc.ok()) << sc.status().message();
+  EXPECT_EQ(sc->hardware.MemoryEfficiency(MemoryKernel::kSoftmax), 0.01);
+  EXPECT_EQ(sc->hardware.MemoryEfficiency(MemoryKernel::kCopy), sc->hardware.memory_efficiency);
+}
+
 TEST(Validation, BatchNotMultipleOfSequence) {
   EXPECT_EQ(SetError({"training.global_batch_tokens=1000"}),
             "t.textproto (--set training.global_batch_tokens=1000): "
