@@ -85,7 +85,9 @@ std::vector<std::string> HardwareOverrides(const pb::Hardware& h) {
   std::vector<const google::protobuf::FieldDescriptor*> fields;
   refl->ListFields(h, &fields);
   for (const auto* f : fields) {
-    if (f->is_repeated()) continue;  // recorded fits: not read by the simulator
+    // Repeated fields: the recorded collective fits (not read by the simulator) and the kernel
+    // efficiencies, which have no `--set` form and are copied onto the scenario after loading.
+    if (f->is_repeated()) continue;
     std::string v;
     switch (f->cpp_type()) {
       case google::protobuf::FieldDescriptor::CPPTYPE_DOUBLE:
@@ -284,6 +286,8 @@ Expected<ValidationResult> RunRealValidation(const std::vector<RealConfig>& conf
     for (const std::string& s : HardwareOverrides(hw)) ov.push_back(s);
     Expected<Scenario> sc = LoadScenario({c.scenario, ov});
     if (!sc.ok()) return sc.status().WithPrefix(where);
+    // Fractions of hbm_bytes_per_s, which the core share above already scaled.
+    sc->hardware.kernel_memory_efficiency = resolved->kernel_memory_efficiency;
     SimulateOptions so;
     so.keep_program = true;
     Expected<SimReport> sim = SimulateScenario(*sc, so);

@@ -195,6 +195,7 @@ class Builder {
       } else {
         ComputeWork w = d.compute;
         w.bytes *= 2;  // read the saved input and the incoming gradient, write the gradient
+        if (d.backward_kernel) w.kernel = d.backward_kernel;
         compute(d.name + ".bwd", w);
       }
     }

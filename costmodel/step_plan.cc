@@ -287,6 +287,7 @@ StepPlan MakeStepPlan(const Scenario& sc) {
     }
     if (e.name == "attn.scores" && !flash) {
       OpDesc sm = Elementwise("attn.softmax", 2 * b * heads * s * s * ab, MemoryKernel::kSoftmax);
+      sm.backward_kernel = MemoryKernel::kAxpy;
       sm.recompute_selective = true;
       attn.push_back(sm);
     }
@@ -430,7 +431,9 @@ StepPlan MakeStepPlan(const Scenario& sc) {
   for (const Einsum& e : HeadForwardEinsums()) {
     p.head_ops.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
   }
-  p.head_ops.push_back(Elementwise("head.loss", 3 * b * s * L['v'] * 4, MemoryKernel::kSoftmax));
+  OpDesc loss = Elementwise("head.loss", 3 * b * s * L['v'] * 4, MemoryKernel::kSoftmax);
+  loss.backward_kernel = MemoryKernel::kAxpy;
+  p.head_ops.push_back(loss);
   if (AxesSize(mesh, vocab_axes) > 1) {
     // Vocab-parallel cross-entropy: max, sum of exponentials and target logit per token.
     p.head_ops.push_back(

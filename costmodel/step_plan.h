@@ -6,6 +6,7 @@
 // collective, not yet placed on a stream). opgraph_builder.cc schedules them into an OpGraph.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct OpDesc {
   // An activation x activation einsum whose first operand takes no gradient: GShard's dispatch
   // mask is a 0/1 cast of the combine weights, so backward computes only the tokens' gradient.
   bool first_operand_constant = false;
+  // Elementwise ops whose backward streams without the forward's transcendental: softmax's
+  // y (dy - sum(y dy)) and cross-entropy's p - onehot reuse the forward's probabilities.
+  std::optional<MemoryKernel> backward_kernel;
 };
 
 // The collectives that keep one layer's weights usable and its gradients reduced.

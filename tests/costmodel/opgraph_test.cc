@@ -2,6 +2,7 @@
 // FLOPs (a second derivation), its collectives against the sharding rules worked out by hand.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <map>
 
 #include "costmodel/costmodel.h"
@@ -263,6 +264,31 @@ TEST(OpGraph, SkewedRoutingLoadsTheHottestRank) {
   const double kept = 6.0 / 32 + (h64 - h6) / h64;
   EXPECT_NEAR(g.dropped_token_fraction, 1 - kept, 1e-12);
   EXPECT_NEAR(g.busiest_expert_rank_load, (1.0 / 32) / (kept / 64), 1e-12);
+}
+
+TEST(OpGraph, ElementwiseOpsNameTheirKernel) {
+  // What `moesim calibrate` measures per kernel reaches the ops made of it; softmax's and
+  // cross-entropy's backward reuse the forward's probabilities and only stream (axpy).
+  const Scenario sc = Load(kDense, {"training.flash_attention=false"});
+  const OpGraph g = BuildStepGraph(sc);
+  std::map<std::string, std::string> kernel;
+  for (const Op& op : g.ops) {
+    if (op.is_collective) continue;
+    const bool layer = op.name.size() > 1 && op.name[0] == 'L' && std::isdigit(op.name[1]);
+    const std::string name = layer ? op.name.substr(op.name.find('.') + 1) : op.name;
+    kernel[name] = op.compute.kernel ? MemoryKernelName(*op.compute.kernel) : "-";
+  }
+  EXPECT_EQ(kernel["attn.softmax"], "softmax");
+  EXPECT_EQ(kernel["attn.softmax.bwd"], "axpy");
+  EXPECT_EQ(kernel["ffn.act"], "swiglu");
+  EXPECT_EQ(kernel["ffn.act.bwd"], "swiglu");
+  EXPECT_EQ(kernel["attn.norm"], "rmsnorm");
+  EXPECT_EQ(kernel["ffn.residual"], "axpy");
+  EXPECT_EQ(kernel["head.loss"], "softmax");
+  EXPECT_EQ(kernel["head.loss.bwd"], "axpy");
+  EXPECT_EQ(kernel["embed.lookup"], "copy");
+  EXPECT_EQ(kernel["optimizer.step"], "adamw");
+  EXPECT_EQ(kernel["ffn.w1"], "-");  // GEMMs: bound by FLOPs, or by memory at memory_efficiency
 }
 
 }  // namespace
