@@ -1,6 +1,7 @@
 // `moesim validate SET.csv [--network ...] [--json FILE|-]`: simulated vs measured, per row, and
-// the mean absolute percentage error. A validation set is a CSV with the header
-//   id,scenario,overrides,metric,measured,source
+// the mean absolute percentage error; for rows with a baseline, the change against it,
+// simulated and measured. A validation set is a CSV with the header
+//   id,scenario,overrides,metric,measured,source[,baseline]
 // scenario: a path relative to the CSV's folder, to its parent (the repository root for
 // validation/*.csv) or to the working directory, or `default`;
 // overrides: PATH=VALUE joined by ';'; metric: step_time_s | tflops_per_device | mfu |
@@ -18,7 +19,8 @@ RunFn Setup(CLI::App* sub) {
   auto set = std::make_shared<std::string>();
   auto json = std::make_shared<std::string>();
   auto network = std::make_shared<std::string>("analytical");
-  sub->add_option("set", *set, "Validation set CSV (id,scenario,overrides,metric,measured,source)")
+  sub->add_option("set", *set,
+                  "Validation set CSV (id,scenario,overrides,metric,measured,source[,baseline])")
       ->required();
   sub->add_option("--network", *network, "analytical | flow")
       ->check(CLI::IsMember({"analytical", "flow"}));
@@ -49,11 +51,30 @@ RunFn Setup(CLI::App* sub) {
       results.push_back(std::move(*r));
     }
     const double mape = MeanAbsolutePercentError(results);
+    const std::vector<RelativeResult> rel = RelativeChanges(results);
+    nlohmann::json out_rel = nlohmann::json::array();
+    for (const RelativeResult& r : rel) {
+      out_rel.push_back({{"id", r.id},
+                         {"baseline", r.baseline},
+                         {"simulated_pct", r.simulated_pct},
+                         {"measured_pct", r.measured_pct},
+                         {"diff_pp", r.diff_pp}});
+    }
     if (*json != "-") {
       std::printf("MAPE %.1f%% over %zu rows (network %s)\n", mape, rows->size(), network->c_str());
+      if (!rel.empty()) {
+        std::printf("\n%-28s %-28s %10s %10s %11s\n", "change of", "against", "simulated",
+                    "measured", "difference");
+        for (const RelativeResult& r : rel) {
+          std::printf("%-28s %-28s %+9.1f%% %+9.1f%% %+8.1f pp\n", r.id.c_str(), r.baseline.c_str(),
+                      r.simulated_pct, r.measured_pct, r.diff_pp);
+        }
+      }
     }
     if (!json->empty()) {
-      return WriteJson({{"rows", out_rows}, {"mape_pct", mape}, {"network", *network}}, *json);
+      nlohmann::json out = {{"rows", out_rows}, {"mape_pct", mape}, {"network", *network}};
+      if (!rel.empty()) out["relative"] = out_rel;
+      return WriteJson(out, *json);
     }
     return Status::Ok();
   };

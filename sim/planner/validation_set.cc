@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "common/csv.h"
@@ -27,18 +28,27 @@ Expected<std::vector<ValidationRow>> ReadValidationSet(const std::string& path) 
   std::string line;
   std::getline(in, line);
   const std::string header = "id,scenario,overrides,metric,measured,source";
-  if (line.rfind(header, 0) != 0) {
-    return Status::InvalidInput(path + ":1: header must be \"" + header + "\"");
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  size_t fields = 0;
+  if (line == header) {
+    fields = 6;
+  } else if (line == header + ",baseline") {
+    fields = 7;
+  } else {
+    return Status::InvalidInput(path + ":1: header must be \"" + header + "\" or \"" + header +
+                                ",baseline\"");
   }
   std::vector<ValidationRow> rows;
+  std::map<std::string, size_t> by_id;
   int n = 1;
   while (std::getline(in, line)) {
     ++n;
     if (line.empty() || line[0] == '#') continue;
     const auto f = SplitCsvLine(line);
     const std::string where = path + ":" + std::to_string(n) + ": ";
-    if (f.size() != 6) {
-      return Status::InvalidInput(where + "expected 6 fields, got " + std::to_string(f.size()));
+    if (f.size() != fields) {
+      return Status::InvalidInput(where + "expected " + std::to_string(fields) + " fields, got " +
+                                  std::to_string(f.size()));
     }
     ValidationRow r;
     r.line = n;
@@ -58,7 +68,28 @@ Expected<std::vector<ValidationRow>> ReadValidationSet(const std::string& path) 
                                   "\" is not one of step_time_s, tflops_per_device, mfu, "
                                   "tokens_per_s_per_device");
     }
+    if (fields == 7) r.baseline = f[6];
+    if (!by_id.emplace(r.id, rows.size()).second) {
+      return Status::InvalidInput(where + "id \"" + r.id + "\" is already the id of line " +
+                                  std::to_string(rows[by_id[r.id]].line));
+    }
     rows.push_back(r);
+  }
+  for (const ValidationRow& r : rows) {
+    if (r.baseline.empty()) continue;
+    const std::string where = path + ":" + std::to_string(r.line) + ": ";
+    auto it = by_id.find(r.baseline);
+    if (it == by_id.end()) {
+      return Status::InvalidInput(where + "baseline=\"" + r.baseline + "\" is no row's id");
+    }
+    const ValidationRow& b = rows[it->second];
+    if (b.id == r.id) {
+      return Status::InvalidInput(where + "baseline=\"" + r.baseline + "\" is the row itself");
+    }
+    if (b.metric != r.metric) {
+      return Status::InvalidInput(where + "baseline=\"" + r.baseline + "\" measures " + b.metric +
+                                  ", this row " + r.metric);
+    }
   }
   return rows;
 }
@@ -103,6 +134,26 @@ double MeanAbsolutePercentError(const std::vector<ValidationResult>& results) {
   return results.empty() ? 0 : abs_err / static_cast<double>(results.size());
 }
 
+std::vector<RelativeResult> RelativeChanges(const std::vector<ValidationResult>& results) {
+  std::map<std::string, const ValidationResult*> by_id;
+  for (const auto& r : results) by_id[r.row.id] = &r;
+  std::vector<RelativeResult> out;
+  for (const auto& r : results) {
+    if (r.row.baseline.empty()) continue;
+    auto it = by_id.find(r.row.baseline);
+    if (it == by_id.end()) continue;
+    const ValidationResult& b = *it->second;
+    RelativeResult rel;
+    rel.id = r.row.id;
+    rel.baseline = b.row.id;
+    rel.simulated_pct = 100 * (r.simulated / b.simulated - 1);
+    rel.measured_pct = 100 * (r.row.measured / b.row.measured - 1);
+    rel.diff_pp = rel.simulated_pct - rel.measured_pct;
+    out.push_back(rel);
+  }
+  return out;
+}
+
 Expected<ValidationReport> EvaluateValidationSet(
     const std::string& set_path, NetworkLevel network,
     const std::function<void(size_t, size_t)>& progress, const std::atomic<bool>* cancel) {
@@ -120,6 +171,7 @@ Expected<ValidationReport> EvaluateValidationSet(
     if (progress) progress(report.results.size(), rows->size());
   }
   report.mape_pct = MeanAbsolutePercentError(report.results);
+  report.relatives = RelativeChanges(report.results);
   return report;
 }
 

@@ -7,8 +7,12 @@
 // scenario: a path relative to the CSV's folder, to its parent (the repository root for
 // validation/*.csv) or to the working directory, or `default`; overrides: PATH=VALUE joined by
 // ';'; metric: step_time_s | tflops_per_device | mfu | tokens_per_s_per_device; measured > 0.
-// Blank lines and lines starting with '#' are skipped.
-//   error_pct = 100 x (simulated - measured) / measured;  MAPE = mean |error_pct|.
+// and optionally a seventh column, baseline: the id of another row of the same metric that this
+// row is compared with (a dense model for its MoE version: the paper's "step-time increase").
+// Blank lines and lines starting with '#' are skipped; ids are unique.
+//   error_pct = 100 x (simulated - measured) / measured;  MAPE = mean |error_pct|;
+//   relative change = 100 x (value / baseline's value - 1), simulated and measured, and their
+//   difference in percentage points.
 // Thread safety: pure functions.
 #pragma once
 
@@ -26,10 +30,12 @@ struct ValidationRow {
   int line = 0;  // 1-based line in the CSV
   std::string id, scenario, overrides, metric, source;
   double measured = 0;
+  std::string baseline;  // "" = none
 };
 
 // Errors (kInvalidInput) name the file and line: unreadable file, wrong header, wrong field
-// count, a measured value that is not a positive number, an unknown metric.
+// count, a measured value that is not a positive number, an unknown metric, a repeated id, a
+// baseline that is no row's id, the row itself, or a row of another metric.
 Expected<std::vector<ValidationRow>> ReadValidationSet(const std::string& path);
 
 struct ValidationResult {
@@ -46,8 +52,18 @@ Expected<ValidationResult> EvaluateValidationRow(const std::string& set_path,
 // Mean absolute error_pct (0 for no rows).
 double MeanAbsolutePercentError(const std::vector<ValidationResult>& results);
 
+struct RelativeResult {
+  std::string id, baseline;
+  double simulated_pct = 0;  // 100 x (simulated / baseline's simulated - 1)
+  double measured_pct = 0;   // the same of the measured values
+  double diff_pp = 0;        // simulated_pct - measured_pct
+};
+// One entry per result whose baseline is among `results`, in their order.
+std::vector<RelativeResult> RelativeChanges(const std::vector<ValidationResult>& results);
+
 struct ValidationReport {
   std::vector<ValidationResult> results;
+  std::vector<RelativeResult> relatives;
   double mape_pct = 0;
   bool cancelled = false;  // stopped by `cancel` before the last row
 };

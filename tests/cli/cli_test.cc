@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -149,6 +151,63 @@ TEST(Cli, ValidateBadSetExitsTwo) {
   const RunResult r = Moesim("validate " + path + " 2>&1");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.out.find(path + ":2: metric=\"speed\" is not one of"), std::string::npos) << r.out;
+}
+
+// Writes `text` to a temporary CSV and returns its path.
+std::string TempSet(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  FILE* f = std::fopen(path.c_str(), "w");
+  std::fputs(text.c_str(), f);
+  std::fclose(f);
+  return path;
+}
+
+TEST(Cli, ValidateComparesRowsWithTheirBaseline) {
+  // The default scenario (3D, 1.6B/64E) against itself with its experts at 4 per device: the
+  // measured change is (1.2 / 1.0 - 1) = +20%; the simulated one is worked out from the two
+  // rows' own simulated values.
+  const std::string path =
+      TempSet("rel_set.csv",
+              "id,scenario,overrides,metric,measured,source,baseline\n"
+              "base,default,,step_time_s,1.0,me,\n"
+              "more,default,model.moe.num_experts=256,step_time_s,1.2,me,base\n");
+  const RunResult r = Moesim("validate " + path + " --json -");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["relative"].size(), 1u);
+  const auto& rel = j["relative"][0];
+  const double base = j["rows"][0]["simulated"], more = j["rows"][1]["simulated"];
+  EXPECT_EQ(rel["id"], "more");
+  EXPECT_EQ(rel["baseline"], "base");
+  EXPECT_NEAR(rel["measured_pct"].get<double>(), 20.0, 1e-9);
+  EXPECT_DOUBLE_EQ(rel["simulated_pct"].get<double>(), 100 * (more / base - 1));
+  EXPECT_DOUBLE_EQ(rel["diff_pp"].get<double>(), 100 * (more / base - 1) - 100 * (1.2 / 1.0 - 1));
+  const RunResult text = Moesim("validate " + path);
+  EXPECT_NE(text.out.find("change of"), std::string::npos) << text.out;
+}
+
+TEST(Cli, ValidateBaselineErrorsNameTheLine) {
+  const std::string h = "id,scenario,overrides,metric,measured,source,baseline\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {h + "a,default,,step_time_s,1,me,\nb,default,,step_time_s,1,me,c\n",
+       ":3: baseline=\"c\" is no row's id"},
+      {h + "a,default,,step_time_s,1,me,a\n", ":2: baseline=\"a\" is the row itself"},
+      {h + "a,default,,mfu,0.4,me,\nb,default,,step_time_s,1,me,a\n",
+       ":3: baseline=\"a\" measures mfu, this row step_time_s"},
+      {h + "a,default,,step_time_s,1,me,\na,default,,step_time_s,2,me,\n",
+       ":3: id \"a\" is already the id of line 2"},
+      {h + "a,default,,step_time_s,1,me\n", ":2: expected 7 fields, got 6"},
+      {"id,scenario,overrides,metric,measured,source,base\n",
+       ":1: header must be \"id,scenario,overrides,metric,measured,source\" or "
+       "\"id,scenario,overrides,metric,measured,source,baseline\""},
+  };
+  int i = 0;
+  for (const auto& [text, want] : cases) {
+    const std::string path = TempSet("bad_rel_" + std::to_string(i++) + ".csv", text);
+    const RunResult r = Moesim("validate " + path + " 2>&1");
+    EXPECT_EQ(r.exit_code, 2) << text;
+    EXPECT_NE(r.out.find(path + want), std::string::npos) << r.out;
+  }
 }
 
 TEST(Cli, SameInputSameOutputBitForBit) {
