@@ -440,11 +440,21 @@ QChart* MakeValidationChart(const ValidationReport& r, const QString& set_name) 
 }
 
 QString ValidationCsv(const ValidationReport& r) {
-  QString out = "id,metric,simulated,measured,error_pct,source\n";
+  // Rows compared with a baseline also carry their change against it (the `validate` table).
+  std::map<std::string, const RelativeResult*> rel;
+  for (const RelativeResult& x : r.relatives) rel[x.id] = &x;
+  QString out =
+      "id,metric,simulated,measured,error_pct,baseline,simulated_change_pct,"
+      "measured_change_pct,source\n";
   for (const auto& v : r.results) {
+    auto it = rel.find(v.row.id);
+    const QString change = it == rel.end() ? ",,"
+                                           : Csv(QString::fromStdString(it->second->baseline)) +
+                                                 "," + Num(it->second->simulated_pct) + "," +
+                                                 Num(it->second->measured_pct);
     out += Csv(QString::fromStdString(v.row.id)) + "," + QString::fromStdString(v.row.metric) +
            "," + Num(v.simulated) + "," + Num(v.row.measured) + "," + Num(v.error_pct) + "," +
-           Csv(QString::fromStdString(v.row.source)) + "\n";
+           change + "," + Csv(QString::fromStdString(v.row.source)) + "\n";
   }
   return out;
 }

@@ -14,6 +14,7 @@
 #include <QStackedBarSeries>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <cmath>
 
 #include "gui/main_window.h"
 #include "gui/scenario_form.h"
@@ -348,6 +349,26 @@ void GuiTest::ExportsPngSvgCsv() {
   QCOMPARE(lines[0], QByteArray("lane,op,kind,start_s,end_s"));
   QVERIFY(lines.size() > 10);
   QVERIFY(!w.ExportCsv(dir.filePath("v.csv"), View::kBudget).ok());  // nothing computed yet
+
+  // The validation view (validation/apple2024.csv): rows with a baseline carry their change.
+  w.ShowView(View::kValidation);
+  QVERIFY(WaitIdle(w));
+  QVERIFY(w.ExportCsv(dir.filePath("val.csv"), View::kValidation).ok());
+  QFile val(dir.filePath("val.csv"));
+  QVERIFY(val.open(QIODevice::ReadOnly));
+  const QList<QByteArray> vl = val.readAll().split('\n');
+  QCOMPARE(vl[0], QByteArray("id,metric,simulated,measured,error_pct,baseline,"
+                             "simulated_change_pct,measured_change_pct,source"));
+  bool found = false;
+  for (const QByteArray& line : vl) {
+    if (!line.startsWith("apple-6.4b-64e,")) continue;
+    const QList<QByteArray> f = line.split(',');
+    QCOMPARE(f[5], QByteArray("apple-6.4b-dense"));
+    // 1.92 s against 1.69 s: +13.61%.
+    QVERIFY(std::abs(f[7].toDouble() - 100 * (1.92 / 1.69 - 1)) < 1e-6);
+    found = true;
+  }
+  QVERIFY(found);
 }
 
 QTEST_MAIN(GuiTest)
