@@ -131,6 +131,13 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
       out->head_dim = m.d_model() / m.num_heads();
     }
   }
+  if (out->position_kind == PositionKind::kRope && out->head_dim % 2 != 0) {
+    // RoPE rotates pairs of dimensions; moesim-real refuses the model too.
+    const bool given = m.head_dim() > 0;
+    c.Fail(given ? "model.head_dim" : "model.num_heads",
+           "model.head_dim=" + Num(out->head_dim) +
+               (given ? "" : " (model.d_model / model.num_heads)") + " must be even for RoPE");
+  }
 
   const pb::Moe& e = m.moe();
   MoeSpec& moe = out->moe;

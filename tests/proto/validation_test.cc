@@ -251,6 +251,15 @@ TEST(Validation, KernelEfficienciesNameLineAndEntry) {
   EXPECT_EQ(sc->hardware.MemoryEfficiency(MemoryKernel::kCopy), sc->hardware.memory_efficiency);
 }
 
+TEST(Validation, RopeNeedsAnEvenHeadDim) {
+  EXPECT_EQ(SetError({"model.d_model=200"}),
+            "t.textproto:5: model.head_dim=25 (model.d_model / model.num_heads) must be even for "
+            "RoPE");
+  EXPECT_EQ(SetError({"model.head_dim=33"}),
+            "t.textproto (--set model.head_dim=33): model.head_dim=33 must be even for RoPE");
+  EXPECT_EQ(SetError({"model.head_dim=33", "model.position_kind=LEARNED"}), "");
+}
+
 TEST(Validation, BatchNotMultipleOfSequence) {
   EXPECT_EQ(SetError({"training.global_batch_tokens=1000"}),
             "t.textproto (--set training.global_batch_tokens=1000): "
