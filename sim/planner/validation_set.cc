@@ -43,6 +43,7 @@ Expected<std::vector<ValidationRow>> ReadValidationSet(const std::string& path) 
   int n = 1;
   while (std::getline(in, line)) {
     ++n;
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF files (spreadsheets)
     if (line.empty() || line[0] == '#') continue;
     const auto f = SplitCsvLine(line);
     const std::string where = path + ":" + std::to_string(n) + ": ";

@@ -186,6 +186,20 @@ TEST(Cli, ValidateComparesRowsWithTheirBaseline) {
   EXPECT_NE(text.out.find("change of"), std::string::npos) << text.out;
 }
 
+TEST(Cli, ValidateReadsCrlfSets) {
+  // As a spreadsheet saves it: every line ends in \r\n, the baseline column last.
+  const std::string path =
+      TempSet("crlf_set.csv",
+              "id,scenario,overrides,metric,measured,source,baseline\r\n"
+              "base,default,,step_time_s,1.0,me,\r\n"
+              "more,default,model.moe.num_experts=256,step_time_s,1.2,me,base\r\n");
+  const RunResult r = Moesim("validate " + path + " --json -");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["relative"].size(), 1u);
+  EXPECT_EQ(j["relative"][0]["baseline"], "base");
+}
+
 TEST(Cli, ValidateBaselineErrorsNameTheLine) {
   const std::string h = "id,scenario,overrides,metric,measured,source,baseline\n";
   const std::vector<std::pair<std::string, std::string>> cases = {
