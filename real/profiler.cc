@@ -136,4 +136,16 @@ Status WriteChromeTrace(const std::string& path,
   return Status::Ok();
 }
 
+Status WaitForGroup(Profiler* prof, Comm* comm, Group g, const char* name, Phase phase,
+                    int64_t layer, int32_t stream) {
+  if (prof == nullptr || !prof->recording() || comm == nullptr || comm->GroupSize(g) < 2) {
+    return Status::Ok();
+  }
+  MOESIM_RETURN_IF_ERROR(prof->device()->Synchronize());
+  const std::string wait = std::string(name) + ".wait";
+  ScopedOp op(prof, wait.c_str(), phase, layer, 0, 0, stream);
+  double token = 0;
+  return comm->AllReduceHost(&token, 1, g);
+}
+
 }  // namespace moesim::real

@@ -13,6 +13,10 @@
 //     capacity), moe.permute, moe.dispatch_a2a, moe.w1/w3/act/w2, moe.combine_a2a,
 //     moe.unpermute, moe.norm, moe.residual.
 //   - ops the simulator folds away keep their own names: "attn.layout" (head-major copies);
+//   - in recorded steps each collective is preceded by "<collective>.wait": a barrier over its
+//     group (WaitForGroup), so the collective's own time is its transfer, and the time a rank
+//     spends waiting for the group's slowest member (on shared cores, a descheduled rank) is
+//     shown apart; the simulator, whose ranks run in lockstep, has no such op;
 //   - two simulated ops have no measured counterpart: "head.loss.bwd" (the cross-entropy
 //     gradient comes out of the forward "head.loss" pass) and "ffn.residual.bwd" /
 //     "moe.residual.bwd" (the residual's gradient is the output gradient itself, in place).
@@ -32,6 +36,7 @@
 
 #include "common/status.h"
 #include "costmodel/opgraph.h"
+#include "real/comm/comm.h"
 #include "real/device.h"
 
 namespace moesim::real {
@@ -58,6 +63,7 @@ class Profiler {
   void BeginStep(int64_t step, bool record, double host_offset_s);
   void set_micro_batch(int64_t mb) { micro_batch_ = mb; }
   bool recording() const { return recording_; }
+  DeviceBase* device() const { return dev_; }
   // Returns an op id for End(); -1 when not recording.
   int64_t Begin(const char* name, Phase phase, int64_t layer, int32_t stream, double flops,
                 double bytes);
@@ -99,6 +105,12 @@ class ScopedOp {
   Profiler* prof_;
   int64_t id_;
 };
+
+// When `prof` is recording and the group has more than one member: waits for the device, then
+// for every member of `g` (a one-value host all-reduce), timed as "<name>.wait". Otherwise does
+// nothing, so untraced steps (the ones step time is measured on) run as before.
+Status WaitForGroup(Profiler* prof, Comm* comm, Group g, const char* name, Phase phase,
+                    int64_t layer, int32_t stream);
 
 // Serializes events to one JSON line per event (for gathering across ranks) and back.
 std::string EncodeEvents(const std::vector<TraceEvent>& events);

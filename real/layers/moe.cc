@@ -102,6 +102,8 @@ Status MoeLayer<T>::Exchange(Context<T>& ctx, const char* name, const T* send,
                              const std::vector<int64_t>& recv_counts, Phase phase) {
   double bytes = 0;
   for (int64_t c : send_counts) bytes += static_cast<double>(c) * sizeof(T);
+  MOESIM_RETURN_IF_ERROR(
+      WaitForGroup(ctx.prof, ctx.comm, Group::kExpert, name, phase, layer_, kCommStream));
   ScopedOp op(ctx.prof, name, phase, layer_, 0, bytes, kCommStream);
   return ctx.comm->AllToAllV(send, send_counts, recv, recv_counts, Group::kExpert);
 }
@@ -161,6 +163,8 @@ Status MoeLayer<T>::Forward(Context<T>& ctx, const T* x, T* out) {
     const int64_t peers = s_.ep_size;
     std::vector<int64_t> recv_counts;  // [peer][local expert]
     {
+      MOESIM_RETURN_IF_ERROR(WaitForGroup(ctx.prof, ctx.comm, Group::kExpert, "moe.dispatch_a2a",
+                                          fw, layer_, kCommStream));
       ScopedOp op(ctx.prof, "moe.dispatch_a2a", fw, layer_, 0,
                   static_cast<double>(e_n * sizeof(int64_t)), kCommStream);
       MOESIM_RETURN_IF_ERROR(

@@ -20,6 +20,8 @@ template <typename T>
 Status AllReduceGradients(ParamSet<T>& params, Comm* comm, Profiler* prof) {
   if (comm == nullptr || comm->size() == 1) return Status::Ok();
   const double bytes = static_cast<double>(params.total_count() * static_cast<int64_t>(sizeof(T)));
+  MOESIM_RETURN_IF_ERROR(WaitForGroup(prof, comm, Group::kWorld, "grads.all_reduce",
+                                      Phase::kBackward, -1, kGradStream));
   ScopedOp op(prof, "grads.all_reduce", Phase::kBackward, -1, 0, bytes, kGradStream);
   T* g = params.grads().data();
   MOESIM_RETURN_IF_ERROR(comm->AllReduceSum(g, params.dense_count(), Group::kWorld));

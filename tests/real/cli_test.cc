@@ -197,6 +197,11 @@ TEST(TrainCli, TwoRankTraceUsesTheSimulatorsOpNames) {
     ++compared;
   }
   EXPECT_GT(compared, 40);
+  // Each collective of a traced step first waits for its group, timed on its own.
+  for (const char* c : {"moe.dispatch_a2a", "moe.combine_a2a", "moe.dispatch_a2a.bwd",
+                        "moe.combine_a2a.bwd", "grads.all_reduce"}) {
+    EXPECT_TRUE(measured.count(std::string(c) + ".wait")) << c;
+  }
 }
 
 TEST(BenchCli, QuickBenchWritesTheFourTablesOnTwoRanks) {
