@@ -369,11 +369,12 @@ nlohmann::json ValidationJson(const ValidationResult& r) {
   for (const ConfigResult& c : r.configs) {
     nlohmann::json ops = nlohmann::json::array();
     for (const OpComparison& op : c.ops) {
-      ops.push_back({{"op", op.op},
-                     {"simulated_s", op.simulated_s},
-                     {"measured_s", op.measured_s},
-                     {"error_pct", op.measured_s > 0 ? nlohmann::json(op.ErrorPct())
-                                                     : nlohmann::json(nullptr)}});
+      ops.push_back(
+          {{"op", op.op},
+           {"simulated_s", op.simulated_s},
+           {"measured_s", op.measured_s},
+           {"error_pct", op.measured_s > 0 && op.simulated_s > 0 ? nlohmann::json(op.ErrorPct())
+                                                                 : nlohmann::json(nullptr)}});
     }
     configs.push_back({{"id", c.config.id},
                        {"scenario", c.config.scenario},

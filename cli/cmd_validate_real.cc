@@ -61,7 +61,10 @@ void PrintResult(const calib::ValidationResult& r, int top_ops) {
     int shown = 0;
     for (const auto& op : c.ops) {
       if (shown++ == top_ops) break;
-      if (op.measured_s > 0) {
+      if (op.measured_s > 0 && op.simulated_s <= 0) {
+        std::printf("  %-26s %10s %10.3f %8s\n", op.op.c_str(), "-", 1e3 * op.measured_s,
+                    "(not simulated)");
+      } else if (op.measured_s > 0) {
         std::printf("  %-26s %10.3f %10.3f %+7.1f%%\n", op.op.c_str(), 1e3 * op.simulated_s,
                     1e3 * op.measured_s, op.ErrorPct());
       } else {

@@ -150,6 +150,12 @@ Expected<std::string> WriteReport(const ReportInputs& in) {
      << "| op class | configurations | simulated ms | measured ms | error |\n"
      << "|---|---|---|---|---|\n";
   for (const auto& [name, t] : sorted) {
+    if (t.simulated <= 0) {
+      // Measured only (a collective's wait for its group, folded copies): no error to plot.
+      md << "| " << name << " | " << t.configs << " | - | " << F("%.2f", 1e3 * t.measured)
+         << " | not simulated |\n";
+      continue;
+    }
     const double e = 100 * (t.simulated / t.measured - 1);
     if (cats.size() < 30) {  // the plot shows the 30 largest; the table has them all
       cats.push_back(name);

@@ -95,6 +95,16 @@ TEST_F(EndToEnd, BenchCalibrateValidate) {
       }
     }
     EXPECT_TRUE(w1) << "moe.w1 simulated and measured in " << c.at("id");
+    // Two ranks: each all-to-all's wait for its group is measured, not simulated, no error.
+    bool wait = false;
+    for (const auto& op : c.at("ops")) {
+      if (op.at("op") != "moe.dispatch_a2a.wait") continue;
+      wait = true;
+      EXPECT_EQ(op.at("simulated_s").get<double>(), 0);
+      EXPECT_GT(op.at("measured_s").get<double>(), 0);
+      EXPECT_TRUE(op.at("error_pct").is_null());
+    }
+    EXPECT_EQ(wait, c.at("ranks").get<int>() == 2) << c.at("id");
     const std::string id = c.at("id");
     EXPECT_TRUE(fs::exists(out / id / "rep1.trace.json"));
     EXPECT_TRUE(fs::exists(out / id / "rep2.metrics.jsonl"));
