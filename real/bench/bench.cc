@@ -14,11 +14,14 @@ namespace {
 using json = nlohmann::json;
 
 // Median seconds of `repeats` runs of `op` on the device clock (after one warm-up run).
-Expected<double> TimeOp(Device<float>* dev, int repeats, const std::function<Status()>& op) {
+// `before` (optional) runs ahead of each timed repeat, untimed.
+Expected<double> TimeOp(Device<float>* dev, int repeats, const std::function<Status()>& op,
+                        const std::function<Status()>& before = {}) {
   MOESIM_RETURN_IF_ERROR(op());
   MOESIM_RETURN_IF_ERROR(dev->Synchronize());
   int64_t slot = 0;
   for (int r = 0; r < repeats; ++r) {
+    if (before) MOESIM_RETURN_IF_ERROR(before());
     dev->RecordTimestamp(slot++);
     MOESIM_RETURN_IF_ERROR(op());
     dev->RecordTimestamp(slot++);
@@ -205,16 +208,33 @@ Status Collectives(const BenchOptions& o, Device<float>* dev, Comm* comm, json* 
   Expected<Tensor<float>> recv = Buffer(dev, "bench.recv", max_elems, 0.0f);
   if (!send.ok()) return send.status();
   if (!recv.ok()) return recv.status();
+  // On a CPU, training runs compute between two collectives, which evicts their buffers from
+  // the caches; back-to-back repeats would keep them there. Each repeat therefore first streams
+  // through a buffer larger than the caches, then waits for every rank.
+  const int64_t flush_elems = dev->IsGpu() ? 0 : (64 << 20) / 4;
+  Expected<Tensor<float>> flush = Buffer(dev, "bench.flush", std::max<int64_t>(flush_elems, 1), 0);
+  if (!flush.ok()) return flush.status();
+  float scale = 1.0f;
+  auto cold = [&]() -> Status {
+    if (flush_elems > 0) {
+      scale = -scale;
+      dev->Fill(flush->data(), flush_elems, scale);
+    }
+    return comm->Barrier();
+  };
   for (const char* op : {"all_reduce", "all_to_all"}) {
     for (int64_t bytes = 1024; bytes <= top; bytes *= 4) {
       const int64_t elems = bytes / 4 / n * n;  // all-to-all: equal chunks
       if (elems == 0) continue;
       const std::vector<int64_t> counts(static_cast<size_t>(n), elems / n);
       MOESIM_RETURN_IF_ERROR(comm->Barrier());
-      Expected<double> t = TimeOp(dev, o.repeats, [&] {
-        if (op[4] == 'r') return comm->AllReduceSum(send->data(), elems, Group::kWorld);
-        return comm->AllToAllV(send->data(), counts, recv->data(), counts, Group::kWorld);
-      });
+      Expected<double> t = TimeOp(
+          dev, o.repeats,
+          [&] {
+            if (op[4] == 'r') return comm->AllReduceSum(send->data(), elems, Group::kWorld);
+            return comm->AllToAllV(send->data(), counts, recv->data(), counts, Group::kWorld);
+          },
+          cold);
       if (!t.ok()) return t.status();
       // The slowest rank's time.
       std::vector<double> times(static_cast<size_t>(n), 0.0);
