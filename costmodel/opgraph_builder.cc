@@ -194,7 +194,7 @@ class Builder {
         compute(d.name + (d.matmul_with_weight ? ".wgrad" : ".grad_b"), d.compute);
       } else {
         ComputeWork w = d.compute;
-        w.bytes *= 2;  // read the saved input and the incoming gradient, write the gradient
+        w.bytes *= d.backward_bytes_factor;
         if (d.backward_kernel) w.kernel = d.backward_kernel;
         compute(d.name + ".bwd", w);
       }

@@ -54,13 +54,26 @@ OpDesc Matmul(const std::string& name, const std::string& spec, const DimSizes& 
   return d;
 }
 
-OpDesc Elementwise(const std::string& name, double bytes, MemoryKernel kernel) {
+// `backward`: the backward's bytes over the forward's (OpDesc::backward_bytes_factor).
+OpDesc Elementwise(const std::string& name, double bytes, MemoryKernel kernel, double backward) {
   OpDesc d;
   d.name = name;
   d.compute.bytes = bytes;
   d.compute.kernel = kernel;
+  d.backward_bytes_factor = backward;
   return d;
 }
+
+// Backward bytes over forward bytes, by what each pass reads and writes (one unit = one
+// activation tensor of the op's shape).
+constexpr double kNormBwd = 3.0 / 2;     // x, y -> x, dy, dx
+constexpr double kResidualBwd = 1.0;     // x + f(x) -> the two gradients merge: dy, df -> dx
+constexpr double kRopeBwd = 1.0;         // rotate x -> rotate dy back
+constexpr double kSoftmaxBwd = 3.0 / 2;  // s -> p; p, dp -> ds
+constexpr double kCopyBwd = 1.0;         // gather <-> scatter
+constexpr double kLookupBwd = 3.0 / 2;   // rows -> dy in, gradient rows read and written
+constexpr double kLossBwd = 2.0 / 3;     // logits -> max, sum, loss; probabilities -> dlogits
+double ActBwd(bool swiglu) { return swiglu ? 5.0 / 3 : 3.0 / 2; }  // a, b -> h; a, b, dh -> da, db
 
 OpDesc Collective(const std::string& name, CollectiveKind kind, std::vector<MeshAxis> axes,
                   double bytes) {
@@ -265,7 +278,7 @@ StepPlan MakeStepPlan(const Scenario& sc) {
   // --- Attention block (shared by both layer kinds).
   std::vector<OpDesc> attn;
   const bool flash = sc.training.flash_attention;
-  attn.push_back(Elementwise("attn.norm", 2 * bsm / sp, MemoryKernel::kRmsnorm));
+  attn.push_back(Elementwise("attn.norm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
   TpInput(p, mesh, "attn", bsm, p.tp_axes, p.sp_axes, &attn);
   for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kDense)) {
     if (e.name.rfind("attn.", 0) != 0) continue;
@@ -282,34 +295,36 @@ StepPlan MakeStepPlan(const Scenario& sc) {
     }
     attn.push_back(d);
     if (e.name == "attn.v" && md.position_kind == PositionKind::kRope) {
-      attn.push_back(
-          Elementwise("attn.rope", 2 * b * s * (heads + kv) * L['d'] * ab, MemoryKernel::kAxpy));
+      attn.push_back(Elementwise("attn.rope", 2 * b * s * (heads + kv) * L['d'] * ab,
+                                 MemoryKernel::kAxpy, kRopeBwd));
     }
     if (e.name == "attn.scores" && !flash) {
-      OpDesc sm = Elementwise("attn.softmax", 2 * b * heads * s * s * ab, MemoryKernel::kSoftmax);
+      OpDesc sm = Elementwise("attn.softmax", 2 * b * heads * s * s * ab, MemoryKernel::kSoftmax,
+                              kSoftmaxBwd);
       sm.backward_kernel = MemoryKernel::kAxpy;
       sm.recompute_selective = true;
       attn.push_back(sm);
     }
   }
   TpOutput(mesh, "attn", bsm, p.tp_axes, p.sp_axes, &attn);
-  attn.push_back(Elementwise("attn.residual", 3 * bsm / sp, MemoryKernel::kAxpy));
+  attn.push_back(Elementwise("attn.residual", 3 * bsm / sp, MemoryKernel::kAxpy, kResidualBwd));
 
   // --- Dense FFN.
   const bool swiglu = md.ffn_kind == FfnKind::kSwiglu;
   p.dense_ops = attn;
-  p.dense_ops.push_back(Elementwise("ffn.norm", 2 * bsm / sp, MemoryKernel::kRmsnorm));
+  p.dense_ops.push_back(Elementwise("ffn.norm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
   TpInput(p, mesh, "ffn", bsm, p.tp_axes, p.sp_axes, &p.dense_ops);
   for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kDense)) {
     if (e.name.rfind("ffn.", 0) != 0) continue;
     if (e.name == "ffn.w2") {
-      p.dense_ops.push_back(
-          Elementwise("ffn.act", (swiglu ? 3 : 2) * b * s * L['f'] * ab, MemoryKernel::kSwiglu));
+      p.dense_ops.push_back(Elementwise("ffn.act", (swiglu ? 3 : 2) * b * s * L['f'] * ab,
+                                        MemoryKernel::kSwiglu, ActBwd(swiglu)));
     }
     p.dense_ops.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
   }
   TpOutput(mesh, "ffn", bsm, p.tp_axes, p.sp_axes, &p.dense_ops);
-  p.dense_ops.push_back(Elementwise("ffn.residual", 3 * bsm / sp, MemoryKernel::kAxpy));
+  p.dense_ops.push_back(
+      Elementwise("ffn.residual", 3 * bsm / sp, MemoryKernel::kAxpy, kResidualBwd));
 
   // --- MoE FFN.
   if (md.is_moe()) {
@@ -367,7 +382,7 @@ StepPlan MakeStepPlan(const Scenario& sc) {
 
     std::vector<OpDesc>& o = p.moe_ops;
     o = attn;
-    o.push_back(Elementwise("moe.norm", 2 * bsm / sp, MemoryKernel::kRmsnorm));
+    o.push_back(Elementwise("moe.norm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
     // Router on this device's tokens; logits to probabilities and top-k in fp32.
     DimSizes rs = L;
     rs['b'] = 1;
@@ -377,13 +392,14 @@ StepPlan MakeStepPlan(const Scenario& sc) {
     // Gating reads and writes [tokens, E] probabilities in fp32; einsum dispatch also writes the
     // [G, S, E, C] combine weights (fp32) and the dispatch mask cast from them (1 byte).
     const double gate_bytes = 2 * tokens * e_all * 4 + (einsum ? Size(ds, "gsec") * 5 : 0);
-    o.push_back(Elementwise("moe.gate", gate_bytes, MemoryKernel::kSoftmax));
+    o.push_back(Elementwise("moe.gate", gate_bytes, MemoryKernel::kSoftmax, kSoftmaxBwd));
     if (einsum) {
       OpDesc d = Matmul("moe.dispatch", "gsec,gsm->egcm", ds, p.act_bytes, false);
       d.first_operand_constant = true;
       o.push_back(d);
     } else {
-      o.push_back(Elementwise("moe.permute", 2 * tokens * k * m_moe * ab, MemoryKernel::kCopy));
+      o.push_back(
+          Elementwise("moe.permute", 2 * tokens * k * m_moe * ab, MemoryKernel::kCopy, kCopyBwd));
     }
     if (ep > 1) {
       OpDesc a = Collective("moe.dispatch_a2a", CollectiveKind::kAllToAll, p.ep_axes, p.a2a_bytes);
@@ -396,8 +412,8 @@ StepPlan MakeStepPlan(const Scenario& sc) {
     for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kMoe)) {
       if (e.name != "moe.w1" && e.name != "moe.w3" && e.name != "moe.w2") continue;
       if (e.name == "moe.w2") {
-        o.push_back(
-            Elementwise("moe.act", (swiglu ? 3 : 2) * p.slots * h_loc * ab, MemoryKernel::kSwiglu));
+        o.push_back(Elementwise("moe.act", (swiglu ? 3 : 2) * p.slots * h_loc * ab,
+                                MemoryKernel::kSwiglu, ActBwd(swiglu)));
       }
       o.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
     }
@@ -411,7 +427,8 @@ StepPlan MakeStepPlan(const Scenario& sc) {
     if (einsum) {
       o.push_back(Matmul("moe.combine", "egcm,gsec->gsm", ds, p.act_bytes, false));
     } else {
-      o.push_back(Elementwise("moe.unpermute", 2 * tokens * k * m_moe * ab, MemoryKernel::kCopy));
+      o.push_back(
+          Elementwise("moe.unpermute", 2 * tokens * k * m_moe * ab, MemoryKernel::kCopy, kCopyBwd));
     }
     if (moe.num_shared_experts > 0) {
       for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kMoe)) {
@@ -419,19 +436,19 @@ StepPlan MakeStepPlan(const Scenario& sc) {
           o.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
       }
     }
-    o.push_back(Elementwise("moe.residual", 3 * bsm / sp, MemoryKernel::kAxpy));
+    o.push_back(Elementwise("moe.residual", 3 * bsm / sp, MemoryKernel::kAxpy, kResidualBwd));
   }
 
   // --- Embedding and head.
   const auto vocab_axes = sh.AxesFor(TC::kDenseWeights, "vocab");
-  p.embed_ops.push_back(Elementwise("embed.lookup", 2 * bsm / sp, MemoryKernel::kCopy));
+  p.embed_ops.push_back(Elementwise("embed.lookup", 2 * bsm / sp, MemoryKernel::kCopy, kLookupBwd));
   TpOutput(mesh, "embed", bsm, vocab_axes, p.sp_axes, &p.embed_ops);
-  p.head_ops.push_back(Elementwise("final.norm", 2 * bsm / sp, MemoryKernel::kRmsnorm));
+  p.head_ops.push_back(Elementwise("final.norm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
   TpInput(p, mesh, "head", bsm, vocab_axes, p.sp_axes, &p.head_ops);
   for (const Einsum& e : HeadForwardEinsums()) {
     p.head_ops.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
   }
-  OpDesc loss = Elementwise("head.loss", 3 * b * s * L['v'] * 4, MemoryKernel::kSoftmax);
+  OpDesc loss = Elementwise("head.loss", 3 * b * s * L['v'] * 4, MemoryKernel::kSoftmax, kLossBwd);
   loss.backward_kernel = MemoryKernel::kAxpy;
   p.head_ops.push_back(loss);
   if (AxesSize(mesh, vocab_axes) > 1) {

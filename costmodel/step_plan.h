@@ -28,6 +28,9 @@ struct OpDesc {
   // Elementwise ops whose backward streams without the forward's transcendental: softmax's
   // y (dy - sum(y dy)) and cross-entropy's p - onehot reuse the forward's probabilities.
   std::optional<MemoryKernel> backward_kernel;
+  // Elementwise ops: the backward's bytes over the forward's, from what each reads and writes
+  // (RMSNorm: x, y -> x, dy, dx = 1.5; SwiGLU: a, b, h -> a, b, dh, da, db = 5/3).
+  double backward_bytes_factor = 2;
 };
 
 // The collectives that keep one layer's weights usable and its gradients reduced.

@@ -13,9 +13,9 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 // - matmul_efficiency: the fraction of peak that a step's GEMMs reach, fitted per chip on the
 //   published measurements of validation/published.csv (geometric mean of simulated / measured
 //   TFLOP/s per device = 1 over the chip's rows; `moesim validate validation/published.csv`
-//   shows the residuals; fit of 2026-11-24 recorded in validation/calibration.md):
-//     A100 0.568 (3 Megatron SC21 rows), H100 0.625 (3 Megatron-Core rows + Mixtral),
-//     TPU v5e 0.673 (MaxText 16B), TPU v4 0.593 (MaxText 22B).
+//   shows the residuals; refit of 2026-11-30 recorded in validation/calibration.md):
+//     A100 0.560 (3 Megatron SC21 rows), H100 0.608 (3 Megatron-Core rows + Mixtral),
+//     TPU v5e 0.667 (MaxText 16B), TPU v4 0.589 (MaxText 22B).
 //   Chips without public measurements inherit their nearest sibling's fit, an assumption:
 //   H200, B200, GB200 <- H100 (same software stack, Hopper/Blackwell tensor cores at similar
 //   utilization); v5p <- v4 (3D-torus line); v6e <- v5e.
@@ -54,31 +54,31 @@ const std::map<std::string, HardwareProfile>& Profiles() {
   static const std::map<std::string, HardwareProfile> profiles = {
       // cloud.google.com/tpu/docs/v4: 275 TF bf16, 32 GiB HBM2, 1200 GB/s; host = 4 chips.
       {"tpu-v4",
-       Make("tpu-v4", 275e12, 32 * kGiB, 1200e9, 4.5e10, 1e-6, 2.5e10 / 4, 5e-6, 4, 0.593, 1e-6)},
+       Make("tpu-v4", 275e12, 32 * kGiB, 1200e9, 4.5e10, 1e-6, 2.5e10 / 4, 5e-6, 4, 0.589, 1e-6)},
       // docs.cloud.google.com/tpu/docs/v5e: 197 TF, 16 GiB HBM2, 819 GB/s; host = 8 chips with
       // 2x100 Gb/s NICs (25 GB/s per host).
       {"tpu-v5e",
-       Make("tpu-v5e", 197e12, 16 * kGiB, 819e9, 5e10, 1e-6, 25e9 / 8, 5e-6, 8, 0.673, 1e-6)},
+       Make("tpu-v5e", 197e12, 16 * kGiB, 819e9, 5e10, 1e-6, 25e9 / 8, 5e-6, 8, 0.667, 1e-6)},
       // cloud.google.com/tpu/docs/v5p: 459 TF, 95 GiB HBM2e, 2765 GB/s; DCN 50 Gb/s per chip.
       {"tpu-v5p",
-       Make("tpu-v5p", 459e12, 95 * kGiB, 2765e9, 9e10, 1e-6, 6.25e9, 5e-6, 4, 0.593, 1e-6)},
+       Make("tpu-v5p", 459e12, 95 * kGiB, 2765e9, 9e10, 1e-6, 6.25e9, 5e-6, 4, 0.589, 1e-6)},
       // docs.cloud.google.com/tpu/docs/v6e: 918 TF, 32 GiB, 1638 GB/s; DCN per host as v4
       // (scaling-book's typical 2.5e10 B/s), 8 chips per host.
       {"tpu-v6e",
-       Make("tpu-v6e", 918e12, 32 * kGiB, 1638e9, 1e11, 1e-6, 2.5e10 / 8, 5e-6, 8, 0.673, 1e-6)},
+       Make("tpu-v6e", 918e12, 32 * kGiB, 1638e9, 1e11, 1e-6, 2.5e10 / 8, 5e-6, 8, 0.667, 1e-6)},
       // A100 SXM4 80GB: 312 TF, 80 GiB HBM2e, 2.0 TB/s, NVLink3 300 GB/s/dir, HDR 200 Gb/s.
       {"a100-sxm",
-       Make("a100-sxm", 312e12, 80 * kGiB, 2.0e12, 300e9, 2e-6, 25e9, 5e-6, 8, 0.568, 4e-6)},
+       Make("a100-sxm", 312e12, 80 * kGiB, 2.0e12, 300e9, 2e-6, 25e9, 5e-6, 8, 0.560, 4e-6)},
       // H100 SXM5 80GB: 989 TF, 80 GiB HBM3, 3.35 TB/s, NVLink4 450 GB/s/dir, NDR 400 Gb/s.
       {"h100-sxm",
-       Make("h100-sxm", 989e12, 80 * kGiB, 3.35e12, 450e9, 2e-6, 50e9, 5e-6, 8, 0.625, 4e-6)},
+       Make("h100-sxm", 989e12, 80 * kGiB, 3.35e12, 450e9, 2e-6, 50e9, 5e-6, 8, 0.608, 4e-6)},
       // H200: as H100 with 141 GB HBM3e at 4.8 TB/s.
       {"h200-sxm",
-       Make("h200-sxm", 989e12, 141e9, 4.8e12, 450e9, 2e-6, 50e9, 5e-6, 8, 0.625, 4e-6)},
+       Make("h200-sxm", 989e12, 141e9, 4.8e12, 450e9, 2e-6, 50e9, 5e-6, 8, 0.608, 4e-6)},
       // B200: 2.25 PF, 192 GB HBM3e, 8 TB/s, NVLink5 900 GB/s/dir, 400 Gb/s NIC.
-      {"b200", Make("b200", 2.25e15, 192e9, 8e12, 900e9, 2e-6, 50e9, 5e-6, 8, 0.625, 4e-6)},
+      {"b200", Make("b200", 2.25e15, 192e9, 8e12, 900e9, 2e-6, 50e9, 5e-6, 8, 0.608, 4e-6)},
       // GB200 (per GPU): ~2.5 PF, ~186 GB, 8 TB/s, 900 GB/s/dir in a 72-GPU NVLink domain.
-      {"gb200", Make("gb200", 2.5e15, 186e9, 8e12, 900e9, 2e-6, 50e9, 5e-6, 4, 0.625, 4e-6)},
+      {"gb200", Make("gb200", 2.5e15, 186e9, 8e12, 900e9, 2e-6, 50e9, 5e-6, 4, 0.608, 4e-6)},
       // cpu: ONE core of the development host (AMD EPYC, Zen 5: family 26, AVX-512 with two
       // 512-bit FMA pipes; 2.1 GHz as /proc/cpuinfo reports), which runs one moesim-real rank
       // (Eigen is single-threaded there). Peak fp32 = 2.1e9 Hz x 2 FMA pipes x 16 lanes x 2

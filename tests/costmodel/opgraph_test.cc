@@ -272,12 +272,26 @@ TEST(OpGraph, ElementwiseOpsNameTheirKernel) {
   const Scenario sc = Load(kDense, {"training.flash_attention=false"});
   const OpGraph g = BuildStepGraph(sc);
   std::map<std::string, std::string> kernel;
+  std::map<std::string, double> bytes;
   for (const Op& op : g.ops) {
     if (op.is_collective) continue;
     const bool layer = op.name.size() > 1 && op.name[0] == 'L' && std::isdigit(op.name[1]);
     const std::string name = layer ? op.name.substr(op.name.find('.') + 1) : op.name;
     kernel[name] = op.compute.kernel ? MemoryKernelName(*op.compute.kernel) : "-";
+    bytes[name] = op.compute.bytes;
   }
+  // Backward bytes from what each pass reads and writes, in tensors of the op's shape:
+  // RMSNorm x, y -> x, dy, dx; SwiGLU a, b, h -> a, b, dh, da, db; residual: the two
+  // gradients merge (dy, df -> dx), as the forward's add; softmax s, p -> p, dp, ds;
+  // cross-entropy: 3 passes over the logits forward, probabilities -> dlogits backward.
+  EXPECT_DOUBLE_EQ(bytes["ffn.norm.bwd"] / bytes["ffn.norm"], 3.0 / 2);
+  EXPECT_DOUBLE_EQ(bytes["ffn.act.bwd"] / bytes["ffn.act"], 5.0 / 3);
+  EXPECT_DOUBLE_EQ(bytes["ffn.residual.bwd"] / bytes["ffn.residual"], 1.0);
+  EXPECT_DOUBLE_EQ(bytes["attn.softmax.bwd"] / bytes["attn.softmax"], 3.0 / 2);
+  EXPECT_DOUBLE_EQ(bytes["head.loss.bwd"] / bytes["head.loss"], 2.0 / 3);
+  // 65,536 tokens over 16 data-parallel devices: 4,096 per device, d_model 256, bf16, read
+  // and written: 4,194,304 bytes for the norm's forward.
+  EXPECT_DOUBLE_EQ(bytes["ffn.norm"], 4096.0 * 256 * 2 * 2);
   EXPECT_EQ(kernel["attn.softmax"], "softmax");
   EXPECT_EQ(kernel["attn.softmax.bwd"], "axpy");
   EXPECT_EQ(kernel["ffn.act"], "swiglu");
