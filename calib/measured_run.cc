@@ -32,6 +32,8 @@ Expected<MeasuredRun> ReadMeasuredRun(const std::string& trace_path,
     if (!in) return Status::InvalidInput(metrics_path + ": cannot open metrics file");
     std::string line;
     int lineno = 0;
+    double dropped_sum = 0;
+    int64_t dropped_n = 0;
     while (std::getline(in, line)) {
       ++lineno;
       if (line.empty()) continue;
@@ -48,8 +50,13 @@ Expected<MeasuredRun> ReadMeasuredRun(const std::string& trace_path,
       }
       if (j.at("step").get<int64_t>() > steady_after) {
         run.step_times_s.push_back(j.at("step_time_s").get<double>());
+        if (j.contains("dropped_fraction") && j.at("dropped_fraction").is_number()) {
+          dropped_sum += j.at("dropped_fraction").get<double>();
+          ++dropped_n;
+        }
       }
     }
+    if (dropped_n > 0) run.dropped_fraction = dropped_sum / static_cast<double>(dropped_n);
     if (run.step_times_s.empty()) {
       return Status::InvalidInput(metrics_path + ": no step after step " +
                                   std::to_string(steady_after) +

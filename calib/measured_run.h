@@ -29,6 +29,9 @@ struct MeasuredRun {
   std::map<std::string, double> op_s;  // op class -> seconds per step (mean over ranks)
   int64_t ranks = 0;
   int64_t traced_steps = 0;
+  // MoE: the share of routed tokens the capacity dropped, mean over the steady steps (the
+  // metrics' dropped_fraction); -1 when the metrics have none (a dense model).
+  double dropped_fraction = -1;
 };
 
 // `steady_after`: metrics steps (1-based, as written) <= this are skipped (warm-up + traced).

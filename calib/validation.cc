@@ -293,6 +293,7 @@ Expected<ValidationResult> RunRealValidation(const std::vector<RealConfig>& conf
     Expected<SimReport> sim = SimulateScenario(*sc, so);
     if (!sim.ok()) return sim.status().WithPrefix(where);
     cr.simulated_step_s = sim->step_time_s;
+    if (sc->model.is_moe()) cr.simulated_dropped_fraction = sim->dropped_token_fraction;
     Expected<std::map<std::string, double>> ops = SimulatedOps(*sim);
     if (!ops.ok()) return ops.status();
     for (const auto& [name, s] : *ops) cr.ops.push_back({name, s, 0});
@@ -339,6 +340,12 @@ Expected<ValidationResult> RunRealValidation(const std::vector<RealConfig>& conf
       if (!run.ok()) return run.status().WithPrefix(c.id + ": ");
       cr.measured_step_s.push_back(run->step_time_s);
       measured_ops[i].push_back(run->op_s);
+      if (run->dropped_fraction >= 0) {
+        const double n = static_cast<double>(rep - 1);
+        cr.measured_dropped_fraction =
+            n == 0 ? run->dropped_fraction
+                   : (cr.measured_dropped_fraction * n + run->dropped_fraction) / (n + 1);
+      }
     }
   }
   for (size_t i = 0; i < res.configs.size(); ++i) {
@@ -388,6 +395,8 @@ nlohmann::json ValidationJson(const ValidationResult& r) {
                        {"measured_step_s_repeats", c.measured_step_s},
                        {"spread_pct", c.SpreadPct()},
                        {"error_pct", c.ErrorPct()},
+                       {"simulated_dropped_fraction", c.simulated_dropped_fraction},
+                       {"measured_dropped_fraction", c.measured_dropped_fraction},
                        {"ops", ops}});
   }
   return {{"tool", "moesim validate-real"},

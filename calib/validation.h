@@ -82,6 +82,10 @@ struct ConfigResult {
   double SpreadPct() const;             // (max - min) / median over repeats
   double ErrorPct() const { return 100 * (simulated_step_s / MeasuredStepS() - 1); }
   std::vector<OpComparison> ops;
+  // MoE routing: the share of routed tokens dropped at capacity, simulated (the scenario's
+  // routing) and measured (moesim-real's router, mean over repeats); -1 for a dense model.
+  double simulated_dropped_fraction = -1;
+  double measured_dropped_fraction = -1;
 };
 
 struct ValidationResult {

@@ -7,6 +7,7 @@
 // machine, date and commit. calib/validation.h has the CSV format and the method. Large errors
 // are results, not failures: exit 0.
 #include <unistd.h>
+#include <algorithm>
 
 #include <cstdio>
 #include <cstdlib>
@@ -49,6 +50,19 @@ void PrintResult(const calib::ValidationResult& r, int top_ops) {
                 static_cast<long long>(c.config.expert_parallel), 1e3 * c.simulated_step_s,
                 1e3 * c.MeasuredStepS(), c.ErrorPct(), c.SpreadPct(),
                 c.core_share < 1 ? "  (ranks share cores)" : "");
+  }
+  bool moe = false;
+  for (const auto& c : r.configs) moe = moe || c.measured_dropped_fraction >= 0;
+  if (moe) {
+    // Routing differs from the scenario's assumption: the dropped tokens show by how much.
+    std::printf("MoE tokens dropped at capacity (simulated routing vs moesim-real's router):");
+    for (const auto& c : r.configs) {
+      if (c.measured_dropped_fraction < 0) continue;
+      std::printf(" %s %.0f%% vs %.0f%%;", c.config.id.c_str(),
+                  100 * std::max(0.0, c.simulated_dropped_fraction),
+                  100 * c.measured_dropped_fraction);
+    }
+    std::printf("\n");
   }
   std::printf(
       "MAPE %.1f%% over %zu configurations (spread = (max - min) / median of %zu "

@@ -105,6 +105,10 @@ TEST_F(EndToEnd, BenchCalibrateValidate) {
       EXPECT_TRUE(op.at("error_pct").is_null());
     }
     EXPECT_EQ(wait, c.at("ranks").get<int>() == 2) << c.at("id");
+    // MoE configurations: routing's dropped share, simulated (uniform: none) and measured.
+    EXPECT_EQ(c.at("simulated_dropped_fraction").get<double>(), 0) << c.at("id");
+    const double dropped = c.at("measured_dropped_fraction");
+    EXPECT_TRUE(dropped >= 0 && dropped < 1) << c.at("id");
     const std::string id = c.at("id");
     EXPECT_TRUE(fs::exists(out / id / "rep1.trace.json"));
     EXPECT_TRUE(fs::exists(out / id / "rep2.metrics.jsonl"));

@@ -57,6 +57,21 @@ TEST(MeasuredRun, MediansAndPerOpMeans) {
   EXPECT_EQ(r->traced_steps, 2);
   EXPECT_DOUBLE_EQ(r->op_s.at("attn.q"), 1e-3);
   EXPECT_DOUBLE_EQ(r->op_s.at("optimizer.step"), 1e-4);
+  EXPECT_EQ(r->dropped_fraction, -1);  // a dense model's metrics have none
+}
+
+TEST(MeasuredRun, MoeDroppedFractionIsTheSteadyStepsMean) {
+  // Step 2 (traced) is left out; steps 3 and 4: (0.10 + 0.20) / 2.
+  const std::string metrics =
+      TempFile("md.jsonl",
+               "{\"step\": 2, \"step_time_s\": 0.5, \"dropped_fraction\": 0.9}\n"
+               "{\"step\": 3, \"step_time_s\": 0.1, \"dropped_fraction\": 0.10}\n"
+               "{\"step\": 4, \"step_time_s\": 0.1, \"dropped_fraction\": 0.20}\n");
+  const std::string trace = TempFile("td.json", R"({"traceEvents": [
+    {"ph": "X", "name": "L0.moe.w1", "pid": 0, "tid": 0, "dur": 100, "args": {"step": 2}}]})");
+  Expected<MeasuredRun> r = ReadMeasuredRun(trace, metrics, 2);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_DOUBLE_EQ(r->dropped_fraction, 0.15);
 }
 
 TEST(MeasuredRun, NoSteadyStepIsAnError) {
