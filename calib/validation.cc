@@ -340,7 +340,7 @@ Expected<ValidationResult> RunRealValidation(const std::vector<RealConfig>& conf
       if (!run.ok()) return run.status().WithPrefix(c.id + ": ");
       cr.measured_step_s.push_back(run->step_time_s);
       measured_ops[i].push_back(run->op_s);
-      if (run->dropped_fraction >= 0) {
+      if (run->dropped_fraction >= 0 && cr.simulated_dropped_fraction >= 0) {  // MoE only
         const double n = static_cast<double>(rep - 1);
         cr.measured_dropped_fraction =
             n == 0 ? run->dropped_fraction
