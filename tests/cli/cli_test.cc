@@ -165,39 +165,26 @@ std::string TempSet(const std::string& name, const std::string& text) {
 TEST(Cli, ValidateComparesRowsWithTheirBaseline) {
   // The default scenario (3D, 1.6B/64E) against itself with its experts at 4 per device: the
   // measured change is (1.2 / 1.0 - 1) = +20%; the simulated one is worked out from the two
-  // rows' own simulated values.
-  const std::string path =
-      TempSet("rel_set.csv",
-              "id,scenario,overrides,metric,measured,source,baseline\n"
-              "base,default,,step_time_s,1.0,me,\n"
-              "more,default,model.moe.num_experts=256,step_time_s,1.2,me,base\n");
-  const RunResult r = Moesim("validate " + path + " --json -");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  const auto j = nlohmann::json::parse(r.out);
-  ASSERT_EQ(j["relative"].size(), 1u);
-  const auto& rel = j["relative"][0];
-  const double base = j["rows"][0]["simulated"], more = j["rows"][1]["simulated"];
-  EXPECT_EQ(rel["id"], "more");
-  EXPECT_EQ(rel["baseline"], "base");
-  EXPECT_NEAR(rel["measured_pct"].get<double>(), 20.0, 1e-9);
-  EXPECT_DOUBLE_EQ(rel["simulated_pct"].get<double>(), 100 * (more / base - 1));
-  EXPECT_DOUBLE_EQ(rel["diff_pp"].get<double>(), 100 * (more / base - 1) - 100 * (1.2 / 1.0 - 1));
-  const RunResult text = Moesim("validate " + path);
-  EXPECT_NE(text.out.find("change of"), std::string::npos) << text.out;
-}
-
-TEST(Cli, ValidateReadsCrlfSets) {
-  // As a spreadsheet saves it: every line ends in \r\n, the baseline column last.
-  const std::string path =
-      TempSet("crlf_set.csv",
-              "id,scenario,overrides,metric,measured,source,baseline\r\n"
-              "base,default,,step_time_s,1.0,me,\r\n"
-              "more,default,model.moe.num_experts=256,step_time_s,1.2,me,base\r\n");
-  const RunResult r = Moesim("validate " + path + " --json -");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  const auto j = nlohmann::json::parse(r.out);
-  ASSERT_EQ(j["relative"].size(), 1u);
-  EXPECT_EQ(j["relative"][0]["baseline"], "base");
+  // rows' own simulated values. The same set with \r\n line ends, as a spreadsheet saves it.
+  for (const std::string eol : {"\n", "\r\n"}) {
+    const std::string path = TempSet(
+        "rel_set.csv", "id,scenario,overrides,metric,measured,source,baseline" + eol +
+                           "base,default,,step_time_s,1.0,me," + eol +
+                           "more,default,model.moe.num_experts=256,step_time_s,1.2,me,base" + eol);
+    const RunResult r = Moesim("validate " + path + " --json -");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j["relative"].size(), 1u);
+    const auto& rel = j["relative"][0];
+    const double base = j["rows"][0]["simulated"], more = j["rows"][1]["simulated"];
+    EXPECT_EQ(rel["id"], "more");
+    EXPECT_EQ(rel["baseline"], "base");
+    EXPECT_NEAR(rel["measured_pct"].get<double>(), 20.0, 1e-9);
+    EXPECT_DOUBLE_EQ(rel["simulated_pct"].get<double>(), 100 * (more / base - 1));
+    EXPECT_DOUBLE_EQ(rel["diff_pp"].get<double>(), 100 * (more / base - 1) - 100 * (1.2 / 1.0 - 1));
+    const RunResult text = Moesim("validate " + path);
+    EXPECT_NE(text.out.find("change of"), std::string::npos) << text.out;
+  }
 }
 
 TEST(Cli, ValidateBaselineErrorsNameTheLine) {
