@@ -214,10 +214,11 @@ Status Collectives(const BenchOptions& o, Device<float>* dev, Comm* comm, json* 
   // all-to-all in training). Each repeat therefore first streams through a buffer larger than
   // the caches, then waits for every rank. Not when the ranks outnumber the host's cores: there
   // a barrier before each repeat times the scheduler's quantum, not the transfer, so those
-  // runs keep back-to-back repeats.
+  // runs keep back-to-back repeats, and so does --quick (its few small messages, 1-64 KiB,
+  // would time the barrier's exit skew rather than the transfer).
   const auto cores = static_cast<int>(std::thread::hardware_concurrency());
   const bool own_cores = cores == 0 || n <= cores;
-  const int64_t flush_elems = dev->IsGpu() || !own_cores ? 0 : (64 << 20) / 4;
+  const int64_t flush_elems = dev->IsGpu() || !own_cores || o.quick ? 0 : (64 << 20) / 4;
   Expected<Tensor<float>> flush = Buffer(dev, "bench.flush", std::max<int64_t>(flush_elems, 1), 0);
   if (!flush.ok()) return flush.status();
   float scale = 1.0f;
