@@ -155,9 +155,8 @@ Expected<MemoryFit> FitMemory(const std::vector<MemoryPoint>& points, double hbm
     MemoryKernel k;
     if (!ParseMemoryKernel(points[i].kernel, &k)) {
       return Status::InvalidInput("calibrate: memory: " + points[i].where + ": kernel \"" +
-                                  points[i].kernel +
-                                  "\" is not one the simulator knows (copy, axpy, swiglu, "
-                                  "rmsnorm, softmax, adamw)");
+                                  points[i].kernel + "\" is not one the simulator knows (" +
+                                  MemoryKernelChoices() + ")");
     }
     auto it = std::find(kernels.begin(), kernels.end(), k);
     if (it == kernels.end()) it = kernels.insert(kernels.end(), k);

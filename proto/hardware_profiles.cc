@@ -123,9 +123,8 @@ std::vector<HardwareFieldError> ApplyKernelEfficiencies(const pb::Hardware& h,
     const std::string p = "kernel_memory_efficiency[" + std::to_string(i) + "]";
     MemoryKernel kind;
     if (!ParseMemoryKernel(k.kernel(), &kind)) {
-      errors.push_back({p + ".kernel", "=\"" + k.kernel() +
-                                           "\" is not a kernel (copy, axpy, swiglu, rmsnorm, "
-                                           "softmax, adamw)"});
+      errors.push_back({p + ".kernel",
+                        "=\"" + k.kernel() + "\" is not a kernel (" + MemoryKernelChoices() + ")"});
       continue;
     }
     if (!(k.efficiency() > 0) || k.efficiency() > 1) {

@@ -36,6 +36,12 @@ bool ParseMemoryKernel(const std::string& name, MemoryKernel* out) {
   return false;
 }
 
+std::string MemoryKernelChoices() {
+  std::string out;
+  for (const char* n : kMemoryKernelNames) out += (out.empty() ? "" : ", ") + std::string(n);
+  return out;
+}
+
 const char* MeshAxisName(MeshAxis axis) {
   switch (axis) {
     case MeshAxis::kData:

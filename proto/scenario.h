@@ -72,6 +72,8 @@ inline constexpr int kNumMemoryKernels = 6;
 const char* MemoryKernelName(MemoryKernel k);  // "copy", "axpy", "swiglu", ...
 // false when `name` is none of them.
 bool ParseMemoryKernel(const std::string& name, MemoryKernel* out);
+// "copy, axpy, swiglu, rmsnorm, softmax, adamw": the choices, for error messages.
+std::string MemoryKernelChoices();
 
 // A chip's figures. Starts from a built-in profile (hardware_profiles.h); fields may be overridden.
 struct HardwareProfile {
