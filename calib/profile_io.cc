@@ -4,8 +4,10 @@
 #include <google/protobuf/text_format.h>
 
 #include <fstream>
+#include <memory>
 #include <sstream>
 
+#include "proto/field_locator.h"
 #include "proto/hardware_profiles.h"
 
 namespace moesim::calib {
@@ -47,6 +49,8 @@ Expected<pb::Hardware> ReadProfileMessage(const std::string& name_or_path) {
   google::protobuf::TextFormat::Parser parser;
   Collector errors(name_or_path);
   parser.RecordErrorsTo(&errors);
+  auto tree = std::make_unique<google::protobuf::TextFormat::ParseInfoTree>();
+  parser.WriteLocationsTo(tree.get());
   if (!parser.ParseFromString(ss.str(), &msg)) {
     return Status::InvalidInput(errors.text().empty() ? name_or_path + ": not a Hardware profile"
                                                       : errors.text());
@@ -56,6 +60,15 @@ Expected<pb::Hardware> ReadProfileMessage(const std::string& name_or_path) {
                                 ": chip is missing (the built-in profile the "
                                 "file's fields override)");
   }
+  // Checked here, where lines are known, so that a bad value is named as file:line.
+  const FieldLocator where(name_or_path, pb::Hardware::descriptor(), std::move(tree));
+  Expected<HardwareProfile> base = BuiltinHardwareProfile(msg.chip());
+  if (!base.ok()) return base.status().WithPrefix(where.Where("chip") + ": chip: ");
+  std::string bad;
+  for (const HardwareFieldError& e : ApplyHardwareFields(msg, &*base)) {
+    bad += (bad.empty() ? "" : "\n") + where.Where(e.field) + ": " + e.field + e.detail;
+  }
+  if (!bad.empty()) return Status::InvalidInput(bad);
   return msg;
 }
 
@@ -63,28 +76,7 @@ Expected<HardwareProfile> ResolveProfile(const pb::Hardware& h) {
   Expected<HardwareProfile> base = BuiltinHardwareProfile(h.chip());
   if (!base.ok()) return base.status();
   HardwareProfile p = *base;
-  auto set = [](double v, double* dst) {
-    if (v > 0) *dst = v;
-  };
-  set(h.peak_flops_per_s(), &p.peak_flops_per_s);
-  if (h.hbm_bytes() > 0) p.hbm_bytes = h.hbm_bytes();
-  set(h.hbm_bytes_per_s(), &p.hbm_bytes_per_s);
-  set(h.matmul_efficiency(), &p.matmul_efficiency);
-  set(h.memory_efficiency(), &p.memory_efficiency);
-  set(h.op_overhead_s(), &p.op_overhead_s);
-  set(h.link_bytes_per_s(), &p.link_bytes_per_s);
-  set(h.link_latency_s(), &p.link_latency_s);
-  set(h.link_efficiency(), &p.link_efficiency);
-  set(h.scaleout_bytes_per_s(), &p.scaleout_bytes_per_s);
-  set(h.scaleout_latency_s(), &p.scaleout_latency_s);
-  if (h.devices_per_host() > 0) p.devices_per_host = h.devices_per_host();
-  if (h.gemm_max_efficiency() > 0) {
-    p.gemm_max_efficiency = h.gemm_max_efficiency();
-    p.gemm_m_half = h.gemm_m_half();
-    p.gemm_n_half = h.gemm_n_half();
-    p.gemm_k_half = h.gemm_k_half();
-  }
-  const std::vector<HardwareFieldError> errors = ApplyKernelEfficiencies(h, &p);
+  const std::vector<HardwareFieldError> errors = ApplyHardwareFields(h, &p);
   if (!errors.empty()) {
     std::string msg;
     for (const auto& e : errors) msg += (msg.empty() ? "" : "; ") + e.field + e.detail;

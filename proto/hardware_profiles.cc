@@ -1,8 +1,10 @@
 #include "proto/hardware_profiles.h"
 
 #include <array>
+#include <cmath>
 #include <map>
-#include <sstream>
+
+#include "proto/checker.h"
 
 namespace moesim {
 namespace {
@@ -114,33 +116,77 @@ std::vector<std::string> BuiltinHardwareProfileNames() {
   return names;
 }
 
-std::vector<HardwareFieldError> ApplyKernelEfficiencies(const pb::Hardware& h,
-                                                        HardwareProfile* out) {
-  std::vector<HardwareFieldError> errors;
+namespace {
+
+void ApplyKernelEfficiencies(const pb::Hardware& h, HardwareProfile* out,
+                             std::vector<HardwareFieldError>* errors) {
   std::array<bool, kNumMemoryKernels> listed{};
   for (int i = 0; i < h.kernel_memory_efficiency_size(); ++i) {
     const pb::KernelEfficiency& k = h.kernel_memory_efficiency(i);
     const std::string p = "kernel_memory_efficiency[" + std::to_string(i) + "]";
     MemoryKernel kind;
     if (!ParseMemoryKernel(k.kernel(), &kind)) {
-      errors.push_back({p + ".kernel",
-                        "=\"" + k.kernel() + "\" is not a kernel (" + MemoryKernelChoices() + ")"});
+      errors->push_back({p + ".kernel", "=\"" + k.kernel() + "\" is not a kernel (" +
+                                            MemoryKernelChoices() + ")"});
       continue;
     }
     if (!(k.efficiency() > 0) || k.efficiency() > 1) {
-      std::ostringstream v;
-      v << k.efficiency();
-      errors.push_back({p + ".efficiency", "=" + v.str() + " must be in (0, 1]"});
+      errors->push_back({p + ".efficiency", "=" + Num(k.efficiency()) + " must be in (0, 1]"});
       continue;
     }
     const auto at = static_cast<size_t>(kind);
     if (listed[at]) {
-      errors.push_back({p + ".kernel", "=\"" + k.kernel() + "\" is listed twice"});
+      errors->push_back({p + ".kernel", "=\"" + k.kernel() + "\" is listed twice"});
       continue;
     }
     listed[at] = true;
     out->kernel_memory_efficiency[at] = k.efficiency();
   }
+}
+
+}  // namespace
+
+std::vector<HardwareFieldError> ApplyHardwareFields(const pb::Hardware& h, HardwareProfile* out) {
+  std::vector<HardwareFieldError> errors;
+  // NaN and infinities fail the range test too: protobuf's text format reads "nan" and "inf".
+  auto in_range = [&](const char* name, double v, bool fraction) {
+    if (std::isfinite(v) && v >= 0 && (!fraction || v <= 1)) return true;
+    errors.push_back({name, "=" + Num(v) + (fraction ? " must be in (0, 1]" : " must be >= 0")});
+    return false;
+  };
+  auto scalar = [&](const char* name, double v, double* dst, bool fraction) {
+    if (in_range(name, v, fraction) && v > 0) *dst = v;
+  };
+  auto count = [&](const char* name, int64_t v, int64_t* dst) {
+    if (v < 0) errors.push_back({name, "=" + Num(v) + " must be >= 0"});
+    if (v > 0) *dst = v;
+  };
+  scalar("peak_flops_per_s", h.peak_flops_per_s(), &out->peak_flops_per_s, false);
+  count("hbm_bytes", h.hbm_bytes(), &out->hbm_bytes);
+  scalar("hbm_bytes_per_s", h.hbm_bytes_per_s(), &out->hbm_bytes_per_s, false);
+  scalar("matmul_efficiency", h.matmul_efficiency(), &out->matmul_efficiency, true);
+  scalar("memory_efficiency", h.memory_efficiency(), &out->memory_efficiency, true);
+  scalar("op_overhead_s", h.op_overhead_s(), &out->op_overhead_s, false);
+  scalar("link_bytes_per_s", h.link_bytes_per_s(), &out->link_bytes_per_s, false);
+  scalar("link_latency_s", h.link_latency_s(), &out->link_latency_s, false);
+  scalar("link_efficiency", h.link_efficiency(), &out->link_efficiency, true);
+  scalar("scaleout_bytes_per_s", h.scaleout_bytes_per_s(), &out->scaleout_bytes_per_s, false);
+  scalar("scaleout_latency_s", h.scaleout_latency_s(), &out->scaleout_latency_s, false);
+  count("devices_per_host", h.devices_per_host(), &out->devices_per_host);
+  // The GEMM model's half-points may legitimately be 0 (no shortfall along that dimension), so
+  // the four are taken together whenever the model is switched on.
+  // Each is checked, so that every bad one is reported.
+  const bool max_ok = in_range("gemm_max_efficiency", h.gemm_max_efficiency(), true);
+  const bool m_ok = in_range("gemm_m_half", h.gemm_m_half(), false);
+  const bool n_ok = in_range("gemm_n_half", h.gemm_n_half(), false);
+  const bool k_ok = in_range("gemm_k_half", h.gemm_k_half(), false);
+  if (max_ok && m_ok && n_ok && k_ok && h.gemm_max_efficiency() > 0) {
+    out->gemm_max_efficiency = h.gemm_max_efficiency();
+    out->gemm_m_half = h.gemm_m_half();
+    out->gemm_n_half = h.gemm_n_half();
+    out->gemm_k_half = h.gemm_k_half();
+  }
+  ApplyKernelEfficiencies(h, out, &errors);
   return errors;
 }
 

@@ -18,14 +18,18 @@ namespace moesim {
 Expected<HardwareProfile> BuiltinHardwareProfile(const std::string& chip);
 std::vector<std::string> BuiltinHardwareProfileNames();
 
-// One bad entry of Hardware.kernel_memory_efficiency: the field path under the Hardware message
-// ("kernel_memory_efficiency[1].kernel") and what is wrong with it, after that path.
+// One bad field of a Hardware message: its path under the message
+// ("matmul_efficiency", "kernel_memory_efficiency[1].kernel") and what is wrong with it, after
+// that path.
 struct HardwareFieldError {
   std::string field;
-  std::string detail;  // "=\"foo\" is not a kernel (copy, axpy, ...)"
+  std::string detail;  // "=1.5 must be in (0, 1]", "=\"foo\" is not a kernel (copy, ...)"
 };
-// Sets out->kernel_memory_efficiency from h's entries; entries in error are skipped and returned.
-std::vector<HardwareFieldError> ApplyKernelEfficiencies(const pb::Hardware& h,
-                                                        HardwareProfile* out);
+// Sets over *out (normally the chip's built-in profile) every field that h sets: a scalar when
+// > 0 (0 = not given), the GEMM model's four fields together when gemm_max_efficiency is, each
+// kernel_memory_efficiency entry. Fields out of range (negative, not finite, efficiencies above
+// 1, unknown or repeated kernels) are left unapplied and returned, in message order. Shared by
+// scenarios' hardware blocks and profile files, so both accept and refuse the same values.
+std::vector<HardwareFieldError> ApplyHardwareFields(const pb::Hardware& h, HardwareProfile* out);
 
 }  // namespace moesim

@@ -192,47 +192,8 @@ void ValidateHardware(const pb::Hardware& h, const std::string& default_chip, Ch
   } else {
     *out = *profile;
   }
-  c.NonNegative("hardware.peak_flops_per_s", h.peak_flops_per_s());
-  c.NonNegative("hardware.hbm_bytes", h.hbm_bytes());
-  c.NonNegative("hardware.hbm_bytes_per_s", h.hbm_bytes_per_s());
-  c.Fraction("hardware.matmul_efficiency", h.matmul_efficiency());
-  c.Fraction("hardware.memory_efficiency", h.memory_efficiency());
-  c.NonNegative("hardware.op_overhead_s", h.op_overhead_s());
-  c.NonNegative("hardware.link_bytes_per_s", h.link_bytes_per_s());
-  c.NonNegative("hardware.link_latency_s", h.link_latency_s());
-  c.Fraction("hardware.link_efficiency", h.link_efficiency());
-  c.NonNegative("hardware.scaleout_bytes_per_s", h.scaleout_bytes_per_s());
-  c.NonNegative("hardware.scaleout_latency_s", h.scaleout_latency_s());
-  c.NonNegative("hardware.devices_per_host", h.devices_per_host());
-  c.Fraction("hardware.gemm_max_efficiency", h.gemm_max_efficiency());
-  c.NonNegative("hardware.gemm_m_half", h.gemm_m_half());
-  c.NonNegative("hardware.gemm_n_half", h.gemm_n_half());
-  c.NonNegative("hardware.gemm_k_half", h.gemm_k_half());
-  for (const HardwareFieldError& e : ApplyKernelEfficiencies(h, out)) {
+  for (const HardwareFieldError& e : ApplyHardwareFields(h, out)) {
     c.Fail("hardware." + e.field, "hardware." + e.field + e.detail);
-  }
-  auto set = [](double v, double* dst) {
-    if (v > 0) *dst = v;
-  };
-  set(h.peak_flops_per_s(), &out->peak_flops_per_s);
-  if (h.hbm_bytes() > 0) out->hbm_bytes = h.hbm_bytes();
-  set(h.hbm_bytes_per_s(), &out->hbm_bytes_per_s);
-  set(h.matmul_efficiency(), &out->matmul_efficiency);
-  set(h.memory_efficiency(), &out->memory_efficiency);
-  set(h.op_overhead_s(), &out->op_overhead_s);
-  set(h.link_bytes_per_s(), &out->link_bytes_per_s);
-  set(h.link_latency_s(), &out->link_latency_s);
-  set(h.link_efficiency(), &out->link_efficiency);
-  set(h.scaleout_bytes_per_s(), &out->scaleout_bytes_per_s);
-  set(h.scaleout_latency_s(), &out->scaleout_latency_s);
-  if (h.devices_per_host() > 0) out->devices_per_host = h.devices_per_host();
-  // The GEMM model's half-points may legitimately be 0 (no shortfall along that dimension), so
-  // the four are taken together whenever the model is switched on.
-  if (h.gemm_max_efficiency() > 0) {
-    out->gemm_max_efficiency = h.gemm_max_efficiency();
-    out->gemm_m_half = h.gemm_m_half();
-    out->gemm_n_half = h.gemm_n_half();
-    out->gemm_k_half = h.gemm_k_half();
   }
 }
 

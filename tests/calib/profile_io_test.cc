@@ -42,18 +42,50 @@ TEST(ProfileIo, KernelEfficienciesRoundTrip) {
   EXPECT_EQ(p->MemoryEfficiency(MemoryKernel::kRmsnorm), 0.1);  // not measured: the fallback
 }
 
-TEST(ProfileIo, BadKernelEntryIsNamed) {
+TEST(ProfileIo, BadEntriesAreNamedWithTheirLines) {
   const std::string path = Write("bad.textproto",
                                  "chip: \"cpu\"\n"
                                  "kernel_memory_efficiency { kernel: \"exp\" efficiency: 0.1 }\n"
-                                 "kernel_memory_efficiency { kernel: \"copy\" efficiency: 0 }\n");
+                                 "kernel_memory_efficiency { kernel: \"copy\" efficiency: 0 }\n"
+                                 "matmul_efficiency: 1.5\n"
+                                 "link_latency_s: -1e-06\n"
+                                 "memory_efficiency: nan\n");
   Expected<pb::Hardware> msg = ReadProfileMessage(path);
-  ASSERT_TRUE(msg.ok()) << msg.status().message();
-  Expected<HardwareProfile> p = ResolveProfile(*msg);
+  ASSERT_FALSE(msg.ok());
+  EXPECT_EQ(msg.status().message(),
+            path + ":4: matmul_efficiency=1.5 must be in (0, 1]\n" +      //
+                path + ":6: memory_efficiency=nan must be in (0, 1]\n" +  //
+                path + ":5: link_latency_s=-1e-06 must be >= 0\n" +       //
+                path +
+                ":2: kernel_memory_efficiency[0].kernel=\"exp\" is not a kernel (copy, axpy, "
+                "swiglu, rmsnorm, softmax, adamw)\n" +
+                path + ":3: kernel_memory_efficiency[1].efficiency=0 must be in (0, 1]");
+}
+
+TEST(ProfileIo, UnknownChipInAFileIsNamedWithItsLine) {
+  const std::string path = Write("chip.textproto", "\nchip: \"tpu-v9\"\n");
+  Expected<pb::Hardware> msg = ReadProfileMessage(path);
+  ASSERT_FALSE(msg.ok());
+  EXPECT_THAT(msg.status().message(), HasSubstr(path + ":2: chip: unknown chip \"tpu-v9\""));
+}
+
+// A message built in code (no file, no lines) gets the same checks from ResolveProfile.
+TEST(ProfileIo, ResolveRefusesWhatAScenarioRefuses) {
+  pb::Hardware h;
+  h.set_chip("cpu");
+  h.set_gemm_max_efficiency(0.9);
+  h.set_gemm_m_half(-64);
+  h.set_devices_per_host(-2);
+  Expected<HardwareProfile> p = ResolveProfile(h);
   ASSERT_FALSE(p.ok());
-  EXPECT_EQ(p.status().message(),
-            "kernel_memory_efficiency[0].kernel=\"exp\" is not a kernel (copy, axpy, swiglu, "
-            "rmsnorm, softmax, adamw); kernel_memory_efficiency[1].efficiency=0 must be in (0, 1]");
+  EXPECT_EQ(p.status().message(), "devices_per_host=-2 must be >= 0; gemm_m_half=-64 must be >= 0");
+  h.set_gemm_m_half(64);
+  h.set_devices_per_host(0);  // not given: the built-in value stays
+  p = ResolveProfile(h);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->gemm_max_efficiency, 0.9);
+  EXPECT_EQ(p->gemm_m_half, 64);
+  EXPECT_EQ(p->devices_per_host, BuiltinHardwareProfile("cpu")->devices_per_host);
 }
 
 }  // namespace

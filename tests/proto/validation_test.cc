@@ -225,6 +225,19 @@ TEST(Validation, EfficiencyAboveOne) {
             "must be in (0, 1]");
 }
 
+// protobuf's text format reads "nan" and "inf"; neither may pass for a figure.
+TEST(Validation, NonFiniteHardwareFiguresAreRefused) {
+  const std::string text = Replace(kBase, "training { global_batch_tokens: 65536 }",
+                                   "training { global_batch_tokens: 65536 }\n"
+                                   "hardware {\n"
+                                   "  memory_efficiency: nan\n"
+                                   "  link_bytes_per_s: inf\n"
+                                   "}");
+  EXPECT_EQ(Error(text),
+            "t.textproto:25: hardware.memory_efficiency=nan must be in (0, 1]\n"
+            "t.textproto:26: hardware.link_bytes_per_s=inf must be >= 0");
+}
+
 TEST(Validation, KernelEfficienciesNameLineAndEntry) {
   const std::string text =
       Replace(kBase, "training { global_batch_tokens: 65536 }",
