@@ -33,7 +33,7 @@ constexpr int32_t kForwardOnly = -3;
 
 class Builder {
  public:
-  explicit Builder(const Scenario& sc) : sc_(sc), plan_(MakeStepPlan(sc)) {
+  Builder(const Scenario& sc, OpGraph* out) : sc_(sc), plan_(MakeStepPlan(sc)), g_(*out) {
     stages_ = static_cast<int32_t>(sc.sharding.mesh[MeshAxis::kPipeline]);
     chunks_ = sc.training.pipeline_schedule == PipelineSchedule::kInterleaved && stages_ > 1
                   ? static_cast<int32_t>(sc.training.virtual_stages)
@@ -44,7 +44,7 @@ class Builder {
     last_compute_.assign(static_cast<size_t>(stages_), -1);
   }
 
-  OpGraph Build() {
+  void Build() {
     g_.num_programs = stages_;
     g_.devices_per_program = sc_.sharding.mesh.NumDevices() / stages_;
     std::vector<std::vector<Task>> tasks(static_cast<size_t>(stages_));
@@ -74,7 +74,6 @@ class Builder {
     g_.hardware_flops_per_step = flops * static_cast<double>(g_.devices_per_program);
     g_.dropped_token_fraction = plan_.dropped_fraction;
     g_.busiest_expert_rank_load = plan_.busiest_rank_load;
-    return std::move(g_);
   }
 
  private:
@@ -379,7 +378,7 @@ class Builder {
 
   const Scenario& sc_;
   StepPlan plan_;
-  OpGraph g_;
+  OpGraph& g_;
   int32_t stages_ = 1, chunks_ = 1, layers_per_chunk_ = 1, n_mb_ = 1;
   std::map<std::pair<int32_t, int32_t>, int32_t> p2p_fwd_, p2p_bwd_;  // (mb, vs) -> send op
   std::vector<std::vector<int32_t>> grad_ids_;
@@ -389,6 +388,18 @@ class Builder {
 
 }  // namespace
 
-OpGraph BuildStepGraph(const Scenario& scenario) { return Builder(scenario).Build(); }
+OpGraph BuildStepGraph(const Scenario& scenario) {
+  OpGraph g;
+  BuildStepGraph(scenario, &g);
+  return g;
+}
+
+void BuildStepGraph(const Scenario& scenario, OpGraph* out) {
+  std::vector<Op> storage = std::move(out->ops);
+  storage.clear();
+  *out = OpGraph{};
+  out->ops = std::move(storage);
+  Builder(scenario, out).Build();
+}
 
 }  // namespace moesim

@@ -26,7 +26,12 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
 
   SimReport r;
   r.network = NetworkLevelName(options.network);
-  auto graph = std::make_shared<OpGraph>(BuildStepGraph(sc));
+  // One graph per thread is reused unless the caller keeps the program (see BuildStepGraph).
+  thread_local OpGraph scratch;
+  std::shared_ptr<OpGraph> kept;
+  if (options.keep_program) kept = std::make_shared<OpGraph>();
+  OpGraph* graph = kept != nullptr ? kept.get() : &scratch;
+  BuildStepGraph(sc, graph);
   std::shared_ptr<const AnalyticalNetwork> shared = options.analytical;
   if (shared == nullptr) {
     shared = std::make_shared<AnalyticalNetwork>(topo, *placement, sc.hardware.link_efficiency);
@@ -67,8 +72,10 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
     r.axes.push_back(a);
   }
   if (options.keep_program) {
-    r.program = graph;
+    r.program = kept;
     r.timing = s.timing;
+  } else {
+    scratch.ops.clear();  // the ops' names and dependency lists; the storage stays
   }
   return r;
 }
