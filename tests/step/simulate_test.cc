@@ -50,6 +50,30 @@ TEST(Simulate, ForcingTheModelAxisRaisesTheMoeIncreaseSharply) {
   EXPECT_GT(inc_forced, 2 * inc3d) << inc3d << " vs " << inc_forced;
 }
 
+TEST(Simulate, MoeIncreaseIsNeverBelowItsFloorAtPeak) {
+  // What an MoE step must add to its dense step, worked out by hand with every GEMM at the
+  // chip's vendor peak and the optimizer at HBM peak (validation/calibration.md, "A floor"):
+  // one more dense FFN per MoE layer run forward, recomputed and twice backward; 7 dispatch /
+  // combine einsums of 2 x (E x C = 2S) x M FLOPs per token; 28 optimizer bytes per extra
+  // parameter on each chip. 4096 tokens per chip, S = 4096 (one group per chip, O = 1).
+  {  // 6.4B/256E on TPU v4 (275 TFLOP/s, 1200 GB/s): 8 MoE layers, M 4096, H 10240.
+    const double experts = 8 * 4 * 6.0 * 4096 * 10240 * 4096 / 275e12;          // 0.1199 s
+    const double einsums = 8 * 7 * 2.0 * 8192 * 4096 * 4096 / 275e12;           // 0.0560 s
+    const double optimizer = 8 * 255 * 3.0 * 4096 * 10240 / 256 * 28 / 1200e9;  // 0.0234 s
+    const double added =
+        StepTime("apple2024/moe-6.4b-256e.textproto") - StepTime("apple2024/dense-6.4b.textproto");
+    EXPECT_GE(added, experts + einsums + optimizer) << added;
+  }
+  {  // 1.2B/256E on TPU v5e (197 TFLOP/s, 819 GB/s): 6 MoE layers, M 2048, H 5632.
+    const double experts = 6 * 4 * 6.0 * 2048 * 5632 * 4096 / 197e12;         // 0.0345 s
+    const double einsums = 6 * 7 * 2.0 * 8192 * 2048 * 4096 / 197e12;         // 0.0293 s
+    const double optimizer = 6 * 255 * 3.0 * 2048 * 5632 / 256 * 28 / 819e9;  // 0.0071 s
+    const double added =
+        StepTime("apple2024/moe-1.2b-256e.textproto") - StepTime("apple2024/dense-1.2b.textproto");
+    EXPECT_GE(added, experts + einsums + optimizer) << added;
+  }
+}
+
 TEST(Simulate, SkewedRoutingSlowsTheMoeLayerAsTheHottestExpertDictates) {
   // Permutation dispatch with room for skew (capacity 8): Zipf routing puts more tokens on the
   // busiest expert-parallel rank, and the layer waits for it.
