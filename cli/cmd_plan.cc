@@ -14,6 +14,7 @@
 
 #include "cli/command.h"
 #include "cli/format.h"
+#include "cli/progress.h"
 #include "proto/scenario_loader.h"
 #include "sim/planner/budget.h"
 #include "sim/planner/planner.h"
@@ -62,14 +63,8 @@ RunFn Setup(CLI::App* sub) {
     RunOptions opts;
     opts.jobs = a->jobs;
     opts.simulate_unfit = false;
-    size_t total_points = 0;
-    opts.progress = [&total_points](size_t done, size_t total) {
-      if (done % 50 == 0 || done == total) {
-        std::cerr << "\rplan: " << done << "/" << total << " configurations"
-                  << (done == total ? "\n" : "") << std::flush;
-      }
-      total_points = total;
-    };
+    Progress progress("plan", "configurations", std::cerr, StderrIsTerminal());
+    opts.progress = [&progress](size_t done, size_t total) { progress.Update(done, total); };
     auto seconds = [&]() {
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     };

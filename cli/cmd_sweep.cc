@@ -9,6 +9,7 @@
 #include "cli/command.h"
 #include "cli/format.h"
 #include "cli/planner_output.h"
+#include "cli/progress.h"
 #include "sim/planner/planner.h"
 
 namespace moesim::cli {
@@ -37,10 +38,8 @@ RunFn Setup(CLI::App* sub) {
     RunOptions opts;
     opts.jobs = *jobs;
     opts.network = *network == "flow" ? NetworkLevel::kFlow : NetworkLevel::kAnalytical;
-    opts.progress = [](size_t done, size_t total) {
-      std::cerr << "\rsweep: " << done << "/" << total << " points" << (done == total ? "\n" : "")
-                << std::flush;
-    };
+    Progress progress("sweep", "points", std::cerr, StderrIsTerminal());
+    opts.progress = [&progress](size_t done, size_t total) { progress.Update(done, total); };
     const auto results = RunPoints(args->path, *points, opts);
     std::vector<std::string> columns;
     for (const std::string& spec : *vary) columns.push_back(spec.substr(0, spec.find('=')));

@@ -239,4 +239,65 @@ TEST(Cli, SimulateFlowLevelReportsItsWork) {
   EXPECT_LT(tf, ta * 1.05);
 }
 
+std::string ReadFile(const std::string& path) {
+  std::string text;
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    std::array<char, 4096> buf;
+    size_t n;
+    while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) text.append(buf.data(), n);
+    std::fclose(f);
+  }
+  return text;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  for (size_t nl = text.find('\n'); nl != std::string::npos; nl = text.find('\n', start)) {
+    lines.push_back(text.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return lines;
+}
+
+TEST(Cli, SweepWritesOneCsvRowPerPointAndProgressLinesToALog) {
+  const std::string err = std::string(MOESIM_BINARY_DIR) + "/sweep_progress.txt";
+  const auto r = Moesim(std::string("sweep ") + MOESIM_SOURCE_DIR +
+                        "/scenarios/apple2024/moe-1.6b-64e.textproto --vary "
+                        "model.moe.num_experts=16,32,64,128 --csv - --jobs 2 2>" +
+                        err);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::vector<std::string> rows = Lines(r.out);
+  ASSERT_EQ(rows.size(), 5u) << r.out;  // header + 4 points
+  EXPECT_EQ(rows[1].rfind("16,", 0), 0u) << rows[1];
+  EXPECT_EQ(rows[4].rfind("128,", 0), 0u) << rows[4];
+  // stderr is a file here, not a terminal: one line per tenth of the work (4 points cross the
+  // tenths 2, 5, 7 and 10), no carriage returns.
+  const std::string progress = ReadFile(err);
+  EXPECT_EQ(progress.find('\r'), std::string::npos) << progress;
+  const std::vector<std::string> lines = Lines(progress);
+  ASSERT_EQ(lines.size(), 4u) << progress;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i].rfind("sweep: " + std::to_string(i + 1) + "/4 points, ", 0), 0u) << lines[i];
+  }
+}
+
+TEST(Cli, PlanProgressInALogIsAtMostElevenLines) {
+  const std::string err = std::string(MOESIM_BINARY_DIR) + "/plan_progress.txt";
+  const auto r = Moesim(std::string("plan ") + MOESIM_SOURCE_DIR +
+                        "/scenarios/apple2024/dense-85m.textproto --top 3 --jobs 2 2>" + err);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("explored "), std::string::npos) << r.out;
+  const std::string progress = ReadFile(err);
+  EXPECT_EQ(progress.find('\r'), std::string::npos) << progress;
+  const std::vector<std::string> lines = Lines(progress);
+  ASSERT_GE(lines.size(), 1u);
+  EXPECT_LE(lines.size(), 11u) << progress;
+  size_t done = 0, total = 0;
+  ASSERT_EQ(std::sscanf(lines.back().c_str(), "plan: %zu/%zu configurations, ", &done, &total), 2)
+      << lines.back();
+  EXPECT_EQ(done, total);
+  EXPECT_GT(total, 10u);
+}
+
 }  // namespace
