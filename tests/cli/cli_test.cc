@@ -2,7 +2,6 @@
 // section 4.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -11,24 +10,12 @@
 #include <utility>
 #include <vector>
 
+#include "tests/run_command.h"
+
 namespace {
 
-struct RunResult {
-  int exit_code;
-  std::string out;
-};
-
-// Runs `moesim ARGS`, capturing stdout (stderr with 2>&1 in args).
-RunResult Moesim(const std::string& args) {
-  const std::string cmd = std::string(MOESIM_BINARY_DIR) + "/moesim " + args;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using moesim::test_cli::Moesim;
+using moesim::test_cli::RunResult;
 
 TEST(Cli, CostJsonHasTheContractFields) {
   const RunResult r = Moesim("cost --json -");

@@ -4,7 +4,6 @@
 // run and keeps the last good checkpoint, a failing MPI call on one rank ends every rank with
 // MPI's error text, the trace carries the simulator's op names, bench writes its four tables.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cmath>
 #include <cstdio>
@@ -17,6 +16,7 @@
 
 #include "costmodel/opgraph.h"
 #include "proto/scenario_loader.h"
+#include "tests/run_command.h"
 
 namespace moesim::real {
 namespace {
@@ -35,15 +35,8 @@ struct Outcome {
 };
 
 Outcome Exec(const std::string& cmd) {
-  Outcome r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  const moesim::test_cli::RunResult r = moesim::test_cli::RunCommand(cmd + " 2>&1");
+  return {r.exit_code, r.out};
 }
 
 std::string TempDir(const std::string& name) {

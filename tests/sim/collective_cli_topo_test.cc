@@ -1,30 +1,18 @@
 // `moesim collective` as a user runs it: the nccl-tests table, the JSON contract, determinism,
 // and exit code 2 with a message on bad input.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/run_command.h"
+
 namespace {
 
-struct RunResult {
-  int exit_code;
-  std::string out;
-};
-
-RunResult Moesim(const std::string& args) {
-  const std::string cmd = std::string(MOESIM_BINARY_DIR) + "/moesim " + args;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using moesim::test_cli::Moesim;
+using moesim::test_cli::RunResult;
 
 TEST(CollectiveCli, JsonRowsFollowTheContractAndNcclTestsDefinitions) {
   const RunResult r =

@@ -1,31 +1,18 @@
 // `moesim topo` as a user runs it: the JSON contract (DESIGN section 4), the table, exit code 2
 // and the message on bad input.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/run_command.h"
+
 namespace {
 
-struct RunResult {
-  int exit_code;
-  std::string out;
-};
-
-// Runs `moesim ARGS`, capturing stdout (stderr too with 2>&1 in args).
-RunResult Moesim(const std::string& args) {
-  const std::string cmd = std::string(MOESIM_BINARY_DIR) + "/moesim " + args;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using moesim::test_cli::Moesim;
+using moesim::test_cli::RunResult;
 
 TEST(TopoCommand, JsonForAV5ePodWithAppleMesh) {
   const RunResult r = Moesim("topo tpu-v5e:16x16 --placement data,expert,model=4,64,1 --json -");
