@@ -104,6 +104,12 @@ Expected<Scenario> LoadScenarioFromText(const std::string& text, const std::stri
   return scenario;
 }
 
+Status CheckOverride(const std::string& assignment) {
+  pb::Scenario scratch;
+  std::string path;
+  return ApplyOverride(assignment, &scratch, &path);
+}
+
 Expected<Scenario> LoadScenario(const LoadOptions& options) {
   if (options.path.empty()) {
     return LoadScenarioFromText(DefaultScenarioText(), "<default>", options.overrides, ".");

@@ -32,6 +32,11 @@ Expected<Scenario> LoadScenarioFromText(const std::string& text, const std::stri
                                         const std::vector<std::string>& overrides,
                                         const std::string& base_dir = ".");
 
+// Whether `assignment` ("PATH=VALUE") could be applied as `--set`: PATH names a scalar field of
+// the schema and VALUE parses for its type. Nothing is loaded or validated beyond that, so a
+// command that applies one path with many values (sweep) refuses a typo once, up front.
+Status CheckOverride(const std::string& assignment);
+
 // The built-in default scenario's text (scenarios/apple2024/moe-1.6b-64e.textproto, compiled in).
 const std::string& DefaultScenarioText();
 

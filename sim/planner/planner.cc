@@ -170,6 +170,9 @@ Expected<std::vector<std::vector<std::string>>> GridPoints(
       if (end == std::string::npos) end = spec.size();
       const std::string v = spec.substr(start, end - start);
       if (v.empty()) return Status::InvalidInput("--vary \"" + spec + "\": empty value");
+      if (Status st = CheckOverride(path + "=" + v); !st.ok()) {
+        return st.WithPrefix("--vary \"" + spec + "\": ");
+      }
       values.push_back(v);
       start = end + 1;
     }

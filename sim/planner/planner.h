@@ -78,7 +78,8 @@ std::vector<PointResult> RunPoints(const ScenarioText& base,
                                    const RunOptions& options);
 
 // The Cartesian product of `--vary PATH=V1,V2,...` specs, first spec outermost. Each element
-// is one point's overrides, appended to `base`. Errors on a spec without '=' or values.
+// is one point's overrides, appended to `base`. Errors on a spec without '=' or values, and on
+// a path or value that `--set` would refuse (CheckOverride): a typo fails once, not per point.
 Expected<std::vector<std::vector<std::string>>> GridPoints(
     const std::vector<std::string>& base, const std::vector<std::string>& vary_specs);
 
