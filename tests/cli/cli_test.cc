@@ -287,4 +287,53 @@ TEST(Cli, PlanProgressInALogIsAtMostElevenLines) {
   EXPECT_GT(total, 10u);
 }
 
+TEST(Cli, BudgetPlanPrintsTheChinchillaBudgetAndTokensPerCandidate) {
+  // 85M dense: 134,105,856 parameters (tests/planner, by hand) x 20 = 2.68 B tokens = 109,136
+  // steps of 24,576 tokens.
+  const auto r =
+      Moesim(std::string("plan ") + MOESIM_SOURCE_DIR +
+             "/scenarios/apple2024/dense-85m.textproto --objective tokens_in_budget "
+             "--experts 8 16 --strategies APPLE_3D --max-pipeline 1 --jobs 2 2>/dev/null");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::vector<std::string> lines = Lines(r.out);
+  ASSERT_GE(lines.size(), 1u);
+  double dense_step = 0, budget_h = 0;
+  ASSERT_EQ(std::sscanf(lines[0].c_str(),
+                        "dense: 134.11 M parameters, Chinchilla 20 tokens/parameter = 2.68 B "
+                        "tokens = 109136 steps of %lf s -> budget %lf h",
+                        &dense_step, &budget_h),
+            2)
+      << lines[0];
+  EXPECT_NEAR(budget_h, 109135.625 * dense_step / 3600, 0.006);
+  // Experts {8, 16} x every {2, 4} (the default), each with its best sharding and the tokens
+  // it trains on in the dense model's wall-clock budget: budget / step x 24,576.
+  int rows = 0;
+  for (const std::string& l : lines) {
+    long long experts = 0, every = 0;
+    double step = 0, tokens_b = 0;
+    char sharding[64];
+    if (std::sscanf(l.c_str(),
+                    "%lld %lld APPLE_3D %63[^)]) recompute %*s mb %*d %lf %*f %*s %*f %*s %lf B",
+                    &experts, &every, sharding, &step, &tokens_b) != 5) {
+      continue;
+    }
+    ++rows;
+    EXPECT_TRUE(experts == 8 || experts == 16) << l;
+    EXPECT_TRUE(every == 2 || every == 4) << l;
+    EXPECT_NEAR(tokens_b, 109135.625 * dense_step / step * 24576 / 1e9, 0.01 * tokens_b) << l;
+  }
+  EXPECT_EQ(rows, 4) << r.out;
+}
+
+TEST(Cli, PlanResetsAMeshTheClusterCannotHold) {
+  // dense-85m's mesh (64, 1, 1) on a 16-chip slice: planned with the mesh reset, not refused.
+  const auto r = Moesim(std::string("plan ") + MOESIM_SOURCE_DIR +
+                        "/scenarios/apple2024/dense-85m.textproto --set "
+                        "cluster.topology=tpu-v5e:4x4 --top 3 --jobs 2 2>/dev/null");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("explored "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(16,1,1,1)"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("(64,1,1,1)"), std::string::npos) << r.out;
+}
+
 }  // namespace
