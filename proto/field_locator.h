@@ -1,8 +1,10 @@
-// field_locator.h (internal to proto/)
+// field_locator.h
 //
 // FieldLocator answers "where did this field come from?" for error messages: "file:LINE" when
 // the field was written in the file, "file (--set PATH=VALUE)" when an override set it, and the
-// line of the nearest enclosing message that was written otherwise.
+// line of the nearest enclosing message that was written otherwise. Used by every reader of
+// protobuf text files: scenarios (proto/), hardware profiles (calib/) and topology files
+// (topologies/). `root` is the file's message type.
 #pragma once
 
 #include <map>

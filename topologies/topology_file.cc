@@ -6,8 +6,10 @@
 #include <charconv>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 
+#include "proto/field_locator.h"
 #include "proto/topology.pb.h"
 #include "topologies/builders.h"
 
@@ -34,7 +36,13 @@ class FirstError : public gp::io::ErrorCollector {
   std::string error_;
 };
 
-Expected<pb::TopologyFile> ReadFile(const std::string& path) {
+// A parsed file and where each of its fields was written, for file:line in messages.
+struct ParsedFile {
+  pb::TopologyFile file;
+  std::shared_ptr<const FieldLocator> where;
+};
+
+Expected<ParsedFile> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return Status::InvalidInput(std::string("topology \"") + path +
@@ -43,14 +51,17 @@ Expected<pb::TopologyFile> ReadFile(const std::string& path) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  pb::TopologyFile file;
+  ParsedFile out;
   gp::TextFormat::Parser parser;
   FirstError errors(path);
   parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(ss.str(), &file)) {
+  auto tree = std::make_unique<gp::TextFormat::ParseInfoTree>();
+  parser.WriteLocationsTo(tree.get());
+  if (!parser.ParseFromString(ss.str(), &out.file)) {
     return Status::InvalidInput(errors.error().empty() ? path + ": cannot parse" : errors.error());
   }
-  return file;
+  out.where = std::make_shared<FieldLocator>(path, pb::TopologyFile::descriptor(), std::move(tree));
+  return out;
 }
 
 LinkKind KindOf(pb::LinkSpec::Kind k) {
@@ -72,12 +83,16 @@ LinkKind KindOf(pb::LinkSpec::Kind k) {
 
 Expected<std::shared_ptr<const Topology>> BuildGraphFile(const std::string& path,
                                                          const pb::TopologyFile& f,
+                                                         const FieldLocator& where,
                                                          const HardwareProfile& hw) {
   const std::string name = f.name().empty() ? path : f.name();
-  auto bad = [&](const std::string& why) { return Status::InvalidInput(path + ": " + why); };
-  if (f.num_devices() <= 0) return bad("num_devices must be > 0 (or give base)");
+  // "FILE:LINE: FIELD...: why", the line being where `field` (or its message) was written.
+  auto bad = [&](const std::string& field, const std::string& why) {
+    return Status::InvalidInput(where.Where(field) + ": " + why);
+  };
+  if (f.num_devices() <= 0) return bad("num_devices", "num_devices must be > 0 (or give base)");
   if (f.num_devices() > kMaxDevices) {
-    return bad("num_devices is more than " + std::to_string(kMaxDevices));
+    return bad("num_devices", "num_devices is more than " + std::to_string(kMaxDevices));
   }
   TopologyBuilder b(name, f.num_devices(), hw);
   std::map<std::string, VertexId> by_name;
@@ -86,8 +101,8 @@ Expected<std::shared_ptr<const Topology>> BuildGraphFile(const std::string& path
     const VertexId id =
         b.AddVertex(v.kind() == pb::Vertex::NIC ? VertexKind::kNic : VertexKind::kSwitch);
     if (v.name().empty() || !by_name.emplace(v.name(), id).second) {
-      return bad("vertices[" + std::to_string(i) + "]: name \"" + v.name() +
-                 "\" is empty or not unique");
+      const std::string field = "vertices[" + std::to_string(i) + "]";
+      return bad(field, field + ": name \"" + v.name() + "\" is empty or not unique");
     }
   }
   auto endpoint = [&](const std::string& s, VertexId* out) {
@@ -105,14 +120,15 @@ Expected<std::shared_ptr<const Topology>> BuildGraphFile(const std::string& path
   };
   for (int i = 0; i < f.links_size(); ++i) {
     const auto& l = f.links(i);
-    const std::string where = "links[" + std::to_string(i) + "]: ";
+    const std::string field = "links[" + std::to_string(i) + "]";
+    const std::string at = field + ": ";
     VertexId a = -1, c = -1;
     if (!endpoint(l.a(), &a) || !endpoint(l.b(), &c)) {
-      return bad(where + "endpoint \"" + (endpoint(l.a(), &a) ? l.b() : l.a()) +
-                 "\" is neither a device id in [0, " + std::to_string(f.num_devices()) +
-                 ") nor a vertex name");
+      return bad(field, at + "endpoint \"" + (endpoint(l.a(), &a) ? l.b() : l.a()) +
+                            "\" is neither a device id in [0, " + std::to_string(f.num_devices()) +
+                            ") nor a vertex name");
     }
-    if (l.kind() == pb::LinkSpec::KIND_UNSPECIFIED) return bad(where + "kind is missing");
+    if (l.kind() == pb::LinkSpec::KIND_UNSPECIFIED) return bad(field, at + "kind is missing");
     const LinkKind kind = KindOf(l.kind());
     const bool device_link = kind == LinkKind::kIci || kind == LinkKind::kNvlink;
     const double scale = l.scale() > 0 ? l.scale() : 1.0;
@@ -125,24 +141,28 @@ Expected<std::shared_ptr<const Topology>> BuildGraphFile(const std::string& path
                                                      : hw.scaleout_latency_s / 2;
     const Status st =
         l.one_way() ? b.AddLink(a, c, rate, latency, kind) : b.AddDuplex(a, c, rate, latency, kind);
-    if (!st.ok()) return bad(where + st.message());
+    if (!st.ok()) return bad(field, at + st.message());
   }
   if (f.dims_size() > 0) {
     std::vector<PhysicalDim> dims;
-    for (const auto& d : f.dims()) {
-      if (d.size() <= 0) return bad("dims \"" + d.name() + "\": size must be > 0");
+    for (int i = 0; i < f.dims_size(); ++i) {
+      const auto& d = f.dims(i);
+      if (d.size() <= 0) {
+        return bad("dims[" + std::to_string(i) + "]",
+                   "dims \"" + d.name() + "\": size must be > 0");
+      }
       dims.push_back({d.name(), d.size(), d.wraps(), d.speed_class()});
     }
     int64_t product = 1;
     for (const auto& d : dims) product *= d.size;
     if (product != f.num_devices()) {
-      return bad("dims hold " + std::to_string(product) +
-                 " devices, not num_devices=" + std::to_string(f.num_devices()));
+      return bad("dims", "dims hold " + std::to_string(product) +
+                             " devices, not num_devices=" + std::to_string(f.num_devices()));
     }
     b.SetPhysicalDims(std::move(dims));
   }
   auto topo = std::move(b).Finish();
-  if (!topo.ok()) return bad(topo.status().message());
+  if (!topo.ok()) return Status::InvalidInput(path + ": " + topo.status().message());
   return topo;
 }
 
@@ -156,28 +176,31 @@ bool IsTopologyFilePath(const std::string& s) {
 
 Expected<std::shared_ptr<const Topology>> BuildTopologyFromFile(const std::string& path,
                                                                 const HardwareProfile& hw) {
-  auto file = ReadFile(path);
-  if (!file.ok()) return file.status();
-  if (file->base().empty()) return BuildGraphFile(path, *file, hw);
-  if (file->num_devices() != 0 || file->links_size() > 0 || file->vertices_size() > 0) {
-    return Status::InvalidInput(path + ": give either base or the graph, not both");
+  auto parsed = ReadFile(path);
+  if (!parsed.ok()) return parsed.status();
+  const pb::TopologyFile& file = parsed->file;
+  const FieldLocator& where = *parsed->where;
+  if (file.base().empty()) return BuildGraphFile(path, file, where, hw);
+  if (file.num_devices() != 0 || file.links_size() > 0 || file.vertices_size() > 0) {
+    return Status::InvalidInput(where.Where("base") + ": give either base or the graph, not both");
   }
-  if (IsTopologyFilePath(file->base())) {
-    return Status::InvalidInput(path + ": base \"" + file->base() +
+  if (IsTopologyFilePath(file.base())) {
+    return Status::InvalidInput(where.Where("base") + ": base \"" + file.base() +
                                 "\" must be a parameterized topology name");
   }
-  auto topo = BuildTopology(file->base(), hw);
-  if (!topo.ok()) return topo.status().WithPrefix(path + ": ");
+  auto topo = BuildTopology(file.base(), hw);
+  if (!topo.ok()) return topo.status().WithPrefix(where.Where("base") + ": ");
   return topo;
 }
 
 Expected<std::string> TopologyFileChip(const std::string& path) {
-  auto file = ReadFile(path);
-  if (!file.ok()) return file.status();
-  if (!file->chip().empty()) return file->chip();
-  if (!file->base().empty()) {
-    auto name = ParseTopologyName(file->base());
-    if (!name.ok()) return name.status().WithPrefix(path + ": ");
+  auto parsed = ReadFile(path);
+  if (!parsed.ok()) return parsed.status();
+  const pb::TopologyFile& file = parsed->file;
+  if (!file.chip().empty()) return file.chip();
+  if (!file.base().empty()) {
+    auto name = ParseTopologyName(file.base());
+    if (!name.ok()) return name.status().WithPrefix(parsed->where->Where("base") + ": ");
     return name->chip;
   }
   return Status::InvalidInput(path + ": chip is missing (needed without a scenario)");

@@ -97,7 +97,7 @@ links { a: "0" b: "sw9" kind: NVLINK }
 )");
   EXPECT_EQ(testing::BuildError(unknown),
             unknown +
-                ": links[0]: endpoint \"sw9\" is neither a device id in [0, 2) nor a "
+                ":4: links[0]: endpoint \"sw9\" is neither a device id in [0, 2) nor a "
                 "vertex name");
   const std::string disconnected = WriteTemp("disconnected.textproto", R"(
 name: "islands"
@@ -111,10 +111,59 @@ links { a: "0" b: "1" kind: NVLINK }
   EXPECT_EQ(testing::BuildError(syntax).rfind(syntax + ":2:14: ", 0), 0u)
       << testing::BuildError(syntax);
   const std::string both = WriteTemp("both.textproto", "base: \"tpu-v4:4x4x4\"\nnum_devices: 4\n");
-  EXPECT_EQ(testing::BuildError(both), both + ": give either base or the graph, not both");
+  EXPECT_EQ(testing::BuildError(both), both + ":1: give either base or the graph, not both");
   EXPECT_EQ(testing::BuildError("no/such/file.textproto"),
             std::string("topology \"no/such/file.textproto\" is neither a known topology name (") +
                 TopologyNameForms() + ") nor a readable file");
+}
+
+// Every refusal of a written-out graph names the file, the line and the field.
+TEST(TopologyFiles, GraphErrorsNameLineAndField) {
+  const std::string self = WriteTemp("self_link.textproto", R"(chip: "h100-sxm"
+num_devices: 2
+links { a: "0" b: "1" kind: NVLINK }
+links { a: "1" b: "1" kind: NVLINK }
+)");
+  EXPECT_EQ(testing::BuildError(self),
+            self + ":4: links[1]: link 1 -> 1: a link must join two different vertices");
+  const std::string twice = WriteTemp("link_twice.textproto", R"(chip: "h100-sxm"
+num_devices: 2
+links { a: "0" b: "1" kind: NVLINK }
+links {
+  a: "0"
+  b: "1"
+  kind: NVLINK
+}
+)");
+  EXPECT_EQ(testing::BuildError(twice), twice + ":4: links[1]: link 0 -> 1 given twice");
+  const std::string rate = WriteTemp("bad_rate.textproto", R"(chip: "h100-sxm"
+num_devices: 2
+links { a: "0" b: "1" kind: NVLINK bytes_per_s: 1e9 latency_s: -1 }
+)");
+  EXPECT_EQ(testing::BuildError(rate),
+            rate + ":3: links[0]: link 0 -> 1: bytes_per_s must be > 0 and latency_s >= 0");
+  const std::string kind = WriteTemp("no_kind.textproto", R"(chip: "h100-sxm"
+num_devices: 2
+
+links { a: "0" b: "1" }
+)");
+  EXPECT_EQ(testing::BuildError(kind), kind + ":4: links[0]: kind is missing");
+  const std::string vertex = WriteTemp("vertex_name.textproto", R"(chip: "h100-sxm"
+num_devices: 2
+vertices { name: "sw" kind: SWITCH }
+vertices { name: "sw" kind: SWITCH }
+)");
+  EXPECT_EQ(testing::BuildError(vertex),
+            vertex + ":4: vertices[1]: name \"sw\" is empty or not unique");
+  const std::string dims = WriteTemp("dims.textproto", R"(chip: "tpu-v4"
+num_devices: 2
+links { a: "0" b: "1" kind: ICI }
+dims { name: "x" size: 2 }
+dims { name: "y" size: 0 }
+)");
+  EXPECT_EQ(testing::BuildError(dims), dims + ":5: dims \"y\": size must be > 0");
+  const std::string none = WriteTemp("no_devices.textproto", "chip: \"h100-sxm\"\n");
+  EXPECT_EQ(testing::BuildError(none), none + ": num_devices must be > 0 (or give base)");
 }
 
 TEST(RouteCache, SameVectorEveryTime) {
