@@ -66,6 +66,28 @@ TEST(CollectiveCli, TableHasOneRowPerDoubling) {
   EXPECT_NE(r.out.find("\n            8192 "), std::string::npos) << r.out;
 }
 
+TEST(CollectiveCli, LinkEfficiencyScalesTheBandwidthOfItsKind) {
+  // 8 GiB ring all-reduce on one DGX H100 is bandwidth-bound: at half the efficiency of the
+  // profile's 0.8, NVLink moves half the bytes per second and busbw halves (to 1%: latency).
+  auto busbw = [](const std::string& extra) {
+    const RunResult r =
+        Moesim("collective --topology dgx-h100:1 --op all_reduce --group 8 --bytes 8G:8G --json -" +
+               extra);
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    return nlohmann::json::parse(r.out);
+  };
+  const auto base = busbw("");
+  const auto nvlink = busbw(" --link-efficiency nvlink=0.4");
+  const auto all = busbw(" --link-efficiency 0.4");
+  EXPECT_EQ(base["link_efficiency"], 0.8);
+  EXPECT_EQ(nvlink["link_efficiency_by_kind"]["NVLINK"], 0.4);
+  const double b0 = base["rows"][0]["busbw_bytes_per_s"].get<double>();
+  const double b1 = nvlink["rows"][0]["busbw_bytes_per_s"].get<double>();
+  EXPECT_NEAR(b1 / b0, 0.5, 0.005);
+  // One node has only NVLink links: the uniform setting gives the same time.
+  EXPECT_EQ(all["rows"][0]["time_s"], nvlink["rows"][0]["time_s"]);
+}
+
 TEST(CollectiveCli, BadInputExitsTwoWithAMessage) {
   struct Case {
     std::string args;
@@ -87,6 +109,11 @@ TEST(CollectiveCli, BadInputExitsTwoWithAMessage) {
        "pairwise)\n"},
       {"--topology dgx-h100:1 --op all_reduce --group 9 --bytes 1M",
        "moesim collective: --group 9: topology \"dgx-h100:1\" has 8 devices\n"},
+      {"--topology dgx-h100:1 --op all_reduce --group 8 --bytes 1M --link-efficiency foo=0.5",
+       "moesim collective: --link-efficiency foo=0.5: unknown link kind \"foo\" (one of: ici, "
+       "nvlink, pcie, infiniband, ethernet, dcn, shm)\n"},
+      {"--topology dgx-h100:1 --op all_reduce --group 8 --bytes 1M --link-efficiency 1.5",
+       "moesim collective: --link-efficiency 1.5: the efficiency must be a number in (0, 1]\n"},
   };
   for (const Case& c : cases) {
     const RunResult r = Moesim("collective " + c.args + " 2>&1 >/dev/null");
