@@ -130,6 +130,17 @@ TEST(RealConfigs, ErrorsNameFileAndLine) {
       TempFile("f.csv", "id,scenario,ranks,expert_parallel,overrides\nx,nope.textproto,1,1,\n");
   EXPECT_THAT(ReadRealConfigs(no_file).status().message(),
               HasSubstr("f.csv:2: scenario=\"nope.textproto\" is not a file"));
+  const std::string header = "id,scenario,ranks,expert_parallel,overrides\n";
+  EXPECT_EQ(ReadRealConfigs(TempFile("n.csv", header + "x,n.csv,1,1\n")).status().message(),
+            TempFile("n.csv", header + "x,n.csv,1,1\n") + ":2: expected 5 fields, got 4");
+  const std::string bad_id = TempFile("i.csv", header + "\n# comment\na b,i.csv,1,1,\n");
+  EXPECT_EQ(ReadRealConfigs(bad_id).status().message(),
+            bad_id + ":4: id=\"a b\" must be non-empty, without spaces, quotes or '/'");
+  const std::string twice = TempFile("t.csv", header + "x,t.csv,1,1,\nx,t.csv,2,1,\n");
+  EXPECT_EQ(ReadRealConfigs(twice).status().message(), twice + ":3: id \"x\" repeats");
+  const std::string bad_ep = TempFile("e.csv", header + "x,e.csv,2,-2,\n");
+  EXPECT_EQ(ReadRealConfigs(bad_ep).status().message(),
+            bad_ep + ":2: expert_parallel=\"-2\" is not a positive integer");
 }
 
 // The simulator's analytical network on cpu-host:N charges exactly what the calibration's
