@@ -258,7 +258,8 @@ Expected<Scenario> ValidateScenario(const pb::Scenario& in, const FieldLocator& 
   if (!chip.empty() || !in.hardware().chip().empty()) {
     ValidateHardware(in.hardware(), chip, c, &out.hardware);
   } else if (c.count() == 0) {
-    c.Fail("hardware.chip", "hardware.chip is missing (required with a topology file)");
+    // Located at the topology file that makes it necessary: the scenario has no chip line.
+    c.Fail("cluster.topology", "hardware.chip is missing (required with a topology file)");
   }
   // Sharding and training checks divide by model sizes: only run them on a sound model.
   if (c.count() == 0) ValidateShardingAndTraining(in, c, &out);

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "proto/scenario_loader.h"
+#include "proto/topology_name.h"
 
 namespace moesim {
 namespace {
@@ -459,6 +460,61 @@ TEST(Routing, HistogramFile) {
   EXPECT_EQ(bad.status().message(),
             "t.textproto (--set model.moe.routing_histogram_file=short.txt): " + dir +
                 "/short.txt:1: \"x\" is not a non-negative number");
+}
+
+TEST(Routing, HistogramAndZipfRefusals) {
+  std::string dir = ::testing::TempDir();
+  if (!dir.empty() && dir.back() == '/') dir.pop_back();
+  std::ofstream(dir + "/seven.txt") << "1 1 1 1 1 1 1\n";
+  std::ofstream(dir + "/zeros.txt") << "0 0 0 0 0 0 0 0\n";
+  auto load = [&](std::vector<std::string> o) {
+    auto sc = LoadScenarioFromText(kBase, "t.textproto", o, dir);
+    return sc.ok() ? std::string() : sc.status().message();
+  };
+  EXPECT_EQ(load({"model.moe.routing=HISTOGRAM", "model.moe.routing_histogram_file=seven.txt"}),
+            "t.textproto (--set model.moe.routing_histogram_file=seven.txt): " + dir +
+                "/seven.txt has 7 counts for 8 experts (model.moe.num_experts)");
+  EXPECT_EQ(load({"model.moe.routing=HISTOGRAM", "model.moe.routing_histogram_file=zeros.txt"}),
+            "t.textproto (--set model.moe.routing_histogram_file=zeros.txt): routing histogram "
+            "sums to 0");
+  EXPECT_EQ(load({"model.moe.routing=HISTOGRAM", "model.moe.routing_histogram_file=none.txt"}),
+            "t.textproto (--set model.moe.routing_histogram_file=none.txt): "
+            "model.moe.routing_histogram_file=\"none.txt\": cannot open " +
+                dir + "/none.txt");
+  EXPECT_EQ(load({"model.moe.routing=HISTOGRAM"}),
+            "t.textproto:10: model.moe.routing_histogram_file is missing (required with routing "
+            "HISTOGRAM)");  // the line of the moe block it belongs in
+  EXPECT_EQ(load({"model.moe.routing=ZIPF", "model.moe.routing_zipf_exponent=-0.5"}),
+            "t.textproto (--set model.moe.routing_zipf_exponent=-0.5): "
+            "model.moe.routing_zipf_exponent=-0.5 must be >= 0");
+}
+
+TEST(Validation, ClusterFromATopologyFile) {
+  // A topology file names neither the device count a scenario needs up front nor, unless it
+  // says so, a chip: both must then be given; a missing file or topology is named.
+  const std::string file = std::string(MOESIM_SOURCE_DIR) + "/topologies/hgx-a100-4gpu.textproto";
+  const std::string text =
+      Replace(Replace(kBase, "cluster { topology: \"tpu-v5e:4x4\" }",
+                      "cluster { topology: \"" + file + "\" }"),
+              "mesh { data: 2 expert: 8 model: 1 }", "mesh { data: 1 expert: 4 model: 1 }");
+  EXPECT_EQ(Error(text),
+            "t.textproto:18: cluster.num_devices is missing (required with a topology "
+            "file)");
+  EXPECT_EQ(Error(text, {"cluster.num_devices=4"}),
+            "t.textproto:18: hardware.chip is missing (required with a topology file)");
+  auto sc = LoadScenarioFromText(text, "t.textproto",
+                                 {"cluster.num_devices=4", "hardware.chip=a100-sxm"});
+  ASSERT_TRUE(sc.ok()) << sc.status().message();
+  EXPECT_EQ(sc->cluster.topology, file);
+  EXPECT_EQ(sc->hardware.chip, "a100-sxm");
+  EXPECT_EQ(Error(Replace(kBase, "cluster { topology: \"tpu-v5e:4x4\" }",
+                          "cluster { topology: \"nowhere.textproto\" }")),
+            std::string("t.textproto:18: cluster.topology=\"nowhere.textproto\" is neither a "
+                        "known topology name (") +
+                TopologyNameForms() + ") nor an existing file");
+  EXPECT_EQ(
+      Error(Replace(kBase, "cluster { topology: \"tpu-v5e:4x4\" }", "cluster { }")),
+      "t.textproto:18: cluster.topology is missing (" + std::string(TopologyNameForms()) + ")");
 }
 
 TEST(Loading, MissingFile) {
