@@ -37,11 +37,14 @@ RunFn Setup(CLI::App* sub) {
     for (const ValidationRow& row : *rows) {
       auto r = EvaluateValidationRow(*set, row, level);
       if (!r.ok()) return r.status();
-      out_rows.push_back({{"id", row.id},
+      nlohmann::json j = {{"id", row.id},
                           {"metric", row.metric},
                           {"simulated", r->simulated},
                           {"measured", row.measured},
-                          {"error_pct", r->error_pct}});
+                          {"error_pct", r->error_pct},
+                          {"source", row.source}};
+      if (!row.baseline.empty()) j["baseline"] = row.baseline;
+      out_rows.push_back(std::move(j));
       if (*json != "-") {
         // Row by row, as each finishes: a long set shows progress.
         std::printf("%-28s %-18s %12.4g %12.4g %8.1f%%\n", row.id.c_str(), row.metric.c_str(),
@@ -72,7 +75,8 @@ RunFn Setup(CLI::App* sub) {
       }
     }
     if (!json->empty()) {
-      nlohmann::json out = {{"rows", out_rows}, {"mape_pct", mape}, {"network", *network}};
+      nlohmann::json out = {
+          {"set", *set}, {"rows", out_rows}, {"mape_pct", mape}, {"network", *network}};
       if (!rel.empty()) out["relative"] = out_rel;
       return WriteJson(out, *json);
     }

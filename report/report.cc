@@ -9,40 +9,15 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "report/json_util.h"
 #include "report/plots.h"
+#include "report/set_report.h"
 
 namespace moesim::report {
 namespace {
 
 using json = nlohmann::json;
 namespace fs = std::filesystem;
-
-Expected<json> ReadJson(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status::InvalidInput(path + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  try {
-    return json::parse(ss.str());
-  } catch (const json::parse_error& e) {
-    return Status::InvalidInput(path + ": not valid JSON: " + e.what());
-  }
-}
-
-std::string F(const char* fmt, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), fmt, v);
-  return buf;
-}
-
-// The field `key` of `obj` as a number, or an error naming file and path.
-Expected<double> Num(const json& obj, const std::string& file, const std::string& path,
-                     const char* key) {
-  if (!obj.is_object() || !obj.contains(key) || !obj.at(key).is_number()) {
-    return Status::InvalidInput(file + ": " + path + "." + key + ": missing or not a number");
-  }
-  return obj.at(key).get<double>();
-}
 
 struct OpTotals {
   double simulated = 0, measured = 0;
@@ -55,10 +30,18 @@ Expected<std::string> WriteReport(const ReportInputs& in) {
   Expected<json> res = ReadJson(in.results_json);
   if (!res.ok()) return res.status();
   const json& r = *res;
+  if (r.is_object() && r.contains("mape_pct") && r.contains("rows")) {
+    if (!in.calibration_json.empty()) {
+      return Status::InvalidInput("--calibration goes with validate-real results, not with " +
+                                  in.results_json + " (moesim validate output)");
+    }
+    return WriteSetReport(r, in);
+  }
   if (!r.is_object() || !r.contains("configs") || !r.at("configs").is_array() ||
       r.at("configs").empty()) {
     return Status::InvalidInput(in.results_json +
-                                ": configs: missing or empty (not validate-real results)");
+                                ": configs: missing or empty (neither validate-real results nor "
+                                "moesim validate --json output)");
   }
   std::error_code ec;
   fs::create_directories(in.out_dir, ec);
@@ -224,13 +207,7 @@ Expected<std::string> WriteReport(const ReportInputs& in) {
                                              fits));
     }
   }
-  const std::string path = out("report.md");
-  std::ofstream f(path);
-  if (!f) return Status::InvalidInput(path + ": cannot open for writing");
-  f << md.str();
-  f.close();
-  if (!f) return Status::InvalidInput(path + ": write failed");
-  return path;
+  return WriteText(out("report.md"), md.str());
 }
 
 }  // namespace moesim::report

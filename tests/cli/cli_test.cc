@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -334,6 +335,49 @@ TEST(Cli, PlanResetsAMeshTheClusterCannotHold) {
   EXPECT_NE(r.out.find("explored "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(16,1,1,1)"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("(64,1,1,1)"), std::string::npos) << r.out;
+}
+
+TEST(Cli, ReportOfAValidationSet) {
+#ifndef MOESIM_WITH_REPORT
+  GTEST_SKIP() << "moesim report is not built (Qt6 Charts not found at configure time)";
+#else
+  const std::string dir = std::string(MOESIM_BINARY_DIR) + "/set_report";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto v = Moesim(std::string("validate ") + MOESIM_SOURCE_DIR +
+                        "/validation/apple2024.csv --json " + dir + "/apple.json");
+  ASSERT_EQ(v.exit_code, 0) << v.out;
+  const auto j = nlohmann::json::parse(ReadFile(dir + "/apple.json"));
+  EXPECT_EQ(j["rows"][0]["source"].get<std::string>().rfind("Du et al. 2024", 0), 0u);
+  EXPECT_EQ(j["rows"][1]["baseline"], "apple-85m-dense");
+  const auto r = Moesim("report " + dir + "/apple.json --out " + dir + "/out 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::string md = ReadFile(dir + "/out/report.md");
+  char mape[32];
+  std::snprintf(mape, sizeof(mape), "**MAPE %.1f%%** over 11 rows", j["mape_pct"].get<double>());
+  EXPECT_NE(md.find(mape), std::string::npos) << md;
+  for (const auto& row : j["rows"]) {
+    EXPECT_NE(md.find("| " + row["id"].get<std::string>() + " | step_time_s | "), std::string::npos)
+        << row["id"];
+  }
+  // One line per baseline row in the changes table: 7 in apple2024.csv.
+  size_t changes = 0;
+  const size_t table = md.find("| change of | against |");
+  ASSERT_NE(table, std::string::npos) << md;
+  for (const std::string& l : Lines(md.substr(table))) changes += l.rfind("| apple-", 0) == 0;
+  EXPECT_EQ(changes, 7u);
+  for (const char* png : {"errors.png", "changes.png", "scatter_step_time_s.png"}) {
+    const std::string bytes = ReadFile(dir + "/out/" + png);
+    EXPECT_GT(bytes.size(), 1000u) << png;
+    EXPECT_EQ(bytes.substr(1, 3), "PNG") << png;
+  }
+  // A --calibration file belongs with validate-real results.
+  const auto bad =
+      Moesim("report " + dir + "/apple.json --calibration x.json --out " + dir + "/bad 2>&1");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.out.find("--calibration goes with validate-real results"), std::string::npos)
+      << bad.out;
+#endif
 }
 
 }  // namespace

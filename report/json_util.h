@@ -1,0 +1,55 @@
+// json_util.h (internal to report/)
+//
+// Reading the JSON files the reports are made from, with errors that name the file and field,
+// and writing the Markdown page.
+#pragma once
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "common/status.h"
+
+namespace moesim::report {
+
+inline Expected<nlohmann::json> ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::InvalidInput(path + ": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return nlohmann::json::parse(ss.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    return Status::InvalidInput(path + ": not valid JSON: " + e.what());
+  }
+}
+
+// printf-formatted number.
+inline std::string F(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), fmt, v);
+  return buf;
+}
+
+// The field `key` of `obj` as a number, or an error naming file and path.
+inline Expected<double> Num(const nlohmann::json& obj, const std::string& file,
+                            const std::string& path, const char* key) {
+  if (!obj.is_object() || !obj.contains(key) || !obj.at(key).is_number()) {
+    return Status::InvalidInput(file + ": " + path + "." + key + ": missing or not a number");
+  }
+  return obj.at(key).get<double>();
+}
+
+// Writes `text` to `path`; returns the path.
+inline Expected<std::string> WriteText(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  if (!f) return Status::InvalidInput(path + ": cannot open for writing");
+  f << text;
+  f.close();
+  if (!f) return Status::InvalidInput(path + ": write failed");
+  return path;
+}
+
+}  // namespace moesim::report
