@@ -175,16 +175,20 @@ MemoryReport ComputeMemory(const Scenario& sc) {
     const double moe_kept = SavedBytes(moe_act, t.recompute, s, false);
     double acts = r.micro_batches_in_flight * (static_cast<double>(n_dense) * dense_kept +
                                                static_cast<double>(n_moe) * moe_kept);
+    double full = 0;
     if (t.recompute == Recompute::kFull) {
       // One layer's full set is live while it is recomputed and back-propagated.
-      double full = n_dense > 0 ? SavedBytes(dense_act, t.recompute, s, true) : 0;
+      full = n_dense > 0 ? SavedBytes(dense_act, t.recompute, s, true) : 0;
       if (n_moe > 0) full = std::max(full, SavedBytes(moe_act, t.recompute, s, true));
-      acts += full;
     }
-    r.activations_bytes = acts;
+    r.activations_bytes = acts + full;
     r.logits_bytes = last ? LocalElements(logits, s) * 4 : 0;
-    r.peak_bytes =
-        r.weights_bytes + r.grads_bytes + r.optimizer_bytes + r.activations_bytes + r.logits_bytes;
+    // The logits live from the head's forward to its backward, which ends before the last layer
+    // is recomputed: with FULL recomputation they and the recomputed layer's set are never live
+    // together. Without it, every layer's saved set is live at the loss, next to the logits.
+    r.peak_bytes = r.weights_bytes + r.grads_bytes + r.optimizer_bytes + acts +
+                   (t.recompute == Recompute::kFull ? std::max(full, r.logits_bytes)
+                                                    : r.logits_bytes);
     if (stage == 0 || r.peak_bytes > best.peak_bytes) best = r;
   }
 

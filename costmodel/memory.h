@@ -37,7 +37,10 @@ struct MemoryReport {
   double activations_bytes = 0;   // saved activations of all in-flight micro-batches
   double logits_bytes = 0;        // fp32 logits of one micro-batch (last stage)
   double moe_dispatch_bytes = 0;  // one MoE layer's dispatch buffers, one micro-batch
-  double peak_bytes = 0;          // sum of the above (dispatch is inside activations)
+  // The most live at once: weights, grads, optimizer state, the saved activations and the
+  // logits; with FULL recomputation the recomputed layer's set and the logits are not live
+  // together, so only the larger counts (dispatch is inside activations).
+  double peak_bytes = 0;
   int64_t capacity_bytes = 0;     // HBM of one device
   bool fits = false;
   int64_t stage = 0;  // the pipeline stage reported (the largest)

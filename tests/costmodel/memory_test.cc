@@ -70,6 +70,10 @@ TEST(Memory, FullRecomputeKeepsLayerInputsPlusOneLayer) {
   // Each layer keeps its input [1,128,256] bf16 = 65,536 B; one layer's full set is live
   // during its recomputation and backward: 2 x 65,536 + 1,312,768 = 1,443,840.
   EXPECT_DOUBLE_EQ(m.activations_bytes, 2 * 65536 + kDenseLayerActs);
+  // The logits (512,000 B) are freed by the head's backward, before the last layer is
+  // recomputed: the peak holds the larger of the two, 1,312,768, not both.
+  // 2 x 5,220,864 + 31,325,184 + 131,072 + 1,312,768 = 43,210,752.
+  EXPECT_DOUBLE_EQ(m.peak_bytes, 43210752);
 }
 
 TEST(Memory, WithoutFlashAttentionProbabilitiesAreKept) {
