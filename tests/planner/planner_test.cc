@@ -205,20 +205,23 @@ TEST(ValidationSets, EveryShippedRowSimulates) {
 }
 
 TEST(ValidationSets, HeldOutMaxTextMultiSliceSeriesWithin10Percent) {
-  // google/maxtext's 1, 2, 4 and 8 slices of v4-128 (165, 158, 157, 146 TFLOP/s per chip):
-  // none of them set an efficiency. The slowdown across slices (-4 to -12%) is not reproduced
-  // (validation/calibration.md); the absolute level is.
-  const std::string set = std::string(MOESIM_SOURCE_DIR) + "/validation/maxtext-v4-dcn.csv";
-  auto rows = ReadValidationSet(set);
-  ASSERT_TRUE(rows.ok()) << rows.status().message();
-  std::vector<ValidationResult> results;
-  for (const ValidationRow& row : *rows) {
-    auto r = EvaluateValidationRow(set, row, NetworkLevel::kAnalytical);
-    ASSERT_TRUE(r.ok()) << r.status().message();
-    results.push_back(*r);
+  // google/maxtext's own series: the 22B on 1, 2, 4 and 8 v4-128 slices (165, 158, 157, 146
+  // TFLOP/s per chip) and the 16B and 32B on 1 to 32 v5e-256 slices (README table). Only the
+  // 16B on one v5e slice set an efficiency. The slowdown across slices (-2.5 to -11.5%) is not
+  // reproduced (validation/calibration.md); the level is, across sizes and slice counts.
+  for (const char* name : {"maxtext-v4-dcn.csv", "maxtext-v5e-slices.csv"}) {
+    const std::string set = std::string(MOESIM_SOURCE_DIR) + "/validation/" + name;
+    auto rows = ReadValidationSet(set);
+    ASSERT_TRUE(rows.ok()) << rows.status().message();
+    std::vector<ValidationResult> results;
+    for (const ValidationRow& row : *rows) {
+      auto r = EvaluateValidationRow(set, row, NetworkLevel::kAnalytical);
+      ASSERT_TRUE(r.ok()) << r.status().message();
+      results.push_back(*r);
+    }
+    EXPECT_GE(results.size(), 4u) << name;
+    EXPECT_LE(MeanAbsolutePercentError(results), 10.0) << name;
   }
-  ASSERT_EQ(results.size(), 4u);
-  EXPECT_LE(MeanAbsolutePercentError(results), 10.0);
 }
 
 }  // namespace
