@@ -5,7 +5,8 @@
 // scenario: a path relative to the CSV's folder, to its parent (the repository root for
 // validation/*.csv) or to the working directory, or `default`;
 // overrides: PATH=VALUE joined by ';'; metric: step_time_s | tflops_per_device | mfu |
-// tokens_per_s_per_device. Large errors are results, not failures: exit 0.
+// tokens_per_s_per_device. Large errors are results, not failures: exit 0. The JSON is what
+// `moesim report` draws a validation set's error tables and plots from.
 #include <cstdio>
 
 #include "cli/command.h"
@@ -24,7 +25,10 @@ RunFn Setup(CLI::App* sub) {
       ->required();
   sub->add_option("--network", *network, "analytical | flow")
       ->check(CLI::IsMember({"analytical", "flow"}));
-  sub->add_option("--json", *json, "Write JSON to FILE, or to stdout with -")->type_name("FILE|-");
+  sub->add_option("--json", *json,
+                  "Write JSON to FILE, or to stdout with - (`moesim report FILE` turns it into "
+                  "tables and plots)")
+      ->type_name("FILE|-");
   return [set, json, network]() -> Status {
     auto rows = ReadValidationSet(*set);
     if (!rows.ok()) return rows.status();
