@@ -33,8 +33,8 @@ void Progress::Update(size_t done, size_t total) {
   char elapsed[32];
   std::snprintf(elapsed, sizeof(elapsed), "%.1f s",
                 std::chrono::duration<double>(now - start_).count());
-  out_ << (terminal_ ? "\r" : "") << prefix_ << ": " << (run_ > 1 ? "run " : "")
-       << (run_ > 1 ? std::to_string(run_) + ": " : "") << done << "/" << total << " " << unit_
+  const std::string run = run_ > 1 ? "run " + std::to_string(run_) + ": " : "";
+  out_ << (terminal_ ? "\r" : "") << prefix_ << ": " << run << done << "/" << total << " " << unit_
        << ", " << elapsed << (terminal_ && !finished ? "" : "\n") << std::flush;
 }
 

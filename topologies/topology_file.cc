@@ -39,7 +39,7 @@ class FirstError : public gp::io::ErrorCollector {
 // A parsed file and where each of its fields was written, for file:line in messages.
 struct ParsedFile {
   pb::TopologyFile file;
-  std::shared_ptr<const FieldLocator> where;
+  FieldLocator where;
 };
 
 Expected<ParsedFile> ReadFile(const std::string& path) {
@@ -51,17 +51,17 @@ Expected<ParsedFile> ReadFile(const std::string& path) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  ParsedFile out;
+  pb::TopologyFile file;
   gp::TextFormat::Parser parser;
   FirstError errors(path);
   parser.RecordErrorsTo(&errors);
   auto tree = std::make_unique<gp::TextFormat::ParseInfoTree>();
   parser.WriteLocationsTo(tree.get());
-  if (!parser.ParseFromString(ss.str(), &out.file)) {
+  if (!parser.ParseFromString(ss.str(), &file)) {
     return Status::InvalidInput(errors.error().empty() ? path + ": cannot parse" : errors.error());
   }
-  out.where = std::make_shared<FieldLocator>(path, pb::TopologyFile::descriptor(), std::move(tree));
-  return out;
+  return ParsedFile{std::move(file),
+                    FieldLocator(path, pb::TopologyFile::descriptor(), std::move(tree))};
 }
 
 LinkKind KindOf(pb::LinkSpec::Kind k) {
@@ -179,7 +179,7 @@ Expected<std::shared_ptr<const Topology>> BuildTopologyFromFile(const std::strin
   auto parsed = ReadFile(path);
   if (!parsed.ok()) return parsed.status();
   const pb::TopologyFile& file = parsed->file;
-  const FieldLocator& where = *parsed->where;
+  const FieldLocator& where = parsed->where;
   if (file.base().empty()) return BuildGraphFile(path, file, where, hw);
   if (file.num_devices() != 0 || file.links_size() > 0 || file.vertices_size() > 0) {
     return Status::InvalidInput(where.Where("base") + ": give either base or the graph, not both");
@@ -200,7 +200,7 @@ Expected<std::string> TopologyFileChip(const std::string& path) {
   if (!file.chip().empty()) return file.chip();
   if (!file.base().empty()) {
     auto name = ParseTopologyName(file.base());
-    if (!name.ok()) return name.status().WithPrefix(parsed->where->Where("base") + ": ");
+    if (!name.ok()) return name.status().WithPrefix(parsed->where.Where("base") + ": ");
     return name->chip;
   }
   return Status::InvalidInput(path + ": chip is missing (needed without a scenario)");
