@@ -6,6 +6,7 @@
 // Launch several ranks with mpirun. Exit codes: 0 ok, 2 bad input, 1 internal error; an error
 // on any rank of a multi-rank run ends every rank (MPI_Abort) after printing its text.
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <iostream>
 #include <memory>
 
@@ -13,6 +14,7 @@
 #include "real/bench/bench.h"
 #include "real/comm/mpi_comm.h"
 #include "real/kernels/cpu_device.h"
+#include "real/limits.h"
 #include "real/train/trainer.h"
 #ifdef MOESIM_REAL_WITH_CUDA
 #include "real/comm/nccl_comm.h"
@@ -96,40 +98,69 @@ int main(int argc, char** argv) {
       ->type_name("PATH=VALUE")
       ->allow_extra_args(false);
   train->add_option("--backend", backend, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  train->add_option("--steps", t.steps, "Train until this many steps are done")->required();
-  train->add_option("--schedule-steps", t.schedule_steps,
-                    "Length of the warm-up + cosine lr schedule (default: the checkpoint's when "
-                    "resuming, else --steps)");
+  // Every integer option is range-checked here (exit 2 naming the option) and again by
+  // ValidateTrainOptions (real/limits.h states the ranges).
+  const auto steps_range = CLI::Range(int64_t{1}, kMaxSteps);
+  const auto count_range = CLI::Range(int64_t{0}, kMaxSteps);
+  train->add_option("--steps", t.steps, "Train until this many steps are done")
+      ->required()
+      ->check(steps_range);
+  train
+      ->add_option("--schedule-steps", t.schedule_steps,
+                   "Length of the warm-up + cosine lr schedule (default: the checkpoint's when "
+                   "resuming, else --steps)")
+      ->check(count_range);
   train->add_option("--data", t.data_path, "Text file read as bytes (default: synthetic tokens)");
   train->add_option("--trace", t.trace_path, "Chrome trace JSON of the profiled steps");
-  train->add_option("--trace-warmup", t.trace_warmup, "Steps before profiling starts");
-  train->add_option("--trace-steps", t.trace_steps, "Steps profiled");
+  train->add_option("--trace-warmup", t.trace_warmup, "Steps before profiling starts")
+      ->check(count_range);
+  train->add_option("--trace-steps", t.trace_steps, "Steps profiled")->check(steps_range);
   train->add_option("--checkpoint", t.checkpoint_dir, "Checkpoint directory (written at the end)");
-  train->add_option("--checkpoint-every", t.checkpoint_every, "Also checkpoint every N steps");
+  train
+      ->add_option("--checkpoint-every", t.checkpoint_every,
+                   "Also checkpoint every N steps (0 = only at the end)")
+      ->check(count_range);
   train->add_option("--resume", t.resume_dir, "Continue from this checkpoint directory");
   train->add_option("--metrics", t.metrics_path, "Per-step metrics as JSON lines (exact losses)");
-  train->add_option("--seed", t.seed, "Seed of initialization and data");
-  train->add_option("--micro-batch", t.micro_batch_seqs,
-                    "Sequences per micro-batch per rank (default: the whole local batch)");
-  train->add_option("--expert-parallel", t.expert_parallel,
-                    "Ranks the experts are sharded over (divides the ranks)");
+  train->add_option("--seed", t.seed, "Seed of initialization and data")
+      ->check([](const std::string& v) {
+        return !v.empty() && v[0] == '-' ? "value " + v + " is negative" : std::string();
+      });
+  train
+      ->add_option("--micro-batch", t.micro_batch_seqs,
+                   "Sequences per micro-batch per rank (default 0: the whole local batch)")
+      ->check(CLI::Range(int64_t{0}, kMaxMicroBatch));
+  train
+      ->add_option("--expert-parallel", t.expert_parallel,
+                   "Ranks the experts are sharded over (divides the ranks)")
+      ->check(CLI::Range(int64_t{1}, kMaxRanks));
+  train
+      ->add_option("--max-memory", t.max_memory_bytes,
+                   "Refuse a run whose estimated memory per rank (parameters, gradients, AdamW "
+                   "moments, activations, host buffers) exceeds this many bytes; suffixes K, M, "
+                   "G, T (powers of 1024) allowed (default: the machine's physical memory)")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(int64_t{1}, INT64_MAX));
   train->add_option("--lr", t.optimizer.lr, "Peak learning rate");
-  train->add_option("--min-lr-ratio", t.optimizer.min_lr_ratio, "Final lr / peak lr");
-  train->add_option("--warmup", t.optimizer.warmup_steps, "Linear warm-up steps");
+  train->add_option("--min-lr-ratio", t.optimizer.min_lr_ratio, "Final lr / peak lr, in [0, 1]");
+  train->add_option("--warmup", t.optimizer.warmup_steps, "Linear warm-up steps")
+      ->check(count_range);
   train->add_option("--weight-decay", t.optimizer.weight_decay, "AdamW decoupled weight decay");
   train->add_option("--clip", t.optimizer.clip_norm, "Global gradient-norm clip (0 = off)");
-  train->add_option("--beta1", t.optimizer.beta1);
-  train->add_option("--beta2", t.optimizer.beta2);
+  train->add_option("--beta1", t.optimizer.beta1, "AdamW beta1, in [0, 1)");
+  train->add_option("--beta2", t.optimizer.beta2, "AdamW beta2, in [0, 1)");
   train->add_option("--aux-loss", t.aux_loss_coef, "Load-balancing loss coefficient");
   train->add_option("--z-loss", t.z_loss_coef, "Router z-loss coefficient");
-  train->add_option("--log-every", t.log_every, "Log every N steps");
+  train->add_option("--log-every", t.log_every, "Log every N steps (>= 1)")->check(steps_range);
   train
       ->add_option("--debug-poison-step", t.poison_step,
                    "Testing: make the loss NaN at this step (0-based)")
+      ->check(CLI::Range(int64_t{-1}, kMaxSteps))
       ->group("");
   train
       ->add_option("--debug-comm-error-step", t.comm_error_step,
                    "Testing: the last rank makes a failing MPI/NCCL call at this step")
+      ->check(CLI::Range(int64_t{-1}, kMaxSteps))
       ->group("");
 
   // bench
@@ -141,7 +172,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"cpu", "cuda"}));
   bench->add_option("--json", json_path, "Output file, - = stdout");
   bench->add_flag("--quick", b.quick, "Small grid (for tests)");
-  bench->add_option("--repeats", b.repeats, "Timed repetitions per point (median reported)");
+  bench->add_option("--repeats", b.repeats, "Timed repetitions per point (median reported)")
+      ->check(CLI::Range(1, static_cast<int>(kMaxBenchRepeats)));
 
   try {
     app.parse(argc, argv);
@@ -155,8 +187,8 @@ int main(int argc, char** argv) {
   int code = 0;
   try {
     if (train->parsed()) {
-      if (t.steps <= 0) {
-        code = Fail("train", Status::InvalidInput("--steps must be > 0"));
+      if (Status valid = ValidateTrainOptions(t); !valid.ok()) {
+        code = Fail("train", valid);
       } else {
         Expected<Scenario> sc = LoadScenario(load);
         Expected<Backend> be = sc.ok()

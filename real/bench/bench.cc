@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "real/limits.h"
+
 namespace moesim::real {
 namespace {
 
@@ -270,7 +272,10 @@ Status Collectives(const BenchOptions& o, Device<float>* dev, Comm* comm, json* 
 
 Status RunBench(const BenchOptions& o, Device<float>* dev, Comm* comm,
                 const std::string& json_path) {
-  if (o.repeats < 1) return Status::InvalidInput("--repeats must be >= 1");
+  if (o.repeats < 1 || o.repeats > kMaxBenchRepeats) {
+    return Status::InvalidInput("--repeats " + std::to_string(o.repeats) + ": must be in [1, " +
+                                std::to_string(kMaxBenchRepeats) + "]");
+  }
   json gemm = json::array(), memory = json::array(), grouped = json::array(), coll = json::array();
   MOESIM_RETURN_IF_ERROR(Gemms(o, dev, &gemm));
   MOESIM_RETURN_IF_ERROR(Memory(o, dev, &memory));

@@ -71,6 +71,9 @@ class CpuDevice final : public Device<T> {
              double eps, double weight_decay, double bias_correction1, double bias_correction2,
              double grad_scale) override;
 
+  // Bytes of live allocations (each rounded up to 64).
+  int64_t allocated_bytes() const { return allocated_bytes_; }
+
  private:
   std::vector<std::chrono::steady_clock::time_point> stamps_;
   int64_t allocated_bytes_ = 0;

@@ -1,6 +1,10 @@
 #include "real/layers/model_config.h"
 
+#include <cmath>
+#include <cstdio>
+
 #include "costmodel/layers.h"
+#include "real/limits.h"
 
 namespace moesim::real {
 
@@ -17,6 +21,40 @@ Expected<ModelConfig> ModelConfigFromSpec(const ModelSpec& m) {
   if (m.linear_bias) reject("model.linear_bias=true: moesim-real has no linear biases");
   if (m.head_dim % 2 != 0) {
     reject("model.head_dim=" + std::to_string(m.head_dim) + " must be even for RoPE");
+  }
+  // Sizes moesim-real can build (limits.h): 32-bit token ids and kernel arguments.
+  auto limit = [&](const char* field, int64_t v, int64_t max) {
+    if (v > max) {
+      reject(std::string(field) + "=" + std::to_string(v) + " exceeds moesim-real's limit of " +
+             std::to_string(max));
+    }
+  };
+  limit("model.num_layers", m.num_layers, kMaxLayers);
+  limit("model.d_model", m.d_model, kMaxDimension);
+  limit("model.num_heads", m.num_heads, kMaxDimension);
+  limit("model.num_kv_heads", m.num_kv_heads, kMaxDimension);
+  limit("model.head_dim", m.head_dim, kMaxDimension);
+  limit("model.d_ff", m.d_ff, kMaxDimension);
+  limit("model.vocab_size", m.vocab_size, kMaxDimension);
+  limit("model.seq_len", m.seq_len, kMaxDimension);
+  if (m.is_moe()) {
+    limit("model.moe.num_experts", m.moe.num_experts, kMaxDimension);
+    limit("model.moe.top_k", m.moe.top_k, kMaxDimension);
+    limit("model.moe.expert_d_ff", m.moe.expert_d_ff, kMaxDimension);
+    limit("model.moe.num_shared_experts", m.moe.num_shared_experts, kMaxDimension);
+    limit("model.moe.group_size_tokens", m.moe.group_size_tokens, kMaxDimension);
+    const double k = m.moe.capacity_per_routed_token ? static_cast<double>(m.moe.top_k) : 1.0;
+    const double group =
+        static_cast<double>(m.moe.group_size_tokens > 0 ? m.moe.group_size_tokens : m.seq_len);
+    const double capacity =
+        std::ceil(m.moe.capacity_factor * k * group / static_cast<double>(m.moe.num_experts));
+    if (!(capacity <= static_cast<double>(kMaxDimension))) {
+      char cf[32];
+      std::snprintf(cf, sizeof(cf), "%g", m.moe.capacity_factor);
+      reject("model.moe.capacity_factor=" + std::string(cf) +
+             " gives an expert capacity above moesim-real's limit of " +
+             std::to_string(kMaxDimension) + " tokens");
+    }
   }
   if (!errors.empty()) return Status::InvalidInput(errors);
 

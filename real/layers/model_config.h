@@ -8,7 +8,8 @@
 // Supported: LLaMA-style blocks (RMSNorm, RoPE, SwiGLU, no linear biases), grouped-query
 // attention, MoE with top-k routing, capacity factor, shared experts, EVERY_K / LAST_K
 // placement, tied or untied embeddings. Anything else (GELU, LayerNorm, learned positions,
-// biases) is rejected with a message naming the field.
+// biases) is rejected with a message naming the field, and so are sizes above real/limits.h's
+// (kMaxLayers layers, kMaxDimension for every other size).
 // Thread safety: values and pure functions.
 #pragma once
 

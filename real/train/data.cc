@@ -1,12 +1,22 @@
 #include "real/train/data.h"
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
-#include <iterator>
+
+#include "real/limits.h"
+#include "real/train/memory_estimate.h"
 
 namespace moesim::real {
 
 Expected<DataSource> DataSource::Create(const std::string& path, uint64_t seed, int64_t vocab_size,
                                         int64_t seq_len) {
+  if (seq_len < 1 || seq_len > kMaxDimension || vocab_size < 1 || vocab_size > kMaxDimension) {
+    return Status::InvalidInput("data: model.seq_len=" + std::to_string(seq_len) +
+                                " and model.vocab_size=" + std::to_string(vocab_size) +
+                                " must be in [1, " + std::to_string(kMaxDimension) + "]");
+  }
   DataSource d;
   d.path_ = path;
   d.vocab_ = vocab_size;
@@ -18,9 +28,38 @@ Expected<DataSource> DataSource::Create(const std::string& path, uint64_t seed, 
                                   "model.vocab_size >= 256 (got " + std::to_string(vocab_size) +
                                   ")");
     }
+    // stat() first: a directory, FIFO or device is refused before it is opened (a FIFO would
+    // block in open, a directory fails in read).
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::file_status st = fs::status(path, ec);
+    if (ec || !fs::exists(st)) {
+      return Status::InvalidInput("--data " + path + ": cannot open (" +
+                                  (ec ? ec.message() : std::string("no such file")) + ")");
+    }
+    if (!fs::is_regular_file(st)) {
+      return Status::InvalidInput("--data " + path + ": not a regular file" +
+                                  (fs::is_directory(st) ? " (a directory)" : ""));
+    }
+    const uintmax_t size = fs::file_size(path, ec);
+    if (ec) return Status::InvalidInput("--data " + path + ": " + ec.message());
+    const int64_t physical = PhysicalMemoryBytes();
+    if (physical > 0 && size > static_cast<uintmax_t>(physical)) {
+      return Status::InvalidInput(
+          "--data " + path + ": " + std::to_string(size) + " bytes, more than the machine's " +
+          FormatBytes(static_cast<double>(physical)) + " of memory (the text is read into memory)");
+    }
     std::ifstream in(path, std::ios::binary);
-    if (!in) return Status::InvalidInput("--data " + path + ": cannot open");
-    d.text_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (!in) {
+      return Status::InvalidInput("--data " + path + ": cannot open (" + std::strerror(errno) +
+                                  ")");
+    }
+    d.text_.resize(static_cast<size_t>(size));
+    in.read(reinterpret_cast<char*>(d.text_.data()), static_cast<std::streamsize>(size));
+    if (in.gcount() != static_cast<std::streamsize>(size)) {
+      return Status::InvalidInput("--data " + path + ": read " + std::to_string(in.gcount()) +
+                                  " of " + std::to_string(size) + " bytes");
+    }
     if (static_cast<int64_t>(d.text_.size()) < seq_len + 2) {
       return Status::InvalidInput("--data " + path + ": " + std::to_string(d.text_.size()) +
                                   " bytes, fewer than one sequence of " +

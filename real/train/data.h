@@ -30,7 +30,10 @@ struct DataState {
 
 class DataSource {
  public:
-  // path empty = synthetic. Errors: unreadable or too short file, vocab too small for bytes.
+  // path empty = synthetic. Errors (kInvalidInput, naming the path): missing or unreadable
+  // file, not a regular file (a directory, FIFO or device), larger than physical memory, shorter
+  // than one sequence, vocab too small for bytes; seq_len or vocab_size outside
+  // [1, kMaxDimension]. Never throws.
   static Expected<DataSource> Create(const std::string& path, uint64_t seed, int64_t vocab_size,
                                      int64_t seq_len);
 

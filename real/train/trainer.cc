@@ -3,14 +3,17 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
 #include "real/layers/model_config.h"
 #include "real/layers/transformer.h"
+#include "real/limits.h"
 #include "real/profiler.h"
 #include "real/train/checkpoint.h"
 #include "real/train/data.h"
+#include "real/train/memory_estimate.h"
 
 namespace moesim::real {
 namespace {
@@ -35,24 +38,88 @@ void Poison(Transformer<T>& model) {
   }
 }
 
+Status IntRange(const char* option, int64_t v, int64_t lo, int64_t hi) {
+  if (v >= lo && v <= hi) return Status::Ok();
+  return Status::InvalidInput(std::string(option) + " " + std::to_string(v) + ": must be in [" +
+                              std::to_string(lo) + ", " + std::to_string(hi) + "]");
+}
+
+// lo <= v (< hi when hi_open, else <= hi), and finite.
+Status RealRange(const char* option, double v, double lo, double hi, bool hi_open = false) {
+  if (std::isfinite(v) && v >= lo && (hi_open ? v < hi : v <= hi)) return Status::Ok();
+  return Status::InvalidInput(std::string(option) + " " + Fmt("%g", v) + ": must be a number in [" +
+                              Fmt("%g", lo) + ", " + Fmt("%g", hi) + (hi_open ? ")" : "]"));
+}
+
+// Refuses a run whose estimated memory exceeds the limit, before anything is allocated.
+Status CheckMemory(const Scenario& sc, const TrainOptions& o, bool gpu, int64_t micro,
+                   int64_t local_seqs, int64_t scalar_bytes) {
+  MemoryEstimateInput in;
+  in.micro_batch_seqs = micro;
+  in.local_seqs = local_seqs;
+  in.expert_parallel = o.expert_parallel;
+  in.scalar_bytes = scalar_bytes;
+  if (!o.data_path.empty()) {
+    std::error_code ec;
+    const uintmax_t size = std::filesystem::file_size(o.data_path, ec);
+    if (!ec) in.data_bytes = static_cast<int64_t>(std::min<uintmax_t>(size, INT64_MAX));
+  }
+  const MemoryEstimate e = EstimateTrainMemory(sc.model, in);
+  const double needed = gpu ? e.host_bytes : e.total_bytes();
+  if (o.max_memory_bytes > 0) {
+    return CheckMemoryEstimate(e, needed, static_cast<double>(o.max_memory_bytes),
+                               "--max-memory " + std::to_string(o.max_memory_bytes) + " (" +
+                                   FormatBytes(static_cast<double>(o.max_memory_bytes)) + ")");
+  }
+  const int64_t physical = PhysicalMemoryBytes();
+  if (physical <= 0) return Status::Ok();
+  return CheckMemoryEstimate(e, needed, static_cast<double>(physical),
+                             "the " + FormatBytes(static_cast<double>(physical)) +
+                                 " of physical memory" + (gpu ? " (host part)" : ""));
+}
+
 }  // namespace
+
+Status ValidateTrainOptions(const TrainOptions& o) {
+  MOESIM_RETURN_IF_ERROR(IntRange("--steps", o.steps, 1, kMaxSteps));
+  MOESIM_RETURN_IF_ERROR(IntRange("--schedule-steps", o.schedule_steps, 0, kMaxSteps));
+  MOESIM_RETURN_IF_ERROR(IntRange("--micro-batch", o.micro_batch_seqs, 0, kMaxMicroBatch));
+  MOESIM_RETURN_IF_ERROR(IntRange("--expert-parallel", o.expert_parallel, 1, kMaxRanks));
+  MOESIM_RETURN_IF_ERROR(IntRange("--trace-warmup", o.trace_warmup, 0, kMaxSteps));
+  MOESIM_RETURN_IF_ERROR(IntRange("--trace-steps", o.trace_steps, 1, kMaxSteps));
+  MOESIM_RETURN_IF_ERROR(IntRange("--checkpoint-every", o.checkpoint_every, 0, kMaxSteps));
+  MOESIM_RETURN_IF_ERROR(IntRange("--log-every", o.log_every, 1, kMaxSteps));
+  MOESIM_RETURN_IF_ERROR(IntRange("--warmup", o.optimizer.warmup_steps, 0, kMaxSteps));
+  MOESIM_RETURN_IF_ERROR(IntRange("--max-memory", o.max_memory_bytes, 0, INT64_MAX));
+  MOESIM_RETURN_IF_ERROR(IntRange("--debug-poison-step", o.poison_step, -1, kMaxSteps));
+  MOESIM_RETURN_IF_ERROR(IntRange("--debug-comm-error-step", o.comm_error_step, -1, kMaxSteps));
+  const double inf = std::numeric_limits<double>::max();
+  MOESIM_RETURN_IF_ERROR(RealRange("--lr", o.optimizer.lr, 0, inf));
+  MOESIM_RETURN_IF_ERROR(RealRange("--min-lr-ratio", o.optimizer.min_lr_ratio, 0, 1));
+  MOESIM_RETURN_IF_ERROR(RealRange("--weight-decay", o.optimizer.weight_decay, 0, inf));
+  MOESIM_RETURN_IF_ERROR(RealRange("--clip", o.optimizer.clip_norm, 0, inf));
+  MOESIM_RETURN_IF_ERROR(RealRange("--beta1", o.optimizer.beta1, 0, 1, /*hi_open=*/true));
+  MOESIM_RETURN_IF_ERROR(RealRange("--beta2", o.optimizer.beta2, 0, 1, /*hi_open=*/true));
+  MOESIM_RETURN_IF_ERROR(RealRange("optimizer eps", o.optimizer.eps, 1e-300, inf));
+  MOESIM_RETURN_IF_ERROR(RealRange("--aux-loss", o.aux_loss_coef, 0, inf));
+  MOESIM_RETURN_IF_ERROR(RealRange("--z-loss", o.z_loss_coef, 0, inf));
+  return Status::Ok();
+}
 
 template <typename T>
 Expected<TrainResult> Train(const Scenario& scenario, const TrainOptions& o, Device<T>* dev,
                             Comm* comm, std::ostream* log) {
   const int rank = comm->rank(), world = comm->size();
   const bool chief = rank == 0;
+  MOESIM_RETURN_IF_ERROR(ValidateTrainOptions(o));
   if (comm->expert_size() != o.expert_parallel) {
     return Status::Internal("communicator expert size differs from --expert-parallel");
   }
-  Expected<ModelConfig> cfg_or = ModelConfigFromSpec(scenario.model);
-  if (!cfg_or.ok()) return cfg_or.status();
-  ModelConfig cfg = *cfg_or;
-  cfg.aux_loss_coef = o.aux_loss_coef;
-  cfg.z_loss_coef = o.z_loss_coef;
-
-  const int64_t seq = cfg.seq_len;
+  const int64_t seq = scenario.model.seq_len;
   const int64_t gbt = scenario.training.global_batch_tokens;
+  if (seq <= 0 || gbt <= 0) {
+    return Status::InvalidInput("model.seq_len and training.global_batch_tokens must be > 0");
+  }
   if (gbt % seq != 0) {
     return Status::InvalidInput("training.global_batch_tokens=" + std::to_string(gbt) +
                                 " is not a multiple of model.seq_len=" + std::to_string(seq));
@@ -70,6 +137,13 @@ Expected<TrainResult> Train(const Scenario& scenario, const TrainOptions& o, Dev
                                 std::to_string(local_seqs) + " sequences per rank");
   }
   const int64_t num_micro = local_seqs / micro;
+  MOESIM_RETURN_IF_ERROR(
+      CheckMemory(scenario, o, dev->IsGpu(), micro, local_seqs, static_cast<int64_t>(sizeof(T))));
+  Expected<ModelConfig> cfg_or = ModelConfigFromSpec(scenario.model);
+  if (!cfg_or.ok()) return cfg_or.status();
+  ModelConfig cfg = *cfg_or;
+  cfg.aux_loss_coef = o.aux_loss_coef;
+  cfg.z_loss_coef = o.z_loss_coef;
   if (cfg.is_moe() && cfg.num_experts % o.expert_parallel != 0) {
     return Status::InvalidInput(
         "--expert-parallel " + std::to_string(o.expert_parallel) +

@@ -16,6 +16,11 @@
 // the last one stays. Any error comes back as a Status; the caller must end every rank (other
 // ranks may be blocked in a collective). Resuming from a checkpoint restores parameters,
 // moments, the data position and the step, so the run continues bit for bit.
+// Limits: every count of TrainOptions has the range ValidateTrainOptions states (real/limits.h);
+// before building the model, Train estimates the memory the run needs (memory_estimate.h) and
+// refuses it (kInvalidInput, with the estimate) above max_memory_bytes or, when that is 0, the
+// machine's physical memory (on a GPU backend only the host part is checked; the device's own
+// out-of-memory error names the tensor).
 // Thread safety: one thread per rank.
 #pragma once
 
@@ -53,6 +58,8 @@ struct TrainOptions {
   std::string resume_dir;
   std::string metrics_path;  // JSON lines, one per step (rank 0)
   int64_t log_every = 1;
+  // Memory the run may use per rank (memory_estimate.h); 0 = the machine's physical memory.
+  int64_t max_memory_bytes = 0;
   int64_t poison_step = -1;      // testing hook: makes the loss NaN at this step (0-based)
   int64_t comm_error_step = -1;  // testing hook: the last rank makes a failing MPI/NCCL call
 };
@@ -72,6 +79,10 @@ struct TrainResult {
   double model_flops_per_token = 0;
   std::string device, comm;
 };
+
+// Checks every option's range; errors name the command-line option ("--log-every 0: ..."),
+// kInvalidInput. Train calls it first.
+Status ValidateTrainOptions(const TrainOptions& options);
 
 // REQUIRES: `comm` spans the ranks of this run (size 1 for one process).
 template <typename T>
