@@ -62,6 +62,7 @@ Expected<pb::Hardware> ReadProfileMessage(const std::string& name_or_path) {
   }
   // Checked here, where lines are known, so that a bad value is named as file:line.
   const FieldLocator where(name_or_path, pb::Hardware::descriptor(), std::move(tree));
+  MOESIM_RETURN_IF_ERROR(CheckEnumValues(msg, where));
   Expected<HardwareProfile> base = BuiltinHardwareProfile(msg.chip());
   if (!base.ok()) return base.status().WithPrefix(where.Where("chip") + ": chip: ");
   std::string bad;

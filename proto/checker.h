@@ -41,6 +41,12 @@ class Checker {
   void NonNegative(const std::string& path, double v) {
     if (v < 0) Fail(path, path + "=" + Num(v) + " must be >= 0");
   }
+  // v <= limit, one of the documented limits of common/limits.h. False (and reported) when not.
+  bool AtMost(const std::string& path, int64_t v, int64_t limit) {
+    if (v <= limit) return true;
+    Fail(path, path + "=" + Num(v) + " exceeds the limit of " + Num(limit) + " (docs/limits.md)");
+    return false;
+  }
   // A fraction in (0, 1]; 0 = not set.
   void Fraction(const std::string& path, double v) {
     if (v < 0 || v > 1) Fail(path, path + "=" + Num(v) + " must be in (0, 1]");

@@ -2,7 +2,53 @@
 
 #include <vector>
 
+#include <google/protobuf/message.h>
+
 namespace moesim {
+namespace {
+
+namespace gp = google::protobuf;
+
+void FindUnknownEnums(const gp::Message& msg, const std::string& prefix, const FieldLocator& where,
+                      std::vector<std::string>* out) {
+  const gp::Reflection* refl = msg.GetReflection();
+  std::vector<const gp::FieldDescriptor*> fields;
+  refl->ListFields(msg, &fields);
+  for (const gp::FieldDescriptor* f : fields) {
+    const std::string path = prefix + f->name();
+    const int n = f->is_repeated() ? refl->FieldSize(msg, f) : 1;
+    for (int i = 0; i < n; ++i) {
+      const std::string at = f->is_repeated() ? path + "[" + std::to_string(i) + "]" : path;
+      if (f->cpp_type() == gp::FieldDescriptor::CPPTYPE_MESSAGE) {
+        FindUnknownEnums(
+            f->is_repeated() ? refl->GetRepeatedMessage(msg, f, i) : refl->GetMessage(msg, f),
+            at + ".", where, out);
+        continue;
+      }
+      if (f->cpp_type() != gp::FieldDescriptor::CPPTYPE_ENUM) continue;
+      const int v =
+          f->is_repeated() ? refl->GetRepeatedEnumValue(msg, f, i) : refl->GetEnumValue(msg, f);
+      const gp::EnumDescriptor* e = f->enum_type();
+      if (e->FindValueByNumber(v) != nullptr) continue;
+      std::string names;
+      for (int k = 0; k < e->value_count(); ++k) {
+        names += (k ? ", " : "") + e->value(k)->name();
+      }
+      out->push_back(where.Where(at) + ": " + at + "=" + std::to_string(v) + " is not a value of " +
+                     e->name() + " (" + names + ")");
+    }
+  }
+}
+
+}  // namespace
+
+Status CheckEnumValues(const gp::Message& msg, const FieldLocator& where) {
+  std::vector<std::string> unknown;
+  FindUnknownEnums(msg, "", where, &unknown);
+  std::string message;
+  for (const std::string& u : unknown) message += (message.empty() ? "" : "\n") + u;
+  return unknown.empty() ? Status::Ok() : Status::InvalidInput(message);
+}
 
 std::string FieldLocator::Where(const std::string& path) const {
   if (auto it = overridden_.find(path); it != overridden_.end()) {

@@ -10,9 +10,12 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/text_format.h>
+
+#include "common/status.h"
 
 namespace moesim {
 
@@ -42,5 +45,12 @@ class FieldLocator {
   // Line (0-based) of `path` or of its nearest written ancestor; *exact = whether `path` itself.
   int Line(const std::string& path, bool* exact) const;
 };
+
+// Every enum field of `msg` (nested and repeated ones too) that holds a number outside its enum:
+// the text format accepts a number for an enum field ("axes: 7") and keeps it, so each reader of
+// a text file calls this before it reads an enum. One message per field, in field order:
+// "file:LINE: sharding.rules[0].axes[0]=7 is not a value of Axis (AXIS_UNSPECIFIED, DATA, ...)".
+// Ok when every enum value is known, else kInvalidInput with one such line per field.
+Status CheckEnumValues(const google::protobuf::Message& msg, const FieldLocator& where);
 
 }  // namespace moesim

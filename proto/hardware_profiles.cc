@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 
+#include "common/limits.h"
 #include "proto/checker.h"
 
 namespace moesim {
@@ -149,37 +150,62 @@ void ApplyKernelEfficiencies(const pb::Hardware& h, HardwareProfile* out,
 std::vector<HardwareFieldError> ApplyHardwareFields(const pb::Hardware& h, HardwareProfile* out) {
   std::vector<HardwareFieldError> errors;
   // NaN and infinities fail the range test too: protobuf's text format reads "nan" and "inf".
-  auto in_range = [&](const char* name, double v, bool fraction) {
-    if (std::isfinite(v) && v >= 0 && (!fraction || v <= 1)) return true;
-    errors.push_back({name, "=" + Num(v) + (fraction ? " must be in (0, 1]" : " must be >= 0")});
-    return false;
+  // Upper bounds (and rates' lower bound) are the documented limits of common/limits.h.
+  auto in_range = [&](const char* name, double v, bool fraction, double max = 0, double min = 0) {
+    if (!std::isfinite(v) || v < 0 || (fraction && v > 1)) {
+      errors.push_back({name, "=" + Num(v) + (fraction ? " must be in (0, 1]" : " must be >= 0")});
+      return false;
+    }
+    if (max > 0 && v > max) {
+      errors.push_back(
+          {name, "=" + Num(v) + " exceeds the limit of " + Num(max) + " (docs/limits.md)"});
+      return false;
+    }
+    if (v > 0 && v < min) {
+      errors.push_back({name, "=" + Num(v) + " is below " + Num(min) + " (docs/limits.md)"});
+      return false;
+    }
+    return true;
   };
   auto scalar = [&](const char* name, double v, double* dst, bool fraction) {
     if (in_range(name, v, fraction) && v > 0) *dst = v;
   };
-  auto count = [&](const char* name, int64_t v, int64_t* dst) {
-    if (v < 0) errors.push_back({name, "=" + Num(v) + " must be >= 0"});
-    if (v > 0) *dst = v;
+  auto rate = [&](const char* name, double v, double* dst, double max) {
+    if (in_range(name, v, false, max, limits::kMinRatePerS) && v > 0) *dst = v;
   };
-  scalar("peak_flops_per_s", h.peak_flops_per_s(), &out->peak_flops_per_s, false);
-  count("hbm_bytes", h.hbm_bytes(), &out->hbm_bytes);
-  scalar("hbm_bytes_per_s", h.hbm_bytes_per_s(), &out->hbm_bytes_per_s, false);
+  auto latency = [&](const char* name, double v, double* dst) {
+    if (in_range(name, v, false, limits::kMaxLatencyS) && v > 0) *dst = v;
+  };
+  auto count = [&](const char* name, int64_t v, int64_t* dst, int64_t max) {
+    if (v < 0) errors.push_back({name, "=" + Num(v) + " must be >= 0"});
+    if (v > max) {
+      errors.push_back(
+          {name, "=" + Num(v) + " exceeds the limit of " + Num(max) + " (docs/limits.md)"});
+    } else if (v > 0) {
+      *dst = v;
+    }
+  };
+  rate("peak_flops_per_s", h.peak_flops_per_s(), &out->peak_flops_per_s, limits::kMaxFlopsPerS);
+  count("hbm_bytes", h.hbm_bytes(), &out->hbm_bytes, limits::kMaxHbmBytes);
+  rate("hbm_bytes_per_s", h.hbm_bytes_per_s(), &out->hbm_bytes_per_s, limits::kMaxBytesPerS);
   scalar("matmul_efficiency", h.matmul_efficiency(), &out->matmul_efficiency, true);
   scalar("memory_efficiency", h.memory_efficiency(), &out->memory_efficiency, true);
-  scalar("op_overhead_s", h.op_overhead_s(), &out->op_overhead_s, false);
-  scalar("link_bytes_per_s", h.link_bytes_per_s(), &out->link_bytes_per_s, false);
-  scalar("link_latency_s", h.link_latency_s(), &out->link_latency_s, false);
+  latency("op_overhead_s", h.op_overhead_s(), &out->op_overhead_s);
+  rate("link_bytes_per_s", h.link_bytes_per_s(), &out->link_bytes_per_s, limits::kMaxBytesPerS);
+  latency("link_latency_s", h.link_latency_s(), &out->link_latency_s);
   scalar("link_efficiency", h.link_efficiency(), &out->link_efficiency, true);
-  scalar("scaleout_bytes_per_s", h.scaleout_bytes_per_s(), &out->scaleout_bytes_per_s, false);
-  scalar("scaleout_latency_s", h.scaleout_latency_s(), &out->scaleout_latency_s, false);
-  count("devices_per_host", h.devices_per_host(), &out->devices_per_host);
+  rate("scaleout_bytes_per_s", h.scaleout_bytes_per_s(), &out->scaleout_bytes_per_s,
+       limits::kMaxBytesPerS);
+  latency("scaleout_latency_s", h.scaleout_latency_s(), &out->scaleout_latency_s);
+  count("devices_per_host", h.devices_per_host(), &out->devices_per_host,
+        limits::kMaxDevicesPerHost);
   // The GEMM model's half-points may legitimately be 0 (no shortfall along that dimension), so
   // the four are taken together whenever the model is switched on.
   // Each is checked, so that every bad one is reported.
   const bool max_ok = in_range("gemm_max_efficiency", h.gemm_max_efficiency(), true);
-  const bool m_ok = in_range("gemm_m_half", h.gemm_m_half(), false);
-  const bool n_ok = in_range("gemm_n_half", h.gemm_n_half(), false);
-  const bool k_ok = in_range("gemm_k_half", h.gemm_k_half(), false);
+  const bool m_ok = in_range("gemm_m_half", h.gemm_m_half(), false, limits::kMaxGemmHalf);
+  const bool n_ok = in_range("gemm_n_half", h.gemm_n_half(), false, limits::kMaxGemmHalf);
+  const bool k_ok = in_range("gemm_k_half", h.gemm_k_half(), false, limits::kMaxGemmHalf);
   if (max_ok && m_ok && n_ok && k_ok && h.gemm_max_efficiency() > 0) {
     out->gemm_max_efficiency = h.gemm_max_efficiency();
     out->gemm_m_half = h.gemm_m_half();

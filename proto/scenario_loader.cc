@@ -7,6 +7,7 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include "common/limits.h"
 #include "proto/field_locator.h"
 #include "proto/moesim.pb.h"
 #include "proto/overrides.h"
@@ -98,6 +99,8 @@ Expected<Scenario> LoadScenarioFromText(const std::string& text, const std::stri
     MOESIM_RETURN_IF_ERROR(ApplyOverride(o, &msg, &path));
     locator.MarkOverridden(path, o);
   }
+  // Validation reads enums as array indices: numbers outside an enum stop here.
+  MOESIM_RETURN_IF_ERROR(CheckEnumValues(msg, locator));
   auto scenario = ValidateScenario(msg, locator, base_dir);
   if (!scenario.ok()) return scenario;
   gp::TextFormat::PrintToString(msg, &scenario->resolved_text);
@@ -113,6 +116,16 @@ Status CheckOverride(const std::string& assignment) {
 Expected<Scenario> LoadScenario(const LoadOptions& options) {
   if (options.path.empty()) {
     return LoadScenarioFromText(DefaultScenarioText(), "<default>", options.overrides, ".");
+  }
+  std::error_code ec;
+  if (std::filesystem::is_directory(options.path, ec)) {
+    return Status::InvalidInput(options.path + ": is a directory, not a scenario file");
+  }
+  const auto size = std::filesystem::file_size(options.path, ec);
+  if (!ec && size > static_cast<uintmax_t>(limits::kMaxInputFileBytes)) {
+    return Status::InvalidInput(
+        options.path + ": " + std::to_string(size) + " bytes, past the limit of " +
+        std::to_string(limits::kMaxInputFileBytes) + " for a scenario file (docs/limits.md)");
   }
   std::ifstream in(options.path, std::ios::binary);
   if (!in) {

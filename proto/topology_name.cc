@@ -3,6 +3,9 @@
 #include <charconv>
 #include <set>
 
+#include "common/checked_math.h"
+#include "common/limits.h"
+
 namespace moesim {
 namespace {
 
@@ -58,6 +61,22 @@ int64_t TopologyName::devices_per_slice() const {
   const Family* f = FindFamily(family);
   if (f != nullptr && f->gpus_per_node > 0) n *= f->gpus_per_node;
   return n;
+}
+
+Status CheckDeviceCount(const TopologyName& name) {
+  const Family* f = FindFamily(name.family);
+  int64_t devices = std::max<int64_t>(f != nullptr ? f->gpus_per_node : 1, 1);
+  std::vector<int64_t> factors = name.dims;
+  factors.push_back(name.slices);
+  for (int64_t d : factors) {
+    const auto next = CheckedMul(devices, d);
+    devices = next && *next <= limits::kMaxDevices ? *next : limits::kMaxDevices + 1;
+  }
+  if (devices > limits::kMaxDevices) {
+    return Bad(name.text, "more devices than the limit of " + std::to_string(limits::kMaxDevices) +
+                              " (docs/limits.md)");
+  }
+  return Status::Ok();
 }
 
 Expected<TopologyName> ParseTopologyName(const std::string& text) {
@@ -126,6 +145,7 @@ Expected<TopologyName> ParseTopologyName(const std::string& text) {
                          (family->num_dims == 1 ? " number" : " dimensions") + ", got " +
                          std::to_string(t.dims.size()));
   }
+  MOESIM_RETURN_IF_ERROR(CheckDeviceCount(t));
   return t;
 }
 

@@ -39,6 +39,10 @@ struct TopologyName {
 // Parses `text`. Errors (kInvalidInput) say what is wrong without a location; callers prefix it.
 Expected<TopologyName> ParseTopologyName(const std::string& text);
 
+// Ok when the devices of `name` (dims x slices x GPUs per node) are within limits::kMaxDevices,
+// computed without overflow; ParseTopologyName checks it, and every builder again.
+Status CheckDeviceCount(const TopologyName& name);
+
 // One line listing the accepted forms, for error messages and --help.
 const char* TopologyNameForms();
 

@@ -7,9 +7,12 @@
 #include <set>
 #include <sstream>
 
+#include "common/checked_math.h"
+#include "common/limits.h"
 #include "proto/checker.h"
 #include "proto/hardware_profiles.h"
 #include "proto/sharding_presets.h"
+#include "proto/topology_file_reader.h"
 #include "proto/topology_name.h"
 
 namespace moesim {
@@ -63,6 +66,12 @@ void ResolveRouting(const pb::Moe& e, const std::string& base_dir, Checker& c, M
                                                          "\" is not a non-negative number");
           return;
         }
+        if (w.size() == n) {  // read no further than the experts need
+          c.Fail("model.moe.routing_histogram_file",
+                 p.string() + ":" + std::to_string(line_no) + ": more than " + std::to_string(n) +
+                     " counts for " + std::to_string(n) + " experts (model.moe.num_experts)");
+          return;
+        }
         w.push_back(v);
       }
     }
@@ -93,6 +102,28 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
   c.Positive("model.d_ff", m.d_ff());
   c.Positive("model.vocab_size", m.vocab_size());
   c.Positive("model.seq_len", m.seq_len());
+  // Limits first: nothing below is sized from a value past one.
+  const size_t errors_before_limits = c.count();
+  c.AtMost("model.num_layers", m.num_layers(), limits::kMaxLayers);
+  c.AtMost("model.d_model", m.d_model(), limits::kMaxWidth);
+  c.AtMost("model.num_heads", m.num_heads(), limits::kMaxHeads);
+  c.AtMost("model.num_kv_heads", m.num_kv_heads(), limits::kMaxHeads);
+  c.AtMost("model.head_dim", m.head_dim(), limits::kMaxWidth);
+  c.AtMost("model.d_ff", m.d_ff(), limits::kMaxWidth);
+  c.AtMost("model.vocab_size", m.vocab_size(), limits::kMaxVocab);
+  c.AtMost("model.seq_len", m.seq_len(), limits::kMaxSeqLen);
+  const pb::Moe& limits_moe = m.moe();
+  c.AtMost("model.moe.num_experts", limits_moe.num_experts(), limits::kMaxExperts);
+  c.AtMost("model.moe.top_k", limits_moe.top_k(), limits::kMaxExperts);
+  c.AtMost("model.moe.expert_d_ff", limits_moe.expert_d_ff(), limits::kMaxWidth);
+  c.AtMost("model.moe.num_shared_experts", limits_moe.num_shared_experts(),
+           limits::kMaxSharedExperts);
+  c.AtMost("model.moe.placement_k", limits_moe.placement_k(), limits::kMaxLayers);
+  c.AtMost("model.moe.group_size_tokens", limits_moe.group_size_tokens(),
+           limits::kMaxGlobalBatchTokens);
+  c.AtMost("model.moe.outer_batch", limits_moe.outer_batch(), limits::kMaxGlobalBatchTokens);
+  c.AtMost("model.moe.num_groups", limits_moe.num_groups(), limits::kMaxGlobalBatchTokens);
+  if (c.count() > errors_before_limits) return;
   if (m.ffn_kind() == pb::Model::FFN_KIND_UNSPECIFIED) {
     c.Fail("model.ffn_kind", "model.ffn_kind is missing (GELU or SWIGLU)");
   }
@@ -201,6 +232,13 @@ void ValidateHardware(const pb::Hardware& h, const std::string& default_chip, Ch
 std::string ValidateCluster(const pb::Cluster& cl, const std::string& base_dir, Checker& c,
                             ClusterSpec* out) {
   c.NonNegative("cluster.num_devices", cl.num_devices());
+  c.AtMost("cluster.num_devices", cl.num_devices(), limits::kMaxDevices);
+  if (static_cast<int64_t>(cl.topology().size()) > limits::kMaxPathLength) {
+    c.Fail("cluster.topology", "cluster.topology is " + Num(int64_t(cl.topology().size())) +
+                                   " characters long, past the limit of " +
+                                   Num(limits::kMaxPathLength) + " (docs/limits.md)");
+    return "";
+  }
   if (cl.topology().empty()) {
     c.Fail("cluster.topology",
            std::string("cluster.topology is missing (") + TopologyNameForms() + ")");
@@ -210,17 +248,42 @@ std::string ValidateCluster(const pb::Cluster& cl, const std::string& base_dir, 
     // A file: resolved here, read by topologies/. The device count must then be given.
     std::filesystem::path p(cl.topology());
     if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
-    if (!std::filesystem::exists(p)) {
+    std::error_code ec;  // a name too long for the file system is a name that is not a file
+    if (!std::filesystem::exists(p, ec)) {
       c.Fail("cluster.topology", "cluster.topology=\"" + cl.topology() +
                                      "\" is neither a known topology name (" + TopologyNameForms() +
                                      ") nor an existing file");
       return "";
     }
     out->topology = p.lexically_normal().string();
-    out->num_devices = cl.num_devices();
-    if (cl.num_devices() == 0) {
-      c.Fail("cluster.num_devices",
-             "cluster.num_devices is missing (required with a topology file)");
+    // The file says how many devices it has (and usually its chip): cluster.num_devices may be
+    // left out, and must agree when given.
+    auto file = ReadTopologyFile(out->topology);
+    if (!file.ok()) {
+      c.Fail("cluster.topology",
+             "cluster.topology=\"" + cl.topology() + "\": " + file.status().message());
+      return "";
+    }
+    auto devices = TopologyFileDevices(*file);
+    if (!devices.ok()) {
+      c.Fail("cluster.topology",
+             "cluster.topology=\"" + cl.topology() + "\": " + devices.status().message());
+      return "";
+    }
+    out->num_devices = *devices;
+    if (cl.num_devices() > 0 && cl.num_devices() != *devices) {
+      c.Fail("cluster.num_devices", "cluster.num_devices=" + Num(cl.num_devices()) +
+                                        " does not match the " + Num(*devices) +
+                                        " devices of cluster.topology=\"" + cl.topology() + "\"");
+    }
+    if (!file->file.chip().empty() || !file->file.base().empty()) {
+      auto chip = TopologyFileChip(*file);
+      if (!chip.ok()) {
+        c.Fail("cluster.topology",
+               "cluster.topology=\"" + cl.topology() + "\": " + chip.status().message());
+        return "";
+      }
+      return *chip;
     }
     return "";
   }
@@ -241,6 +304,28 @@ std::string ValidateCluster(const pb::Cluster& cl, const std::string& base_dir, 
   return name->chip;
 }
 
+// Weight tensors and a micro-batch's activations stay within limits::kMaxTensorElements, so
+// that the cost model's products of sizes fit in int64 (checked here, with the sizes resolved).
+void CheckTensorSizes(const ModelSpec& m, Checker& c) {
+  const int64_t kMax = limits::kMaxTensorElements;
+  auto check = [&](const char* path, std::initializer_list<int64_t> dims, const char* what) {
+    if (ProductWithin(dims, kMax)) return;
+    c.Fail(path, std::string(what) + " exceeds the limit of " + Num(kMax) +
+                     " elements per tensor (docs/limits.md)");
+  };
+  check("model.d_model", {m.d_model, m.num_heads, m.head_dim},
+        "the attention projection (model.d_model x model.num_heads x model.head_dim)");
+  check("model.d_ff", {m.d_model, m.d_ff}, "the FFN weight (model.d_model x model.d_ff)");
+  check("model.vocab_size", {m.d_model, m.vocab_size},
+        "the embedding (model.d_model x model.vocab_size)");
+  if (m.is_moe()) {
+    check("model.moe.num_experts",
+          {m.moe.num_experts + m.moe.num_shared_experts, m.d_model, m.moe.expert_d_ff},
+          "one layer's experts ((model.moe.num_experts + num_shared_experts) x model.d_model x "
+          "model.moe.expert_d_ff)");
+  }
+}
+
 }  // namespace
 
 // Defined in validate_sharding.cc. REQUIRES: out->model and out->cluster filled.
@@ -254,12 +339,14 @@ Expected<Scenario> ValidateScenario(const pb::Scenario& in, const FieldLocator& 
   out.description = in.description();
   out.source = locator.source();
   ValidateModel(in.model(), base_dir, c, &out.model);
+  if (c.count() == 0) CheckTensorSizes(out.model, c);
   const std::string chip = ValidateCluster(in.cluster(), base_dir, c, &out.cluster);
   if (!chip.empty() || !in.hardware().chip().empty()) {
     ValidateHardware(in.hardware(), chip, c, &out.hardware);
   } else if (c.count() == 0) {
     // Located at the topology file that makes it necessary: the scenario has no chip line.
-    c.Fail("cluster.topology", "hardware.chip is missing (required with a topology file)");
+    c.Fail("cluster.topology",
+           "hardware.chip is missing (required with a topology file that names no chip)");
   }
   // Sharding and training checks divide by model sizes: only run them on a sound model.
   if (c.count() == 0) ValidateShardingAndTraining(in, c, &out);

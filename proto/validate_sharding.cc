@@ -1,6 +1,10 @@
 // Validation of the sharding and training sections: both depend on model sizes and the device
 // count, so they run after the model and cluster sections are known to be sound.
+#include <algorithm>
 #include <set>
+
+#include "common/checked_math.h"
+#include "common/limits.h"
 
 #include "proto/checker.h"
 #include "proto/moesim.pb.h"
@@ -77,6 +81,10 @@ void ValidateMesh(const pb::Sharding& in, int64_t num_devices, Checker& c, Mesh*
   bool any = false;
   for (int i = 0; i < kNumMeshAxes; ++i) {
     c.NonNegative(std::string("sharding.mesh.") + axes[i].first, axes[i].second);
+    if (!c.AtMost(std::string("sharding.mesh.") + axes[i].first, axes[i].second,
+                  limits::kMaxDevices)) {
+      return;
+    }
     mesh->size[i] = axes[i].second > 0 ? axes[i].second : 1;
     any = any || axes[i].second != 0;
   }
@@ -84,6 +92,7 @@ void ValidateMesh(const pb::Sharding& in, int64_t num_devices, Checker& c, Mesh*
     (*mesh)[MeshAxis::kData] = num_devices;  // no mesh given: every device data-parallel
     return;
   }
+  // Each axis is within kMaxDevices = 2^17, so the product of four fits in int64.
   if (num_devices > 0 && mesh->NumDevices() != num_devices) {
     c.Fail("sharding.mesh",
            "sharding.mesh data x expert x model x pipeline = " + Num(mesh->size[0]) + " x " +
@@ -155,6 +164,12 @@ void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
   c.NonNegative("training.micro_batch_size", t.micro_batch_size());
   c.NonNegative("training.virtual_stages", t.virtual_stages());
   c.NonNegative("training.num_steps", t.num_steps());
+  const size_t errors_before_limits = c.count();
+  c.AtMost("training.global_batch_tokens", t.global_batch_tokens(), limits::kMaxGlobalBatchTokens);
+  c.AtMost("training.micro_batch_size", t.micro_batch_size(), limits::kMaxGlobalBatchTokens);
+  c.AtMost("training.virtual_stages", t.virtual_stages(), limits::kMaxLayers);
+  c.AtMost("training.num_steps", t.num_steps(), limits::kMaxSteps);
+  if (c.count() > errors_before_limits) return;
   out.global_batch_tokens = t.global_batch_tokens();
   out.recompute = t.recompute() == pb::Training::FULL        ? Recompute::kFull
                   : t.recompute() == pb::Training::SELECTIVE ? Recompute::kSelective
@@ -196,6 +211,34 @@ void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
   }
   out.micro_batch_size = t.micro_batch_size() > 0 ? t.micro_batch_size() : local;
   out.num_micro_batches = local / out.micro_batch_size;
+  if (out.num_micro_batches > limits::kMaxMicroBatches) {
+    c.Fail(t.micro_batch_size() > 0 ? "training.micro_batch_size" : "training.global_batch_tokens",
+           "the " + Num(local) + " sequences of each batch shard make " +
+               Num(out.num_micro_batches) +
+               " micro-batches of training.micro_batch_size=" + Num(out.micro_batch_size) +
+               ", past the limit of " + Num(limits::kMaxMicroBatches) + " (docs/limits.md)");
+    return;
+  }
+  if (!ProductWithin({out.num_micro_batches, m.num_layers}, limits::kMaxLayerMicroBatches)) {
+    c.Fail(t.micro_batch_size() > 0 ? "training.micro_batch_size" : "training.global_batch_tokens",
+           "model.num_layers=" + Num(m.num_layers) + " x " + Num(out.num_micro_batches) +
+               " micro-batches of training.micro_batch_size=" + Num(out.micro_batch_size) +
+               " per step exceed the limit of " + Num(limits::kMaxLayerMicroBatches) +
+               " layer micro-batches (docs/limits.md): use larger micro-batches");
+    return;
+  }
+  // A micro-batch's widest activation (logits, FFN hidden) within the per-tensor limit, so
+  // that the cost model's int64 products of its sizes cannot overflow.
+  const int64_t widest = std::max({m.d_model, m.d_ff, m.vocab_size, m.num_heads * m.head_dim,
+                                   m.moe.expert_d_ff * std::max<int64_t>(m.moe.top_k, 1)});
+  if (!ProductWithin({out.micro_batch_size, m.seq_len, widest}, limits::kMaxTensorElements)) {
+    c.Fail(t.micro_batch_size() > 0 ? "training.micro_batch_size" : "training.global_batch_tokens",
+           "a micro-batch of " + Num(out.micro_batch_size) +
+               " sequences of model.seq_len=" + Num(m.seq_len) + " tokens with activations " +
+               Num(widest) + " wide exceeds the limit of " + Num(limits::kMaxTensorElements) +
+               " elements per tensor (docs/limits.md)");
+    return;
+  }
 
   if (out.pipeline_schedule == PipelineSchedule::kInterleaved && sh.mesh[MeshAxis::kPipeline] > 1 &&
       out.num_micro_batches % sh.mesh[MeshAxis::kPipeline] != 0) {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "common/limits.h"
 #include "common/status.h"
 #include "proto/scenario.h"
 #include "proto/topology_name.h"
@@ -44,10 +45,9 @@ Expected<double> PositiveOption(const TopologyName& name, const std::string& key
 // The option `key` as an integer, `fallback` when absent; kInvalidInput when not an integer > 0.
 Expected<int64_t> PositiveIntOption(const TopologyName& name, const std::string& key,
                                     int64_t fallback);
-// The largest device count a builder accepts (memory stays in the low GBs).
-inline constexpr int64_t kMaxDevices = int64_t{1} << 20;
-// kInvalidInput unless dims x slices x per_dim_factor <= kMaxDevices (checked without overflow).
-Status CheckDeviceCount(const TopologyName& name, int64_t factor);
+// The largest device count a builder accepts: limits::kMaxDevices (names are checked with
+// CheckDeviceCount of proto/topology_name.h).
+inline constexpr int64_t kMaxDevices = limits::kMaxDevices;
 // kInvalidInput `topology "T": WHY`.
 Status TopologyError(const TopologyName& name, const std::string& why);
 

@@ -15,7 +15,7 @@ namespace moesim {
 Expected<std::shared_ptr<const Topology>> BuildCpuHostTopology(const TopologyName& name,
                                                                const HardwareProfile& hw) {
   MOESIM_RETURN_IF_ERROR(CheckOptions(name, {"chip"}));
-  MOESIM_RETURN_IF_ERROR(CheckDeviceCount(name, 1));
+  MOESIM_RETURN_IF_ERROR(CheckDeviceCount(name));
   const int64_t n = name.dims.at(0);
   TopologyBuilder b(name.text, n, hw);
   if (n > 1) {

@@ -142,7 +142,7 @@ int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 Expected<std::shared_ptr<const Topology>> BuildGpuClusterTopology(const TopologyName& name,
                                                                   const HardwareProfile& hw) {
   MOESIM_RETURN_IF_ERROR(CheckOptions(name, {"chip", "hosts_per_leaf", "oversubscription"}));
-  MOESIM_RETURN_IF_ERROR(CheckDeviceCount(name, name.family == "gb200-nvl72" ? 72 : 8));
+  MOESIM_RETURN_IF_ERROR(CheckDeviceCount(name));
   const GpuFamily* fam = nullptr;
   for (const auto& f : kGpuFamilies) {
     if (name.family == f.family) fam = &f;
@@ -218,7 +218,7 @@ Expected<std::shared_ptr<const Topology>> BuildGpuClusterTopology(const Topology
 Expected<std::shared_ptr<const Topology>> BuildFatTreeTopology(const TopologyName& name,
                                                                const HardwareProfile& hw) {
   MOESIM_RETURN_IF_ERROR(CheckOptions(name, {"chip", "k", "levels"}));
-  MOESIM_RETURN_IF_ERROR(CheckDeviceCount(name, 1));
+  MOESIM_RETURN_IF_ERROR(CheckDeviceCount(name));
   if (!(hw.scaleout_bytes_per_s > 0)) {
     return TopologyError(name, "hardware profile \"" + hw.chip + "\" has no scaleout_bytes_per_s");
   }

@@ -1,68 +1,16 @@
 // topology_file.cc: topology .textproto files (proto/topology.proto) and the option helpers the
 // builders share.
-#include <google/protobuf/io/tokenizer.h>
-#include <google/protobuf/text_format.h>
-
 #include <charconv>
-#include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
 
 #include "proto/field_locator.h"
 #include "proto/topology.pb.h"
+#include "proto/topology_file_reader.h"
 #include "topologies/builders.h"
 
 namespace moesim {
 namespace {
-
-namespace gp = google::protobuf;
-
-// First parse error as "FILE:LINE:COL: message".
-class FirstError : public gp::io::ErrorCollector {
- public:
-  explicit FirstError(std::string source) : source_(std::move(source)) {}
-  void AddError(int line, gp::io::ColumnNumber column, const std::string& message) override {
-    if (error_.empty()) {
-      error_ = source_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " +
-               message;
-    }
-  }
-  void AddWarning(int, gp::io::ColumnNumber, const std::string&) override {}
-  const std::string& error() const { return error_; }
-
- private:
-  std::string source_;
-  std::string error_;
-};
-
-// A parsed file and where each of its fields was written, for file:line in messages.
-struct ParsedFile {
-  pb::TopologyFile file;
-  FieldLocator where;
-};
-
-Expected<ParsedFile> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Status::InvalidInput(std::string("topology \"") + path +
-                                "\" is neither a known topology name (" + TopologyNameForms() +
-                                ") nor a readable file");
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  pb::TopologyFile file;
-  gp::TextFormat::Parser parser;
-  FirstError errors(path);
-  parser.RecordErrorsTo(&errors);
-  auto tree = std::make_unique<gp::TextFormat::ParseInfoTree>();
-  parser.WriteLocationsTo(tree.get());
-  if (!parser.ParseFromString(ss.str(), &file)) {
-    return Status::InvalidInput(errors.error().empty() ? path + ": cannot parse" : errors.error());
-  }
-  return ParsedFile{std::move(file),
-                    FieldLocator(path, pb::TopologyFile::descriptor(), std::move(tree))};
-}
 
 LinkKind KindOf(pb::LinkSpec::Kind k) {
   switch (k) {
@@ -176,7 +124,7 @@ bool IsTopologyFilePath(const std::string& s) {
 
 Expected<std::shared_ptr<const Topology>> BuildTopologyFromFile(const std::string& path,
                                                                 const HardwareProfile& hw) {
-  auto parsed = ReadFile(path);
+  auto parsed = ReadTopologyFile(path);
   if (!parsed.ok()) return parsed.status();
   const pb::TopologyFile& file = parsed->file;
   const FieldLocator& where = parsed->where;
@@ -194,33 +142,17 @@ Expected<std::shared_ptr<const Topology>> BuildTopologyFromFile(const std::strin
 }
 
 Expected<std::string> TopologyFileChip(const std::string& path) {
-  auto parsed = ReadFile(path);
+  auto parsed = ReadTopologyFile(path);
   if (!parsed.ok()) return parsed.status();
-  const pb::TopologyFile& file = parsed->file;
-  if (!file.chip().empty()) return file.chip();
-  if (!file.base().empty()) {
-    auto name = ParseTopologyName(file.base());
-    if (!name.ok()) return name.status().WithPrefix(parsed->where.Where("base") + ": ");
-    return name->chip;
+  auto chip = TopologyFileChip(*parsed);
+  if (!chip.ok() && parsed->file.chip().empty() && parsed->file.base().empty()) {
+    return Status::InvalidInput(path + ": chip is missing (needed without a scenario)");
   }
-  return Status::InvalidInput(path + ": chip is missing (needed without a scenario)");
+  return chip;
 }
 
 Status TopologyError(const TopologyName& name, const std::string& why) {
   return Status::InvalidInput("topology \"" + name.text + "\": " + why);
-}
-
-Status CheckDeviceCount(const TopologyName& name, int64_t factor) {
-  int64_t n = factor * name.slices;
-  for (int64_t d : name.dims) {
-    if (n > kMaxDevices / d) {
-      return TopologyError(name, "more than " + std::to_string(kMaxDevices) + " devices");
-    }
-    n *= d;
-  }
-  return n > kMaxDevices
-             ? TopologyError(name, "more than " + std::to_string(kMaxDevices) + " devices")
-             : Status::Ok();
 }
 
 Status CheckOptions(const TopologyName& name, std::initializer_list<const char*> accepted) {

@@ -298,7 +298,7 @@ std::vector<int64_t> HostBlock(const std::vector<int64_t>& dims, int64_t per_hos
 Expected<std::shared_ptr<const Topology>> BuildTorusTopology(const TopologyName& name,
                                                              const HardwareProfile& hw) {
   MOESIM_RETURN_IF_ERROR(CheckOptions(name, {"chip", "wrap"}));
-  MOESIM_RETURN_IF_ERROR(CheckDeviceCount(name, 1));
+  MOESIM_RETURN_IF_ERROR(CheckDeviceCount(name));
   if (!(hw.link_bytes_per_s > 0)) {
     return TopologyError(name, "hardware profile \"" + hw.chip + "\" has no link_bytes_per_s");
   }

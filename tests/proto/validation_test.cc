@@ -2,6 +2,7 @@
 // message a user sees (Ninja style: tests check the text, not just that it failed).
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "proto/scenario_loader.h"
@@ -490,23 +491,45 @@ TEST(Routing, HistogramAndZipfRefusals) {
 }
 
 TEST(Validation, ClusterFromATopologyFile) {
-  // A topology file names neither the device count a scenario needs up front nor, unless it
-  // says so, a chip: both must then be given; a missing file or topology is named.
+  // A topology file states its device count and (usually) its chip: the scenario may leave both
+  // out, and a count it gives must agree with the file's, located at the scenario's line.
   const std::string file = std::string(MOESIM_SOURCE_DIR) + "/topologies/hgx-a100-4gpu.textproto";
   const std::string text =
       Replace(Replace(kBase, "cluster { topology: \"tpu-v5e:4x4\" }",
                       "cluster { topology: \"" + file + "\" }"),
               "mesh { data: 2 expert: 8 model: 1 }", "mesh { data: 1 expert: 4 model: 1 }");
-  EXPECT_EQ(Error(text),
-            "t.textproto:18: cluster.num_devices is missing (required with a topology "
-            "file)");
-  EXPECT_EQ(Error(text, {"cluster.num_devices=4"}),
-            "t.textproto:18: hardware.chip is missing (required with a topology file)");
-  auto sc = LoadScenarioFromText(text, "t.textproto",
-                                 {"cluster.num_devices=4", "hardware.chip=a100-sxm"});
+  auto sc = LoadScenarioFromText(text, "t.textproto", {});
   ASSERT_TRUE(sc.ok()) << sc.status().message();
   EXPECT_EQ(sc->cluster.topology, file);
-  EXPECT_EQ(sc->hardware.chip, "a100-sxm");
+  EXPECT_EQ(sc->cluster.num_devices, 4);     // the file's num_devices: 4
+  EXPECT_EQ(sc->hardware.chip, "a100-sxm");  // the file's chip
+  // Two devices in a scenario were accepted by `cost` and failed `simulate` without a location.
+  EXPECT_EQ(Error(text, {"cluster.num_devices=2"}),
+            "t.textproto (--set cluster.num_devices=2): cluster.num_devices=2 does not match the 4 "
+            "devices of cluster.topology=\"" +
+                file + "\"");
+  auto h100 = LoadScenarioFromText(text, "t.textproto", {"hardware.chip=h100-sxm"});
+  ASSERT_TRUE(h100.ok()) << h100.status().message();
+  EXPECT_EQ(h100->hardware.chip, "h100-sxm");  // the scenario's chip wins
+
+  // A file without a chip needs the scenario's; a file's unknown chip is named at its line.
+  const std::string dir = testing::TempDir() + "topology_chip";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/nochip.textproto")
+      << "num_devices: 4\nlinks { a: \"0\" b: \"1\" kind: NVLINK }\n";
+  std::ofstream(dir + "/badchip.textproto") << "num_devices: 4\nchip: \"tpu-v9\"\n";
+  const std::string nochip = Replace(text, file, dir + "/nochip.textproto");
+  EXPECT_EQ(Error(nochip),
+            "t.textproto:18: hardware.chip is missing (required with a topology "
+            "file that names no chip)");
+  EXPECT_EQ(Error(nochip, {"hardware.chip=a100-sxm"}), "");
+  const std::string badchip = Replace(text, file, dir + "/badchip.textproto");
+  const std::string e = Error(badchip);
+  EXPECT_EQ(e.rfind("t.textproto:18: cluster.topology=\"" + dir + "/badchip.textproto\": " + dir +
+                        "/badchip.textproto:2: chip: unknown chip \"tpu-v9\" (built-in profiles: ",
+                    0),
+            0u)
+      << e;
   EXPECT_EQ(Error(Replace(kBase, "cluster { topology: \"tpu-v5e:4x4\" }",
                           "cluster { topology: \"nowhere.textproto\" }")),
             std::string("t.textproto:18: cluster.topology=\"nowhere.textproto\" is neither a "
