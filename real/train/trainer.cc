@@ -191,6 +191,19 @@ Expected<TrainResult> Train(const Scenario& scenario, const TrainOptions& o, Dev
          << " MiB per rank\n";
   }
 
+  // Output paths that cannot work are refused before training, not after it.
+  if (!o.trace_path.empty() && step + o.trace_warmup >= o.steps) {
+    return Status::InvalidInput("--trace: no step would be traced (steps " + std::to_string(step) +
+                                ".." + std::to_string(o.steps) + ", --trace-warmup " +
+                                std::to_string(o.trace_warmup) + ")");
+  }
+  if (!o.checkpoint_dir.empty()) {
+    std::error_code ec;
+    if (std::filesystem::exists(o.checkpoint_dir, ec) &&
+        !std::filesystem::is_directory(o.checkpoint_dir, ec)) {
+      return Status::InvalidInput("--checkpoint " + o.checkpoint_dir + ": not a directory");
+    }
+  }
   std::ofstream metrics;
   if (chief && !o.metrics_path.empty()) {
     metrics.open(o.metrics_path, std::ios::trunc);

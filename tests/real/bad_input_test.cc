@@ -122,6 +122,19 @@ TEST(BadInput, RealOptionsOutOfRangeAreRefusedNamingThem) {
   }
 }
 
+TEST(BadInput, CheckpointDevNullAndTraceWarmupPastTheLastStepAreRefusedBeforeTraining) {
+  Outcome r = Exec(kTrain + "--steps 2 --checkpoint /dev/null");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Has(r.output, "--checkpoint /dev/null: not a directory")) << r.output;
+  EXPECT_FALSE(Has(r.output, "step 2/2")) << r.output;
+  const std::string d = TempDir("trace_late");
+  r = Exec(kTrain + "--steps 2 --trace-warmup 2 --trace " + d + "/t.json");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Has(r.output, "--trace: no step would be traced (steps 0..2, --trace-warmup 2)"))
+      << r.output;
+  EXPECT_FALSE(Has(r.output, "step 2/2")) << r.output;
+}
+
 TEST(BadInput, DataDirectoryIsRefusedNamingThePath) {
   const std::string d = TempDir("datadir");
   const Outcome r = Exec(kTrain + "--steps 2 --data " + d);
