@@ -222,7 +222,16 @@ Expected<CheckpointFile> ReadFileFrom(std::istream& in, int64_t size, const std:
 
 using json = nlohmann::json;
 
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+// A JSON value as printable ASCII (non-ASCII escaped by the dump), at most kMaxQuotedBytes.
+std::string Dump(const json& j) {
+  std::string text = j.dump(-1, ' ', /*ensure_ascii=*/true, json::error_handler_t::replace);
+  if (text.size() > static_cast<size_t>(kMaxQuotedBytes)) {
+    const size_t n = text.size();
+    text.resize(static_cast<size_t>(kMaxQuotedBytes));
+    text += "... (" + std::to_string(n) + " bytes)";
+  }
+  return text;
+}
 
 // meta.json's fields; errors name the file and the field.
 class MetaFields {
@@ -240,7 +249,7 @@ class MetaFields {
     const json& x = **v;
     const std::string want =
         "must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got ";
-    if (!x.is_number_integer()) return Fail(key, want + Quote(Dump(x)));
+    if (!x.is_number_integer()) return Fail(key, want + Dump(x));
     if (x.is_number_unsigned()) {
       const auto u = x.get<uint64_t>();
       if (u > static_cast<uint64_t>(hi) || (lo > 0 && u < static_cast<uint64_t>(lo))) {
@@ -258,7 +267,7 @@ class MetaFields {
     Expected<const json*> v = Get(key);
     if (!v.ok()) return v.status();
     if (!(*v)->is_number_unsigned()) {
-      return Fail(key, "must be an integer in [0, 18446744073709551615], got " + Quote(Dump(**v)));
+      return Fail(key, "must be an integer in [0, 18446744073709551615], got " + Dump(**v));
     }
     *out = (*v)->get<uint64_t>();
     return Status::Ok();
@@ -266,7 +275,7 @@ class MetaFields {
   Status Str(const char* key, std::string* out) const {
     Expected<const json*> v = Get(key);
     if (!v.ok()) return v.status();
-    if (!(*v)->is_string()) return Fail(key, "must be a string, got " + Quote(Dump(**v)));
+    if (!(*v)->is_string()) return Fail(key, "must be a string, got " + Dump(**v));
     *out = (*v)->get<std::string>();
     return Status::Ok();
   }
