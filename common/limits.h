@@ -32,6 +32,8 @@ inline constexpr int64_t kMaxSeqLen = int64_t{1} << 24;
 inline constexpr int64_t kMaxExperts = int64_t{1} << 20;
 // model.moe.num_shared_experts. DeepSeek-V2/V3: 1-2.
 inline constexpr int64_t kMaxSharedExperts = 1024;
+// model.moe.capacity_factor: past num_experts / top_k every expert already holds every token.
+inline constexpr double kMaxCapacityFactor = double(int64_t{1} << 20);
 // Elements of one weight tensor (all experts of one layer together): 2^44 = 17.6e12.
 inline constexpr int64_t kMaxTensorElements = int64_t{1} << 44;
 
@@ -69,7 +71,7 @@ inline constexpr double kMaxGemmHalf = double(int64_t{1} << 24);
 // --- Simulation (sim/) ----------------------------------------------------------------------
 // Operations of one step's program (all pipeline stages). Measured at 3.9M ops (GPT-3 175B's
 // scenario with 128 layers x 512 micro-batches): 1.0 GiB and 4.7 s on the analytical level,
-// 1.2 GiB and 47 s on the flow level. GPT-3 175B on 1,024 GPUs as shipped is ~60K ops; a
+// 1.2 GiB and 47 s on the flow level. GPT-3 175B on 1,024 GPUs as shipped is ~0.5M ops; a
 // DeepSeek-V3-sized run with pipeline 16 and micro-batches of one sequence ~2.3M.
 inline constexpr int64_t kMaxStepOps = int64_t{1} << 22;
 // Simulated time of one step: SimTime counts int64 picoseconds, which end at 106 days.

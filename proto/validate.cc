@@ -23,7 +23,7 @@ void ResolveRouting(const pb::Moe& e, const std::string& base_dir, Checker& c, M
   const auto n = static_cast<size_t>(moe->num_experts);
   std::vector<double> w(n, 1.0);
   if (e.routing() == pb::Moe::ZIPF) {
-    if (e.routing_zipf_exponent() < 0) {
+    if (!(e.routing_zipf_exponent() >= 0) || !std::isfinite(e.routing_zipf_exponent())) {
       c.Fail("model.moe.routing_zipf_exponent",
              "model.moe.routing_zipf_exponent=" + Num(e.routing_zipf_exponent()) + " must be >= 0");
       return;
@@ -180,7 +180,11 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
     c.Fail("model.moe.top_k", "model.moe.top_k=" + Num(e.top_k()) +
                                   " exceeds model.moe.num_experts=" + Num(e.num_experts()));
   }
-  if (e.capacity_factor() <= 0) {
+  if (!(e.capacity_factor() <= limits::kMaxCapacityFactor)) {  // NaN too
+    c.Fail("model.moe.capacity_factor", "model.moe.capacity_factor=" + Num(e.capacity_factor()) +
+                                            " exceeds the limit of " +
+                                            Num(limits::kMaxCapacityFactor) + " (docs/limits.md)");
+  } else if (e.capacity_factor() <= 0) {
     c.Fail("model.moe.capacity_factor",
            e.capacity_factor() == 0 && !c.WasWritten("model.moe.capacity_factor")
                ? std::string("model.moe.capacity_factor is missing (must be > 0)")

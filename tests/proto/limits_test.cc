@@ -124,6 +124,22 @@ TEST(Limits, WidthsAndCountsAtInt64Max) {
   }
 }
 
+TEST(Limits, CapacityFactorAndZipfExponentNanAndHuge) {
+  // NaN passed `<= 0`; a huge factor overflowed the capacity's cast to int64 in the cost model.
+  // The text format reads "nan" (--set refuses it).
+  std::string text = WithRules("");
+  text.replace(text.find("capacity_factor: 1.25"), 21, "capacity_factor: nan");
+  EXPECT_EQ(Error(text),
+            "t.textproto:13: model.moe.capacity_factor=nan exceeds the limit of "
+            "1048576 (docs/limits.md)");
+  EXPECT_EQ(SetError({"model.moe.capacity_factor=1e300"}),
+            "t.textproto (--set model.moe.capacity_factor=1e300): "
+            "model.moe.capacity_factor=1e+300 exceeds the limit of 1048576 (docs/limits.md)");
+  text = WithRules("");
+  text.replace(text.find("top_k: 2"), 8, "top_k: 2 routing: ZIPF routing_zipf_exponent: nan");
+  EXPECT_EQ(Error(text), "t.textproto:12: model.moe.routing_zipf_exponent=nan must be >= 0");
+}
+
 TEST(Limits, WeightTensorPastTwoToThe44Elements) {
   // Each field within its own limit, their product not: 2^20 x 2^16 x 2^20 > 2^44.
   EXPECT_EQ(SetError({"model.d_model=1048576", "model.num_heads=65536", "model.head_dim=1048576"}),
