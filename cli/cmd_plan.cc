@@ -15,6 +15,7 @@
 #include "cli/command.h"
 #include "cli/format.h"
 #include "cli/progress.h"
+#include "common/limits.h"
 #include "proto/scenario_loader.h"
 #include "sim/planner/budget.h"
 #include "sim/planner/planner.h"
@@ -27,6 +28,7 @@ struct PlanArgs {
   std::string objective = "step_time";
   int top = 10;
   int jobs = 1;
+  uint64_t max_memory = 0;
   SearchSpace space;
 };
 
@@ -38,7 +40,8 @@ RunFn Setup(CLI::App* sub) {
       ->check(CLI::IsMember({"step_time", "tokens_in_budget"}));
   sub->add_option("--top", a->top, "Configurations to list")->check(CLI::PositiveNumber);
   sub->add_option("--jobs", a->jobs, "Parallel simulations (default: all cores)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, limits::kMaxJobs));
+  AddMaxMemoryOption(sub, &a->max_memory);
   sub->add_option("--max-pipeline", a->space.max_pipeline, "Largest pipeline axis tried")
       ->check(CLI::PositiveNumber);
   sub->add_option("--strategies", a->space.strategies, "Strategies tried")->delimiter(',');
@@ -62,6 +65,7 @@ RunFn Setup(CLI::App* sub) {
     const auto start = std::chrono::steady_clock::now();
     RunOptions opts;
     opts.jobs = a->jobs;
+    opts.max_memory_bytes = static_cast<double>(a->max_memory);
     opts.simulate_unfit = false;
     Progress progress("plan", "configurations", std::cerr, StderrIsTerminal());
     opts.progress = [&progress](size_t done, size_t total) { progress.Update(done, total); };
@@ -80,9 +84,11 @@ RunFn Setup(CLI::App* sub) {
       std::stable_sort(ok.begin(), ok.end(), [](const PointResult* x, const PointResult* y) {
         return x->report.step_time_s < y->report.step_time_s;
       });
-      std::cout << "explored " << results.size() << " configurations in " << Fixed(seconds(), 2)
-                << " s: " << c.ok << " feasible, " << c.unfit << " do not fit in memory, "
-                << c.invalid << " invalid\n\n";
+      // The wall-clock time goes to stderr: stdout is the same for the same input.
+      std::cerr << "plan: explored " << results.size() << " configurations in "
+                << Fixed(seconds(), 2) << " s\n";
+      std::cout << "explored " << results.size() << " configurations: " << c.ok << " feasible, "
+                << c.unfit << " do not fit in memory, " << c.invalid << " invalid\n\n";
       std::printf("%-4s %-60s %9s %6s %9s\n", "rank", "configuration", "step_s", "MFU", "peak_GiB");
       for (size_t i = 0; i < ok.size() && i < static_cast<size_t>(a->top); ++i) {
         std::printf("%-4zu %-60s %9.4f %5.1f%% %9.2f\n", i + 1,
@@ -103,8 +109,9 @@ RunFn Setup(CLI::App* sub) {
               << " tokens = " << Fixed(plan->steps, 0) << " steps of "
               << Fixed(plan->dense.report.step_time_s, 4) << " s -> budget "
               << Fixed(plan->budget_s / 3600, 2) << " h\n\n";
-    std::cout << "explored " << plan->explored << " configurations in " << Fixed(seconds(), 2)
-              << " s\n\n";
+    std::cerr << "plan: explored " << plan->explored << " configurations in " << Fixed(seconds(), 2)
+              << " s\n";
+    std::cout << "explored " << plan->explored << " configurations\n\n";
     std::printf("%-8s %-6s %-52s %9s %9s %9s %12s\n", "experts", "every", "best sharding", "step_s",
                 "total", "active", "tokens");
     for (size_t i = 0; i < plan->candidates.size() && i < static_cast<size_t>(a->top); ++i) {

@@ -174,7 +174,9 @@ RunFn Setup(CLI::App* sub) {
   auto json = std::make_shared<std::string>();
   auto trace = std::make_shared<std::string>();
   auto network = std::make_shared<std::string>("analytical");
+  auto max_memory = std::make_shared<uint64_t>(0);
   AddScenarioOptions(sub, args.get(), false);
+  AddMaxMemoryOption(sub, max_memory.get());
   sub->add_option("--network", *network,
                   "analytical: alpha-beta per collective, no contention (fast); flow: "
                   "congestion-aware")
@@ -182,10 +184,11 @@ RunFn Setup(CLI::App* sub) {
   sub->add_option("--json", *json, "Write JSON to FILE, or to stdout with -")->type_name("FILE|-");
   sub->add_option("--trace", *trace, "Write a Chrome trace (Perfetto) of the step to FILE")
       ->type_name("FILE");
-  return [args, json, trace, network]() -> Status {
+  return [args, json, trace, network, max_memory]() -> Status {
     auto sc = LoadScenario({args->path, args->overrides});
     if (!sc.ok()) return sc.status();
     SimulateOptions opts;
+    opts.max_memory_bytes = static_cast<double>(*max_memory);
     opts.network = *network == "flow" ? NetworkLevel::kFlow : NetworkLevel::kAnalytical;
     opts.keep_program = !trace->empty();
     auto r = SimulateScenario(*sc, opts);

@@ -10,6 +10,7 @@
 #include "cli/format.h"
 #include "cli/planner_output.h"
 #include "cli/progress.h"
+#include "common/limits.h"
 #include "sim/planner/planner.h"
 
 namespace moesim::cli {
@@ -29,14 +30,17 @@ RunFn Setup(CLI::App* sub) {
   sub->add_option("--csv", *csv, "Write one CSV row per point to FILE (- for stdout)")
       ->type_name("FILE|-");
   sub->add_option("--jobs", *jobs, "Parallel simulations (default: all cores)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, limits::kMaxJobs));
+  auto max_memory = std::make_shared<uint64_t>(0);
+  AddMaxMemoryOption(sub, max_memory.get());
   sub->add_option("--network", *network, "analytical | flow")
       ->check(CLI::IsMember({"analytical", "flow"}));
-  return [args, vary, csv, jobs, network]() -> Status {
+  return [args, vary, csv, jobs, network, max_memory]() -> Status {
     auto points = GridPoints(args->overrides, *vary);
     if (!points.ok()) return points.status();
     RunOptions opts;
     opts.jobs = *jobs;
+    opts.max_memory_bytes = static_cast<double>(*max_memory);
     opts.network = *network == "flow" ? NetworkLevel::kFlow : NetworkLevel::kAnalytical;
     Progress progress("sweep", "points", std::cerr, StderrIsTerminal());
     opts.progress = [&progress](size_t done, size_t total) { progress.Update(done, total); };

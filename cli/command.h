@@ -38,6 +38,11 @@ struct ScenarioArgs {
 };
 void AddScenarioOptions(CLI::App* sub, ScenarioArgs* args, bool scenario_required);
 
+// --max-memory SIZE (bytes, or with a unit: 512M, 2G, 2GiB): the memory the command's
+// simulations may use together; a simulation estimated to need more is refused (exit 2) before
+// it allocates. *bytes stays 0 when not given (= the machine's physical memory).
+void AddMaxMemoryOption(CLI::App* sub, uint64_t* bytes);
+
 // Writes `j` (indented, trailing newline) to `target`: "-" = stdout, else a file.
 Status WriteJson(const nlohmann::json& j, const std::string& target);
 

@@ -37,6 +37,15 @@ void AddScenarioOptions(CLI::App* sub, ScenarioArgs* args, bool scenario_require
       ->allow_extra_args(false);
 }
 
+void AddMaxMemoryOption(CLI::App* sub, uint64_t* bytes) {
+  sub->add_option("--max-memory", *bytes,
+                  "Memory the simulations may use, e.g. 2G or 512MiB (default: the machine's "
+                  "physical memory); larger ones are refused before they allocate")
+      ->type_name("SIZE")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 50));
+}
+
 Status WriteJson(const nlohmann::json& j, const std::string& target) {
   const std::string text = j.dump(2) + "\n";
   if (target == "-") {

@@ -97,6 +97,12 @@ struct OpGraph {
   double busiest_expert_rank_load = 1;  // busiest EP rank's routed tokens over the mean
 };
 
+// An upper bound on the number of ops BuildStepGraph emits for `scenario`, from the per-layer op
+// lists and the micro-batch count, without building the graph (microseconds): callers refuse a
+// scenario past limits::kMaxStepOps, or one whose graph would not fit in memory, before
+// building it. A double: the product of a scenario's counts may exceed int64.
+double StepGraphOpBound(const Scenario& scenario);
+
 OpGraph BuildStepGraph(const Scenario& scenario);
 // The same graph, built into *out, whose op storage is reused: a caller that builds one graph
 // after another (the planner, sweeps) keeps its pages instead of faulting in fresh ones for

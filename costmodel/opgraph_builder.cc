@@ -386,7 +386,36 @@ class Builder {
   std::vector<int32_t> carry_;
 };
 
+// Ops one micro-batch of a layer kind emits at most: forward, recomputation, backward (two
+// GEMMs per forward GEMM, one op per other op), FSDP gathers both ways and gradient syncs.
+double OpsPerMicroBatch(const std::vector<OpDesc>& ops, const WeightSync& sync,
+                        Recompute recompute) {
+  double n = static_cast<double>(2 * sync.gathers.size() + sync.grad_syncs.size());
+  for (const OpDesc& d : ops) {
+    n += 1;                                             // forward
+    n += recompute == Recompute::kNone ? 0 : 1;         // recomputation
+    n += !d.is_collective && d.compute.matmul ? 2 : 1;  // backward
+  }
+  return n;
+}
+
 }  // namespace
+
+double StepGraphOpBound(const Scenario& sc) {
+  const StepPlan plan = MakeStepPlan(sc);
+  const Recompute rc = sc.training.recompute;
+  const double moe_layers = static_cast<double>(sc.model.NumMoeLayers());
+  const double dense_layers = static_cast<double>(sc.model.num_layers) - moe_layers;
+  const double stages = static_cast<double>(sc.sharding.mesh[MeshAxis::kPipeline]);
+  const double chunks = static_cast<double>(sc.training.virtual_stages);
+  const double per_mb = dense_layers * OpsPerMicroBatch(plan.dense_ops, plan.dense_sync, rc) +
+                        moe_layers * OpsPerMicroBatch(plan.moe_ops, plan.moe_sync, rc) +
+                        OpsPerMicroBatch(plan.embed_ops, plan.embed_sync, rc) +
+                        OpsPerMicroBatch(plan.head_ops, plan.head_sync, rc) +
+                        2 * stages * chunks;  // sends of activations and gradients
+  // The optimizer: one step and at most one parameter gather per set of mesh axes (2^4).
+  return static_cast<double>(sc.training.num_micro_batches) * per_mb + stages * 17;
+}
 
 OpGraph BuildStepGraph(const Scenario& scenario) {
   OpGraph g;

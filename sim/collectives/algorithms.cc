@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/limits.h"
+
 namespace moesim::sim {
 namespace {
 
@@ -393,6 +395,14 @@ Expected<CollectivePlan> BuildCollectivePlan(const CollectiveSpec& spec, Algorit
   std::vector<GroupDim> dims = shape.dims;
   if (dims.empty()) dims.push_back(GroupDim{n, false, 0});
   MOESIM_RETURN_IF_ERROR(Validate(spec, dims));
+  // All-to-all algorithms (direct, pairwise) move n^2 pieces; refused before allocating them.
+  if ((spec.op == CollectiveOp::kAllToAll || spec.op == CollectiveOp::kAllToAllV) &&
+      n > limits::kMaxCollectiveTransfers / std::max<int64_t>(n, 1)) {
+    return Status::InvalidInput(
+        std::string(CollectiveOpName(spec.op)) + " over " + std::to_string(n) + " devices makes " +
+        std::to_string(n) + "^2 " + "transfers, past the limit of " +
+        std::to_string(limits::kMaxCollectiveTransfers) + " (docs/limits.md)");
+  }
   const std::vector<Algorithm> ok = Supported(spec.op);
   if (std::find(ok.begin(), ok.end(), algorithm) == ok.end()) {
     std::string names;

@@ -4,7 +4,11 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <system_error>
 #include <thread>
+
+#include "common/limits.h"
+#include "common/system_memory.h"
 
 #include "proto/scenario_loader.h"
 
@@ -65,6 +69,15 @@ std::vector<PointResult> RunLoadedPoints(const PointLoader& load,
   std::atomic<size_t> next{0};
   std::mutex progress_mu;
   size_t done = 0;
+  // Never more threads than points (or limits::kMaxJobs); a thread the system cannot start
+  // leaves its work to the ones that did (every worker takes points until none is left).
+  const size_t jobs =
+      std::min({static_cast<size_t>(std::max(1, options.jobs)), std::max<size_t>(points.size(), 1),
+                static_cast<size_t>(limits::kMaxJobs)});
+  // Points run `jobs` at a time: each may use its share of the memory budget.
+  const double budget =
+      options.max_memory_bytes > 0 ? options.max_memory_bytes : PhysicalMemoryBytes();
+  const double per_point_memory = budget / static_cast<double>(jobs);
   auto worker = [&]() {
     for (size_t i = next++; i < points.size(); i = next++) {
       PointResult& r = results[i];
@@ -91,6 +104,7 @@ std::vector<PointResult> RunLoadedPoints(const PointLoader& load,
           auto topo = cache.Get(*sc);
           SimulateOptions opts;
           opts.network = options.network;
+          opts.max_memory_bytes = per_point_memory;
           if (topo.ok()) opts.topology = *topo;
           if (topo.ok() && options.network == NetworkLevel::kAnalytical) {
             auto net = cache.Network(*sc);
@@ -113,9 +127,14 @@ std::vector<PointResult> RunLoadedPoints(const PointLoader& load,
       }
     }
   };
-  const int jobs = std::max(1, options.jobs);
   std::vector<std::thread> threads;
-  for (int j = 1; j < jobs; ++j) threads.emplace_back(worker);
+  for (size_t j = 1; j < jobs; ++j) {
+    try {
+      threads.emplace_back(worker);
+    } catch (const std::system_error&) {
+      break;
+    }
+  }
   worker();
   for (auto& t : threads) t.join();
   return results;

@@ -46,9 +46,12 @@ struct PointResult {
 };
 
 struct RunOptions {
-  int jobs = 1;
+  int jobs = 1;  // worker threads; never more than the points or limits::kMaxJobs
   NetworkLevel network = NetworkLevel::kAnalytical;
   bool simulate_unfit = true;  // also simulate points that do not fit in memory
+  // Memory all running simulations together may use, in bytes (each gets its share over the
+  // jobs; see SimulateOptions::max_memory_bytes). 0 = the machine's physical memory.
+  double max_memory_bytes = 0;
   // Called after each finished point with (done, total), from worker threads, serialized.
   std::function<void(size_t, size_t)> progress;
   // When set and *cancel becomes true, points not yet started are skipped (cancelled, kInvalid,

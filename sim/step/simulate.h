@@ -5,6 +5,9 @@
 // level's collective times, the schedule, and the metrics of DESIGN section 4:
 //   tflops_per_device = hardware FLOPs of the step / step time / devices
 //   mfu               = model FLOPs / (step time x devices x peak)
+// Limits: a program of more than limits::kMaxStepOps ops, one estimated to need more memory than
+// SimulateOptions::max_memory_bytes, and a step longer than limits::kMaxSimulatedS are refused
+// as bad input (docs/limits.md).
 // Thread safety: pure function of its inputs; runs in parallel threads (sweep, plan).
 #pragma once
 
@@ -33,7 +36,15 @@ struct SimulateOptions {
   // Reused analytical network state for this topology and mesh (sweeps share one per mesh);
   // null = computed for this call. REQUIRES: built on `topology` with this scenario's mesh.
   std::shared_ptr<const class AnalyticalNetwork> analytical;
+  // Memory this simulation may use, in bytes: a step program estimated to need more is refused
+  // (kInvalidInput) before it is built. 0 = the machine's physical memory.
+  double max_memory_bytes = 0;
 };
+
+// The memory a simulation of `scenario` is estimated to need, in bytes, from the bound on its
+// program's ops (StepGraphOpBound) times the measured bytes per op (program, timings and the
+// schedule's state). Without building anything.
+double EstimateSimulationBytes(const Scenario& scenario);
 
 struct AxisReport {
   std::string name;

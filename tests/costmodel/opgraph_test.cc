@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <filesystem>
 #include <map>
 
 #include "costmodel/costmodel.h"
@@ -303,6 +304,33 @@ TEST(OpGraph, ElementwiseOpsNameTheirKernel) {
   EXPECT_EQ(kernel["embed.lookup"], "copy");
   EXPECT_EQ(kernel["optimizer.step"], "adamw");
   EXPECT_EQ(kernel["ffn.w1"], "-");  // GEMMs: bound by FLOPs, or by memory at memory_efficiency
+}
+
+}  // namespace
+}  // namespace moesim
+
+namespace moesim {
+namespace {
+
+// The op bound callers check before building (limits::kMaxStepOps, the memory estimate) holds
+// for every shipped scenario, under every recomputation and pipeline schedule, and is tight
+// enough to refuse only what is really large: within 1.5x of the ops actually built.
+TEST(OpGraph, OpBoundCoversTheBuiltGraphOfEveryShippedScenario) {
+  const std::filesystem::path root = std::filesystem::path(MOESIM_SOURCE_DIR) / "scenarios";
+  int checked = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+    if (e.path().extension() != ".textproto") continue;
+    for (const char* recompute : {"NONE", "SELECTIVE", "FULL"}) {
+      auto sc = LoadScenario({e.path().string(), {std::string("training.recompute=") + recompute}});
+      ASSERT_TRUE(sc.ok()) << sc.status().message();
+      const double bound = StepGraphOpBound(*sc);
+      const double built = static_cast<double>(BuildStepGraph(*sc).ops.size());
+      EXPECT_GE(bound, built) << e.path() << " " << recompute;
+      EXPECT_LE(bound, 1.5 * built) << e.path() << " " << recompute;
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 3 * 30);
 }
 
 }  // namespace

@@ -21,6 +21,20 @@ TEST(SimTime, ConvertsSecondsToWholePicoseconds) {
   EXPECT_DOUBLE_EQ(Ps(2500000000000).seconds(), 2.5);
 }
 
+TEST(SimTime, ArithmeticSaturatesInsteadOfWrapping) {
+  // A flow at 1e-300 B/s once ended at a wrapped, negative time that read as a 0.17 s step.
+  const SimTime max = SimTime::Max();
+  EXPECT_EQ(max + SimTime::FromPicoseconds(1), max);
+  EXPECT_EQ(SimTime::FromSeconds(1e300), max);
+  EXPECT_EQ(SimTime::FromSeconds(9e6) + SimTime::FromSeconds(9e6), max);  // 2 x 9e18 ps > 2^63
+  SimTime t = SimTime::FromSeconds(1);
+  t += max;
+  EXPECT_EQ(t, max);
+  EXPECT_EQ((SimTime::FromPicoseconds(5) - SimTime::FromPicoseconds(7)).picoseconds(), -2);
+  EXPECT_EQ(SimTime::FromPicoseconds(INT64_MIN) - SimTime::FromPicoseconds(1),
+            SimTime::FromPicoseconds(INT64_MIN));
+}
+
 TEST(EventQueue, PopsByTimeThenPriorityThenInsertion) {
   EventQueue q;
   std::vector<std::string> order;

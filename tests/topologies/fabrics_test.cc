@@ -181,7 +181,8 @@ TEST(FabricErrors, Messages) {
   EXPECT_EQ(BuildError("fattree:8,k=3"),
             "topology \"fattree:8,k=3\": k must be an even number in [2, 1024]");
   EXPECT_EQ(BuildError("dgx-h100:200000"),
-            "topology \"dgx-h100:200000\": more than 1048576 devices");
+            "topology \"dgx-h100:200000\": more devices than the limit of 131072 "
+            "(docs/limits.md)");
   EXPECT_EQ(BuildError("fattree:8,levels=4"),
             "topology \"fattree:8,levels=4\": levels must be 2 or 3");
 }

@@ -1,0 +1,108 @@
+// Same input, same output, bit for bit: every shipped scenario and validation set, run twice, and
+// the parallel commands at --jobs 1 against --jobs 2, give byte-identical stdout and JSON.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tests/run_command.h"
+
+namespace moesim::test_cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Files with extension `ext` under `dir` of the source tree (its subfolders too when `deep`).
+std::vector<std::string> ShippedFiles(const std::string& dir, const std::string& ext, bool deep) {
+  std::vector<std::string> out;
+  const fs::path root = fs::path(MOESIM_SOURCE_DIR) / dir;
+  auto take = [&](const fs::directory_entry& e) {
+    if (e.is_regular_file() && e.path().extension() == ext) {
+      out.push_back(fs::relative(e.path(), MOESIM_SOURCE_DIR).string());
+    }
+  };
+  if (deep) {
+    for (const auto& e : fs::recursive_directory_iterator(root)) take(e);
+  } else {
+    for (const auto& e : fs::directory_iterator(root)) take(e);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string TestName(const testing::TestParamInfo<std::string>& info) {
+  std::string name = info.param;
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return name;
+}
+
+// Runs `args` twice from the source root; both must succeed with identical output.
+void ExpectSameTwice(const std::string& args) {
+  const std::string cmd = "cd " + std::string(MOESIM_SOURCE_DIR) + " && " +
+                          std::string(MOESIM_BINARY_DIR) + "/moesim " + args;
+  const RunResult a = RunCommand(cmd);
+  const RunResult b = RunCommand(cmd);
+  ASSERT_EQ(a.exit_code, 0) << args << "\n" << a.out;
+  ASSERT_EQ(b.exit_code, 0) << args << "\n" << b.out;
+  EXPECT_FALSE(a.out.empty()) << args;
+  EXPECT_EQ(a.out, b.out) << args;
+}
+
+class ScenarioDeterminism : public testing::TestWithParam<std::string> {};
+
+TEST_P(ScenarioDeterminism, SimulateTableAndJsonTwice) {
+  ExpectSameTwice("simulate " + GetParam());
+  ExpectSameTwice("simulate " + GetParam() + " --json -");
+}
+
+TEST_P(ScenarioDeterminism, SweepAtOneAndTwoJobs) {
+  // Two points per scenario, simulated on one thread and on two: the same table and CSV.
+  const std::string sweep =
+      "sweep " + GetParam() + " --vary training.flash_attention=true,false --csv - 2>/dev/null";
+  const std::string cmd = "cd " + std::string(MOESIM_SOURCE_DIR) + " && " +
+                          std::string(MOESIM_BINARY_DIR) + "/moesim " + sweep;
+  const RunResult one = RunCommand(cmd + " --jobs 1");
+  const RunResult two = RunCommand(cmd + " --jobs 2");
+  ASSERT_EQ(one.exit_code, 0) << one.out;
+  ASSERT_EQ(two.exit_code, 0) << two.out;
+  EXPECT_NE(one.out.find("flash_attention"), std::string::npos) << one.out;
+  EXPECT_EQ(one.out, two.out);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shipped, ScenarioDeterminism,
+                         testing::ValuesIn(ShippedFiles("scenarios", ".textproto", true)),
+                         TestName);
+
+class ValidationDeterminism : public testing::TestWithParam<std::string> {};
+
+TEST_P(ValidationDeterminism, ValidateTableAndJsonTwice) {
+  ExpectSameTwice("validate " + GetParam());
+  ExpectSameTwice("validate " + GetParam() + " --json -");
+}
+
+INSTANTIATE_TEST_SUITE_P(Shipped, ValidationDeterminism,
+                         testing::ValuesIn(ShippedFiles("validation", ".csv", false)), TestName);
+
+TEST(PlanDeterminism, SameOutputAtOneAndTwoJobs) {
+  // The wall-clock time goes to stderr: stdout is identical run to run and across job counts.
+  const std::string plan =
+      "plan scenarios/apple2024/moe-1.6b-64e.textproto --top 5 --strategies APPLE_3D,NAIVE_2D "
+      "--max-pipeline 1 2>/dev/null";
+  const std::string cmd = "cd " + std::string(MOESIM_SOURCE_DIR) + " && " +
+                          std::string(MOESIM_BINARY_DIR) + "/moesim " + plan;
+  const RunResult one = RunCommand(cmd + " --jobs 1");
+  const RunResult two = RunCommand(cmd + " --jobs 2");
+  ASSERT_EQ(one.exit_code, 0) << one.out;
+  ASSERT_EQ(two.exit_code, 0) << two.out;
+  EXPECT_NE(one.out.find("explored "), std::string::npos) << one.out;
+  EXPECT_EQ(one.out.find(" s\n\n"), std::string::npos) << "a timing on stdout:\n" << one.out;
+  EXPECT_EQ(one.out, two.out);
+}
+
+}  // namespace
+}  // namespace moesim::test_cli
