@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "common/limits.h"
+
 namespace moesim::real {
 
 // Steps of any kind: --steps, --schedule-steps, --warmup, --trace-warmup, --trace-steps,
@@ -24,7 +26,7 @@ inline constexpr int64_t kMaxSequencesDrawn = int64_t{1} << 62;
 // Model sizes moesim-real builds: layers, and every other dimension (d_model, heads, head_dim,
 // d_ff, vocabulary, sequence length, experts, top-k, expert d_ff, group size): token ids and
 // GPU kernel arguments are 32-bit.
-inline constexpr int64_t kMaxLayers = 1 << 20;
+inline constexpr int64_t kMaxLayers = limits::kMaxLayers;  // as every scenario (common/limits.h)
 inline constexpr int64_t kMaxDimension = std::numeric_limits<int32_t>::max();
 // `bench --repeats`.
 inline constexpr int64_t kMaxBenchRepeats = 10'000;

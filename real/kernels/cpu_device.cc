@@ -1,12 +1,13 @@
 #include "real/kernels/cpu_device.h"
 
-#include <unistd.h>
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include "common/system_memory.h"
 
 namespace moesim::real {
 namespace {
@@ -58,8 +59,7 @@ std::string CpuDevice<T>::Name() const {
 template <typename T>
 Expected<void*> CpuDevice<T>::AllocateBytes(const std::string& tensor, int64_t bytes) {
   const auto rounded = static_cast<size_t>((std::max<int64_t>(bytes, 1) + 63) / 64 * 64);
-  const double physical =
-      static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  const double physical = PhysicalMemoryBytes();
   const double total = static_cast<double>(allocated_bytes_) + static_cast<double>(rounded);
   void* p = physical > 0 && total > physical ? nullptr : std::aligned_alloc(64, rounded);
   if (p == nullptr) {

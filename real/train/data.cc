@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/system_memory.h"
 #include "real/limits.h"
 #include "real/train/memory_estimate.h"
 
@@ -43,11 +44,11 @@ Expected<DataSource> DataSource::Create(const std::string& path, uint64_t seed, 
     }
     const uintmax_t size = fs::file_size(path, ec);
     if (ec) return Status::InvalidInput("--data " + path + ": " + ec.message());
-    const int64_t physical = PhysicalMemoryBytes();
-    if (physical > 0 && size > static_cast<uintmax_t>(physical)) {
-      return Status::InvalidInput(
-          "--data " + path + ": " + std::to_string(size) + " bytes, more than the machine's " +
-          FormatBytes(static_cast<double>(physical)) + " of memory (the text is read into memory)");
+    const double physical = PhysicalMemoryBytes();
+    if (physical > 0 && static_cast<double>(size) > physical) {
+      return Status::InvalidInput("--data " + path + ": " + std::to_string(size) +
+                                  " bytes, more than the machine's " + FormatBytes(physical) +
+                                  " of memory (the text is read into memory)");
     }
     std::ifstream in(path, std::ios::binary);
     if (!in) {

@@ -1,7 +1,5 @@
 #include "real/train/memory_estimate.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -98,13 +96,6 @@ MemoryEstimate EstimateTrainMemory(const ModelSpec& m, const MemoryEstimateInput
               ", micro-batch " + std::to_string(in.micro_batch_seqs) + " x " +
               std::to_string(m.seq_len) + " tokens";
   return est;
-}
-
-int64_t PhysicalMemoryBytes() {
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  if (pages <= 0 || page <= 0) return 0;
-  const double bytes = static_cast<double>(pages) * static_cast<double>(page);
-  return bytes >= 9.2e18 ? INT64_MAX : static_cast<int64_t>(bytes);
 }
 
 std::string FormatBytes(double bytes) {

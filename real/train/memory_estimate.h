@@ -53,9 +53,6 @@ struct MemoryEstimate {
 // REQUIRES: `model` validated by LoadScenario (sizes positive), input counts >= 1.
 MemoryEstimate EstimateTrainMemory(const ModelSpec& model, const MemoryEstimateInput& in);
 
-// Physical memory of this machine (sysconf), bytes; 0 when unknown.
-int64_t PhysicalMemoryBytes();
-
 // "512 B", "3.0 KiB", "1.5 GiB", "181.9 TiB"; with the exact byte count for small values.
 std::string FormatBytes(double bytes);
 

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <limits>
 
+#include "common/system_memory.h"
 #include "real/layers/model_config.h"
 #include "real/layers/transformer.h"
 #include "real/limits.h"
@@ -71,11 +72,11 @@ Status CheckMemory(const Scenario& sc, const TrainOptions& o, bool gpu, int64_t 
                                "--max-memory " + std::to_string(o.max_memory_bytes) + " (" +
                                    FormatBytes(static_cast<double>(o.max_memory_bytes)) + ")");
   }
-  const int64_t physical = PhysicalMemoryBytes();
+  const double physical = PhysicalMemoryBytes();
   if (physical <= 0) return Status::Ok();
-  return CheckMemoryEstimate(e, needed, static_cast<double>(physical),
-                             "the " + FormatBytes(static_cast<double>(physical)) +
-                                 " of physical memory" + (gpu ? " (host part)" : ""));
+  return CheckMemoryEstimate(
+      e, needed, physical,
+      "the " + FormatBytes(physical) + " of physical memory" + (gpu ? " (host part)" : ""));
 }
 
 }  // namespace
