@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs every Debian package moesim needs. Quick (no apt-get) when all are present.
-# Usage: scripts/install-deps.sh [--no-gui]
+# Usage: scripts/install-deps.sh [--no-gui] [--sanitizers]
+#   --no-gui      skip Qt and the X virtual framebuffer
+#   --sanitizers  also clang, its sanitizer and libFuzzer runtimes and llvm-symbolizer
+#                 (scripts/sanitize.sh, scripts/fuzz.sh)
 set -euo pipefail
 
 packages=(
@@ -11,8 +14,22 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   openmpi-bin libopenmpi-dev
 )
-if [[ "${1:-}" != "--no-gui" ]]; then
+gui=1
+sanitizers=0
+for arg in "$@"; do
+  case "$arg" in
+    --no-gui) gui=0 ;;
+    --sanitizers) sanitizers=1 ;;
+    *) echo "install-deps: unknown option $arg (--no-gui, --sanitizers)" >&2; exit 2 ;;
+  esac
+done
+if [[ $gui -eq 1 ]]; then
   packages+=(qt6-base-dev libqt6charts6-dev libqt6opengl6-dev qt6-svg-dev libgl-dev xvfb xauth)
+fi
+if [[ $sanitizers -eq 1 ]]; then
+  # Debian's clang (14 on bookworm); libclang-rt-14-dev holds ASan, UBSan and libFuzzer; llvm
+  # has llvm-symbolizer for readable sanitizer stacks.
+  packages+=(clang libclang-rt-14-dev llvm)
 fi
 
 missing=()

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# AddressSanitizer + UndefinedBehaviorSanitizer build of the libraries, the binaries the tests
+# run and every test, with clang (UB is fatal: -fno-sanitize-recover), GUI and CUDA off, in its
+# own build directory; then ctest there. The libraries also carry libFuzzer's coverage
+# instrumentation (-fsanitize=fuzzer-no-link) and the harnesses of tests/fuzz are built, so
+# scripts/fuzz.sh can reuse this build (BUILD_DIR=build-asan scripts/fuzz.sh).
+#
+# Usage: scripts/sanitize.sh [--configure-only | --build-only]
+#   env: BUILD_DIR (default build-asan), JOBS (default nproc), MOESIM_WERROR (default ON),
+#        SANITIZE_TIMEOUT (ctest's default per-test limit in seconds, default 1500)
+# LeakSanitizer suppressions: tests/sanitizers/lsan.supp (third-party libraries only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD_DIR=${BUILD_DIR:-build-asan}
+JOBS=${JOBS:-$(nproc)}
+MODE=${1:-all}
+
+bash scripts/install-deps.sh --no-gui --sanitizers
+
+SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+# -O1 and line tables only: a third of the compile time of -O2 -g, stacks still have lines.
+CXXFLAGS_ALL="-O1 -gline-tables-only -fno-omit-frame-pointer $SAN -fsanitize=fuzzer-no-link"
+
+configure() {
+  CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" \
+    -DCMAKE_BUILD_TYPE=Sanitize \
+    -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_CXX_FLAGS_SANITIZE="$CXXFLAGS_ALL" \
+    -DCMAKE_EXE_LINKER_FLAGS_SANITIZE="$SAN" \
+    -DCMAKE_SHARED_LINKER_FLAGS_SANITIZE="$SAN" \
+    -DMOESIM_WITH_GUI=OFF -DMOESIM_WITH_CUDA=OFF -DMOESIM_FUZZ=ON \
+    -DMOESIM_WERROR="${MOESIM_WERROR:-ON}" >/dev/null
+}
+
+# Runtime options for every sanitized process the tests start (moesim, moesim-real, mpirun's
+# children inherit the environment).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:fast_unwind_on_malloc=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/sanitizers/lsan.supp:print_suppressions=0}
+
+configure
+[[ "$MODE" == --configure-only ]] && exit 0
+start=$SECONDS
+cmake --build "$BUILD_DIR" -j "$JOBS"
+echo "sanitize: build took $((SECONDS - start)) s"
+[[ "$MODE" == --build-only ]] && exit 0
+start=$SECONDS
+cd "$BUILD_DIR"
+status=0
+ctest --output-on-failure -j "$JOBS" --timeout "${SANITIZE_TIMEOUT:-1500}" || status=$?
+echo "sanitize: tests took $((SECONDS - start)) s"
+exit $status
