@@ -72,7 +72,7 @@ Status Run(const Args& args) {
     }
   }
   j["links_by_kind"] = by_kind;
-  j["diameter_hops"] = s.diameter_hops;
+  j["diameter_hops"] = s.diameter_hops >= 0 ? nlohmann::json(s.diameter_hops) : nlohmann::json();
   j["bisection_bytes_per_s"] = s.bisection_bytes_per_s;
   nlohmann::json axes = nlohmann::json::array();
   for (size_t i = 0; i < rings.size(); ++i) {
@@ -98,7 +98,13 @@ Status Run(const Args& args) {
       first = false;
     }
     std::cout << ")\n";
-    std::cout << "diameter   " << s.diameter_hops << " hops\n";
+    if (s.diameter_hops >= 0) {
+      std::cout << "diameter   " << s.diameter_hops << " hops\n";
+    } else {
+      std::cout << "diameter   not computed: " << s.num_devices
+                << " devices without a symmetry need one search each, past the limit "
+                   "(docs/limits.md)\n";
+    }
     std::cout << "bisection  " << Rate(s.bisection_bytes_per_s) << " (one direction)\n";
     if (placement) {
       std::cout << "\nplacement  " << args.placement << "\n";

@@ -82,6 +82,9 @@ inline constexpr double kMaxSimulatedS = 1e6;
 inline constexpr int64_t kMaxJobs = 1024;
 // moesim collective: point-to-point transfers of one collective (all-to-all: group^2).
 inline constexpr int64_t kMaxCollectiveTransfers = int64_t{1} << 22;
+// moesim topo: breadth-first search steps spent on a topology's diameter (sources x (vertices +
+// links)); a 16,384-device ring file takes 5.4e8 in 3.5 s. Past it the diameter is not computed.
+inline constexpr int64_t kMaxDiameterSearchSteps = int64_t{1} << 31;
 // A path or topology name.
 inline constexpr int64_t kMaxPathLength = 4096;
 // A scenario, topology, profile or validation file read whole: 64 MiB (the largest shipped is

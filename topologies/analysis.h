@@ -42,6 +42,8 @@ struct TopologySummary {
   int64_t num_vertices = 0;
   int64_t num_links = 0;  // one-way links
   std::array<int64_t, kNumLinkKinds> links_by_kind{};
+  // -1: not computed, its searches (diameter sources x (vertices + links)) being past
+  // limits::kMaxDiameterSearchSteps; a graph without symmetry (a file) needs one per device.
   int64_t diameter_hops = 0;
   double bisection_bytes_per_s = 0;
 };

@@ -26,6 +26,7 @@ Expected<std::shared_ptr<const Topology>> BuildCpuHostTopology(const TopologyNam
     }
   }
   b.SetPhysicalDims({PhysicalDim{"rank", n, false, 0}});
+  b.SetDiameterSources({0});  // a star: every rank is alike
   return std::move(b).Finish();
 }
 

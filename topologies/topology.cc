@@ -182,6 +182,10 @@ Status TopologyBuilder::AddDuplex(VertexId a, VertexId b, double bytes_per_s, do
   return AddLink(b, a, bytes_per_s, latency_s, kind);
 }
 
+bool Topology::routes_are_shortest_paths() const {
+  return dynamic_cast<const BfsRouter*>(router_.get()) != nullptr;
+}
+
 void TopologyBuilder::SetPhysicalDims(std::vector<PhysicalDim> dims) {
   t_->physical_dims_ = std::move(dims);
 }

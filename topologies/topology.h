@@ -126,6 +126,9 @@ class Topology {
   const std::vector<LinkId>& Route(DeviceId a, DeviceId b) const;
   // As Route() but computed afresh into *out and not cached (for sweeps over all pairs).
   void ComputeRoute(DeviceId a, DeviceId b, std::vector<LinkId>* out) const;
+  // True when routes are the default breadth-first shortest paths: a route's length is then the
+  // graph's hop distance, which one search from a source gives for every destination at once.
+  bool routes_are_shortest_paths() const;
   // Link loads of an all-to-all over `group`: for every ordered pair (a != b), +1 on each link
   // of Route(a, b); *max_latency_s raised to the largest route latency. The same numbers as
   // routing every pair, in O(group) on a torus slice when the group is a box of coordinates

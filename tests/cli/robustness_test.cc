@@ -100,6 +100,38 @@ TEST(Robustness, TopoCpuHostOneMillion) {
                 "topology \"cpu-host:1000000\": more devices than the limit of 131072");
 }
 
+TEST(Robustness, TopoCpuHostAtTheDeviceLimit) {
+  // cpu-host:2048 took 77 s (a route search per pair of ranks); the star's ranks are alike, so
+  // one source gives the diameter: rank -> shared memory -> rank, 2 links.
+  const RunResult r = Moesim("topo cpu-host:131072");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("diameter   2 hops"), std::string::npos) << r.out;
+}
+
+TEST(Robustness, TopoOfARingFilePastTheDiameterSearchLimit) {
+  // 131,072 devices in a file: one search per device would take minutes; summarized without it.
+  const std::string file = testing::TempDir() + "ring131072.textproto";
+  moesim::test_cli::RunCommand(
+      "awk 'BEGIN { n = 131072; print \"num_devices: \" n; print \"chip: \\\"h100-sxm\\\"\"; "
+      "for (i = 0; i < n; i++) printf \"links { a: \\\"%d\\\" b: \\\"%d\\\" kind: NVLINK }\\n\", "
+      "i, (i + 1) % n }' > " +
+      file);
+  const RunResult r = Moesim("topo " + file);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("(131072 devices, 0 switches/NICs)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("diameter   not computed: 131072 devices without a symmetry"),
+            std::string::npos)
+      << r.out;
+  const RunResult j = Moesim("topo " + file + " --json -");
+  EXPECT_NE(j.out.find("\"diameter_hops\": null"), std::string::npos) << j.out;
+}
+
+TEST(Robustness, TopologyFileWithAnUnknownChipNamesItsLine) {
+  const std::string file = testing::TempDir() + "chip_v9.textproto";
+  moesim::test_cli::RunCommand("printf 'num_devices: 2\\nchip: \"tpu-v9\"\\n' > " + file);
+  ExpectRefused("topo " + file, file + ":2: chip: unknown chip \"tpu-v9\"");
+}
+
 TEST(Robustness, CollectiveAllToAllOver4096Devices) {
   // 43 s and 1.7 GB: 4096^2 transfers per size.
   ExpectRefused("collective --topology dgx-h100:512 --op all_to_all --group 4096 --bytes 1M:1G",
