@@ -83,17 +83,28 @@ double MaxFlowBytesPerS(const Topology& topo, const std::vector<DeviceId>& from,
   const size_t n = static_cast<size_t>(topo.num_vertices());
   const size_t source = n, sink = n + 1;
   FlowGraph g(n + 2);
-  // Capacities in whole bytes/s: integer arithmetic keeps push-relabel exact.
-  int64_t total = 1;
+  // Capacities in whole units of `unit` bytes/s: integer arithmetic keeps push-relabel exact.
+  // The unit is 1 B/s unless the links' rates could sum past 2^60, so that every sum
+  // push-relabel forms (at most all capacities together) stays inside int64_t.
+  double max_rate = 0;
+  for (const Link& l : topo.links()) max_rate = std::max(max_rate, l.bytes_per_s);
+  const double unit = std::max(
+      1.0,
+      std::ceil(max_rate / 0x1p60 * static_cast<double>(std::max<size_t>(topo.links().size(), 1))));
+  // A device's source (sink) edge carries at most what its links can send (receive).
+  std::vector<int64_t> out_cap(n, 0), in_cap(n, 0);
   for (const Link& l : topo.links()) {
-    const auto cap = static_cast<int64_t>(std::llround(l.bytes_per_s));
+    const auto cap = static_cast<int64_t>(std::llround(l.bytes_per_s / unit));
     AddFlowEdge(g, static_cast<size_t>(l.src), static_cast<size_t>(l.dst), cap);
-    total += cap;
+    out_cap[static_cast<size_t>(l.src)] += cap;
+    in_cap[static_cast<size_t>(l.dst)] += cap;
   }
-  for (DeviceId d : from) AddFlowEdge(g, source, static_cast<size_t>(d), total);
-  for (DeviceId d : to) AddFlowEdge(g, static_cast<size_t>(d), sink, total);
+  for (DeviceId d : from)
+    AddFlowEdge(g, source, static_cast<size_t>(d), out_cap[static_cast<size_t>(d)]);
+  for (DeviceId d : to)
+    AddFlowEdge(g, static_cast<size_t>(d), sink, in_cap[static_cast<size_t>(d)]);
   const int64_t flow = boost::push_relabel_max_flow(g, source, sink);
-  return static_cast<double>(flow);
+  return static_cast<double>(flow) * unit;
 }
 
 double BisectionBytesPerS(const Topology& topo) {

@@ -128,5 +128,14 @@ TEST(Bisection, MaxFlowBetweenTwoChips) {
   EXPECT_DOUBLE_EQ(MaxFlowBytesPerS(*t, {5}, {0}), 2 * 50e9);
 }
 
+TEST(Bisection, RatesWhoseSumPassesInt64StayExact) {
+  // 1,024 one-way links of 1e17 B/s sum to 1.0e20, past int64_t's 9.2e18: push-relabel works in
+  // coarser units then instead of overflowing (undefined behaviour under UBSan). The cut
+  // is the v5e pod's 32 links, one direction.
+  auto t = BuildWithLinkRate("tpu-v5e:16x16", 1e17);
+  ASSERT_TRUE(t);
+  EXPECT_NEAR(BisectionBytesPerS(*t), 32 * 1e17, 32 * 1e17 * 1e-12);
+}
+
 }  // namespace
 }  // namespace moesim
