@@ -40,6 +40,8 @@ echo "fuzz: build took $((SECONDS - start)) s"
 B=$ROOT/$BUILD_DIR
 [[ "$BUILD_DIR" = /* ]] && B=$BUILD_DIR
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/sanitizers/lsan.supp:print_suppressions=0}
+# The fast unwinder (tests/sanitizers/asan_options.cc picks the full one where Open MPI is loaded).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-fast_unwind_on_malloc=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 # Seeds: copies of the repository's files of each format (rebuilt every run; nothing is kept in
