@@ -65,7 +65,7 @@ Expected<BenchData> ParseBenchJson(const std::string& text, const std::string& n
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for 1e400
     return Bad(name, std::string("not valid JSON: ") + e.what());
   }
   if (!root.is_object()) return Bad(name, "the top level must be an object (moesim-real bench)");

@@ -41,7 +41,7 @@ Expected<MeasuredRun> ReadMeasuredRun(const std::string& trace_path,
       json j;
       try {
         j = json::parse(line);
-      } catch (const json::parse_error& e) {
+      } catch (const json::exception& e) {  // parse_error, and out_of_range for 1e400
         return Status::InvalidInput(where + ": not valid JSON: " + e.what());
       }
       if (!j.contains("step") || !j.at("step").is_number_integer() || !j.contains("step_time_s") ||
@@ -71,7 +71,7 @@ Expected<MeasuredRun> ReadMeasuredRun(const std::string& trace_path,
   json root;
   try {
     root = json::parse(ss.str());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     return Status::InvalidInput(trace_path + ": not valid JSON: " + e.what());
   }
   if (!root.is_object() || !root.contains("traceEvents") || !root.at("traceEvents").is_array()) {
@@ -82,14 +82,20 @@ Expected<MeasuredRun> ReadMeasuredRun(const std::string& trace_path,
   const json& events = root.at("traceEvents");
   for (size_t i = 0; i < events.size(); ++i) {
     const json& e = events[i];
-    if (!e.is_object() || e.value("ph", "") != "X") continue;
-    if (!e.contains("name") || !e.contains("dur") || !e.at("dur").is_number() ||
-        !e.contains("pid")) {
+    if (!e.is_object() || !e.contains("ph") || e.at("ph") != "X") continue;
+    // Types checked before any get<>(), which throws on a mismatch.
+    if (!e.contains("name") || !e.at("name").is_string() || !e.contains("dur") ||
+        !e.at("dur").is_number() || !e.contains("pid") || !e.at("pid").is_number_integer()) {
       return Status::InvalidInput(trace_path + ": traceEvents[" + std::to_string(i) +
-                                  "]: an X event needs name, dur and pid");
+                                  "]: an X event needs name (a string), dur (a number) and pid "
+                                  "(an integer)");
     }
     pids.insert(e.at("pid").get<int64_t>());
     if (e.contains("args") && e.at("args").contains("step")) {
+      if (!e.at("args").at("step").is_number_integer()) {
+        return Status::InvalidInput(trace_path + ": traceEvents[" + std::to_string(i) +
+                                    "]: args.step must be an integer");
+      }
       steps.insert(e.at("args").at("step").get<int64_t>());
     }
     total[OpClass(e.at("name").get<std::string>())] += e.at("dur").get<double>() * 1e-6;

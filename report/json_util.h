@@ -21,7 +21,7 @@ inline Expected<nlohmann::json> ReadJson(const std::string& path) {
   ss << in.rdbuf();
   try {
     return nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e400
     return Status::InvalidInput(path + ": not valid JSON: " + e.what());
   }
 }

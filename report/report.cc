@@ -26,7 +26,21 @@ struct OpTotals {
 
 }  // namespace
 
+static Expected<std::string> WriteReportUnchecked(const ReportInputs& in);
+
+// The report reads fields with json::value() and get<>(), which throw when a field has another
+// type than moesim's own output gives it: that is bad input, not an internal error.
 Expected<std::string> WriteReport(const ReportInputs& in) {
+  try {
+    return WriteReportUnchecked(in);
+  } catch (const json::exception& e) {
+    return Status::InvalidInput(in.results_json +
+                                (in.calibration_json.empty() ? "" : " or " + in.calibration_json) +
+                                ": a field of an unexpected type (" + e.what() + ")");
+  }
+}
+
+static Expected<std::string> WriteReportUnchecked(const ReportInputs& in) {
   Expected<json> res = ReadJson(in.results_json);
   if (!res.ok()) return res.status();
   const json& r = *res;

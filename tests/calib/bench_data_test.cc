@@ -42,6 +42,14 @@ TEST(BenchData, NotJsonNamesTheFile) {
   EXPECT_THAT(b.status().message(), HasSubstr("b.json: not valid JSON"));
 }
 
+TEST(BenchData, NumberPastDoubleIsBadInputNotAnException) {
+  // nlohmann::json throws out_of_range, not parse_error, for a number past DBL_MAX.
+  Expected<BenchData> b = ParseBenchJson(
+      R"({"backend": "cpu", "gemm": [{"m": 1, "n": 1, "k": 1, "time_s": 3e3089}]})", "b.json");
+  ASSERT_FALSE(b.ok());
+  EXPECT_THAT(b.status().message(), HasSubstr("b.json: not valid JSON"));
+}
+
 TEST(BenchData, MissingFieldIsNamed) {
   std::string text = kGood;
   text.replace(text.find("\"time_s\": 2e-5"), 14, "\"tim\": 2e-5");

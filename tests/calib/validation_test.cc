@@ -89,6 +89,32 @@ TEST(MeasuredRun, BadMetricsLineIsNamed) {
   EXPECT_THAT(r.status().message(), HasSubstr("m3.jsonl:1: needs integer \"step\""));
 }
 
+TEST(MeasuredRun, FieldsOfAnotherTypeAreBadInputNotExceptions) {
+  // Each of these threw nlohmann::json::type_error (get<>() or value() on another type).
+  const std::string metrics = TempFile("m4.jsonl", "{\"step\": 3, \"step_time_s\": 0.5}\n");
+  for (const char* event :
+       {R"({"ph": "X", "name": "a", "dur": 1, "pid": "0"})",
+        R"({"ph": "X", "name": 7, "dur": 1, "pid": 0})",
+        R"({"ph": "X", "name": "a", "dur": 1, "pid": 0, "args": {"step": "2"}})"}) {
+    const std::string trace =
+        TempFile("t4.json", std::string(R"({"traceEvents": [)") + event + "]}");
+    Expected<MeasuredRun> r = ReadMeasuredRun(trace, metrics, 2);
+    ASSERT_FALSE(r.ok()) << event;
+    EXPECT_THAT(r.status().message(), HasSubstr("t4.json: traceEvents[0]: ")) << event;
+  }
+  // An event whose ph is not a string is not an op event.
+  const std::string trace = TempFile(
+      "t5.json", R"({"traceEvents": [{"ph": 1}, {"ph": "X", "name": "a", "dur": 2, "pid": 0}]})");
+  Expected<MeasuredRun> r = ReadMeasuredRun(trace, metrics, 2);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_DOUBLE_EQ(r->op_s.at("a"), 2e-6);
+  // A metrics number past DBL_MAX (out_of_range, not parse_error).
+  const std::string big = TempFile("m5.jsonl", "{\"step\": 3, \"step_time_s\": 1e999}\n");
+  r = ReadMeasuredRun(trace, big, 2);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("m5.jsonl:1: not valid JSON"));
+}
+
 TEST(RealConfigs, ReadsRowsAndResolvesScenarios) {
   const std::string csv = std::string(MOESIM_SOURCE_DIR) + "/validation/real/validation.csv";
   Expected<std::vector<RealConfig>> c = ReadRealConfigs(csv);
