@@ -61,6 +61,10 @@ echo "sanitize: build took $((SECONDS - start)) s"
 start=$SECONDS
 cd "$BUILD_DIR"
 status=0
-ctest --output-on-failure -j "$JOBS" --timeout "${SANITIZE_TIMEOUT:-1500}" || status=$?
+# A failed test is run once more before it counts: the end-to-end calibration fits timings of
+# real collectives, which ASan slows unevenly on a loaded machine. A sanitizer finding fails
+# every time, so it still fails the run.
+ctest --output-on-failure -j "$JOBS" --timeout "${SANITIZE_TIMEOUT:-1500}" --repeat until-pass:2 ||
+  status=$?
 echo "sanitize: tests took $((SECONDS - start)) s"
 exit $status
