@@ -9,6 +9,8 @@ bool ModelSpec::IsMoeLayer(int64_t layer) const {
       return (layer + 1) % moe.placement_k == 0;
     case MoePlacement::kLastK:
       return layer >= num_layers - moe.placement_k;
+    case MoePlacement::kFirstKDense:
+      return layer >= moe.placement_k;
   }
   return false;
 }

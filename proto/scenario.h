@@ -18,7 +18,7 @@ namespace moesim {
 enum class FfnKind { kGelu, kSwiglu };
 enum class NormKind { kLayerNorm, kRmsNorm };
 enum class PositionKind { kLearned, kRope };
-enum class MoePlacement { kEveryK, kLastK };
+enum class MoePlacement { kEveryK, kLastK, kFirstKDense };
 enum class MoeDispatch { kEinsum, kPermute };
 
 struct MoeSpec {

@@ -197,11 +197,18 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
   c.NonNegative("model.moe.num_groups", e.num_groups());
   moe.top_k = e.top_k();
   moe.capacity_factor = e.capacity_factor();
-  moe.placement = e.placement() == pb::Moe::LAST_K ? MoePlacement::kLastK : MoePlacement::kEveryK;
+  moe.placement = e.placement() == pb::Moe::LAST_K          ? MoePlacement::kLastK
+                  : e.placement() == pb::Moe::FIRST_K_DENSE ? MoePlacement::kFirstKDense
+                                                            : MoePlacement::kEveryK;
   if (e.placement() == pb::Moe::PLACEMENT_UNSPECIFIED && e.placement_k() == 0) {
     moe.placement_k = 1;  // every layer is MoE
   } else {
-    c.Positive("model.moe.placement_k", e.placement_k());
+    // FIRST_K_DENSE with 0 dense layers is every layer MoE; the other placements need K > 0.
+    if (e.placement() == pb::Moe::FIRST_K_DENSE) {
+      c.NonNegative("model.moe.placement_k", e.placement_k());
+    } else {
+      c.Positive("model.moe.placement_k", e.placement_k());
+    }
     moe.placement_k = e.placement_k();
     if (m.num_layers() > 0 && e.placement_k() > m.num_layers()) {
       c.Fail("model.moe.placement_k", "model.moe.placement_k=" + Num(e.placement_k()) +
