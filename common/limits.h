@@ -51,6 +51,14 @@ inline constexpr int64_t kMaxMicroBatches = int64_t{1} << 20;
 // Layers x micro-batches of one step: what the size of a step's program grows with (~20-60
 // ops each), checked where the scenario is read; kMaxStepOps bounds the program itself.
 inline constexpr int64_t kMaxLayerMicroBatches = int64_t{1} << 17;
+// training.pipeline_layout (proto/pipeline_layout.h): characters of the string (a 4,096-layer
+// model written out with a boundary after every layer is 8K), each repeat count `*n`, nesting of
+// groups `( )`, and the symbols (layers, boundaries, E, L) the string expands to, checked before
+// it is expanded. Published layouts: ~20 characters expanding to ~100 symbols.
+inline constexpr int64_t kMaxPipelineLayoutChars = int64_t{1} << 16;
+inline constexpr int64_t kMaxPipelineLayoutRepeat = int64_t{1} << 18;
+inline constexpr int64_t kMaxPipelineLayoutDepth = 16;
+inline constexpr int64_t kMaxPipelineLayoutSymbols = int64_t{1} << 18;
 // training.num_steps (used by the budget planner).
 inline constexpr int64_t kMaxSteps = int64_t{1} << 40;
 

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "proto/pipeline_layout.h"
+
 namespace moesim {
 
 enum class FfnKind { kGelu, kSwiglu };
@@ -170,6 +172,9 @@ struct TrainingSpec {
   int64_t num_steps = 0;
   bool prefetch_weights = true;
   bool overlap_grad_reduce = true;
+  // Which layers each pipeline rank runs, from training.pipeline_layout or first/last_stage_layers;
+  // no stages = the even split. Read it through ScenarioPipelineLayout().
+  PipelineLayout pipeline_layout;
 };
 
 struct Scenario {
@@ -183,5 +188,12 @@ struct Scenario {
   TrainingSpec training;
   std::string resolved_text;  // the scenario after overrides, in protobuf text format
 };
+
+// Model chunks per pipeline rank that the schedule runs: training.virtual_stages with the
+// INTERLEAVED schedule on more than one rank, else 1.
+int64_t PipelineChunksPerRank(const Scenario& scenario);
+// The layers of every (pipeline rank, chunk): training.pipeline_layout when it has stages, else
+// the even split of model.num_layers over ranks x PipelineChunksPerRank().
+PipelineLayout ScenarioPipelineLayout(const Scenario& scenario);
 
 }  // namespace moesim

@@ -1,13 +1,16 @@
 // Validation of the sharding and training sections: both depend on model sizes and the device
 // count, so they run after the model and cluster sections are known to be sound.
 #include <algorithm>
+#include <optional>
 #include <set>
+#include <tuple>
 
 #include "common/checked_math.h"
 #include "common/limits.h"
 
 #include "proto/checker.h"
 #include "proto/moesim.pb.h"
+#include "proto/pipeline_layout.h"
 #include "proto/scenario.h"
 #include "proto/sharding_presets.h"
 
@@ -156,6 +159,89 @@ void ValidateDivisibility(Checker& c, const Scenario& s) {
   }
 }
 
+// Which layers each pipeline stage runs: the even split, training.pipeline_layout, or
+// training.first_stage_layers / last_stage_layers (proto/pipeline_layout.h).
+void ValidatePipelineLayout(const pb::Training& t, Checker& c, Scenario* s) {
+  const ModelSpec& m = s->model;
+  const int64_t ranks = s->sharding.mesh[MeshAxis::kPipeline];
+  const int64_t v = s->training.virtual_stages;
+  const int64_t chunks = PipelineChunksPerRank(*s);
+  const bool layout = !t.pipeline_layout().empty();
+  const bool first_last = t.has_first_stage_layers() || t.has_last_stage_layers();
+  const std::string fl_path =
+      t.has_first_stage_layers() ? "training.first_stage_layers" : "training.last_stage_layers";
+  if (layout && first_last) {
+    c.Fail(fl_path, fl_path + " and training.pipeline_layout both place the layers: give one");
+    return;
+  }
+  if (!layout && !first_last) {
+    const int64_t stages = ranks * v;
+    if (m.num_layers % stages != 0) {
+      c.Fail(ranks > 1 ? "sharding.mesh.pipeline" : "training.virtual_stages",
+             "model.num_layers=" + Num(m.num_layers) + " does not divide into " + Num(stages) +
+                 " pipeline stages (sharding.mesh.pipeline x training.virtual_stages)");
+    }
+    return;
+  }
+  const size_t before = c.count();
+  if (layout) {
+    const std::string& text = t.pipeline_layout();
+    const std::string p = "training.pipeline_layout";
+    const std::string shown = text.size() <= 80 ? p + "=\"" + text + "\"" : p;
+    auto parsed = ParsePipelineLayout(text);
+    if (!parsed.ok()) {
+      c.Fail(p, shown + " " + parsed.status().message());
+      return;
+    }
+    const int64_t segments = static_cast<int64_t>(parsed->segments.size());
+    if (segments != ranks * v) {
+      c.Fail(p, shown + " has " + Num(segments) +
+                    " virtual stages ('|' separates them); sharding.mesh.pipeline=" + Num(ranks) +
+                    " x training.virtual_stages=" + Num(v) + " needs " + Num(ranks * v));
+    } else if (v > 1 && chunks != v) {
+      c.Fail(p, shown + " gives each pipeline rank " + Num(v) +
+                    " model chunks, which only training.pipeline_schedule=INTERLEAVED runs, on "
+                    "sharding.mesh.pipeline > 1");
+    }
+    if (parsed->num_layers != m.num_layers) {
+      c.Fail(p, shown + " has " + Num(parsed->num_layers) +
+                    " transformer layers ('t'), model.num_layers=" + Num(m.num_layers));
+    }
+    if (parsed->mtp_layers > 0) {
+      c.Fail(p, shown + " column " + Num(parsed->first_mtp_column) +
+                    ": 'm' is an MTP layer, and the model has none (MTP layers need "
+                    "model.mtp_depth)");
+    }
+    if (c.count() == before) s->training.pipeline_layout = LayoutFromSegments(*parsed, ranks);
+    return;
+  }
+  std::optional<int64_t> first, last;
+  for (const auto& [path, given, value, out] :
+       {std::tuple{"training.first_stage_layers", t.has_first_stage_layers(),
+                   t.first_stage_layers(), &first},
+        std::tuple{"training.last_stage_layers", t.has_last_stage_layers(), t.last_stage_layers(),
+                   &last}}) {
+    if (!given) continue;
+    c.NonNegative(path, value);
+    if (value < 0 || !c.AtMost(path, value, limits::kMaxLayers)) continue;
+    if (ranks < 2) {
+      c.Fail(path, std::string(path) + "=" + Num(value) +
+                       " needs sharding.mesh.pipeline > 1 (one stage holds every layer)");
+    } else if (value % chunks != 0) {
+      c.Fail(path, std::string(path) + "=" + Num(value) + " does not split evenly over the " +
+                       Num(chunks) + " model chunks of a rank (training.virtual_stages)");
+    }
+    *out = value;
+  }
+  if (c.count() > before) return;
+  auto placed = FirstLastPipelineLayout(m.num_layers, ranks, chunks, first, last);
+  if (!placed.ok()) {
+    c.Fail(fl_path, fl_path + ": " + placed.status().message());
+    return;
+  }
+  s->training.pipeline_layout = std::move(*placed);
+}
+
 void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
   TrainingSpec& out = s->training;
   const ModelSpec& m = s->model;
@@ -247,12 +333,7 @@ void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
                " micro-batches to be a multiple of sharding.mesh.pipeline=" +
                Num(sh.mesh[MeshAxis::kPipeline]));
   }
-  const int64_t stages = sh.mesh[MeshAxis::kPipeline] * out.virtual_stages;
-  if (m.num_layers % stages != 0) {
-    c.Fail(sh.mesh[MeshAxis::kPipeline] > 1 ? "sharding.mesh.pipeline" : "training.virtual_stages",
-           "model.num_layers=" + Num(m.num_layers) + " does not divide into " + Num(stages) +
-               " pipeline stages (sharding.mesh.pipeline x training.virtual_stages)");
-  }
+  ValidatePipelineLayout(t, c, s);
 
   if (!m.is_moe()) return;
   // MoE tokens [O, G, S, M]: O outer batches of G groups of S tokens.
