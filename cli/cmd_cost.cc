@@ -1,5 +1,6 @@
 // `moesim cost [SCENARIO] [--set ...] [--json FILE|-]`: parameters, FLOPs and per-device memory;
 // no simulation.
+#include <algorithm>
 #include <iostream>
 
 #include "cli/command.h"
@@ -48,8 +49,46 @@ nlohmann::json CostJson(const Scenario& sc, const ModelCost& cost, const MemoryR
                  {"pipeline_stage", mem.stage},
                  {"micro_batches_in_flight", mem.micro_batches_in_flight},
                  {"tensors", tensors}};
+  const PipelineLayout layout = ScenarioPipelineLayout(sc);
+  nlohmann::json stages = nlohmann::json::array();
+  for (int64_t r = 0; r < layout.ranks; ++r) {
+    std::vector<int64_t> per_chunk;
+    for (int64_t c = 0; c < layout.chunks; ++c) per_chunk.push_back(layout.At(r, c).num_layers);
+    stages.push_back({{"stage", r},
+                      {"layers", layout.LayersOnRank(r)},
+                      {"layers_per_chunk", per_chunk},
+                      {"peak_bytes", static_cast<size_t>(r) < mem.stage_peak_bytes.size()
+                                         ? mem.stage_peak_bytes[static_cast<size_t>(r)]
+                                         : 0.0}});
+  }
+  j["pipeline_stages"] = stages;
   j["scenario"] = sc.resolved_text;
   return j;
+}
+
+// Layers of every pipeline stage (chunk by chunk) and its peak memory; runs of stages alike are
+// printed once ("stages 1-6").
+void PrintPipeline(const Scenario& sc, const MemoryReport& mem) {
+  const PipelineLayout layout = ScenarioPipelineLayout(sc);
+  std::cout << "pipeline   " << layout.ranks << " stages x " << layout.chunks
+            << (layout.chunks == 1 ? " chunk" : " chunks")
+            << ": layers per stage (chunks in order; E embedding, L head), peak memory\n";
+  auto row = [&](int64_t r) {
+    const double peak = static_cast<size_t>(r) < mem.stage_peak_bytes.size()
+                            ? mem.stage_peak_bytes[static_cast<size_t>(r)]
+                            : 0;
+    return DescribeRank(layout, r) + " = " + std::to_string(layout.LayersOnRank(r)) + " layers, " +
+           GiB(peak);
+  };
+  for (int64_t r = 0; r < layout.ranks;) {
+    int64_t end = r + 1;
+    while (end < layout.ranks && row(end) == row(r)) ++end;
+    std::string name = end - r == 1 ? "stage " + std::to_string(r)
+                                    : "stages " + std::to_string(r) + "-" + std::to_string(end - 1);
+    name.resize(std::max<size_t>(name.size(), 13), ' ');
+    std::cout << "  " << name << row(r) << "\n";
+    r = end;
+  }
 }
 
 void PrintTable(const Scenario& sc, const ModelCost& cost, const MemoryReport& mem) {
@@ -66,7 +105,9 @@ void PrintTable(const Scenario& sc, const ModelCost& cost, const MemoryReport& m
             << sc.hardware.chip << "), " << ShardingStrategyName(sc.sharding.strategy)
             << " mesh data " << mesh[MeshAxis::kData] << " x expert " << mesh[MeshAxis::kExpert]
             << " x model " << mesh[MeshAxis::kModel] << " x pipeline " << mesh[MeshAxis::kPipeline]
-            << "\n\n";
+            << "\n";
+  if (mesh[MeshAxis::kPipeline] > 1) PrintPipeline(sc, mem);
+  std::cout << "\n";
   std::cout << "parameters         total " << Count(cost.params.total) << ", activated "
             << Count(cost.params.activated) << " per token\n";
   std::cout << "FLOPs per token    model (fwd+bwd) " << Count(cost.flops_per_token.model)

@@ -144,14 +144,20 @@ MemoryReport ComputeMemory(const Scenario& sc) {
   const TensorDesc logits = LogitsActivation(m, shape);
 
   const int64_t stages = s.mesh[MeshAxis::kPipeline];
-  const int64_t per_stage = m.num_layers / stages;
+  const PipelineLayout layout = ScenarioPipelineLayout(sc);
   const double wb = WeightBytesPerParam(t), ob = OptimizerBytesPerParam(t);
+  std::vector<double> stage_peaks;
   for (int64_t stage = 0; stage < stages; ++stage) {
-    int64_t n_moe = 0;
-    for (int64_t l = stage * per_stage; l < (stage + 1) * per_stage; ++l) {
-      n_moe += m.IsMoeLayer(l) ? 1 : 0;
+    // The stage's own layers, all its model chunks together.
+    int64_t n_moe = 0, on_stage = 0;
+    for (int64_t c = 0; c < layout.chunks; ++c) {
+      const PipelineChunk& chunk = layout.At(stage, c);
+      for (int64_t l = chunk.first_layer; l < chunk.first_layer + chunk.num_layers; ++l) {
+        n_moe += m.IsMoeLayer(l) ? 1 : 0;
+      }
+      on_stage += chunk.num_layers;
     }
-    const int64_t n_dense = per_stage - n_moe;
+    const int64_t n_dense = on_stage - n_moe;
     WeightTotals w;
     AddWeights(dense_w, static_cast<double>(n_dense), s, &w);
     AddWeights(moe_w, static_cast<double>(n_moe), s, &w);
@@ -166,7 +172,7 @@ MemoryReport ComputeMemory(const Scenario& sc) {
     MemoryReport r;
     r.capacity_bytes = sc.hardware.hbm_bytes;
     r.stage = stage;
-    r.layers_on_stage = per_stage;
+    r.layers_on_stage = on_stage;
     r.weights_bytes = w.weights * wb;
     r.grads_bytes = w.weights * wb;
     r.optimizer_bytes = w.optimizer * ob;
@@ -189,8 +195,10 @@ MemoryReport ComputeMemory(const Scenario& sc) {
     r.peak_bytes = r.weights_bytes + r.grads_bytes + r.optimizer_bytes + acts +
                    (t.recompute == Recompute::kFull ? std::max(full, r.logits_bytes)
                                                     : r.logits_bytes);
+    stage_peaks.push_back(r.peak_bytes);
     if (stage == 0 || r.peak_bytes > best.peak_bytes) best = r;
   }
+  best.stage_peak_bytes = std::move(stage_peaks);
 
   for (const auto& st : moe_act) {
     if (st.tensor.name == "moe.combine" || st.tensor.name == "moe.routing" ||

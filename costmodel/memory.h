@@ -10,7 +10,8 @@
 //              micro-batches in flight on the stage (1 without pipelining; the schedule's count
 //              with it), plus the fp32 logits on the last stage. MoE layers' saved tensors
 //              include their dispatch buffers sized by capacity.
-// With pipeline stages every stage is evaluated and the largest is reported.
+// With pipeline stages every stage is evaluated with its own layers (training.pipeline_layout)
+// and the largest is reported.
 #pragma once
 
 #include <string>
@@ -41,10 +42,11 @@ struct MemoryReport {
   // logits; with FULL recomputation the recomputed layer's set and the logits are not live
   // together, so only the larger counts (dispatch is inside activations).
   double peak_bytes = 0;
-  int64_t capacity_bytes = 0;     // HBM of one device
+  int64_t capacity_bytes = 0;  // HBM of one device
   bool fits = false;
   int64_t stage = 0;  // the pipeline stage reported (the largest)
   int64_t layers_on_stage = 0;
+  std::vector<double> stage_peak_bytes;  // peak_bytes of every pipeline stage, stage 0 first
   double micro_batches_in_flight = 1;
   std::vector<TensorReport> tensors;  // weights and one micro-batch's activations, per layer kind
 };

@@ -33,12 +33,10 @@ constexpr int32_t kForwardOnly = -3;
 
 class Builder {
  public:
-  Builder(const Scenario& sc, OpGraph* out) : sc_(sc), plan_(MakeStepPlan(sc)), g_(*out) {
-    stages_ = static_cast<int32_t>(sc.sharding.mesh[MeshAxis::kPipeline]);
-    chunks_ = sc.training.pipeline_schedule == PipelineSchedule::kInterleaved && stages_ > 1
-                  ? static_cast<int32_t>(sc.training.virtual_stages)
-                  : 1;
-    layers_per_chunk_ = static_cast<int32_t>(sc.model.num_layers) / (stages_ * chunks_);
+  Builder(const Scenario& sc, OpGraph* out)
+      : sc_(sc), plan_(MakeStepPlan(sc)), g_(*out), layout_(ScenarioPipelineLayout(sc)) {
+    stages_ = static_cast<int32_t>(layout_.ranks);
+    chunks_ = static_cast<int32_t>(layout_.chunks);
     n_mb_ = static_cast<int32_t>(sc.training.num_micro_batches);
     grad_ids_.resize(static_cast<size_t>(stages_));
     last_compute_.assign(static_cast<size_t>(stages_), -1);
@@ -243,7 +241,9 @@ class Builder {
 
   void EmitTask(int32_t p, const Task& t) {
     const int32_t vs = VirtualStage(p, t.chunk);
-    const int32_t first_layer = vs * layers_per_chunk_;
+    const PipelineChunk& chunk = layout_.stages[static_cast<size_t>(vs)];
+    const int32_t first_layer = static_cast<int32_t>(chunk.first_layer);
+    const int32_t end_layer = first_layer + static_cast<int32_t>(chunk.num_layers);
     const bool last_mb = t.mb == n_mb_ - 1;
     std::vector<int32_t> deps = TakeCarry();
     if (t.forward && vs > 0) deps.push_back(p2p_fwd_.at({t.mb, vs - 1}));
@@ -263,21 +263,22 @@ class Builder {
         for (int32_t c : TakeCarry()) ids.push_back(c);
         return ids;
       };
-      if (vs == 0) {
+      if (chunk.embedding) {
         prev_first =
             EmitOps(plan_.embed_ops, p, -1, t.mb, Phase::kForward, gated(plan_.embed_sync, -1));
         prev_last = last_compute_[static_cast<size_t>(p)];
       }
-      for (int32_t l = first_layer; l < first_layer + layers_per_chunk_; ++l) {
+      for (int32_t l = first_layer; l < end_layer; ++l) {
         const bool moe = sc_.model.IsMoeLayer(l);
         prev_first = EmitOps(moe ? plan_.moe_ops : plan_.dense_ops, p, l, t.mb, Phase::kForward,
                              gated(moe ? plan_.moe_sync : plan_.dense_sync, l));
         prev_last = last_compute_[static_cast<size_t>(p)];
       }
-      if (vs == LastVirtualStage()) {
+      if (chunk.head) {
         EmitOps(plan_.head_ops, p, -1, t.mb, Phase::kForward, gated(plan_.head_sync, -1));
       } else {
-        p2p_fwd_[{t.mb, vs}] = EmitSend(p, t.mb, act, Phase::kForward, (vs + 1) % stages_);
+        // An empty chunk forwards what it received: the send waits for the receive.
+        p2p_fwd_[{t.mb, vs}] = EmitSend(p, t.mb, act, Phase::kForward, (vs + 1) % stages_, deps);
       }
       return;
     }
@@ -291,13 +292,13 @@ class Builder {
       for (int32_t c : TakeCarry()) ids.push_back(c);
       return ids;
     };
-    if (vs == LastVirtualStage()) {
+    if (chunk.head) {
       prev_first =
           EmitOps(plan_.head_ops, p, -1, t.mb, Phase::kBackward, gated(plan_.head_sync, -1));
       prev_last = last_compute_[static_cast<size_t>(p)];
       if (last_mb) EmitGradSyncs(plan_.head_sync, p, -1, t.mb);
     }
-    for (int32_t l = first_layer + layers_per_chunk_ - 1; l >= first_layer; --l) {
+    for (int32_t l = end_layer - 1; l >= first_layer; --l) {
       const bool moe = sc_.model.IsMoeLayer(l);
       const auto& ops = moe ? plan_.moe_ops : plan_.dense_ops;
       const WeightSync& sync = moe ? plan_.moe_sync : plan_.dense_sync;
@@ -315,15 +316,18 @@ class Builder {
       prev_last = last_compute_[static_cast<size_t>(p)];
       if (last_mb) EmitGradSyncs(sync, p, l, t.mb);
     }
-    if (vs == 0) {
+    if (chunk.embedding) {
       EmitOps(plan_.embed_ops, p, -1, t.mb, Phase::kBackward, gated(plan_.embed_sync, -1));
       if (last_mb) EmitGradSyncs(plan_.embed_sync, p, -1, t.mb);
     } else {
-      p2p_bwd_[{t.mb, vs}] = EmitSend(p, t.mb, act, Phase::kBackward, (vs - 1 + stages_) % stages_);
+      p2p_bwd_[{t.mb, vs}] =
+          EmitSend(p, t.mb, act, Phase::kBackward, (vs - 1 + stages_) % stages_, deps);
     }
   }
 
-  int32_t EmitSend(int32_t p, int32_t mb, double bytes, Phase phase, int32_t to) {
+  // `extra` = dependencies not yet taken by an op of the task (an empty chunk's receive).
+  int32_t EmitSend(int32_t p, int32_t mb, double bytes, Phase phase, int32_t to,
+                   const std::vector<int32_t>& extra) {
     Op op = Base(phase == Phase::kForward ? "p2p.activations" : "p2p.gradients", p, -1, mb, phase);
     op.is_collective = true;
     op.stream = kP2pStream;
@@ -331,8 +335,10 @@ class Builder {
     op.collective.axes = {MeshAxis::kPipeline};
     op.collective.bytes = bytes;
     op.collective.peer_program = to;
-    op.deps.push_back(last_compute_[static_cast<size_t>(p)]);
+    const int32_t last = last_compute_[static_cast<size_t>(p)];
+    if (last >= 0) op.deps.push_back(last);
     for (int32_t c : TakeCarry()) op.deps.push_back(c);
+    op.deps.insert(op.deps.end(), extra.begin(), extra.end());
     return Emit(std::move(op));
   }
 
@@ -340,12 +346,12 @@ class Builder {
     double params = 0;
     std::vector<const WeightSync*> syncs;
     for (int32_t c = 0; c < chunks_; ++c) {
-      const int32_t vs = VirtualStage(p, c);
-      for (int32_t l = vs * layers_per_chunk_; l < (vs + 1) * layers_per_chunk_; ++l) {
+      const PipelineChunk& chunk = layout_.At(p, c);
+      for (int64_t l = chunk.first_layer; l < chunk.first_layer + chunk.num_layers; ++l) {
         syncs.push_back(sc_.model.IsMoeLayer(l) ? &plan_.moe_sync : &plan_.dense_sync);
       }
-      if (vs == 0) syncs.push_back(&plan_.embed_sync);
-      if (vs == LastVirtualStage()) syncs.push_back(&plan_.head_sync);
+      if (chunk.embedding) syncs.push_back(&plan_.embed_sync);
+      if (chunk.head) syncs.push_back(&plan_.head_sync);
     }
     for (const WeightSync* s : syncs) params += s->optimizer_params;
     Op op = Base("optimizer.step", p, -1, -1, Phase::kOptimizer);
@@ -379,7 +385,8 @@ class Builder {
   const Scenario& sc_;
   StepPlan plan_;
   OpGraph& g_;
-  int32_t stages_ = 1, chunks_ = 1, layers_per_chunk_ = 1, n_mb_ = 1;
+  PipelineLayout layout_;  // which layers each (rank, chunk) runs
+  int32_t stages_ = 1, chunks_ = 1, n_mb_ = 1;
   std::map<std::pair<int32_t, int32_t>, int32_t> p2p_fwd_, p2p_bwd_;  // (mb, vs) -> send op
   std::vector<std::vector<int32_t>> grad_ids_;
   std::vector<int32_t> last_compute_;
