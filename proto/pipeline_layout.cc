@@ -59,7 +59,9 @@ class Parser {
                  " layers and boundaries, the limit (docs/limits.md)");
         break;
       }
-      items.push_back(std::move(item));
+      // Zero copies expand to nothing: dropped, so that every item walked yields a symbol and
+      // walking the expansion costs at most its symbols x the nesting depth.
+      if (item.size > 0) items.push_back(std::move(item));
     }
     return items;
   }

@@ -169,6 +169,8 @@ TEST(PipelineLayoutParser, LimitsAreCheckedBeforeExpanding) {
   EXPECT_EQ(ParseError("E(t)*200000(t)*200000L"),
             "column 12: the layout expands to more than 262144 layers and boundaries, the limit "
             "(docs/limits.md)");
+  // Empty expansions cost nothing to walk, however often they repeat.
+  EXPECT_EQ(ParseError("E(((t*0)*262144)*262144)*262144tL"), "");
   std::string deep = "E";
   for (int i = 0; i < 17; ++i) deep += "(";
   EXPECT_EQ(ParseError(deep + "t"),
