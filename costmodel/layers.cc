@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "costmodel/mla.h"
+
 namespace moesim {
 namespace {
 
@@ -17,6 +19,54 @@ void AddNorm(const ModelSpec& m, const std::string& name, TC c, int64_t bytes,
   if (m.norm_kind == NormKind::kLayerNorm) {
     out->push_back(T(name + ".bias", c, {{"embed", m.d_model}}, bytes));
   }
+}
+
+// Multi-head (grouped-query) attention's projections and biases.
+void AddAttentionWeights(const ModelSpec& m, int64_t bytes, std::vector<TensorDesc>* out) {
+  std::vector<TensorDesc>& w = *out;
+  const TC dw = TC::kDenseWeights;
+  w.push_back(T("attn.wq", dw,
+                {{"embed", m.d_model}, {"heads", m.num_heads}, {"head_dim", m.head_dim}}, bytes));
+  w.push_back(T("attn.wk", dw,
+                {{"embed", m.d_model}, {"kv_heads", m.num_kv_heads}, {"head_dim", m.head_dim}},
+                bytes));
+  w.push_back(T("attn.wv", dw,
+                {{"embed", m.d_model}, {"kv_heads", m.num_kv_heads}, {"head_dim", m.head_dim}},
+                bytes));
+  w.push_back(T("attn.wo", dw,
+                {{"heads", m.num_heads}, {"head_dim", m.head_dim}, {"embed", m.d_model}}, bytes));
+  if (m.linear_bias) {
+    w.push_back(T("attn.bq", dw, {{"heads", m.num_heads}, {"head_dim", m.head_dim}}, bytes));
+    w.push_back(T("attn.bk", dw, {{"kv_heads", m.num_kv_heads}, {"head_dim", m.head_dim}}, bytes));
+    w.push_back(T("attn.bv", dw, {{"kv_heads", m.num_kv_heads}, {"head_dim", m.head_dim}}, bytes));
+    w.push_back(T("attn.bo", dw, {{"embed", m.d_model}}, bytes));
+  }
+}
+
+// Multi-head attention's saved activations after the block input and its norm.
+void AddAttentionSaved(const ModelSpec& m, const ActivationShape& a, const TrainingSpec& training,
+                       std::vector<SavedTensor>* out) {
+  const int64_t bytes = ActivationBytes(training);
+  const TC da = TC::kDenseActivations;
+  auto add = [&](std::string name, TC c, std::vector<TensorDim> dims, SavedKind k, int64_t b) {
+    out->push_back({T(std::move(name), c, std::move(dims), b), k});
+  };
+  const TensorDim batch{"batch", a.batch}, seq{"seq", a.seq};
+  add("attn.q", da, {batch, {"heads", m.num_heads}, seq, {"head_dim", m.head_dim}},
+      SavedKind::kOther, bytes);
+  add("attn.k", da, {batch, {"kv_heads", m.num_kv_heads}, seq, {"head_dim", m.head_dim}},
+      SavedKind::kOther, bytes);
+  add("attn.v", da, {batch, {"kv_heads", m.num_kv_heads}, seq, {"head_dim", m.head_dim}},
+      SavedKind::kOther, bytes);
+  if (training.flash_attention) {
+    // Blockwise attention keeps only the softmax log-sum-exp per query (fp32).
+    add("attn.lse", da, {batch, {"heads", m.num_heads}, seq}, SavedKind::kOther, 4);
+  } else {
+    add("attn.probs", da, {batch, {"heads", m.num_heads}, seq, {"seq", a.seq}},
+        SavedKind::kAttentionCore, bytes);
+  }
+  add("attn.context", da, {batch, {"heads", m.num_heads}, seq, {"head_dim", m.head_dim}},
+      SavedKind::kOther, bytes);
 }
 
 }  // namespace
@@ -35,21 +85,10 @@ std::vector<TensorDesc> LayerWeights(const ModelSpec& m, LayerKind kind, int64_t
   std::vector<TensorDesc> w;
   const TC dw = TC::kDenseWeights;
   AddNorm(m, "attn.norm", dw, bytes, &w);
-  w.push_back(T("attn.wq", dw,
-                {{"embed", m.d_model}, {"heads", m.num_heads}, {"head_dim", m.head_dim}}, bytes));
-  w.push_back(T("attn.wk", dw,
-                {{"embed", m.d_model}, {"kv_heads", m.num_kv_heads}, {"head_dim", m.head_dim}},
-                bytes));
-  w.push_back(T("attn.wv", dw,
-                {{"embed", m.d_model}, {"kv_heads", m.num_kv_heads}, {"head_dim", m.head_dim}},
-                bytes));
-  w.push_back(T("attn.wo", dw,
-                {{"heads", m.num_heads}, {"head_dim", m.head_dim}, {"embed", m.d_model}}, bytes));
-  if (m.linear_bias) {
-    w.push_back(T("attn.bq", dw, {{"heads", m.num_heads}, {"head_dim", m.head_dim}}, bytes));
-    w.push_back(T("attn.bk", dw, {{"kv_heads", m.num_kv_heads}, {"head_dim", m.head_dim}}, bytes));
-    w.push_back(T("attn.bv", dw, {{"kv_heads", m.num_kv_heads}, {"head_dim", m.head_dim}}, bytes));
-    w.push_back(T("attn.bo", dw, {{"embed", m.d_model}}, bytes));
+  if (m.mla.enabled) {
+    for (auto& t : MlaWeights(m, bytes)) w.push_back(std::move(t));
+  } else {
+    AddAttentionWeights(m, bytes, &w);
   }
   AddNorm(m, "ffn.norm", dw, bytes, &w);
   const bool swiglu = m.ffn_kind == FfnKind::kSwiglu;
@@ -102,11 +141,16 @@ std::vector<TensorDesc> EmbeddingWeights(const ModelSpec& m, int64_t bytes) {
 }
 
 std::vector<Einsum> LayerForwardEinsums(const ModelSpec& m, LayerKind kind) {
-  std::vector<Einsum> ops = {
-      {"attn.q", "bsm,mkrd->bskrd"},         {"attn.k", "bsm,mkd->bskd"},
-      {"attn.v", "bsm,mkd->bskd"},           {"attn.scores", "bskrd,btkd->bkrst"},
-      {"attn.context", "bkrst,btkd->bskrd"}, {"attn.out", "bskrd,krdm->bsm"},
-  };
+  std::vector<Einsum> ops;
+  if (m.mla.enabled) {
+    ops = MlaForwardEinsums(m);
+  } else {
+    ops = {
+        {"attn.q", "bsm,mkrd->bskrd"},         {"attn.k", "bsm,mkd->bskd"},
+        {"attn.v", "bsm,mkd->bskd"},           {"attn.scores", "bskrd,btkd->bkrst"},
+        {"attn.context", "bkrst,btkd->bskrd"}, {"attn.out", "bskrd,krdm->bsm"},
+    };
+  }
   const bool swiglu = m.ffn_kind == FfnKind::kSwiglu;
   if (kind == LayerKind::kDense) {
     ops.push_back({"ffn.w1", "bsm,mf->bsf"});
@@ -143,6 +187,7 @@ DimSizes LabelSizes(const ModelSpec& m, double batch, double seq, double expert_
                 {'d', d(m.head_dim)},
                 {'f', d(m.d_ff)},
                 {'v', d(m.vocab_size)}};
+  if (m.mla.enabled) AddMlaLabelSizes(m, &s);
   if (m.is_moe()) {
     s['e'] = d(m.moe.num_experts);
     s['x'] = expert_slots;
@@ -166,21 +211,11 @@ std::vector<SavedTensor> LayerSavedActivations(const ModelSpec& m, LayerKind kin
   // leaves head-sharded tensors alone.
   add("attn.input", da, {batch, seq, embed}, SavedKind::kLayerInput, bytes);
   add("attn.normed", da, {batch, seq, embed}, SavedKind::kOther, bytes);
-  add("attn.q", da, {batch, {"heads", m.num_heads}, seq, {"head_dim", m.head_dim}},
-      SavedKind::kOther, bytes);
-  add("attn.k", da, {batch, {"kv_heads", m.num_kv_heads}, seq, {"head_dim", m.head_dim}},
-      SavedKind::kOther, bytes);
-  add("attn.v", da, {batch, {"kv_heads", m.num_kv_heads}, seq, {"head_dim", m.head_dim}},
-      SavedKind::kOther, bytes);
-  if (training.flash_attention) {
-    // Blockwise attention keeps only the softmax log-sum-exp per query (fp32).
-    add("attn.lse", da, {batch, {"heads", m.num_heads}, seq}, SavedKind::kOther, 4);
+  if (m.mla.enabled) {
+    AddMlaSavedActivations(m, a, training, &out);
   } else {
-    add("attn.probs", da, {batch, {"heads", m.num_heads}, seq, {"seq", a.seq}},
-        SavedKind::kAttentionCore, bytes);
+    AddAttentionSaved(m, a, training, &out);
   }
-  add("attn.context", da, {batch, {"heads", m.num_heads}, seq, {"head_dim", m.head_dim}},
-      SavedKind::kOther, bytes);
   add("ffn.input", da, {batch, seq, embed}, SavedKind::kOther, bytes);
   add("ffn.normed", da, {batch, seq, embed}, SavedKind::kOther, bytes);
   const bool swiglu = m.ffn_kind == FfnKind::kSwiglu;

@@ -8,7 +8,8 @@
 //
 // Einsum labels: b batch (sequences), s query positions, t key positions, m d_model, k kv heads,
 // r query heads per kv head, d head_dim, f d_ff, v vocab, e experts, x expert slots (tokens x
-// top_k routed, or E x C padded), h expert d_ff, y shared-expert hidden (n_shared x h).
+// top_k routed, or E x C padded), h expert d_ff, y shared-expert hidden (n_shared x h); MLA's
+// labels are in mla.h.
 #pragma once
 
 #include <vector>

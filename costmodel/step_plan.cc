@@ -7,6 +7,7 @@
 
 #include "costmodel/einsum.h"
 #include "costmodel/memory.h"
+#include "costmodel/mla.h"
 
 namespace moesim {
 namespace {
@@ -204,6 +205,93 @@ WeightSync MakeWeightSync(const std::vector<TensorDesc>& tensors, const StepPlan
   return w;
 }
 
+// The attention block of an MLA layer (costmodel/mla.h): its einsums with heads sharded over the
+// tensor-parallel axes (`L` holds the local sizes). The down projections W_DQ, W_DKV and W_KR
+// have no heads dim, so every tensor-parallel rank holds them whole (Megatron-Core's MLA builds
+// them as duplicated linears). What we assume for their work: with the [b, s, m] activations
+// sharded over sp axes (sequence parallelism), each rank runs the down projections on its own
+// 1/sp of the tokens and all-gathers the latents [b, s, q_lora + kv_lora + qk_rope] (backward:
+// reduce-scatters their gradients), as Megatron-Core's MLA does under sequence parallelism;
+// without it every rank runs them on all tokens (repeated work: hardware FLOPs exceed the
+// model's) and the latents' gradients, partial after the column-parallel up projections, are
+// all-reduced in backward instead of the block input's. Without query compression (q_lora_rank
+// 0) the query projection is column-parallel on the block input, which is then gathered (or its
+// gradient all-reduced) as in multi-head attention.
+std::vector<OpDesc> MlaAttentionOps(const StepPlan& p, const ModelSpec& md, const Mesh& mesh,
+                                    bool flash) {
+  const DimSizes& L = p.local;
+  const MlaSpec& a = md.mla;
+  const double ab = static_cast<double>(p.act_bytes);
+  const double b = L.at('b'), s = L.at('s'), heads = L.at('a');
+  const double bsm = b * s * L.at('m') * ab;
+  const double sp = static_cast<double>(AxesSize(mesh, p.sp_axes));
+  const bool tp = AxesSize(mesh, p.tp_axes) > 1;
+  const bool compressed_q = a.q_lora_rank > 0;
+  const bool split = tp && sp > 1 && compressed_q;  // down projections on this rank's tokens
+  DimSizes down = L;
+  if (split) down['s'] = s / sp;
+  std::vector<OpDesc> o;
+  o.push_back(Elementwise("attn.norm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
+  if (!compressed_q) TpInput(p, mesh, "attn", bsm, p.tp_axes, p.sp_axes, &o);
+  std::map<std::string, std::string> spec;
+  for (const Einsum& e : MlaForwardEinsums(md)) spec[e.name] = e.spec;
+  auto matmul = [&](const std::string& name, const DimSizes& sizes) {
+    const bool core = name == "attn.scores" || name == "attn.context";
+    OpDesc d = Matmul(name, spec.at(name), sizes, p.act_bytes, !core);
+    if (core && flash) {
+      // Blockwise attention: scores read q and k, context reads v and writes the output.
+      d.compute.bytes = b * s * heads * 2 * L.at(name == "attn.scores" ? 'j' : 'w') * ab;
+    }
+    d.recompute_selective = core;
+    o.push_back(d);
+  };
+  if (compressed_q) {
+    matmul("attn.q_down", down);
+  } else {
+    matmul("attn.q", L);
+  }
+  matmul("attn.kv_down", down);
+  matmul("attn.k_rope", down);
+  if (compressed_q && tp) {
+    const double bytes =
+        b * s * static_cast<double>(a.q_lora_rank + a.kv_lora_rank + a.qk_rope_head_dim) * ab;
+    if (split) {
+      o.push_back(
+          Collective("attn.latents.allgather", CollectiveKind::kAllGather, p.sp_axes, bytes));
+    } else {
+      OpDesc d =
+          Collective("attn.latents.input_allreduce", CollectiveKind::kAllReduce, p.tp_axes, bytes);
+      d.collective.peer_program = -2;  // marker: backward only (see opgraph_builder.cc)
+      o.push_back(d);
+    }
+  }
+  if (compressed_q) {
+    o.push_back(
+        Elementwise("attn.q_norm", 2 * b * s * L.at('q') * ab, MemoryKernel::kRmsnorm, kNormBwd));
+  }
+  o.push_back(
+      Elementwise("attn.kv_norm", 2 * b * s * L.at('c') * ab, MemoryKernel::kRmsnorm, kNormBwd));
+  if (compressed_q) matmul("attn.q_up", L);
+  matmul("attn.k_up", L);
+  matmul("attn.v_up", L);
+  // RoPE on the queries' rope part and on the shared rope key.
+  o.push_back(Elementwise("attn.rope", 2 * b * s * (heads + 1) * L.at('p') * ab,
+                          MemoryKernel::kAxpy, kRopeBwd));
+  matmul("attn.scores", L);
+  if (!flash) {
+    OpDesc sm = Elementwise("attn.softmax", 2 * b * heads * s * s * ab, MemoryKernel::kSoftmax,
+                            kSoftmaxBwd);
+    sm.backward_kernel = MemoryKernel::kAxpy;
+    sm.recompute_selective = true;
+    o.push_back(sm);
+  }
+  matmul("attn.context", L);
+  matmul("attn.out", L);
+  TpOutput(mesh, "attn", bsm, p.tp_axes, p.sp_axes, &o);
+  o.push_back(Elementwise("attn.residual", 3 * bsm / sp, MemoryKernel::kAxpy, kResidualBwd));
+  return o;
+}
+
 }  // namespace
 
 StepPlan MakeStepPlan(const Scenario& sc) {
@@ -271,6 +359,10 @@ StepPlan MakeStepPlan(const Scenario& sc) {
              {'d', static_cast<double>(md.head_dim)},
              {'f', Ceil(static_cast<double>(md.d_ff) / shards(TC::kDenseWeights, "mlp"))},
              {'v', Ceil(static_cast<double>(md.vocab_size) / shards(TC::kDenseWeights, "vocab"))}};
+  if (md.mla.enabled) {
+    AddMlaLabelSizes(md, &p.local);
+    p.local['a'] = heads;
+  }
   DimSizes& L = p.local;
   p.tokens = b * s;
   const double bsm = b * s * m * ab;  // one [b, s, d_model] activation
@@ -278,36 +370,40 @@ StepPlan MakeStepPlan(const Scenario& sc) {
   // --- Attention block (shared by both layer kinds).
   std::vector<OpDesc> attn;
   const bool flash = sc.training.flash_attention;
-  attn.push_back(Elementwise("attn.norm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
-  TpInput(p, mesh, "attn", bsm, p.tp_axes, p.sp_axes, &attn);
-  for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kDense)) {
-    if (e.name.rfind("attn.", 0) != 0) continue;
-    const bool core = IsAttentionCore(e);
-    OpDesc d = Matmul(e.name, e.spec, L, p.act_bytes, !core);
-    if (core && flash) {
-      // Blockwise attention never writes the [s, t] scores to HBM: reads q, k, v, writes out.
-      d.compute.bytes = b * s * (heads + kv) * L['d'] * ab;
-    }
-    d.recompute_selective = core;
-    if (e.name == "attn.out") {
+  if (md.mla.enabled) {
+    attn = MlaAttentionOps(p, md, mesh, flash);
+  } else {
+    attn.push_back(Elementwise("attn.norm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
+    TpInput(p, mesh, "attn", bsm, p.tp_axes, p.sp_axes, &attn);
+    for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kDense)) {
+      if (e.name.rfind("attn.", 0) != 0) continue;
+      const bool core = IsAttentionCore(e);
+      OpDesc d = Matmul(e.name, e.spec, L, p.act_bytes, !core);
+      if (core && flash) {
+        // Blockwise attention never writes the [s, t] scores to HBM: reads q, k, v, writes out.
+        d.compute.bytes = b * s * (heads + kv) * L['d'] * ab;
+      }
+      d.recompute_selective = core;
+      if (e.name == "attn.out") {
+        attn.push_back(d);
+        continue;
+      }
       attn.push_back(d);
-      continue;
+      if (e.name == "attn.v" && md.position_kind == PositionKind::kRope) {
+        attn.push_back(Elementwise("attn.rope", 2 * b * s * (heads + kv) * L['d'] * ab,
+                                   MemoryKernel::kAxpy, kRopeBwd));
+      }
+      if (e.name == "attn.scores" && !flash) {
+        OpDesc sm = Elementwise("attn.softmax", 2 * b * heads * s * s * ab, MemoryKernel::kSoftmax,
+                                kSoftmaxBwd);
+        sm.backward_kernel = MemoryKernel::kAxpy;
+        sm.recompute_selective = true;
+        attn.push_back(sm);
+      }
     }
-    attn.push_back(d);
-    if (e.name == "attn.v" && md.position_kind == PositionKind::kRope) {
-      attn.push_back(Elementwise("attn.rope", 2 * b * s * (heads + kv) * L['d'] * ab,
-                                 MemoryKernel::kAxpy, kRopeBwd));
-    }
-    if (e.name == "attn.scores" && !flash) {
-      OpDesc sm = Elementwise("attn.softmax", 2 * b * heads * s * s * ab, MemoryKernel::kSoftmax,
-                              kSoftmaxBwd);
-      sm.backward_kernel = MemoryKernel::kAxpy;
-      sm.recompute_selective = true;
-      attn.push_back(sm);
-    }
+    TpOutput(mesh, "attn", bsm, p.tp_axes, p.sp_axes, &attn);
+    attn.push_back(Elementwise("attn.residual", 3 * bsm / sp, MemoryKernel::kAxpy, kResidualBwd));
   }
-  TpOutput(mesh, "attn", bsm, p.tp_axes, p.sp_axes, &attn);
-  attn.push_back(Elementwise("attn.residual", 3 * bsm / sp, MemoryKernel::kAxpy, kResidualBwd));
 
   // --- Dense FFN.
   const bool swiglu = md.ffn_kind == FfnKind::kSwiglu;

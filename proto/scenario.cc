@@ -96,8 +96,8 @@ const char* ShardingStrategyName(ShardingStrategy s) {
 
 const std::vector<std::string>& LogicalDimNames() {
   static const std::vector<std::string> names = {
-      "batch", "seq",     "embed",      "heads",    "kv_heads", "head_dim", "mlp",
-      "vocab", "experts", "expert_mlp", "capacity", "groups",   "outer",    "router_experts"};
+      "batch",   "seq",        "embed",    "heads",  "kv_heads", "head_dim",       "mlp",   "vocab",
+      "experts", "expert_mlp", "capacity", "groups", "outer",    "router_experts", "latent"};
   return names;
 }
 

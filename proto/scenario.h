@@ -43,6 +43,17 @@ struct MoeSpec {
   std::vector<double> expert_load;
 };
 
+// Multi-head Latent Attention (moesim.proto Mla). enabled = false: standard attention.
+struct MlaSpec {
+  bool enabled = false;
+  int64_t q_lora_rank = 0;  // 0 = queries projected from the input directly
+  int64_t kv_lora_rank = 0;
+  int64_t qk_rope_head_dim = 0;
+  int64_t qk_nope_head_dim = 0;
+  int64_t v_head_dim = 0;
+  int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+};
+
 struct ModelSpec {
   std::string name;
   int64_t num_layers = 0;
@@ -59,6 +70,7 @@ struct ModelSpec {
   bool tie_embeddings = false;
   bool linear_bias = false;
   MoeSpec moe;
+  MlaSpec mla;  // with MLA: num_kv_heads = num_heads, head_dim = mla.qk_head_dim()
 
   bool is_moe() const { return moe.num_experts > 0; }
   // True when layer `layer` (0-based) has an MoE FFN.

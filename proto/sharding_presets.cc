@@ -6,6 +6,9 @@ namespace {
 using A = MeshAxis;
 using TC = TensorClass;
 
+// Every preset shards the "latent" dim of weights (MLA's latent ranks, the input or output
+// features of its down and up projections) like "embed": over the FSDP axes, never over the
+// tensor-parallel ones (costmodel/mla.h).
 void Set(ShardingSpec* s, TC c, const std::string& dim, std::vector<MeshAxis> axes) {
   s->rules[{c, dim}] = std::move(axes);
 }
@@ -27,6 +30,7 @@ void Apple3d(ShardingSpec* s) {
     Set(s, TC::kDenseActivations, d, {A::kModel});
   }
   Set(s, TC::kDenseWeights, "embed", {A::kExpert});  // Expert doubles as FSDP for dense layers
+  Set(s, TC::kDenseWeights, "latent", {A::kExpert});
   Set(s, TC::kDenseActivations, "batch", {A::kData, A::kExpert});
   Set(s, TC::kDenseActivations, "embed", {A::kModel});
   Set(s, TC::kMoeWeights, "experts", {A::kExpert});
@@ -46,6 +50,7 @@ void TwoD(ShardingSpec* s) {
     Set(s, TC::kDenseActivations, d, {A::kModel});
   }
   Set(s, TC::kDenseWeights, "embed", {A::kData});
+  Set(s, TC::kDenseWeights, "latent", {A::kData});
   Set(s, TC::kDenseActivations, "batch", {A::kData});
   Set(s, TC::kDenseActivations, "embed", {A::kModel});
   Set(s, TC::kMoeWeights, "experts", {A::kData});
@@ -99,6 +104,7 @@ void ExpandShardingPreset(const ModelSpec& model, ShardingSpec* spec) {
     case ShardingStrategy::kFsdp:
       DataParallel(spec);
       Set(spec, TC::kDenseWeights, "embed", {A::kData, A::kExpert});
+      Set(spec, TC::kDenseWeights, "latent", {A::kData, A::kExpert});
       Set(spec, TC::kMoeWeights, "embed", {A::kData});
       break;
     case ShardingStrategy::kZero1:

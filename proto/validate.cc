@@ -92,6 +92,53 @@ void ResolveRouting(const pb::Moe& e, const std::string& base_dir, Checker& c, M
   for (double v : w) moe->expert_load.push_back(v / total);
 }
 
+// model.mla (moesim.proto Mla): with it, num_kv_heads and head_dim are implied by the MLA sizes.
+void ValidateMla(const pb::Model& m, Checker& c, ModelSpec* out) {
+  const pb::Mla& a = m.mla();
+  const size_t before = c.count();
+  c.NonNegative("model.mla.q_lora_rank", a.q_lora_rank());
+  c.Positive("model.mla.kv_lora_rank", a.kv_lora_rank());
+  c.Positive("model.mla.qk_rope_head_dim", a.qk_rope_head_dim());
+  c.Positive("model.mla.qk_nope_head_dim", a.qk_nope_head_dim());
+  c.Positive("model.mla.v_head_dim", a.v_head_dim());
+  c.AtMost("model.mla.q_lora_rank", a.q_lora_rank(), limits::kMaxWidth);
+  c.AtMost("model.mla.kv_lora_rank", a.kv_lora_rank(), limits::kMaxWidth);
+  c.AtMost("model.mla.qk_rope_head_dim", a.qk_rope_head_dim(), limits::kMaxWidth);
+  c.AtMost("model.mla.qk_nope_head_dim", a.qk_nope_head_dim(), limits::kMaxWidth);
+  c.AtMost("model.mla.v_head_dim", a.v_head_dim(), limits::kMaxWidth);
+  if (c.count() > before) return;
+  if (a.qk_rope_head_dim() % 2 != 0) {
+    c.Fail("model.mla.qk_rope_head_dim", "model.mla.qk_rope_head_dim=" + Num(a.qk_rope_head_dim()) +
+                                             " must be even for RoPE (it rotates pairs)");
+  }
+  const int64_t qk = a.qk_nope_head_dim() + a.qk_rope_head_dim();  // both <= kMaxWidth
+  if (m.num_kv_heads() != 0 && m.num_kv_heads() != m.num_heads()) {
+    c.Fail("model.num_kv_heads", "model.num_kv_heads=" + Num(m.num_kv_heads()) +
+                                     " must be 0 or model.num_heads=" + Num(m.num_heads()) +
+                                     " with model.mla (every head's keys and values come from "
+                                     "the shared latent)");
+  }
+  if (m.head_dim() != 0 && m.head_dim() != qk) {
+    c.Fail("model.head_dim", "model.head_dim=" + Num(m.head_dim()) +
+                                 " must be 0 or model.mla.qk_nope_head_dim + qk_rope_head_dim = " +
+                                 Num(qk) + " with model.mla");
+  }
+  if (out->position_kind != PositionKind::kRope) {
+    c.Fail("model.position_kind",
+           "model.position_kind=LEARNED is not supported with model.mla (its decoupled key is "
+           "rotary)");
+  }
+  MlaSpec& mla = out->mla;
+  mla.enabled = true;
+  mla.q_lora_rank = a.q_lora_rank();
+  mla.kv_lora_rank = a.kv_lora_rank();
+  mla.qk_rope_head_dim = a.qk_rope_head_dim();
+  mla.qk_nope_head_dim = a.qk_nope_head_dim();
+  mla.v_head_dim = a.v_head_dim();
+  out->num_kv_heads = m.num_heads();
+  out->head_dim = qk;
+}
+
 void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, ModelSpec* out) {
   out->name = m.name();
   c.Positive("model.num_layers", m.num_layers());
@@ -151,7 +198,9 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
                                      " does not divide model.num_heads=" + Num(m.num_heads()));
   }
   out->num_kv_heads = m.num_kv_heads() > 0 ? m.num_kv_heads() : m.num_heads();
-  if (m.head_dim() > 0) {
+  if (m.has_mla()) {
+    ValidateMla(m, c, out);
+  } else if (m.head_dim() > 0) {
     out->head_dim = m.head_dim();
   } else if (m.num_heads() > 0 && m.d_model() > 0) {
     if (m.d_model() % m.num_heads() != 0) {
@@ -162,7 +211,7 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
       out->head_dim = m.d_model() / m.num_heads();
     }
   }
-  if (out->position_kind == PositionKind::kRope && out->head_dim % 2 != 0) {
+  if (!m.has_mla() && out->position_kind == PositionKind::kRope && out->head_dim % 2 != 0) {
     // RoPE rotates pairs of dimensions; moesim-real refuses the model too.
     const bool given = m.head_dim() > 0;
     c.Fail(given ? "model.head_dim" : "model.num_heads",
@@ -327,6 +376,18 @@ void CheckTensorSizes(const ModelSpec& m, Checker& c) {
   check("model.d_model", {m.d_model, m.num_heads, m.head_dim},
         "the attention projection (model.d_model x model.num_heads x model.head_dim)");
   check("model.d_ff", {m.d_model, m.d_ff}, "the FFN weight (model.d_model x model.d_ff)");
+  if (m.mla.enabled) {
+    const MlaSpec& a = m.mla;
+    check("model.mla.q_lora_rank", {a.q_lora_rank, m.num_heads, a.qk_head_dim()},
+          "the MLA query up-projection (model.mla.q_lora_rank x model.num_heads x "
+          "(qk_nope_head_dim + qk_rope_head_dim))");
+    check("model.mla.kv_lora_rank",
+          {a.kv_lora_rank, m.num_heads, a.qk_nope_head_dim + a.v_head_dim},
+          "the MLA key/value up-projection (model.mla.kv_lora_rank x model.num_heads x "
+          "(qk_nope_head_dim + v_head_dim))");
+    check("model.mla.v_head_dim", {m.num_heads, a.v_head_dim, m.d_model},
+          "the MLA output projection (model.num_heads x model.mla.v_head_dim x model.d_model)");
+  }
   check("model.vocab_size", {m.d_model, m.vocab_size},
         "the embedding (model.d_model x model.vocab_size)");
   if (m.is_moe()) {
