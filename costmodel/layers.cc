@@ -172,6 +172,22 @@ std::vector<Einsum> LayerForwardEinsums(const ModelSpec& m, LayerKind kind) {
 
 std::vector<Einsum> HeadForwardEinsums() { return {{"head.logits", "bsm,mv->bsv"}}; }
 
+// DeepSeek-V3 sec 2.2: h' = M [RMSNorm(h); RMSNorm(Emb(t))], M of [d_model, 2 x d_model]; the
+// Hugging Face checkpoint's enorm, hnorm, eh_proj and shared_head.norm (Megatron-Core's
+// MultiTokenPredictionLayer: enorm, hnorm, eh_proj, final_layernorm).
+std::vector<TensorDesc> MtpWeights(const ModelSpec& m, int64_t bytes) {
+  std::vector<TensorDesc> w;
+  const TC dw = TC::kDenseWeights;
+  AddNorm(m, "mtp.hnorm", dw, bytes, &w);
+  AddNorm(m, "mtp.enorm", dw, bytes, &w);
+  // Both dims are embed-like: FSDP shards the first, tensor parallelism neither.
+  w.push_back(T("mtp.proj", dw, {{"embed", 2 * m.d_model}, {"embed", m.d_model}}, bytes));
+  AddNorm(m, "mtp.final_norm", dw, bytes, &w);
+  return w;
+}
+
+std::vector<Einsum> MtpForwardEinsums() { return {{"mtp.proj", "bsi,im->bsm"}}; }
+
 bool IsAttentionCore(const Einsum& e) {
   return e.name == "attn.scores" || e.name == "attn.context";
 }
@@ -188,6 +204,7 @@ DimSizes LabelSizes(const ModelSpec& m, double batch, double seq, double expert_
                 {'f', d(m.d_ff)},
                 {'v', d(m.vocab_size)}};
   if (m.mla.enabled) AddMlaLabelSizes(m, &s);
+  if (m.mtp_depth > 0) s['i'] = 2 * d(m.d_model);
   if (m.is_moe()) {
     s['e'] = d(m.moe.num_experts);
     s['x'] = expert_slots;
@@ -250,6 +267,25 @@ std::vector<SavedTensor> LayerSavedActivations(const ModelSpec& m, LayerKind kin
     if (swiglu) add("moe.shared_h3", da, {batch, y, seq}, SavedKind::kOther, bytes);
     add("moe.shared_act", da, {batch, y, seq}, SavedKind::kOther, bytes);
   }
+  return out;
+}
+
+std::vector<SavedTensor> MtpSavedActivations(const ModelSpec& m, const ActivationShape& a,
+                                             const TrainingSpec& training) {
+  const int64_t bytes = ActivationBytes(training);
+  const TC da = TC::kDenseActivations;
+  const TensorDim batch{"batch", a.batch}, seq{"seq", a.seq}, embed{"embed", m.d_model};
+  std::vector<SavedTensor> out = {
+      {T("mtp.hidden", da, {batch, seq, embed}, bytes), SavedKind::kOther},
+      {T("mtp.embedded", da, {batch, seq, embed}, bytes), SavedKind::kOther},
+      {T("mtp.proj_input", da, {batch, seq, {"embed", 2 * m.d_model}}, bytes), SavedKind::kOther},
+  };
+  for (auto& st : LayerSavedActivations(m, m.MtpLayerIsMoe() ? LayerKind::kMoe : LayerKind::kDense,
+                                        a, training)) {
+    st.tensor.name = "mtp." + st.tensor.name;
+    out.push_back(std::move(st));
+  }
+  out.push_back({T("mtp.final_input", da, {batch, seq, embed}, bytes), SavedKind::kOther});
   return out;
 }
 

@@ -8,8 +8,8 @@
 //
 // Einsum labels: b batch (sequences), s query positions, t key positions, m d_model, k kv heads,
 // r query heads per kv head, d head_dim, f d_ff, v vocab, e experts, x expert slots (tokens x
-// top_k routed, or E x C padded), h expert d_ff, y shared-expert hidden (n_shared x h); MLA's
-// labels are in mla.h.
+// top_k routed, or E x C padded), h expert d_ff, y shared-expert hidden (n_shared x h), i an MTP
+// module's concatenated input (2 x d_model); MLA's labels are in mla.h.
 #pragma once
 
 #include <vector>
@@ -27,9 +27,16 @@ std::vector<TensorDesc> LayerWeights(const ModelSpec& m, LayerKind kind, int64_t
 // Token/position embeddings, final norm and the output projection (absent when tied).
 std::vector<TensorDesc> EmbeddingWeights(const ModelSpec& m, int64_t bytes_per_element);
 
-// Forward matmuls of one layer / of the output head.
+// A multi-token prediction module's own weights besides its transformer layer (ModelSpec::
+// MtpLayerIsMoe() says that layer's kind): the norms of the hidden state and of the embedding,
+// the projection [2 x d_model -> d_model], the final norm. Embedding and head are shared.
+std::vector<TensorDesc> MtpWeights(const ModelSpec& m, int64_t bytes_per_element);
+
+// Forward matmuls of one layer / of the output head / of an MTP module's projection (its layer
+// and head are LayerForwardEinsums and HeadForwardEinsums).
 std::vector<Einsum> LayerForwardEinsums(const ModelSpec& m, LayerKind kind);
 std::vector<Einsum> HeadForwardEinsums();
+std::vector<Einsum> MtpForwardEinsums();
 // Label sizes for `batch` sequences of `seq` tokens; `expert_slots` sizes label x.
 DimSizes LabelSizes(const ModelSpec& m, double batch, double seq, double expert_slots);
 // The einsums that recomputation of attention scores/softmax (SELECTIVE) repeats.
@@ -61,6 +68,12 @@ struct SavedTensor {
 std::vector<SavedTensor> LayerSavedActivations(const ModelSpec& m, LayerKind kind,
                                                const ActivationShape& shape,
                                                const TrainingSpec& training);
+// One multi-token prediction module's saved activations: the inputs of its two norms, the
+// projection's input [2 x d_model], its transformer layer's set (LayerSavedActivations of the
+// kind ModelSpec::MtpLayerIsMoe() gives) and its final norm's input. Its logits are
+// LogitsActivation's size.
+std::vector<SavedTensor> MtpSavedActivations(const ModelSpec& m, const ActivationShape& shape,
+                                             const TrainingSpec& training);
 // The output head's fp32 logits, kept for the cross-entropy backward.
 TensorDesc LogitsActivation(const ModelSpec& m, const ActivationShape& shape);
 

@@ -142,6 +142,17 @@ MemoryReport ComputeMemory(const Scenario& sc) {
   const auto moe_act =
       m.is_moe() ? LayerSavedActivations(m, LayerKind::kMoe, shape, t) : std::vector<SavedTensor>{};
   const TensorDesc logits = LogitsActivation(m, shape);
+  // Multi-token prediction modules: one module's weights and saved activations, on the last
+  // stage with the head; never recomputed, and live for one micro-batch at a time like the
+  // logits (each module adds its own).
+  std::vector<TensorDesc> mtp_w;
+  std::vector<SavedTensor> mtp_act;
+  if (m.mtp_depth > 0) {
+    mtp_w = MtpWeights(m, 1);
+    for (const auto& x : m.MtpLayerIsMoe() ? moe_w : dense_w) mtp_w.push_back(x);
+    mtp_act = MtpSavedActivations(m, shape, t);
+  }
+  const double mtp = static_cast<double>(m.mtp_depth);
 
   const int64_t stages = s.mesh[MeshAxis::kPipeline];
   const PipelineLayout layout = ScenarioPipelineLayout(sc);
@@ -164,11 +175,13 @@ MemoryReport ComputeMemory(const Scenario& sc) {
     const bool first = stage == 0, last = stage == stages - 1;
     for (const auto& e : emb_w) {
       const bool is_embed = e.name.rfind("embed.", 0) == 0;
-      // The token embedding lives on the first stage, and on the last too when tied.
-      const bool here =
-          is_embed ? (first || (last && m.tie_embeddings && e.name == "embed.tokens")) : last;
+      // The token embedding lives on the first stage, and on the last too when tied or when the
+      // MTP modules there look tokens up (a copy, as Megatron-Core keeps).
+      const bool copy = m.tie_embeddings || m.mtp_depth > 0;
+      const bool here = is_embed ? (first || (last && copy && e.name == "embed.tokens")) : last;
       if (here) AddWeights({e}, 1, s, &w);
     }
+    if (last) AddWeights(mtp_w, mtp, s, &w);
     MemoryReport r;
     r.capacity_bytes = sc.hardware.hbm_bytes;
     r.stage = stage;
@@ -181,6 +194,7 @@ MemoryReport ComputeMemory(const Scenario& sc) {
     const double moe_kept = SavedBytes(moe_act, t.recompute, s, false);
     double acts = r.micro_batches_in_flight * (static_cast<double>(n_dense) * dense_kept +
                                                static_cast<double>(n_moe) * moe_kept);
+    if (last) acts += mtp * SavedBytes(mtp_act, t.recompute, s, true);
     double full = 0;
     if (t.recompute == Recompute::kFull) {
       // One layer's full set is live while it is recomputed and back-propagated.
@@ -188,13 +202,13 @@ MemoryReport ComputeMemory(const Scenario& sc) {
       if (n_moe > 0) full = std::max(full, SavedBytes(moe_act, t.recompute, s, true));
     }
     r.activations_bytes = acts + full;
-    r.logits_bytes = last ? LocalElements(logits, s) * 4 : 0;
+    r.logits_bytes = last ? (1 + mtp) * LocalElements(logits, s) * 4 : 0;
     // The logits live from the head's forward to its backward, which ends before the last layer
     // is recomputed: with FULL recomputation they and the recomputed layer's set are never live
     // together. Without it, every layer's saved set is live at the loss, next to the logits.
-    r.peak_bytes = r.weights_bytes + r.grads_bytes + r.optimizer_bytes + acts +
-                   (t.recompute == Recompute::kFull ? std::max(full, r.logits_bytes)
-                                                    : r.logits_bytes);
+    r.peak_bytes =
+        r.weights_bytes + r.grads_bytes + r.optimizer_bytes + acts +
+        (t.recompute == Recompute::kFull ? std::max(full, r.logits_bytes) : r.logits_bytes);
     stage_peaks.push_back(r.peak_bytes);
     if (stage == 0 || r.peak_bytes > best.peak_bytes) best = r;
   }
@@ -215,6 +229,7 @@ MemoryReport ComputeMemory(const Scenario& sc) {
   for (const auto& d : dense_w) best.tensors.push_back(Report("dense layer", wbytes(d), s));
   for (const auto& d : moe_w) best.tensors.push_back(Report("moe layer", wbytes(d), s));
   for (const auto& d : emb_w) best.tensors.push_back(Report("embeddings", wbytes(d), s));
+  for (const auto& d : mtp_w) best.tensors.push_back(Report("mtp module", wbytes(d), s));
   for (const auto& a : dense_act) {
     best.tensors.push_back(Report("dense layer activations", a.tensor, s));
   }

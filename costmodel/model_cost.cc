@@ -45,6 +45,11 @@ ModelCost ComputeModelCost(const ModelSpec& m, const TrainingSpec& training) {
     const double idle_experts = static_cast<double>(m.moe.num_experts - m.moe.top_k);
     p.activated += static_cast<double>(n_moe) * (p.per_moe_layer - idle_experts * p.per_expert);
   }
+  const bool mtp_moe = m.MtpLayerIsMoe();
+  if (m.mtp_depth > 0) {
+    const double layer = mtp_moe ? p.per_moe_layer : p.per_dense_layer;
+    p.mtp = static_cast<double>(m.mtp_depth) * (Sum(MtpWeights(m, 1)) + layer);
+  }
 
   // Forward FLOPs of one sequence, divided by its tokens.
   const double seq = static_cast<double>(m.seq_len);
@@ -52,20 +57,31 @@ ModelCost ComputeModelCost(const ModelSpec& m, const TrainingSpec& training) {
   const DimSizes sizes = LabelSizes(m, 1, seq, slots);
   FlopsPerToken& f = c.flops_per_token;
   double layers_fwd = 0, core_fwd = 0;
-  auto count = [&](LayerKind kind, int64_t layers, bool is_head) {
-    const auto ops = is_head ? HeadForwardEinsums() : LayerForwardEinsums(m, kind);
+  // `recomputed`: the work recomputation repeats (layers; not the head, nor the MTP modules that
+  // run with it). `prefix` names the MTP modules' ops apart ("mtp.attn.q").
+  auto add = [&](const std::vector<Einsum>& ops, int64_t layers, bool recomputed,
+                 const std::string& prefix) {
     for (const Einsum& e : ops) {
       // The catalogue's specs are fixed strings checked by tests; a failure here is a bug.
       const double flops = EinsumFlops(e.spec, sizes).value() / seq * static_cast<double>(layers);
-      f.forward_by_op[e.name] += flops;
+      f.forward_by_op[prefix + e.name] += flops;
       f.forward += flops;
-      if (!is_head) layers_fwd += flops;
-      if (IsAttentionCore(e)) core_fwd += flops;
+      if (recomputed) layers_fwd += flops;
+      if (recomputed && IsAttentionCore(e)) core_fwd += flops;
     }
+  };
+  auto count = [&](LayerKind kind, int64_t layers, bool is_head) {
+    add(is_head ? HeadForwardEinsums() : LayerForwardEinsums(m, kind), layers, !is_head, "");
   };
   count(LayerKind::kDense, n_dense, false);
   if (n_moe > 0) count(LayerKind::kMoe, n_moe, false);
   count(LayerKind::kDense, 1, true);
+  if (m.mtp_depth > 0) {
+    add(MtpForwardEinsums(), m.mtp_depth, false, "");
+    add(LayerForwardEinsums(m, mtp_moe ? LayerKind::kMoe : LayerKind::kDense), m.mtp_depth, false,
+        "mtp.");
+    add(HeadForwardEinsums(), m.mtp_depth, false, "mtp.");
+  }
   f.model = 3 * f.forward;
   f.hardware = f.model;
   if (training.recompute == Recompute::kFull) f.hardware += layers_fwd;

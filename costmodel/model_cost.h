@@ -8,6 +8,12 @@
 //              output head), SELECTIVE adds the attention scores and context einsums.
 // MoE layers count top_k experts per token; capacity padding and dispatch einsums are costs of
 // an implementation and are counted by the step simulation, not here.
+// Multi-token prediction (model.mtp_depth D): FLOPs per token include every module's projection,
+// transformer layer and output head pass (forward, and so model = 3 x forward), as Megatron-LM
+// counts the MTP layers' work in its per-step FLOPs; they run with the head, so recomputation
+// repeats none of it. Their parameters are counted apart (ParamCount::mtp), as DeepSeek reports
+// V3: 671B main model plus the MTP module.
+// Every module runs on the full sequence (module k has in fact T - k targets).
 #pragma once
 
 #include <map>
@@ -24,6 +30,9 @@ struct ParamCount {
   double per_dense_layer = 0;
   double per_moe_layer = 0;  // with all experts
   double per_expert = 0;     // one expert's FFN
+  // Multi-token prediction modules' own weights (their norms, projections and transformer
+  // layers; the embedding and head they share are not counted again), not part of total.
+  double mtp = 0;
 };
 
 struct FlopsPerToken {

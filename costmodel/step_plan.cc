@@ -338,6 +338,11 @@ StepPlan MakeStepPlan(const Scenario& sc) {
   for (auto& t : EmbeddingWeights(md, p.weight_bytes)) {
     (t.name.rfind("embed.", 0) == 0 ? embed_w : head_w).push_back(t);
   }
+  // The multi-token prediction modules run with the head (below): their weights sync with it.
+  for (int64_t k = 0; k < md.mtp_depth; ++k) {
+    for (auto& t : MtpWeights(md, p.weight_bytes)) head_w.push_back(t);
+    for (const auto& t : md.MtpLayerIsMoe() ? moe_w : dense_w) head_w.push_back(t);
+  }
   p.embed_sync = MakeWeightSync(embed_w, p, sh);
   p.head_sync = MakeWeightSync(head_w, p, sh);
 
@@ -363,6 +368,7 @@ StepPlan MakeStepPlan(const Scenario& sc) {
     AddMlaLabelSizes(md, &p.local);
     p.local['a'] = heads;
   }
+  if (md.mtp_depth > 0) p.local['i'] = 2 * m;
   DimSizes& L = p.local;
   p.tokens = b * s;
   const double bsm = b * s * m * ab;  // one [b, s, d_model] activation
@@ -551,6 +557,33 @@ StepPlan MakeStepPlan(const Scenario& sc) {
     // Vocab-parallel cross-entropy: max, sum of exponentials and target logit per token.
     p.head_ops.push_back(
         Collective("head.loss_allreduce", CollectiveKind::kAllReduce, vocab_axes, 3 * b * s * 4));
+  }
+
+  // --- Multi-token prediction modules (model.mtp_depth), after the main head's loss on the last
+  // pipeline stage, where Megatron-Core's default layout puts them (it keeps a copy of the
+  // embedding there; its gradient sync with the first stage is not modelled). Each module: the
+  // shifted tokens' embedding lookup, the norms of the hidden state and of the embedding, the
+  // projection [2 x d_model -> d_model] on this device's tokens (weights not tensor-parallel:
+  // under sequence parallelism each rank projects its own tokens, without it every rank
+  // repeats the work), one transformer layer and the head again. Not recomputed, like the head.
+  if (md.mtp_depth > 0) {
+    std::vector<OpDesc> module = p.embed_ops;
+    module.push_back(Elementwise("hnorm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
+    module.push_back(Elementwise("enorm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
+    DimSizes own = L;
+    own['s'] = s / sp;
+    for (const Einsum& e : MtpForwardEinsums()) {
+      module.push_back(Matmul(e.name, e.spec, own, p.act_bytes, true));
+    }
+    const auto& layer = md.MtpLayerIsMoe() ? p.moe_ops : p.dense_ops;
+    module.insert(module.end(), layer.begin(), layer.end());
+    module.insert(module.end(), p.head_ops.begin(), p.head_ops.end());
+    for (OpDesc& d : module) {
+      if (d.name.rfind("mtp.", 0) != 0) d.name = "mtp." + d.name;
+    }
+    for (int64_t k = 0; k < md.mtp_depth; ++k) {
+      p.head_ops.insert(p.head_ops.end(), module.begin(), module.end());
+    }
   }
   return p;
 }

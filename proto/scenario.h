@@ -71,11 +71,14 @@ struct ModelSpec {
   bool linear_bias = false;
   MoeSpec moe;
   MlaSpec mla;  // with MLA: num_kv_heads = num_heads, head_dim = mla.qk_head_dim()
+  int64_t mtp_depth = 0;  // multi-token prediction modules (moesim.proto Model.mtp_depth)
 
   bool is_moe() const { return moe.num_experts > 0; }
   // True when layer `layer` (0-based) has an MoE FFN.
   bool IsMoeLayer(int64_t layer) const;
   int64_t NumMoeLayers() const;
+  // Multi-token prediction modules' transformer layers are of the last layer's kind.
+  bool MtpLayerIsMoe() const { return IsMoeLayer(num_layers - 1); }
 };
 
 // The streaming kernel an elementwise op is made of, as `moesim-real bench` names it: on CPUs

@@ -159,6 +159,8 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
   c.AtMost("model.d_ff", m.d_ff(), limits::kMaxWidth);
   c.AtMost("model.vocab_size", m.vocab_size(), limits::kMaxVocab);
   c.AtMost("model.seq_len", m.seq_len(), limits::kMaxSeqLen);
+  c.NonNegative("model.mtp_depth", m.mtp_depth());
+  c.AtMost("model.mtp_depth", m.mtp_depth(), limits::kMaxLayers);
   const pb::Moe& limits_moe = m.moe();
   c.AtMost("model.moe.num_experts", limits_moe.num_experts(), limits::kMaxExperts);
   c.AtMost("model.moe.top_k", limits_moe.top_k(), limits::kMaxExperts);
@@ -192,6 +194,7 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
                                                                       : PositionKind::kRope);
   out->linear_bias = m.has_linear_bias() ? m.linear_bias() : gpt;
   out->tie_embeddings = m.tie_embeddings();
+  out->mtp_depth = m.mtp_depth();
 
   if (m.num_heads() > 0 && m.num_kv_heads() > 0 && m.num_heads() % m.num_kv_heads() != 0) {
     c.Fail("model.num_kv_heads", "model.num_kv_heads=" + Num(m.num_kv_heads()) +
