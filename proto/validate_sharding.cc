@@ -207,10 +207,14 @@ void ValidatePipelineLayout(const pb::Training& t, Checker& c, Scenario* s) {
       c.Fail(p, shown + " has " + Num(parsed->num_layers) +
                     " transformer layers ('t'), model.num_layers=" + Num(m.num_layers));
     }
-    if (parsed->mtp_layers > 0) {
+    if (parsed->mtp_layers != m.mtp_depth) {
+      c.Fail(p, shown + " has " + Num(parsed->mtp_layers) +
+                    " MTP layers ('m'), model.mtp_depth=" + Num(m.mtp_depth));
+    } else if (parsed->mtp_layers > parsed->segments.back().mtp_layers) {
+      // The step program runs the MTP modules after the head's loss (step_plan.cc).
       c.Fail(p, shown + " column " + Num(parsed->first_mtp_column) +
-                    ": 'm' is an MTP layer, and the model has none (MTP layers need "
-                    "model.mtp_depth)");
+                    ": MTP layers run with the loss here: every 'm' belongs in the last virtual "
+                    "stage, before 'L'");
     }
     if (c.count() == before) s->training.pipeline_layout = LayoutFromSegments(*parsed, ranks);
     return;

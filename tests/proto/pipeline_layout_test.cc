@@ -275,9 +275,14 @@ TEST(PipelineLayoutScenario, ErrorsNameFileLineAndField) {
   EXPECT_EQ(LoadError("pipeline_layout: \"Et|tt|tt|tL\"\n"),
             "t.textproto:6: training.pipeline_layout=\"Et|tt|tt|tL\" has 6 transformer layers "
             "('t'), model.num_layers=8");
+  // MTP layers: as many as model.mtp_depth, in the last virtual stage (with the loss).
   EXPECT_EQ(LoadError("pipeline_layout: \"Et|ttt|ttt|tmL\"\n"),
-            "t.textproto:6: training.pipeline_layout=\"Et|ttt|ttt|tmL\" column 13: 'm' is an MTP "
-            "layer, and the model has none (MTP layers need model.mtp_depth)");
+            "t.textproto:6: training.pipeline_layout=\"Et|ttt|ttt|tmL\" has 1 MTP layers ('m'), "
+            "model.mtp_depth=0");
+  EXPECT_EQ(LoadError("pipeline_layout: \"Et|ttt|ttt|tmL\"\n", {"model.mtp_depth=1"}), "");
+  EXPECT_EQ(LoadError("pipeline_layout: \"Et|ttt|ttttm|L\"\n", {"model.mtp_depth=1"}),
+            "t.textproto:6: training.pipeline_layout=\"Et|ttt|ttttm|L\" column 12: MTP layers "
+            "run with the loss here: every 'm' belongs in the last virtual stage, before 'L'");
   // 8 virtual stages on 4 ranks need virtual_stages 2 and the interleaved schedule.
   EXPECT_EQ(LoadError("pipeline_layout: \"Et|(t|)*6tL\" virtual_stages: 2\n"),
             "t.textproto:6: training.pipeline_layout=\"Et|(t|)*6tL\" gives each pipeline rank 2 "
