@@ -309,7 +309,7 @@ TEST(Validation, RuleWithUnknownDimension) {
   EXPECT_EQ(Error(text),
             "t.textproto:21: sharding.rules[0].dim=\"hidden\" is not a logical dimension (batch, "
             "seq, embed, heads, kv_heads, head_dim, mlp, vocab, experts, expert_mlp, capacity, "
-            "groups, outer, router_experts)");
+            "groups, outer, router_experts, latent)");
 }
 
 TEST(Validation, RuleNamingAnAxisTwice) {
