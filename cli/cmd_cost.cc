@@ -18,6 +18,7 @@ nlohmann::json CostJson(const Scenario& sc, const ModelCost& cost, const MemoryR
                  {"activated", cost.params.activated},
                  {"embedding", cost.params.embedding},
                  {"per_expert", cost.params.per_expert}};
+  if (cost.params.mtp > 0) j["params"]["mtp"] = cost.params.mtp;  // model.mtp_depth's modules
   j["flops_per_token"] = {{"model", cost.flops_per_token.model},
                           {"hardware", cost.flops_per_token.hardware},
                           {"forward", cost.flops_per_token.forward},
@@ -110,6 +111,10 @@ void PrintTable(const Scenario& sc, const ModelCost& cost, const MemoryReport& m
   std::cout << "\n";
   std::cout << "parameters         total " << Count(cost.params.total) << ", activated "
             << Count(cost.params.activated) << " per token\n";
+  if (cost.params.mtp > 0) {
+    std::cout << "                   MTP modules " << Count(cost.params.mtp)
+              << " more (embedding and head shared)\n";
+  }
   std::cout << "FLOPs per token    model (fwd+bwd) " << Count(cost.flops_per_token.model)
             << ", hardware (+recompute) " << Count(cost.flops_per_token.hardware) << "\n";
   std::cout << "FLOPs per step     model "
