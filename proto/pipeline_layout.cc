@@ -360,9 +360,14 @@ int64_t PipelineChunksPerRank(const Scenario& sc) {
 }
 
 PipelineLayout ScenarioPipelineLayout(const Scenario& sc) {
-  if (!sc.training.pipeline_layout.stages.empty()) return sc.training.pipeline_layout;
-  return EvenPipelineLayout(sc.model.num_layers, sc.sharding.mesh[MeshAxis::kPipeline],
-                            PipelineChunksPerRank(sc));
+  PipelineLayout out =
+      !sc.training.pipeline_layout.stages.empty()
+          ? sc.training.pipeline_layout
+          : EvenPipelineLayout(sc.model.num_layers, sc.sharding.mesh[MeshAxis::kPipeline],
+                               PipelineChunksPerRank(sc));
+  // The MTP modules run after the loss, on the last virtual stage (validated for a layout).
+  if (!out.stages.empty()) out.stages.back().mtp_layers = sc.model.mtp_depth;
+  return out;
 }
 
 }  // namespace moesim

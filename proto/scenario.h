@@ -208,7 +208,8 @@ struct Scenario {
 // INTERLEAVED schedule on more than one rank, else 1.
 int64_t PipelineChunksPerRank(const Scenario& scenario);
 // The layers of every (pipeline rank, chunk): training.pipeline_layout when it has stages, else
-// the even split of model.num_layers over ranks x PipelineChunksPerRank().
+// the even split of model.num_layers over ranks x PipelineChunksPerRank(); the model's MTP
+// modules on the last virtual stage.
 PipelineLayout ScenarioPipelineLayout(const Scenario& scenario);
 
 }  // namespace moesim

@@ -279,7 +279,13 @@ TEST(PipelineLayoutScenario, ErrorsNameFileLineAndField) {
   EXPECT_EQ(LoadError("pipeline_layout: \"Et|ttt|ttt|tmL\"\n"),
             "t.textproto:6: training.pipeline_layout=\"Et|ttt|ttt|tmL\" has 1 MTP layers ('m'), "
             "model.mtp_depth=0");
-  EXPECT_EQ(LoadError("pipeline_layout: \"Et|ttt|ttt|tmL\"\n", {"model.mtp_depth=1"}), "");
+  auto mtp = Load("pipeline_layout: \"Et|ttt|ttt|tmL\"\n", {"model.mtp_depth=1"});
+  ASSERT_TRUE(mtp.ok()) << mtp.status().message();
+  EXPECT_EQ(DescribeRank(ScenarioPipelineLayout(*mtp), 3), "1,m1,L");
+  // With first/last counts (or the even split) the MTP modules go with the head too.
+  auto fl = Load("first_stage_layers: 1 last_stage_layers: 1\n", {"model.mtp_depth=1"});
+  ASSERT_TRUE(fl.ok()) << fl.status().message();
+  EXPECT_EQ(DescribeRank(ScenarioPipelineLayout(*fl), 3), "1,m1,L");
   EXPECT_EQ(LoadError("pipeline_layout: \"Et|ttt|ttttm|L\"\n", {"model.mtp_depth=1"}),
             "t.textproto:6: training.pipeline_layout=\"Et|ttt|ttttm|L\" column 12: MTP layers "
             "run with the loss here: every 'm' belongs in the last virtual stage, before 'L'");
