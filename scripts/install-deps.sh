@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(
-  cmake g++ make pkg-config clang-format
+  cmake g++ make lld pkg-config clang-format
   libboost-graph-dev libeigen3-dev
   libprotobuf-dev protobuf-compiler
   libcli11-dev nlohmann-json3-dev
