@@ -85,6 +85,12 @@ inline constexpr int64_t kMaxStepOps = int64_t{1} << 22;
 // Simulated time of one step: SimTime counts int64 picoseconds, which end at 106 days.
 inline constexpr double kMaxSimulatedS = 1e6;
 
+// --- Sharding -----------------------------------------------------------------------------------
+// Named axes of sharding.mesh. Megatron-Core uses five (tp, cp, ep, dp, pp), MaxText up to
+// eight ICI plus DCN axes (data, fsdp, fsdp_transpose, sequence, tensor, expert, autoregressive,
+// stage).
+inline constexpr int kMaxMeshAxes = 8;
+
 // --- Commands ---------------------------------------------------------------------------------
 // sweep / plan --jobs: worker threads (more than the points are never started).
 inline constexpr int64_t kMaxJobs = 1024;

@@ -58,6 +58,14 @@ const char* MeshAxisName(MeshAxis axis) {
   return "?";
 }
 
+std::string Mesh::Key() const {
+  std::string out;
+  for (MeshAxis a : placement_order) {
+    out += (out.empty() ? "" : ",") + Name(a) + "=" + std::to_string((*this)[a]);
+  }
+  return out;
+}
+
 const char* TensorClassName(TensorClass c) {
   switch (c) {
     case TensorClass::kDenseWeights:

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/limits.h"
 #include "proto/pipeline_layout.h"
 
 namespace moesim {
@@ -123,15 +124,44 @@ struct ClusterSpec {
   int64_t num_devices = 0;
 };
 
-enum class MeshAxis { kData = 0, kExpert = 1, kModel = 2, kPipeline = 3 };
-inline constexpr int kNumMeshAxes = 4;
-const char* MeshAxisName(MeshAxis axis);  // "data", "expert", "model", "pipeline"
+// A mesh axis: an index into Mesh's ordered list of named axes (0 .. Mesh::num_axes - 1). The
+// legacy form `mesh { data expert model pipeline }` gives four axes at the indices named here,
+// so kData .. kPipeline are meaningful only in a mesh of that form; code that must work on any
+// mesh asks the mesh (Mesh::name, Mesh::pipeline_axis).
+enum class MeshAxis : int { kData = 0, kExpert = 1, kModel = 2, kPipeline = 3 };
+inline constexpr int kNumLegacyMeshAxes = 4;
+// The legacy form's axis names: "data", "expert", "model", "pipeline"; "?" for other indices.
+const char* MeshAxisName(MeshAxis axis);
 
+// The device mesh: up to limits::kMaxMeshAxes named axes whose sizes multiply to the device
+// count. Invariants (LoadScenario): 1 <= num_axes <= kMaxMeshAxes, names unique and non-empty,
+// sizes >= 1 (entries past num_axes are 1), placement_order a permutation of 0 .. num_axes - 1,
+// pipeline_axis a valid index (a mesh always has one; size 1 = no pipelining).
 struct Mesh {
-  std::array<int64_t, kNumMeshAxes> size = {1, 1, 1, 1};
-  int64_t operator[](MeshAxis a) const { return size[static_cast<int>(a)]; }
-  int64_t& operator[](MeshAxis a) { return size[static_cast<int>(a)]; }
-  int64_t NumDevices() const { return size[0] * size[1] * size[2] * size[3]; }
+  int num_axes = kNumLegacyMeshAxes;
+  std::array<std::string, limits::kMaxMeshAxes> name = {"data", "expert", "model", "pipeline"};
+  std::array<int64_t, limits::kMaxMeshAxes> size = {1, 1, 1, 1, 1, 1, 1, 1};
+  // Per axis: true = the axis lies across the fast domain (DCN between TPU slices, scale-out
+  // network between GPU nodes) and is placed on the slowest physical dimensions; false = no
+  // constraint (PlaceMesh's innermost-fastest rule decides).
+  std::array<bool, limits::kMaxMeshAxes> dcn = {};
+  // Placement order, outermost (slowest links) first, innermost (fastest) last: PlaceMesh's
+  // order. The legacy form: pipeline, data, expert, model.
+  std::vector<MeshAxis> placement_order = {MeshAxis::kPipeline, MeshAxis::kData,
+                                           MeshAxis::kExpert, MeshAxis::kModel};
+  MeshAxis pipeline_axis = MeshAxis::kPipeline;
+
+  int64_t operator[](MeshAxis a) const { return size[static_cast<size_t>(a)]; }
+  int64_t& operator[](MeshAxis a) { return size[static_cast<size_t>(a)]; }
+  const std::string& Name(MeshAxis a) const { return name[static_cast<size_t>(a)]; }
+  int64_t PipelineSize() const { return (*this)[pipeline_axis]; }
+  int64_t NumDevices() const {
+    int64_t n = 1;
+    for (int i = 0; i < num_axes; ++i) n *= size[static_cast<size_t>(i)];
+    return n;
+  }
+  // "name=size,..." in placement order: a key for caches, and what `moesim` prints.
+  std::string Key() const;
 };
 
 enum class TensorClass { kDenseWeights, kDenseActivations, kMoeWeights, kMoeActivations };

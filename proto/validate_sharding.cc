@@ -82,7 +82,7 @@ void ValidateMesh(const pb::Sharding& in, int64_t num_devices, Checker& c, Mesh*
   const std::pair<const char*, int64_t> axes[] = {
       {"data", m.data()}, {"expert", m.expert()}, {"model", m.model()}, {"pipeline", m.pipeline()}};
   bool any = false;
-  for (int i = 0; i < kNumMeshAxes; ++i) {
+  for (int i = 0; i < kNumLegacyMeshAxes; ++i) {
     c.NonNegative(std::string("sharding.mesh.") + axes[i].first, axes[i].second);
     if (!c.AtMost(std::string("sharding.mesh.") + axes[i].first, axes[i].second,
                   limits::kMaxDevices)) {

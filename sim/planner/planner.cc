@@ -26,20 +26,16 @@ Expected<std::shared_ptr<const AnalyticalNetwork>> TopologyCache::Network(const 
   if (!topo.ok()) return topo.status();
   const Mesh& m = sc.sharding.mesh;
   const std::string key =
-      Key(sc) + "|" + std::to_string(sc.hardware.link_efficiency) + "|" +
-      std::to_string(m[MeshAxis::kPipeline]) + "," + std::to_string(m[MeshAxis::kData]) + "," +
-      std::to_string(m[MeshAxis::kExpert]) + "," + std::to_string(m[MeshAxis::kModel]);
+      Key(sc) + "|" + std::to_string(sc.hardware.link_efficiency) + "|" + m.Key();
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = networks_.find(key);
     if (it != networks_.end()) return it->second;
   }
-  auto placement = PlaceMesh(
-      **topo, MeshAxisOrder(),
-      {m[MeshAxis::kPipeline], m[MeshAxis::kData], m[MeshAxis::kExpert], m[MeshAxis::kModel]});
+  auto placement = PlaceScenarioMesh(**topo, m);
   if (!placement.ok()) return placement.status();
   auto net = std::make_shared<const AnalyticalNetwork>(*topo, std::move(*placement),
-                                                       sc.hardware.link_efficiency);
+                                                       sc.hardware.link_efficiency, m);
   std::lock_guard<std::mutex> lock(mu_);
   return networks_.emplace(key, net).first->second;
 }

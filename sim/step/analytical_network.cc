@@ -20,18 +20,21 @@ std::vector<int64_t> Coords(DeviceId id, const std::vector<PhysicalDim>& dims) {
 }  // namespace
 
 AnalyticalNetwork::AnalyticalNetwork(std::shared_ptr<const Topology> topo, MeshPlacement placement,
-                                     double link_efficiency)
-    : topo_(std::move(topo)), placement_(std::move(placement)), efficiency_(link_efficiency) {
-  axis_index_.assign(kNumMeshAxes, -1);
-  for (int a = 0; a < kNumMeshAxes; ++a) {
-    const std::string name = MeshAxisName(static_cast<MeshAxis>(a));
+                                     double link_efficiency, const Mesh& mesh)
+    : topo_(std::move(topo)),
+      placement_(std::move(placement)),
+      efficiency_(link_efficiency),
+      pipeline_axis_(mesh.pipeline_axis) {
+  axis_index_.assign(static_cast<size_t>(mesh.num_axes), -1);
+  for (int a = 0; a < mesh.num_axes; ++a) {
+    const std::string& name = mesh.Name(static_cast<MeshAxis>(a));
     for (size_t i = 0; i < placement_.axis_names.size(); ++i) {
       if (placement_.axis_names[i] == name)
         axis_index_[static_cast<size_t>(a)] = static_cast<int>(i);
     }
   }
   stage_of_.assign(static_cast<size_t>(topo_->num_devices()), 0);
-  const int pi = axis_index_[static_cast<size_t>(MeshAxis::kPipeline)];
+  const int pi = axis_index_[static_cast<size_t>(pipeline_axis_)];
   if (pi >= 0) {
     int64_t inner = 1;
     for (size_t i = static_cast<size_t>(pi) + 1; i < placement_.axis_sizes.size(); ++i) {
@@ -43,7 +46,7 @@ AnalyticalNetwork::AnalyticalNetwork(std::shared_ptr<const Topology> topo, MeshP
           static_cast<int32_t>((static_cast<int64_t>(idx) / inner) % stages);
     }
   }
-  pipeline_groups_ = Groups({MeshAxis::kPipeline});
+  pipeline_groups_ = Groups({pipeline_axis_});
 }
 
 std::vector<std::vector<DeviceId>> AnalyticalNetwork::Groups(
@@ -160,9 +163,9 @@ AnalyticalNetwork::AxesNet AnalyticalNetwork::Compute(const std::vector<MeshAxis
     }
   }
   // Pipeline neighbours: stage p to stage p + 1, every other coordinate equal.
-  const int pi = axis_index_[static_cast<size_t>(MeshAxis::kPipeline)];
+  const int pi = axis_index_[static_cast<size_t>(pipeline_axis_)];
   if (pi >= 0 && placement_.axis_sizes[static_cast<size_t>(pi)] > 1) {
-    const auto stage_groups = Groups({MeshAxis::kPipeline});
+    const auto stage_groups = Groups({pipeline_axis_});
     std::vector<double> load(links.size(), 0);
     for (const auto& g : stage_groups) {
       for (size_t i = 0; i + 1 < g.size(); ++i) {
@@ -214,7 +217,7 @@ double AnalyticalNetwork::ReduceScatterTime(const AxesNet& net, double bytes) co
 
 double AnalyticalNetwork::Time(const CollectiveWork& w) const {
   if (w.kind == CollectiveKind::kSendRecv) {
-    const AxesNet& net = Net({MeshAxis::kPipeline});
+    const AxesNet& net = Net({pipeline_axis_});
     return w.bytes * net.p2p_load_over_rate + net.p2p_latency_s;
   }
   const AxesNet& net = Net(w.axes);
@@ -253,7 +256,7 @@ void AnalyticalNetwork::RingPhase(const DimRing& r, double bytes,
 std::vector<CollectivePhase> AnalyticalNetwork::Phases(const CollectiveWork& w) const {
   std::vector<CollectivePhase> phases;
   if (w.kind == CollectiveKind::kSendRecv) {
-    const AxesNet& net = Net({MeshAxis::kPipeline});
+    const AxesNet& net = Net({pipeline_axis_});
     CollectivePhase ph;
     ph.latency_s = net.p2p_latency_s;
     for (const auto& [a, b] : net.p2p_pairs) ph.flows.push_back({a, b, w.bytes});

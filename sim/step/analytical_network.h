@@ -53,10 +53,10 @@ struct CollectivePhase {
 
 class AnalyticalNetwork {
  public:
-  // REQUIRES: placement's axes are named "pipeline", "data", "expert", "model" (any order, all
-  // present) and placed on `topo`.
+  // REQUIRES: placement's axes carry the names of `mesh`'s axes (any order, all present) and are
+  // placed on `topo`. The default mesh is the legacy one: "data", "expert", "model", "pipeline".
   AnalyticalNetwork(std::shared_ptr<const Topology> topo, MeshPlacement placement,
-                    double link_efficiency);
+                    double link_efficiency, const Mesh& mesh = Mesh());
 
   double Time(const CollectiveWork& work) const;
 
@@ -113,6 +113,7 @@ class AnalyticalNetwork {
   MeshPlacement placement_;
   double efficiency_;
   std::vector<int> axis_index_;                         // MeshAxis -> index in placement
+  MeshAxis pipeline_axis_ = MeshAxis::kPipeline;        // the mesh's pipeline axis
   std::vector<int32_t> stage_of_;                       // DeviceId -> pipeline stage
   std::vector<std::vector<DeviceId>> pipeline_groups_;  // devices differing only in stage
   mutable std::mutex mu_;

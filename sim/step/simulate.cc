@@ -15,6 +15,16 @@ const char* NetworkLevelName(NetworkLevel n) {
 
 std::vector<std::string> MeshAxisOrder() { return {"pipeline", "data", "expert", "model"}; }
 
+Expected<MeshPlacement> PlaceScenarioMesh(const Topology& topo, const Mesh& mesh) {
+  std::vector<std::string> names;
+  std::vector<int64_t> sizes;
+  for (MeshAxis a : mesh.placement_order) {
+    names.push_back(mesh.Name(a));
+    sizes.push_back(mesh[a]);
+  }
+  return PlaceMesh(topo, names, sizes);
+}
+
 namespace {
 
 // Memory per op of a step program: peak RSS over the op count was 265 B (analytical) and 330 B
@@ -69,9 +79,7 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
     topo = *built;
   }
   const Mesh& mesh = sc.sharding.mesh;
-  const std::vector<int64_t> sizes = {mesh[MeshAxis::kPipeline], mesh[MeshAxis::kData],
-                                      mesh[MeshAxis::kExpert], mesh[MeshAxis::kModel]};
-  auto placement = PlaceMesh(*topo, MeshAxisOrder(), sizes);
+  auto placement = PlaceScenarioMesh(*topo, mesh);
   if (!placement.ok()) return placement.status();
 
   SimReport r;
@@ -84,7 +92,8 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
   BuildStepGraph(sc, graph);
   std::shared_ptr<const AnalyticalNetwork> shared = options.analytical;
   if (shared == nullptr) {
-    shared = std::make_shared<AnalyticalNetwork>(topo, *placement, sc.hardware.link_efficiency);
+    shared =
+        std::make_shared<AnalyticalNetwork>(topo, *placement, sc.hardware.link_efficiency, mesh);
   }
   const AnalyticalNetwork& net = *shared;
   ScheduleResult s;
@@ -118,15 +127,13 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
   r.cost = ComputeScenarioCost(sc);
   r.memory = ComputeMemory(sc);
   r.num_ops = static_cast<int64_t>(graph->ops.size());
-  const MeshAxis order[] = {MeshAxis::kPipeline, MeshAxis::kData, MeshAxis::kExpert,
-                            MeshAxis::kModel};
-  for (size_t i = 0; i < 4; ++i) {
+  for (size_t i = 0; i < mesh.placement_order.size(); ++i) {
+    const MeshAxis ax = mesh.placement_order[i];
     AxisReport a;
-    a.name = MeshAxisName(order[i]);
-    a.size = sizes[i];
+    a.name = mesh.Name(ax);
+    a.size = mesh[ax];
     a.span = i < placement->axis_spans.size() ? placement->axis_spans[i] : "";
-    a.ring_bytes_per_s =
-        sizes[i] > 1 && order[i] != MeshAxis::kPipeline ? net.RingBytesPerS({order[i]}) : 0;
+    a.ring_bytes_per_s = a.size > 1 && ax != mesh.pipeline_axis ? net.RingBytesPerS({ax}) : 0;
     r.axes.push_back(a);
   }
   if (options.keep_program) {

@@ -76,7 +76,11 @@ struct SimReport {
 
 Expected<SimReport> SimulateScenario(const Scenario& scenario, const SimulateOptions& options);
 
-// The mesh axes as placed: outermost first, pipeline, data, expert, model.
+// The legacy mesh's axes as placed: outermost first, pipeline, data, expert, model.
 std::vector<std::string> MeshAxisOrder();
+
+// Places `mesh` on `topo` with PlaceMesh: its axes in Mesh::placement_order, outermost first.
+// Errors as PlaceMesh's.
+Expected<MeshPlacement> PlaceScenarioMesh(const Topology& topo, const Mesh& mesh);
 
 }  // namespace moesim
