@@ -62,14 +62,31 @@ std::string Pct(double part, double whole) {
   return whole > 0 ? Fixed(100 * part / whole, 1) + "%" : "-";
 }
 
+// "data 4, expert 64, model 1, pipeline 1" (the legacy form), or a named mesh's axes as written:
+// "dp_out 32, dp_in 4, tp 2".
+std::string MeshText(const Mesh& mesh) {
+  const Mesh legacy;
+  std::string out;
+  if (mesh.name == legacy.name && mesh.placement_order == legacy.placement_order) {
+    for (int a = 0; a < kNumLegacyMeshAxes; ++a) {
+      out += (out.empty() ? "" : ", ") + mesh.Name(static_cast<MeshAxis>(a)) + " " +
+             std::to_string(mesh[static_cast<MeshAxis>(a)]);
+    }
+    return out;
+  }
+  for (MeshAxis a : mesh.placement_order) {
+    if (mesh.Name(a).rfind('_', 0) == 0) continue;
+    out += (out.empty() ? "" : ", ") + mesh.Name(a) + " " + std::to_string(mesh[a]);
+  }
+  return out;
+}
+
 void PrintTable(const Scenario& sc, const SimReport& r) {
   const auto& mesh = sc.sharding.mesh;
   std::cout << "scenario     " << (sc.name.empty() ? sc.source : sc.name) << "\n"
             << "cluster      " << sc.cluster.topology << " (" << sc.cluster.num_devices << " x "
-            << sc.hardware.chip << "), " << ShardingStrategyName(sc.sharding.strategy)
-            << " mesh (data " << mesh[MeshAxis::kData] << ", expert " << mesh[MeshAxis::kExpert]
-            << ", model " << mesh[MeshAxis::kModel] << ", pipeline " << mesh[MeshAxis::kPipeline]
-            << ")\n"
+            << sc.hardware.chip << "), " << ShardingStrategyName(sc.sharding.strategy) << " mesh ("
+            << MeshText(mesh) << ")\n"
             << "network      " << r.network;
   if (r.network == "flow") {
     std::cout << " (" << r.flow.collectives << " collectives: " << r.flow.flow_runs

@@ -55,7 +55,9 @@ const char* MeshAxisName(MeshAxis axis) {
     case MeshAxis::kPipeline:
       return "pipeline";
   }
-  return "?";
+  static const char* const kOther[] = {"axis4", "axis5", "axis6", "axis7"};
+  const int i = static_cast<int>(axis);
+  return i >= 4 && i < 8 ? kOther[i - 4] : "?";
 }
 
 std::string Mesh::Key() const {

@@ -71,7 +71,7 @@ struct ModelSpec {
   bool tie_embeddings = false;
   bool linear_bias = false;
   MoeSpec moe;
-  MlaSpec mla;  // with MLA: num_kv_heads = num_heads, head_dim = mla.qk_head_dim()
+  MlaSpec mla;            // with MLA: num_kv_heads = num_heads, head_dim = mla.qk_head_dim()
   int64_t mtp_depth = 0;  // multi-token prediction modules (moesim.proto Model.mtp_depth)
 
   bool is_moe() const { return moe.num_experts > 0; }
@@ -130,13 +130,19 @@ struct ClusterSpec {
 // mesh asks the mesh (Mesh::name, Mesh::pipeline_axis).
 enum class MeshAxis : int { kData = 0, kExpert = 1, kModel = 2, kPipeline = 3 };
 inline constexpr int kNumLegacyMeshAxes = 4;
-// The legacy form's axis names: "data", "expert", "model", "pipeline"; "?" for other indices.
+// The legacy form's axis names: "data", "expert", "model", "pipeline"; "axis4" .. "axis7" for
+// the other indices (a named mesh's own names are Mesh::Name()).
 const char* MeshAxisName(MeshAxis axis);
 
 // The device mesh: up to limits::kMaxMeshAxes named axes whose sizes multiply to the device
 // count. Invariants (LoadScenario): 1 <= num_axes <= kMaxMeshAxes, names unique and non-empty,
 // sizes >= 1 (entries past num_axes are 1), placement_order a permutation of 0 .. num_axes - 1,
-// pipeline_axis a valid index (a mesh always has one; size 1 = no pipelining).
+// pipeline_axis == MeshAxis::kPipeline in both forms (size 1 = no pipelining), so that
+// mesh[MeshAxis::kPipeline] is the stage count of every mesh. The named form
+// (sharding.mesh.axes, proto/named_mesh.h) stores its PIPELINE axis there, a size-1 placeholder
+// "_pipeline" when it has none, and its other axes at 0, 1, 2, 4, ... in the order written, with
+// size-1 placeholders "_0" .. "_2" filling indices below 3; placeholder names start with '_'
+// (written names cannot) and reports leave them out.
 struct Mesh {
   int num_axes = kNumLegacyMeshAxes;
   std::array<std::string, limits::kMaxMeshAxes> name = {"data", "expert", "model", "pipeline"};
@@ -147,8 +153,8 @@ struct Mesh {
   std::array<bool, limits::kMaxMeshAxes> dcn = {};
   // Placement order, outermost (slowest links) first, innermost (fastest) last: PlaceMesh's
   // order. The legacy form: pipeline, data, expert, model.
-  std::vector<MeshAxis> placement_order = {MeshAxis::kPipeline, MeshAxis::kData,
-                                           MeshAxis::kExpert, MeshAxis::kModel};
+  std::vector<MeshAxis> placement_order = {MeshAxis::kPipeline, MeshAxis::kData, MeshAxis::kExpert,
+                                           MeshAxis::kModel};
   MeshAxis pipeline_axis = MeshAxis::kPipeline;
 
   int64_t operator[](MeshAxis a) const { return size[static_cast<size_t>(a)]; }

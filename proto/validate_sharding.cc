@@ -10,6 +10,7 @@
 
 #include "proto/checker.h"
 #include "proto/moesim.pb.h"
+#include "proto/named_mesh.h"
 #include "proto/pipeline_layout.h"
 #include "proto/scenario.h"
 #include "proto/sharding_presets.h"
@@ -62,18 +63,22 @@ std::pair<std::string, int64_t> DimSize(const Scenario& s, const std::string& d)
 
 std::string AxesText(const Mesh& mesh, const std::vector<MeshAxis>& axes, std::string* path) {
   // One axis: "sharding.mesh.expert=12". Several: "sharding.mesh data x expert = 4 x 64 = 256".
+  // Named axes: "sharding.mesh.axes[2] \"tp\"=2", "sharding.mesh dp_in x tp = 4 x 2 = 8".
+  const bool legacy = IsLegacyMesh(mesh);
+  const std::string first_path =
+      legacy ? std::string("sharding.mesh.") + mesh.Name(axes[0]) : NamedAxisPath(mesh, axes[0]);
   if (axes.size() == 1) {
-    *path = std::string("sharding.mesh.") + MeshAxisName(axes[0]);
-    return *path + "=" + Num(mesh[axes[0]]);
+    *path = first_path;
+    return (legacy ? *path : *path + " \"" + mesh.Name(axes[0]) + "\"") + "=" + Num(mesh[axes[0]]);
   }
   std::string names, sizes;
   int64_t total = 1;
   for (MeshAxis a : axes) {
-    names += (names.empty() ? "" : " x ") + std::string(MeshAxisName(a));
+    names += (names.empty() ? "" : " x ") + mesh.Name(a);
     sizes += (sizes.empty() ? "" : " x ") + Num(mesh[a]);
     total *= mesh[a];
   }
-  *path = std::string("sharding.mesh.") + MeshAxisName(axes[0]);
+  *path = first_path;
   return "sharding.mesh " + names + " = " + sizes + " = " + Num(total);
 }
 
@@ -380,10 +385,66 @@ void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
 
 }  // namespace
 
+namespace {
+// Divisibility, MoE outer batch and the training section: shared by both mesh forms.
+void FinishSharding(const pb::Scenario& in, Checker& c, Scenario* out);
+
+// Every legacy axis of size > 1 other than pipeline must be sharded over by some rule of every
+// layer kind (dense layers: DENSE_* rules; MoE layers: MOE_* rules as well). An axis no rule
+// names replicates the layer's weights and tokens alike: its devices repeat the same work (FSDP
+// with model: 4 computes everything 4 times). The named form cannot get here: every role shards.
+void CheckEveryAxisUsed(Checker& c, const Scenario& s) {
+  const ShardingSpec& spec = s.sharding;
+  const Mesh& mesh = spec.mesh;
+  for (int i = 0; i < mesh.num_axes; ++i) {
+    const MeshAxis a = static_cast<MeshAxis>(i);
+    if (a == mesh.pipeline_axis || mesh[a] <= 1) continue;
+    bool dense = false, moe = false;
+    for (const auto& [key, axes] : spec.rules) {
+      if (std::find(axes.begin(), axes.end(), a) == axes.end()) continue;
+      const bool is_moe =
+          key.first == TensorClass::kMoeWeights || key.first == TensorClass::kMoeActivations;
+      (is_moe ? moe : dense) = true;
+    }
+    const bool moe_needed = s.model.is_moe();
+    if (dense && (moe || !moe_needed)) continue;
+    const std::string kind = !dense ? "dense layers (attention, FFN, embedding)" : "MoE layers";
+    const std::string path = std::string("sharding.mesh.") + mesh.Name(a);
+    c.Fail(path, path + "=" + Num(mesh[a]) + ": " + kind +
+                     " of sharding.strategy=" + ShardingStrategyName(spec.strategy) +
+                     " shard nothing over the " + mesh.Name(a) +
+                     " axis, so its devices would repeat the same work; give those devices to "
+                     "an axis the strategy shards over (e.g. data), pick a strategy that uses " +
+                     mesh.Name(a) +
+                     ", or write the named form sharding.mesh { axes { ... } } "
+                     "with a role for every axis");
+  }
+}
+}  // namespace
+
 void ValidateShardingAndTraining(const pb::Scenario& in, Checker& c, Scenario* out) {
   ShardingSpec& spec = out->sharding;
   const pb::Sharding& sh = in.sharding();
   spec.strategy = ToStrategy(sh.strategy());
+  const bool named = sh.mesh().axes_size() > 0;
+  if (named) {
+    ValidateNamedMesh(sh, out->cluster.num_devices, c, &spec.mesh);
+    if (c.count() > 0) return;
+    spec.strategy = ShardingStrategy::kCustom;
+    ExpandShardingPreset(out->model, &spec);
+    ApplyNamedMeshRules(sh, c, &spec);
+    if (sh.has_shard_optimizer_over_data()) {
+      spec.shard_optimizer_over_data = sh.shard_optimizer_over_data();
+    }
+    if (c.count() > 0) return;
+    FinishSharding(in, c, out);
+    return;
+  }
+  if (sh.has_moe_layers()) {
+    c.Fail("sharding.moe_layers",
+           "sharding.moe_layers names mesh axes: it needs the named form "
+           "sharding.mesh { axes { name: ... size: ... role: ... } ... }");
+  }
   ValidateMesh(sh, out->cluster.num_devices, c, &spec.mesh);
   if ((spec.strategy == ShardingStrategy::kNaive2d ||
        spec.strategy == ShardingStrategy::kPadded2d) &&
@@ -399,6 +460,15 @@ void ValidateShardingAndTraining(const pb::Scenario& in, Checker& c, Scenario* o
   }
   ValidateRules(sh, c, &spec);
   if (c.count() > 0) return;
+  CheckEveryAxisUsed(c, *out);
+  if (c.count() > 0) return;
+  FinishSharding(in, c, out);
+}
+
+namespace {
+
+void FinishSharding(const pb::Scenario& in, Checker& c, Scenario* out) {
+  const ShardingSpec& spec = out->sharding;
   ValidateDivisibility(c, *out);
   if (out->model.is_moe()) {
     out->model.moe.outer_batch = in.model().moe().outer_batch() > 0
@@ -407,5 +477,7 @@ void ValidateShardingAndTraining(const pb::Scenario& in, Checker& c, Scenario* o
   }
   ValidateTraining(in.training(), c, out);
 }
+
+}  // namespace
 
 }  // namespace moesim

@@ -1,6 +1,7 @@
 #include "sim/step/simulate.h"
 
 #include <cstdio>
+#include <sstream>
 
 #include "common/limits.h"
 #include "common/system_memory.h"
@@ -26,6 +27,25 @@ Expected<MeshPlacement> PlaceScenarioMesh(const Topology& topo, const Mesh& mesh
 }
 
 namespace {
+
+// Breakdown labels ("all_to_all axis4 model") name axes by MeshAxisName(), the legacy names by
+// index: the mesh's own names instead.
+std::string RenameAxes(const std::string& label, const Mesh& mesh) {
+  std::string out, word;
+  std::istringstream in(label);
+  bool first = true;
+  while (in >> word) {
+    for (int a = 0; a < mesh.num_axes && !first; ++a) {
+      if (word == MeshAxisName(static_cast<MeshAxis>(a))) {
+        word = mesh.Name(static_cast<MeshAxis>(a));
+        break;
+      }
+    }
+    out += (first ? "" : " ") + word;
+    first = false;
+  }
+  return out;
+}
 
 // Memory per op of a step program: peak RSS over the op count was 265 B (analytical) and 330 B
 // (flow) at 3.9M ops (docs/limits.md); the Op with its name and dependencies, its timing and the
@@ -117,6 +137,10 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
   const double devices = static_cast<double>(mesh.NumDevices());
   r.step_time_s = s.step_time_s;
   r.breakdown = s.breakdown;
+  r.breakdown.exposed_by_collective.clear();
+  for (const auto& [label, t] : s.breakdown.exposed_by_collective) {
+    r.breakdown.exposed_by_collective[RenameAxes(label, mesh)] += t;
+  }
   r.critical_program = s.critical_program;
   r.model_flops_per_step = graph->model_flops_per_step;
   r.hardware_flops_per_step = graph->hardware_flops_per_step;
@@ -129,6 +153,7 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
   r.num_ops = static_cast<int64_t>(graph->ops.size());
   for (size_t i = 0; i < mesh.placement_order.size(); ++i) {
     const MeshAxis ax = mesh.placement_order[i];
+    if (mesh.Name(ax).rfind('_', 0) == 0) continue;  // a named mesh's size-1 placeholder
     AxisReport a;
     a.name = mesh.Name(ax);
     a.size = mesh[ax];
