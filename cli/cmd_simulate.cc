@@ -130,7 +130,7 @@ void PrintTable(const Scenario& sc, const SimReport& r) {
   std::cout << "\n";
 }
 
-Status WriteTrace(const SimReport& r, const std::string& path) {
+Status WriteTrace(const SimReport& r, const Mesh& mesh, const std::string& path) {
   nlohmann::json events = nlohmann::json::array();
   const OpGraph& g = *r.program;
   for (int32_t p = 0; p < g.num_programs; ++p) {
@@ -154,8 +154,7 @@ Status WriteTrace(const SimReport& r, const std::string& path) {
       args["collective"] = CollectiveKindName(op.collective.kind);
       args["bytes"] = op.collective.bytes;
       std::string axes;
-      for (MeshAxis a : op.collective.axes)
-        axes += (axes.empty() ? "" : ",") + std::string(MeshAxisName(a));
+      for (MeshAxis a : op.collective.axes) axes += (axes.empty() ? "" : ",") + mesh.Name(a);
       args["axes"] = axes;
     } else {
       args["flops"] = op.compute.flops;
@@ -211,7 +210,7 @@ RunFn Setup(CLI::App* sub) {
     auto r = SimulateScenario(*sc, opts);
     if (!r.ok()) return r.status();
     if (*json != "-") PrintTable(*sc, *r);
-    if (!trace->empty()) MOESIM_RETURN_IF_ERROR(WriteTrace(*r, *trace));
+    if (!trace->empty()) MOESIM_RETURN_IF_ERROR(WriteTrace(*r, sc->sharding.mesh, *trace));
     if (!json->empty()) return WriteJson(SimulateJson(*sc, *r), *json);
     return Status::Ok();
   };
