@@ -11,6 +11,22 @@
 namespace moesim::cli {
 namespace {
 
+// "data 4 x expert 64 x model 1 x pipeline 1" (the legacy form), or a named mesh's axes in the
+// order written: "dp_out 32 x dp_in 4 x tp 2" (size-1 placeholders, named "_...", left out).
+std::string MeshSizes(const Mesh& mesh) {
+  const Mesh legacy;
+  const bool is_legacy = mesh.name == legacy.name && mesh.placement_order == legacy.placement_order;
+  std::vector<MeshAxis> order;
+  for (int a = 0; is_legacy && a < kNumLegacyMeshAxes; ++a) order.push_back(MeshAxis{a});
+  if (!is_legacy) order = mesh.placement_order;
+  std::string out;
+  for (MeshAxis a : order) {
+    if (mesh.Name(a).rfind('_', 0) == 0) continue;
+    out += (out.empty() ? "" : " x ") + mesh.Name(a) + " " + std::to_string(mesh[a]);
+  }
+  return out;
+}
+
 nlohmann::json CostJson(const Scenario& sc, const ModelCost& cost, const MemoryReport& mem) {
   nlohmann::json j;
   j["name"] = sc.name;
@@ -103,10 +119,8 @@ void PrintTable(const Scenario& sc, const ModelCost& cost, const MemoryReport& m
               << cost.num_moe_layers << " MoE layers";
   }
   std::cout << "\ncluster    " << sc.cluster.topology << " (" << sc.cluster.num_devices << " x "
-            << sc.hardware.chip << "), " << ShardingStrategyName(sc.sharding.strategy)
-            << " mesh data " << mesh[MeshAxis::kData] << " x expert " << mesh[MeshAxis::kExpert]
-            << " x model " << mesh[MeshAxis::kModel] << " x pipeline " << mesh[MeshAxis::kPipeline]
-            << "\n";
+            << sc.hardware.chip << "), " << ShardingStrategyName(sc.sharding.strategy) << " mesh "
+            << MeshSizes(mesh) << "\n";
   if (mesh[MeshAxis::kPipeline] > 1) PrintPipeline(sc, mem);
   std::cout << "\n";
   std::cout << "parameters         total " << Count(cost.params.total) << ", activated "
