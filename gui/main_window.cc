@@ -470,7 +470,8 @@ void MainWindow::RefreshVisible() {
                return std::function<void()>([this, m]() { ShowJobError(JobKind::kCurrent, m); });
              }
              auto report = std::make_shared<const SimReport>(std::move(*r));
-             auto timeline = std::make_shared<const Timeline>(BuildTimeline(*report));
+             auto timeline =
+                 std::make_shared<const Timeline>(BuildTimeline(*report, sc.sharding.mesh));
              return std::function<void()>([this, report, timeline, gen]() {
                if (gen != generation_) return;
                current_ = report;

@@ -204,8 +204,8 @@ void TimelineWidget::mouseMoveEvent(QMouseEvent* event) {
   const auto& b = timeline_.bars[static_cast<size_t>(bar)];
   const Op& op = timeline_.program->ops[static_cast<size_t>(b.op)];
   OpTiming t{b.start_s, b.end_s};
-  QToolTip::showText(event->globalPosition().toPoint(), QString::fromStdString(DescribeOp(op, t)),
-                     this);
+  QToolTip::showText(event->globalPosition().toPoint(),
+                     QString::fromStdString(DescribeOp(op, t, timeline_.mesh)), this);
 }
 
 void TimelineWidget::mouseReleaseEvent(QMouseEvent*) { dragging_ = false; }

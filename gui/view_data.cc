@@ -169,9 +169,10 @@ const char* OpKindName(OpKind k) {
   return "?";
 }
 
-Timeline BuildTimeline(const SimReport& report, int max_stages) {
+Timeline BuildTimeline(const SimReport& report, const Mesh& mesh, int max_stages) {
   Timeline t;
   t.program = report.program;
+  t.mesh = mesh;
   t.step_time_s = report.step_time_s;
   const OpGraph& g = *report.program;
   t.num_programs = g.num_programs;
@@ -232,14 +233,13 @@ Timeline BuildTimeline(const SimReport& report, int max_stages) {
   return t;
 }
 
-std::string DescribeOp(const Op& op, const OpTiming& t) {
+std::string DescribeOp(const Op& op, const OpTiming& t, const Mesh& mesh) {
   std::string s = op.name + "  [" + StreamName(op.stream) + ", " + PhaseName(op.phase);
   if (op.micro_batch >= 0) s += ", micro-batch " + std::to_string(op.micro_batch);
   s += "]\n";
   if (op.is_collective) {
     std::string axes;
-    for (MeshAxis a : op.collective.axes)
-      axes += (axes.empty() ? "" : ",") + std::string(MeshAxisName(a));
+    for (MeshAxis a : op.collective.axes) axes += (axes.empty() ? "" : ",") + mesh.Name(a);
     s += std::string(CollectiveKindName(op.collective.kind)) + " over " +
          (axes.empty() ? "-" : axes) + ", " + Engineering(op.collective.bytes, "B") + "\n";
   } else {

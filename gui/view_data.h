@@ -89,14 +89,16 @@ struct Timeline {
   double step_time_s = 0;
   int32_t num_programs = 0;  // stages simulated (lanes show at most a few representatives)
   std::shared_ptr<const OpGraph> program;
+  Mesh mesh;  // the scenario's mesh: names the axes of collective ops
 };
 
 // Lanes for the representative stages (all when at most `max_stages`, else the first two, the
 // critical one and the last), one per stream that runs anything.
-// REQUIRES: report.program and report.timing set.
-Timeline BuildTimeline(const SimReport& report, int max_stages = 4);
+// REQUIRES: report.program and report.timing set; `mesh` is the simulated scenario's.
+Timeline BuildTimeline(const SimReport& report, const Mesh& mesh, int max_stages = 4);
 
-// One line of what the timeline's tooltip shows: op name, stream, phase, FLOPs or bytes, time.
-std::string DescribeOp(const Op& op, const OpTiming& t);
+// One line of what the timeline's tooltip shows: op name, stream, phase, FLOPs or bytes, time;
+// a collective's axes by the names `mesh` gives them.
+std::string DescribeOp(const Op& op, const OpTiming& t, const Mesh& mesh);
 
 }  // namespace moesim::gui
