@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "costmodel/model_cost.h"
 #include "costmodel/opgraph.h"
 #include "proto/scenario_loader.h"
 #include "sim/step/simulate.h"
@@ -251,6 +252,59 @@ TEST(NamedMesh, LegacyAxisNoRuleUsesIsRefused) {
   // MEGATRON shards over model (tensor parallelism): the same mesh is accepted.
   text.replace(text.find("FSDP"), 4, "MEGATRON");
   EXPECT_TRUE(LoadText(text).ok());
+}
+
+// MaxText's layout of Llama 4 Maverick (fsdp 32 x tensor 4 on 128 v5p): the layer's FLOPs are
+// split four ways over tensor, not repeated. Summed over the 128 chips, the step program's FLOPs
+// equal the model's hardware FLOPs (with full recomputation) plus exactly one thing every tensor
+// rank repeats: the router. Its forward is 2 x d_model x experts = 2 x 5120 x 128 FLOPs per
+// token per MoE layer; forward, recomputed forward and backward (2x) make 4x that; 24 MoE
+// layers; repeated on the 3 other tensor ranks: 3 x 4 x 2 x 5120 x 128 x 24 = 377,487,360 FLOPs
+// per token. (Written with strategy FSDP and mesh { data: 32 model: 4 }, the same chips would
+// each have computed whole layers: 4x the FLOPs. That form is now refused.)
+TEST(NamedMesh, MaverickMaxTextLayoutSplitsTheFlopsOverTensor) {
+  auto sc = LoadText(Read("scenarios/llama4/llama4-maverick-128xv5p.textproto"));
+  ASSERT_TRUE(sc.ok()) << sc.status().message();
+  ASSERT_EQ(sc->sharding.mesh.NumDevices(), 128);
+  const OpGraph g = BuildStepGraph(*sc);
+  const double tokens = static_cast<double>(sc->training.global_batch_tokens);
+  const double model_hw = ComputeModelCost(sc->model, sc->training).flops_per_token.hardware;
+  const double repeated_router = 3.0 * 4 * 2 * 5120 * 128 * 24;
+  EXPECT_NEAR(g.hardware_flops_per_step / tokens, model_hw + repeated_router, model_hw * 1e-12);
+  // Which is 0.24% over the model's: the split is four ways.
+  EXPECT_LT(g.hardware_flops_per_step / tokens / model_hw, 1.003);
+}
+
+// The model zoo's Qwen3-235B layout: PP 8 x VPP 4 with 94 layers placed unevenly, TP 2, EP 32
+// folded over TP 2 x DP 16. With TP innermost, dp next and pp outermost, an expert-parallel group
+// of 32 is 4 whole DGX nodes (NVLink inside, InfiniBand between), and every pipeline rank runs
+// 2,048 / 16 = 128 micro-batches of one sequence.
+TEST(NamedMesh, Qwen3PipelinedLayoutFoldsExpertsOverFourNodes) {
+  auto sc = LoadText(Read("scenarios/qwen3/qwen3-235b-a22b-pp8-ep32-256xh100.textproto"));
+  ASSERT_TRUE(sc.ok()) << sc.status().message();
+  const Mesh& mesh = sc->sharding.mesh;
+  EXPECT_EQ(mesh.PipelineSize(), 8);
+  EXPECT_EQ(sc->training.num_micro_batches, 128);
+  const std::vector<MeshAxis> ep = A2aAxes(*sc);
+  ASSERT_EQ(ep, (std::vector<MeshAxis>{AxisNamed(mesh, "dp"), AxisNamed(mesh, "tp")}));
+  auto topo = BuildTopology(sc->cluster.topology, sc->hardware);
+  ASSERT_TRUE(topo.ok()) << topo.status().message();
+  auto placement = PlaceScenarioMesh(**topo, mesh);
+  ASSERT_TRUE(placement.ok()) << placement.status().message();
+  const auto groups = GroupsOver(mesh, *placement, ep);
+  ASSERT_EQ(groups.size(), 8u);  // one per pipeline rank
+  for (const auto& g : groups) {
+    ASSERT_EQ(g.size(), 32u);
+    std::set<int64_t> nodes;
+    for (DeviceId d : g) nodes.insert(static_cast<int64_t>(d) / 8);
+    EXPECT_EQ(nodes.size(), 4u);
+    const std::set<LinkKind> kinds = KindsWithin(**topo, g);
+    EXPECT_TRUE(kinds.count(LinkKind::kNvlink) > 0 && kinds.count(LinkKind::kInfiniband) > 0);
+  }
+  SimulateOptions opts;
+  auto r = SimulateScenario(*sc, opts);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_GT(r->step_time_s, 0);
 }
 
 }  // namespace
