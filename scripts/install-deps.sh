@@ -24,7 +24,7 @@ for arg in "$@"; do
   esac
 done
 if [[ $gui -eq 1 ]]; then
-  packages+=(qt6-base-dev libqt6charts6-dev libqt6opengl6-dev qt6-svg-dev libgl-dev xvfb xauth)
+  packages+=(qt6-base-dev qt6-charts-dev libqt6opengl6-dev qt6-svg-dev libgl-dev xvfb xauth)
 fi
 if [[ $sanitizers -eq 1 ]]; then
   # Debian's clang (14 on bookworm); libclang-rt-14-dev holds ASan, UBSan and libFuzzer; llvm
