@@ -64,7 +64,10 @@ status=0
 # A failed test is run once more before it counts: the end-to-end calibration fits timings of
 # real collectives, which ASan slows unevenly on a loaded machine. A sanitizer finding fails
 # every time, so it still fails the run.
-ctest --output-on-failure -j "$JOBS" --timeout "${SANITIZE_TIMEOUT:-1500}" --repeat until-pass:2 ||
-  status=$?
+# Left out: TrainCli.TinyMoeLossOnATextFileFallsBy30PercentIn200Steps, a convergence check (200
+# training steps, 85 s under ASan) of the kernels that TrainCli.SyntheticLossFallsFromLogVocab
+# and the trainer's tests run here for fewer steps; the release build runs it.
+ctest --output-on-failure -j "$JOBS" --timeout "${SANITIZE_TIMEOUT:-1500}" --repeat until-pass:2 \
+  -E '^TrainCli\.TinyMoeLossOnATextFileFallsBy30PercentIn200Steps$' || status=$?
 echo "sanitize: tests took $((SECONDS - start)) s"
 exit $status
