@@ -69,6 +69,8 @@ const char* CollectiveKindName(CollectiveKind k) {
       return "all_to_all";
     case CollectiveKind::kSendRecv:
       return "send_recv";
+    case CollectiveKind::kRingShift:
+      return "ring_shift";
   }
   return "?";
 }

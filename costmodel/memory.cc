@@ -16,7 +16,9 @@ double ReplicaShards(const TensorDesc& t, const ShardingSpec& s) {
     for (MeshAxis a : s.AxesFor(TensorClass::kMoeActivations, "outer")) replica.insert(a);
     for (MeshAxis a : s.AxesFor(TensorClass::kMoeActivations, "groups")) replica.insert(a);
   } else {
+    // Dense weights are replicated over the batch and the context-parallel axes alike.
     for (MeshAxis a : s.AxesFor(TensorClass::kDenseActivations, "batch")) replica.insert(a);
+    for (MeshAxis a : s.ContextAxes()) replica.insert(a);
   }
   for (MeshAxis a : AxesUsed(t, s)) replica.erase(a);
   double n = 1;

@@ -15,13 +15,15 @@
 //   - weights replicated over batch axes get their gradients all-reduced over those axes
 //     (reduce-scattered, and the parameters all-gathered after the optimizer, with
 //     shard_optimizer_over_data);
-//   - pipeline stages exchange activations and gradients with send/recv.
+//   - pipeline stages exchange activations and gradients with send/recv;
+//   - a sequence split over context-parallel axes passes keys and values around the ring of each
+//     context group (ring_shift steps), overlapped with blockwise attention on the chunk in hand.
 // SPMD: every device of a pipeline stage runs the same program, so one program per stage is
 // built ("program" = stage); a collective on axes A runs on every group of A at once.
 //
 // Collective sizes follow nccl-tests: all-reduce = buffer bytes, all-gather = output (gathered)
 // bytes, reduce-scatter = input bytes, all-to-all = bytes each device sends in total (itself
-// included), send/recv = message bytes.
+// included), send/recv = message bytes, ring shift = bytes each device sends to its successor.
 //
 // Thread safety: pure functions.
 #pragma once
@@ -38,7 +40,17 @@ namespace moesim {
 enum class Phase { kForward, kBackward, kRecompute, kOptimizer };
 const char* PhaseName(Phase p);
 
-enum class CollectiveKind { kAllReduce, kAllGather, kReduceScatter, kAllToAll, kSendRecv };
+// kRingShift: one step of a ring within each group: every member sends `bytes` to the next
+// member of its group (in mesh order, the last to the first) and receives as much from the one
+// before (Megatron-Core / Transformer Engine context parallelism's P2P exchange of K and V).
+enum class CollectiveKind {
+  kAllReduce,
+  kAllGather,
+  kReduceScatter,
+  kAllToAll,
+  kSendRecv,
+  kRingShift
+};
 const char* CollectiveKindName(CollectiveKind k);  // "all_reduce", ...
 
 // In-order streams of every program. Compute runs on one; collectives on the critical path

@@ -167,19 +167,8 @@ class Builder {
       pending.clear();
       pending.push_back(Emit(std::move(op)));
     };
-    const int64_t n = static_cast<int64_t>(ops.size());
-    for (int64_t j = 0; j < n; ++j) {
-      const OpDesc& d = ops[static_cast<size_t>(backward ? n - 1 - j : j)];
-      if (selective_only && (d.is_collective || !d.recompute_selective)) continue;
-      if (d.is_collective) {
-        const int32_t marker = d.collective.peer_program;
-        if (backward && marker == kForwardOnly) continue;
-        if (!backward && marker == kBackwardOnly) continue;
-        CollectiveWork w = d.collective;
-        if (backward) w.kind = Mirror(w.kind);
-        collective(backward ? d.name + ".bwd" : d.name, w);
-        continue;
-      }
+    // A compute op forward, or its gradients backward.
+    auto compute_op = [&](const OpDesc& d) {
       if (!backward) {
         compute(d.name, d.compute);
       } else if (d.compute.matmul) {
@@ -195,6 +184,59 @@ class Builder {
         if (d.backward_kernel) w.kernel = d.backward_kernel;
         compute(d.name + ".bwd", w);
       }
+    };
+    // Context-parallel attention (step_plan.h RingAttention): the ring's steps go out on the
+    // comm stream at once (in order on it); chunk j's compute waits for step j only, so each
+    // step overlaps the compute of the chunk before it.
+    auto ring = [&](const OpDesc& d) {
+      const RingAttention& r = *d.ring;
+      const std::vector<int32_t> before = std::move(pending);
+      auto shift = [&](const std::string& name, double bytes) {
+        Op op = Base(name, program, layer, mb, phase);
+        op.is_collective = true;
+        op.stream = kCommStream;
+        op.collective = r.shift;
+        op.collective.bytes = bytes;
+        op.deps = before;
+        const int32_t last = last_compute_[static_cast<size_t>(program)];
+        if (last >= 0) op.deps.push_back(last);
+        return Emit(std::move(op));
+      };
+      // Backward carries K,V and the partial dK,dV of the chunk in hand.
+      const double bytes = r.shift.bytes * (backward ? 2 : 1);
+      std::vector<int32_t> steps;
+      for (int64_t k = 1; k < r.steps; ++k) {
+        steps.push_back(shift(d.name + (backward ? ".bwd" : ""), bytes));
+      }
+      const int64_t n_chunk = static_cast<int64_t>(r.chunk.size());
+      for (int64_t k = 0; k < r.steps; ++k) {
+        pending = k == 0 ? before : std::vector<int32_t>{steps[static_cast<size_t>(k - 1)]};
+        for (int64_t i = 0; i < n_chunk; ++i) {
+          compute_op(r.chunk[static_cast<size_t>(backward ? n_chunk - 1 - i : i)]);
+        }
+      }
+      pending.clear();
+      // The last chunk's dK,dV go home; the K,V projections' backward waits for them.
+      if (backward) pending.push_back(shift(d.name + ".dkv", r.shift.bytes));
+    };
+    const int64_t n = static_cast<int64_t>(ops.size());
+    for (int64_t j = 0; j < n; ++j) {
+      const OpDesc& d = ops[static_cast<size_t>(backward ? n - 1 - j : j)];
+      if (selective_only && (d.is_collective || !d.recompute_selective)) continue;
+      if (d.ring) {
+        ring(d);
+        continue;
+      }
+      if (d.is_collective) {
+        const int32_t marker = d.collective.peer_program;
+        if (backward && marker == kForwardOnly) continue;
+        if (!backward && marker == kBackwardOnly) continue;
+        CollectiveWork w = d.collective;
+        if (backward) w.kind = Mirror(w.kind);
+        collective(backward ? d.name + ".bwd" : d.name, w);
+        continue;
+      }
+      compute_op(d);
     }
     if (!pending.empty()) {
       // A chunk ending in a collective: the next compute op on this program waits for it.
@@ -248,10 +290,9 @@ class Builder {
     std::vector<int32_t> deps = TakeCarry();
     if (t.forward && vs > 0) deps.push_back(p2p_fwd_.at({t.mb, vs - 1}));
     if (!t.forward && vs < LastVirtualStage()) deps.push_back(p2p_bwd_.at({t.mb, vs + 1}));
-    const double act =
-        static_cast<double>(sc_.training.micro_batch_size * sc_.model.seq_len * sc_.model.d_model) *
-        static_cast<double>(plan_.act_bytes) /
-        static_cast<double>(AxesSize(sc_.sharding.mesh, plan_.sp_axes));
+    const double act = plan_.tokens * static_cast<double>(sc_.model.d_model) *
+                       static_cast<double>(plan_.act_bytes) /
+                       static_cast<double>(AxesSize(sc_.sharding.mesh, plan_.sp_axes));
     const bool prefetch = sc_.training.prefetch_weights;
     if (t.forward) {
       int32_t prev_first = -1, prev_last = -1;
@@ -399,6 +440,14 @@ double OpsPerMicroBatch(const std::vector<OpDesc>& ops, const WeightSync& sync,
                         Recompute recompute) {
   double n = static_cast<double>(2 * sync.gathers.size() + sync.grad_syncs.size());
   for (const OpDesc& d : ops) {
+    if (d.ring) {
+      // Steps: C - 1 forward (and recomputed), C backward; every chunk's ops each time.
+      const double steps = static_cast<double>(d.ring->steps);
+      const double recomputed = recompute == Recompute::kNone ? 0 : 1;
+      n += (steps - 1) * (1 + recomputed) + steps;
+      n += steps * OpsPerMicroBatch(d.ring->chunk, WeightSync{}, recompute);
+      continue;
+    }
     n += 1;                                             // forward
     n += recompute == Recompute::kNone ? 0 : 1;         // recomputation
     n += !d.is_collective && d.compute.matmul ? 2 : 1;  // backward

@@ -166,7 +166,8 @@ WeightSync MakeWeightSync(const std::vector<TensorDesc>& tensors, const StepPlan
     const bool dense = t.tensor_class == TC::kDenseWeights;
     const auto used = AxesUsed(t, sh);
     const auto g = NonTrivial(sh.mesh, AxesIntersect(used, dense ? p.fsdp_axes : p.moe_fsdp_axes));
-    const auto r = NonTrivial(sh.mesh, AxesMinus(dense ? p.batch_axes : p.moe_batch_axes, used));
+    const auto r = NonTrivial(
+        sh.mesh, AxesMinus(dense ? Union(p.batch_axes, p.cp_axes) : p.moe_batch_axes, used));
     const double local = LocalElements(t, sh);
     w.params_local += local;
     const double r_size = static_cast<double>(AxesSize(sh.mesh, r));
@@ -279,8 +280,8 @@ std::vector<OpDesc> MlaAttentionOps(const StepPlan& p, const ModelSpec& md, cons
                           MemoryKernel::kAxpy, kRopeBwd));
   matmul("attn.scores", L);
   if (!flash) {
-    OpDesc sm = Elementwise("attn.softmax", 2 * b * heads * s * s * ab, MemoryKernel::kSoftmax,
-                            kSoftmaxBwd);
+    OpDesc sm = Elementwise("attn.softmax", 2 * b * heads * s * L.at('t') * ab,
+                            MemoryKernel::kSoftmax, kSoftmaxBwd);
     sm.backward_kernel = MemoryKernel::kAxpy;
     sm.recompute_selective = true;
     o.push_back(sm);
@@ -290,6 +291,29 @@ std::vector<OpDesc> MlaAttentionOps(const StepPlan& p, const ModelSpec& md, cons
   TpOutput(mesh, "attn", bsm, p.tp_axes, p.sp_axes, &o);
   o.push_back(Elementwise("attn.residual", 3 * bsm / sp, MemoryKernel::kAxpy, kResidualBwd));
   return o;
+}
+
+// Context parallelism: replaces the attention core (scores, softmax, context: one ring step's
+// worth, as built) by one RingAttention block of `steps` such chunks (step_plan.h).
+void WrapRingAttention(int64_t steps, const std::vector<MeshAxis>& cp_axes, double kv_bytes,
+                       std::vector<OpDesc>* attn) {
+  auto core = [](const OpDesc& d) {
+    return d.name == "attn.scores" || d.name == "attn.softmax" || d.name == "attn.context";
+  };
+  const auto first = std::find_if(attn->begin(), attn->end(), core);
+  const auto last = std::find_if_not(first, attn->end(), core);
+  auto ring = std::make_shared<RingAttention>();
+  ring->steps = steps;
+  ring->chunk.assign(first, last);
+  ring->shift.kind = CollectiveKind::kRingShift;
+  ring->shift.axes = cp_axes;
+  ring->shift.bytes = kv_bytes;
+  OpDesc block;
+  block.name = "attn.cp_ring";
+  block.recompute_selective = true;
+  block.ring = std::move(ring);
+  const auto at = attn->erase(first, last);
+  attn->insert(at, std::move(block));
 }
 
 }  // namespace
@@ -306,9 +330,11 @@ StepPlan MakeStepPlan(const Scenario& sc) {
   // --- Axes.
   p.batch_axes = sh.AxesFor(TC::kDenseActivations, "batch");
   p.tp_axes = Union(sh.AxesFor(TC::kDenseWeights, "heads"), sh.AxesFor(TC::kDenseWeights, "mlp"));
-  p.sp_axes = AxesMinus(
-      Union(sh.AxesFor(TC::kDenseActivations, "embed"), sh.AxesFor(TC::kDenseActivations, "seq")),
-      p.batch_axes);
+  p.cp_axes = sh.ContextAxes();
+  p.sp_axes = AxesMinus(AxesMinus(Union(sh.AxesFor(TC::kDenseActivations, "embed"),
+                                        sh.AxesFor(TC::kDenseActivations, "seq")),
+                                  p.batch_axes),
+                        p.cp_axes);
   const int64_t experts = std::max(md.moe.num_experts, sh.padded_num_experts);
   const auto dense_w = LayerWeights(md, LayerKind::kDense, 0, p.weight_bytes);
   const auto moe_w = md.is_moe() ? LayerWeights(md, LayerKind::kMoe, experts, p.weight_bytes)
@@ -316,7 +342,7 @@ StepPlan MakeStepPlan(const Scenario& sc) {
   std::vector<MeshAxis> dense_used;
   for (const auto& t : dense_w) dense_used = Union(dense_used, AxesUsed(t, sh));
   p.fsdp_axes = AxesIntersect(dense_used, p.batch_axes);
-  p.grad_axes = AxesMinus(p.batch_axes, dense_used);
+  p.grad_axes = AxesMinus(Union(p.batch_axes, p.cp_axes), dense_used);
   p.moe_batch_axes =
       Union(sh.AxesFor(TC::kMoeActivations, "outer"), sh.AxesFor(TC::kMoeActivations, "groups"));
   p.ep_axes = sh.AxesFor(TC::kMoeWeights, "experts");
@@ -350,13 +376,15 @@ StepPlan MakeStepPlan(const Scenario& sc) {
   auto shards = [&](TC c, const char* dim) { return static_cast<double>(sh.ShardsFor(c, dim)); };
   const double b = static_cast<double>(sc.training.micro_batch_size);
   const double s = static_cast<double>(md.seq_len);
+  const double cp = static_cast<double>(AxesSize(mesh, p.cp_axes));
+  const double sl = s / cp;  // this device's tokens of each sequence
   const double m = static_cast<double>(md.d_model);
   const double kv =
       Ceil(static_cast<double>(md.num_kv_heads) / shards(TC::kDenseWeights, "kv_heads"));
   const double heads = Ceil(static_cast<double>(md.num_heads) / shards(TC::kDenseWeights, "heads"));
   const double sp = static_cast<double>(AxesSize(mesh, p.sp_axes));
   p.local = {{'b', b},
-             {'s', s},
+             {'s', sl},
              {'t', s},
              {'m', m},
              {'k', kv},
@@ -370,12 +398,14 @@ StepPlan MakeStepPlan(const Scenario& sc) {
   }
   if (md.mtp_depth > 0) p.local['i'] = 2 * m;
   DimSizes& L = p.local;
-  p.tokens = b * s;
-  const double bsm = b * s * m * ab;  // one [b, s, d_model] activation
+  p.tokens = b * sl;
+  const double bsm = b * sl * m * ab;  // one [b, s, d_model] activation of this device's tokens
 
-  // --- Attention block (shared by both layer kinds).
+  // --- Attention block (shared by both layer kinds). Under context parallelism its core is built
+  // for one ring step (keys of one chunk: 't' = this device's share) and wrapped below.
   std::vector<OpDesc> attn;
   const bool flash = sc.training.flash_attention;
+  L['t'] = sl;
   if (md.mla.enabled) {
     attn = MlaAttentionOps(p, md, mesh, flash);
   } else {
@@ -387,7 +417,7 @@ StepPlan MakeStepPlan(const Scenario& sc) {
       OpDesc d = Matmul(e.name, e.spec, L, p.act_bytes, !core);
       if (core && flash) {
         // Blockwise attention never writes the [s, t] scores to HBM: reads q, k, v, writes out.
-        d.compute.bytes = b * s * (heads + kv) * L['d'] * ab;
+        d.compute.bytes = b * sl * (heads + kv) * L['d'] * ab;
       }
       d.recompute_selective = core;
       if (e.name == "attn.out") {
@@ -396,12 +426,12 @@ StepPlan MakeStepPlan(const Scenario& sc) {
       }
       attn.push_back(d);
       if (e.name == "attn.v" && md.position_kind == PositionKind::kRope) {
-        attn.push_back(Elementwise("attn.rope", 2 * b * s * (heads + kv) * L['d'] * ab,
+        attn.push_back(Elementwise("attn.rope", 2 * b * sl * (heads + kv) * L['d'] * ab,
                                    MemoryKernel::kAxpy, kRopeBwd));
       }
       if (e.name == "attn.scores" && !flash) {
-        OpDesc sm = Elementwise("attn.softmax", 2 * b * heads * s * s * ab, MemoryKernel::kSoftmax,
-                                kSoftmaxBwd);
+        OpDesc sm = Elementwise("attn.softmax", 2 * b * heads * sl * L['t'] * ab,
+                                MemoryKernel::kSoftmax, kSoftmaxBwd);
         sm.backward_kernel = MemoryKernel::kAxpy;
         sm.recompute_selective = true;
         attn.push_back(sm);
@@ -409,6 +439,13 @@ StepPlan MakeStepPlan(const Scenario& sc) {
     }
     TpOutput(mesh, "attn", bsm, p.tp_axes, p.sp_axes, &attn);
     attn.push_back(Elementwise("attn.residual", 3 * bsm / sp, MemoryKernel::kAxpy, kResidualBwd));
+  }
+  L['t'] = s;
+  if (cp > 1) {
+    // K and V of one chunk: per head, MLA's up-projected keys (nope + rope) and values.
+    const double kv_bytes =
+        md.mla.enabled ? b * sl * L['a'] * (L['j'] + L['w']) * ab : 2 * b * sl * kv * L['d'] * ab;
+    WrapRingAttention(static_cast<int64_t>(cp), p.cp_axes, kv_bytes, &attn);
   }
 
   // --- Dense FFN.
@@ -419,7 +456,7 @@ StepPlan MakeStepPlan(const Scenario& sc) {
   for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kDense)) {
     if (e.name.rfind("ffn.", 0) != 0) continue;
     if (e.name == "ffn.w2") {
-      p.dense_ops.push_back(Elementwise("ffn.act", (swiglu ? 3 : 2) * b * s * L['f'] * ab,
+      p.dense_ops.push_back(Elementwise("ffn.act", (swiglu ? 3 : 2) * b * sl * L['f'] * ab,
                                         MemoryKernel::kSwiglu, ActBwd(swiglu)));
     }
     p.dense_ops.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
@@ -550,13 +587,13 @@ StepPlan MakeStepPlan(const Scenario& sc) {
   for (const Einsum& e : HeadForwardEinsums()) {
     p.head_ops.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
   }
-  OpDesc loss = Elementwise("head.loss", 3 * b * s * L['v'] * 4, MemoryKernel::kSoftmax, kLossBwd);
+  OpDesc loss = Elementwise("head.loss", 3 * b * sl * L['v'] * 4, MemoryKernel::kSoftmax, kLossBwd);
   loss.backward_kernel = MemoryKernel::kAxpy;
   p.head_ops.push_back(loss);
   if (AxesSize(mesh, vocab_axes) > 1) {
     // Vocab-parallel cross-entropy: max, sum of exponentials and target logit per token.
     p.head_ops.push_back(
-        Collective("head.loss_allreduce", CollectiveKind::kAllReduce, vocab_axes, 3 * b * s * 4));
+        Collective("head.loss_allreduce", CollectiveKind::kAllReduce, vocab_axes, 3 * b * sl * 4));
   }
 
   // --- Multi-token prediction modules (model.mtp_depth), after the main head's loss on the last
@@ -571,7 +608,7 @@ StepPlan MakeStepPlan(const Scenario& sc) {
     module.push_back(Elementwise("hnorm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
     module.push_back(Elementwise("enorm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
     DimSizes own = L;
-    own['s'] = s / sp;
+    own['s'] = sl / sp;
     for (const Einsum& e : MtpForwardEinsums()) {
       module.push_back(Matmul(e.name, e.spec, own, p.act_bytes, true));
     }

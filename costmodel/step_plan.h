@@ -6,6 +6,7 @@
 // collective, not yet placed on a stream). opgraph_builder.cc schedules them into an OpGraph.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +15,8 @@
 #include "costmodel/opgraph.h"
 
 namespace moesim {
+
+struct RingAttention;
 
 struct OpDesc {
   std::string name;  // "attn.q"
@@ -31,6 +34,22 @@ struct OpDesc {
   // Elementwise ops: the backward's bytes over the forward's, from what each reads and writes
   // (RMSNorm: x, y -> x, dy, dx = 1.5; SwiGLU: a, b, h -> a, b, dh, da, db = 5/3).
   double backward_bytes_factor = 2;
+  // Set: this op is the attention core under context parallelism, a ring of `steps` chunks
+  // (RingAttention); its own compute and collective fields are unused.
+  std::shared_ptr<const RingAttention> ring;
+};
+
+// Attention over a sequence split C ways over the context-parallel axes, as Megatron-Core runs
+// it with Transformer Engine's P2P ring (cp_comm_type "p2p"; Liu et al. 2023, Ring Attention):
+// each rank holds 1/C of the queries, keys and values (Megatron's load-balanced causal split:
+// 2C chunks, rank r holding chunks r and 2C-1-r, so every rank has the same work), and computes
+// blockwise attention against its own K,V chunk while the ring brings the next one; C-1 ring
+// steps in forward. Backward runs the ring again carrying K,V and the accumulating dK,dV (twice
+// the bytes per step), then one last step returns each chunk's dK,dV to its owner.
+struct RingAttention {
+  int64_t steps = 1;          // C: the context-parallel group's size
+  std::vector<OpDesc> chunk;  // one step's ops: local queries against one K,V chunk
+  CollectiveWork shift;       // one forward step: a kRingShift of one K,V chunk
 };
 
 // The collectives that keep one layer's weights usable and its gradients reduced.
@@ -46,22 +65,24 @@ struct StepPlan {
   // Axes.
   std::vector<MeshAxis> batch_axes;      // dense activations' batch
   std::vector<MeshAxis> tp_axes;         // tensor parallel (heads / mlp / vocab)
+  std::vector<MeshAxis> cp_axes;         // context parallel (ShardingSpec::ContextAxes)
   std::vector<MeshAxis> sp_axes;         // activations [b,s,m] sharded over these (SP / Apple)
   std::vector<MeshAxis> fsdp_axes;       // dense weights gathered over these
-  std::vector<MeshAxis> grad_axes;       // dense gradients reduced over these (replicas)
+  std::vector<MeshAxis> grad_axes;       // dense gradients reduced over these (replicas, CP too)
   std::vector<MeshAxis> moe_batch_axes;  // MoE tokens (outer + groups)
   std::vector<MeshAxis> ep_axes;         // experts; all-to-all axes
   std::vector<MeshAxis> moe_tp_axes;     // expert hidden
   std::vector<MeshAxis> moe_fsdp_axes;   // expert weights gathered over these
   std::vector<MeshAxis> moe_grad_axes;   // expert gradients reduced over these
 
-  // Local label sizes for one micro-batch on one device (labels of layers.h).
+  // Local label sizes for one micro-batch on one device (labels of layers.h). 's' is this
+  // device's share of the sequence (seq_len / context shards), 't' the whole sequence (keys).
   DimSizes local;
   int64_t act_bytes = 2;
   int64_t weight_bytes = 2;
 
   // MoE (per device, per micro-batch).
-  double tokens = 0;     // tokens of this device: b x s
+  double tokens = 0;     // tokens of this device: b x s / context shards
   double slots = 0;      // expert slots computed (padded for EINSUM)
   double routed = 0;     // useful expert slots (top_k x tokens, after drops)
   double a2a_bytes = 0;  // each all-to-all's size

@@ -224,6 +224,7 @@ Timeline BuildTimeline(const SimReport& report, const Mesh& mesh, int max_stages
           b.kind = OpKind::kAllToAll;
           break;
         case CollectiveKind::kSendRecv:
+        case CollectiveKind::kRingShift:
           b.kind = OpKind::kSendRecv;
           break;
       }

@@ -134,12 +134,6 @@ void ValidateNamedMesh(const pb::Sharding& in, int64_t num_devices, Checker& c, 
         c.Fail(p + ".role", p + ".role is missing (DATA, FSDP, TENSOR, CONTEXT, EXPERT or "
                                 "PIPELINE)");
         break;
-      case pb::MeshAxis::CONTEXT:
-        if (a.size() > 1) {
-          c.Fail(p + ".role", p + " \"" + a.name() + "\": role CONTEXT (context parallelism, " +
-                                  "ring attention) is not modelled yet; only size 1 is accepted");
-        }
-        break;
       case pb::MeshAxis::PIPELINE:
         if (pipeline >= 0) {
           c.Fail(p + ".role", p + ".role=PIPELINE: " + AxisPath(pipeline) +
@@ -224,7 +218,7 @@ void ApplyNamedMeshRules(const pb::Sharding& in, Checker& c, ShardingSpec* spec)
   const Mesh& mesh = spec->mesh;
   const pb::Mesh& m = in.mesh();
   std::map<std::string, MeshAxis> by_name;
-  std::vector<MeshAxis> batch, tensor, fsdp, expert_role, non_pipeline;
+  std::vector<MeshAxis> batch, tensor, context, fsdp, expert_role, non_pipeline;
   const auto written = WrittenAxes(mesh);
   for (int i = 0; i < m.axes_size(); ++i) {
     const MeshAxis a = written[static_cast<size_t>(i)];
@@ -235,6 +229,7 @@ void ApplyNamedMeshRules(const pb::Sharding& in, Checker& c, ShardingSpec* spec)
     }
     if (r == pb::MeshAxis::FSDP) fsdp.push_back(a);
     if (r == pb::MeshAxis::TENSOR) tensor.push_back(a);
+    if (r == pb::MeshAxis::CONTEXT) context.push_back(a);
     if (r == pb::MeshAxis::EXPERT) expert_role.push_back(a);
     if (r != pb::MeshAxis::PIPELINE) non_pipeline.push_back(a);
   }
@@ -284,7 +279,11 @@ void ApplyNamedMeshRules(const pb::Sharding& in, Checker& c, ShardingSpec* spec)
     set(TC::kDenseWeights, d, tensor);
     set(TC::kDenseActivations, d, tensor);
   }
-  set(TC::kDenseActivations, "seq", tensor);
+  // The sequence over CONTEXT axes everywhere (ShardingSpec::ContextAxes: the ring attention of
+  // costmodel/step_plan.cc), and over TENSOR axes too between the tensor-parallel regions.
+  std::vector<MeshAxis> seq = context;
+  seq.insert(seq.end(), tensor.begin(), tensor.end());
+  set(TC::kDenseActivations, "seq", seq);
   set(TC::kDenseActivations, "batch", batch);
   set(TC::kDenseWeights, "embed", fsdp);
   set(TC::kDenseWeights, "latent", fsdp);

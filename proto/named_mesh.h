@@ -33,7 +33,7 @@ std::string NamedAxisPath(const Mesh& mesh, MeshAxis a);
 // Reads in.mesh().axes into *mesh (REQUIRES in.mesh().axes_size() > 0), reporting every problem:
 // the legacy fields also set, a strategy or rules also given, more than limits::kMaxMeshAxes axes,
 // a missing, malformed or repeated name, a size < 1, a product past limits::kMaxDevices or other
-// than `num_devices`, a missing role, CONTEXT of size > 1 (not modelled yet), two PIPELINE axes,
+// than `num_devices`, a missing role, two PIPELINE axes,
 // a dcn axis inside a non-dcn one.
 void ValidateNamedMesh(const pb::Sharding& in, int64_t num_devices, Checker& c, Mesh* mesh);
 

@@ -1,5 +1,7 @@
 #include "proto/scenario.h"
 
+#include <algorithm>
+
 namespace moesim {
 
 bool ModelSpec::IsMoeLayer(int64_t layer) const {
@@ -120,6 +122,26 @@ const std::vector<MeshAxis>& ShardingSpec::AxesFor(TensorClass c, const std::str
 int64_t ShardingSpec::ShardsFor(TensorClass c, const std::string& dim) const {
   int64_t n = 1;
   for (MeshAxis a : AxesFor(c, dim)) n *= mesh[a];
+  return n;
+}
+
+std::vector<MeshAxis> ShardingSpec::ContextAxes() const {
+  std::vector<MeshAxis> out;
+  auto in = [](const std::vector<MeshAxis>& v, MeshAxis a) {
+    return std::find(v.begin(), v.end(), a) != v.end();
+  };
+  const auto& batch = AxesFor(TensorClass::kDenseActivations, "batch");
+  const auto& heads = AxesFor(TensorClass::kDenseWeights, "heads");
+  const auto& mlp = AxesFor(TensorClass::kDenseWeights, "mlp");
+  for (MeshAxis a : AxesFor(TensorClass::kDenseActivations, "seq")) {
+    if (mesh[a] > 1 && !in(batch, a) && !in(heads, a) && !in(mlp, a)) out.push_back(a);
+  }
+  return out;
+}
+
+int64_t ShardingSpec::ContextShards() const {
+  int64_t n = 1;
+  for (MeshAxis a : ContextAxes()) n *= mesh[a];
   return n;
 }
 

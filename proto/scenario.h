@@ -203,6 +203,14 @@ struct ShardingSpec {
   const std::vector<MeshAxis>& AxesFor(TensorClass c, const std::string& dim) const;
   // Product of the sizes of those axes.
   int64_t ShardsFor(TensorClass c, const std::string& dim) const;
+  // Context-parallel axes (size > 1 only): the axes that shard the dense activations' sequence
+  // but neither their batch nor the heads / FFN hidden of the dense weights. (An axis that shards
+  // both the sequence and the heads is tensor parallel with sequence parallelism: it splits the
+  // sequence only between the tensor-parallel regions.) Attention over a sequence split this way
+  // needs the other ranks' keys and values: the ring exchange of costmodel/step_plan.cc.
+  std::vector<MeshAxis> ContextAxes() const;
+  // Product of their sizes (1 without context parallelism).
+  int64_t ContextShards() const;
 };
 
 enum class Recompute { kNone, kSelective, kFull };

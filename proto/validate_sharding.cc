@@ -475,6 +475,23 @@ void FinishSharding(const pb::Scenario& in, Checker& c, Scenario* out) {
                                      ? in.model().moe().outer_batch()
                                      : spec.ShardsFor(TensorClass::kMoeActivations, "outer");
   }
+  // Context parallelism: Megatron splits each sequence into 2 x C chunks, rank r holding chunks
+  // r and 2C-1-r, so that causal attention costs every rank the same.
+  const int64_t cp = spec.ContextShards();
+  if (cp > 1 && out->model.seq_len % (2 * cp) != 0) {
+    std::string axis_path;
+    const std::string axes = AxesText(spec.mesh, spec.ContextAxes(), &axis_path);
+    c.Fail("model.seq_len", "model.seq_len=" + Num(out->model.seq_len) +
+                                " does not split into 2 x " + Num(cp) +
+                                " chunks for context parallelism over " + axes +
+                                " (the load-balanced causal split)");
+  }
+  // A MoE layer's tokens of one sequence are split over the context axes too: by default a
+  // routing group is one device's share of a sequence.
+  if (cp > 1 && out->model.is_moe() && in.model().moe().group_size_tokens() == 0 &&
+      in.model().moe().num_groups() == 0) {
+    out->model.moe.group_size_tokens = out->model.seq_len / cp;
+  }
   ValidateTraining(in.training(), c, out);
 }
 

@@ -194,6 +194,36 @@ const AnalyticalNetwork::AxesNet& AnalyticalNetwork::Net(const std::vector<MeshA
   return *it->second;
 }
 
+const AnalyticalNetwork::ShiftNet& AnalyticalNetwork::Shift(
+    const std::vector<MeshAxis>& axes) const {
+  const AxesNet& net = Net(axes);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = shift_cache_.find(axes);
+  if (it != shift_cache_.end()) return *it->second;
+  auto shift = std::make_unique<ShiftNet>();
+  const auto& links = topo_->links();
+  std::vector<double> load(links.size(), 0);
+  std::vector<LinkId> route;
+  for (const auto& g : net.groups) {
+    for (size_t i = 0; g.size() > 1 && i < g.size(); ++i) {
+      topo_->ComputeRoute(g[i], g[(i + 1) % g.size()], &(route = {}));
+      double latency = 0;
+      for (LinkId l : route) {
+        load[static_cast<size_t>(l)] += 1;
+        latency += links[static_cast<size_t>(l)].latency_s;
+      }
+      shift->latency_s = std::max(shift->latency_s, latency);
+    }
+  }
+  for (size_t l = 0; l < links.size(); ++l) {
+    if (load[l] > 0) {
+      shift->load_over_rate =
+          std::max(shift->load_over_rate, load[l] / (links[l].bytes_per_s * efficiency_));
+    }
+  }
+  return *shift_cache_.emplace(axes, std::move(shift)).first->second;
+}
+
 double AnalyticalNetwork::ReduceScatterTime(const AxesNet& net, double bytes) const {
   if (net.n <= 1 || net.dims.empty()) return 0;
   double t = 0;
@@ -232,6 +262,10 @@ double AnalyticalNetwork::Time(const CollectiveWork& w) const {
       return w.bytes / static_cast<double>(net.n) * net.a2a_pairs_per_link_over_rate *
                  w.max_over_mean +
              net.a2a_latency_s;
+    case CollectiveKind::kRingShift: {
+      const ShiftNet& shift = Shift(w.axes);
+      return w.bytes * shift.load_over_rate + shift.latency_s;
+    }
     case CollectiveKind::kSendRecv:
       break;
   }
@@ -265,6 +299,16 @@ std::vector<CollectivePhase> AnalyticalNetwork::Phases(const CollectiveWork& w) 
   }
   const AxesNet& net = Net(w.axes);
   if (net.n <= 1) return phases;
+  if (w.kind == CollectiveKind::kRingShift) {
+    CollectivePhase ph;
+    ph.latency_s = Shift(w.axes).latency_s;
+    for (const auto& g : net.groups) {
+      for (size_t i = 0; i < g.size(); ++i)
+        ph.flows.push_back({g[i], g[(i + 1) % g.size()], w.bytes});
+    }
+    phases.push_back(std::move(ph));
+    return phases;
+  }
   if (w.kind == CollectiveKind::kAllToAll) {
     CollectivePhase ph;
     ph.latency_s = net.a2a_latency_s;

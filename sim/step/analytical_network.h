@@ -20,9 +20,11 @@
 //     pairs on any link) / rate of that link; an all-to-all-v's busiest rank scales it (all n^2
 //     routes are counted: O(n^2) per axis set, once per placement);
 //   - send/recv between pipeline stages: the message over the most loaded link of all
-//     stage-to-stage pairs.
+//     stage-to-stage pairs;
+//   - ring shift (one step of a context-parallel ring): every member sends S to its successor in
+//     its group; time = S x (the largest number of such routes on any link) / rate of that link.
 // Latency: (n-1) ring steps (2(n-1) for all-reduce) of the largest route latency between ring
-// neighbours; one route for all-to-all and send/recv.
+// neighbours; one route for all-to-all, send/recv and a ring shift.
 //
 // Thread safety: Time() may be called from several threads; per-axis results are computed once
 // under a lock.
@@ -67,7 +69,8 @@ class AnalyticalNetwork {
   // reduce-scatter / all-gather as (bidirectional) rings along each physical dimension, all
   // dimensions at once on a torus (data split by their bandwidths) or one after another from
   // the fastest (hierarchical); all-reduce as reduce-scatter then all-gather; all-to-all as all
-  // pairs at once; send/recv between pipeline neighbours. With no contention each phase takes
+  // pairs at once; send/recv between pipeline neighbours; a ring shift as one flow from each
+  // member to its successor. With no contention each phase takes
   // what Time() charges it.
   std::vector<CollectivePhase> Phases(const CollectiveWork& work) const;
   // Phases() of the groups inside pipeline stage `stage` only: in SPMD each stage runs its own
@@ -105,6 +108,12 @@ class AnalyticalNetwork {
   };
   void RingPhase(const DimRing& r, double bytes, std::vector<CollectiveFlow>* out) const;
   const AxesNet& Net(const std::vector<MeshAxis>& axes) const;
+  // Ring shift over `axes`: the most loaded link's routes over its rate, the largest latency.
+  struct ShiftNet {
+    double load_over_rate = 0;
+    double latency_s = 0;
+  };
+  const ShiftNet& Shift(const std::vector<MeshAxis>& axes) const;
   AxesNet Compute(const std::vector<MeshAxis>& axes) const;
   std::vector<std::vector<DeviceId>> Groups(const std::vector<MeshAxis>& axes) const;
   double ReduceScatterTime(const AxesNet& net, double bytes) const;
@@ -118,6 +127,7 @@ class AnalyticalNetwork {
   std::vector<std::vector<DeviceId>> pipeline_groups_;  // devices differing only in stage
   mutable std::mutex mu_;
   mutable std::map<std::vector<MeshAxis>, std::unique_ptr<AxesNet>> cache_;
+  mutable std::map<std::vector<MeshAxis>, std::unique_ptr<ShiftNet>> shift_cache_;
 };
 
 }  // namespace moesim

@@ -228,7 +228,6 @@ TEST(NamedMesh, ValidationNamesTheField) {
                "t.textproto:14: sharding.mesh.axes[2].size=0 must be >= 1");
   expect_error(R"(name: "dp_out" size: 2)", R"(name: "dp_out" size: 4)",
                "= 32 devices, but the cluster has 16");
-  expect_error("role: TENSOR", "role: CONTEXT", "not modelled yet");
   expect_error("role: TENSOR", "", "sharding.mesh.axes[2].role is missing");
   expect_error(R"(["dp_in", "tp"])", R"(["dp_in", "tq"])",
                "sharding.moe_layers.expert[1]=\"tq\" is not an axis");
