@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "cli/format.h"
+#include "proto/maxtext_preset.h"
 #include "proto/scenario_loader.h"
 #include "sim/step/simulate.h"
 
@@ -120,6 +121,10 @@ void PrintTable(const Scenario& sc, const SimReport& r) {
     std::cout << "MoE          " << Fixed(100 * r.dropped_token_fraction, 2)
               << "% of routed tokens dropped (over capacity)\n";
   }
+  // A mesh in MaxText's form: the config overrides that launch it.
+  if (auto maxtext = MaxTextOverrides(sc); maxtext.ok()) {
+    std::cout << "maxtext      " << *maxtext << "\n";
+  }
   std::cout << "mesh axes   ";
   for (const auto& a : r.axes) {
     if (a.size <= 1) continue;
@@ -197,11 +202,18 @@ RunFn Setup(CLI::App* sub) {
                   "analytical: alpha-beta per collective, no contention (fast); flow: "
                   "congestion-aware")
       ->check(CLI::IsMember({"analytical", "flow"}));
+  auto maxtext = std::make_shared<std::string>();
+  sub->add_option("--maxtext", *maxtext,
+                  "MaxText config overrides, e.g. \"ici_fsdp_parallelism=64 "
+                  "ici_expert_parallelism=4 per_device_batch_size=8\": applied after --set as "
+                  "the --set assignments they stand for (docs/maxtext.md)")
+      ->type_name("\"KEY=VALUE ...\"");
   sub->add_option("--json", *json, "Write JSON to FILE, or to stdout with -")->type_name("FILE|-");
   sub->add_option("--trace", *trace, "Write a Chrome trace (Perfetto) of the step to FILE")
       ->type_name("FILE");
-  return [args, json, trace, network, max_memory]() -> Status {
-    auto sc = LoadScenario({args->path, args->overrides});
+  return [args, json, trace, network, max_memory, maxtext]() -> Status {
+    auto sc = maxtext->empty() ? LoadScenario({args->path, args->overrides})
+                               : LoadScenarioWithMaxText({args->path, args->overrides}, *maxtext);
     if (!sc.ok()) return sc.status();
     SimulateOptions opts;
     opts.max_memory_bytes = static_cast<double>(*max_memory);

@@ -9,6 +9,7 @@
 #include "common/limits.h"
 
 #include "proto/checker.h"
+#include "proto/maxtext_preset.h"
 #include "proto/moesim.pb.h"
 #include "proto/named_mesh.h"
 #include "proto/pipeline_layout.h"
@@ -424,7 +425,14 @@ void CheckEveryAxisUsed(Checker& c, const Scenario& s) {
 
 void ValidateShardingAndTraining(const pb::Scenario& in, Checker& c, Scenario* out) {
   ShardingSpec& spec = out->sharding;
-  const pb::Sharding& sh = in.sharding();
+  // sharding.maxtext becomes the named mesh form (proto/maxtext_preset.h).
+  pb::Sharding from_maxtext;
+  if (in.sharding().has_maxtext() &&
+      !ExpandMaxTextMesh(in.sharding(), out->cluster.topology, out->cluster.num_devices, c,
+                         &from_maxtext)) {
+    return;
+  }
+  const pb::Sharding& sh = in.sharding().has_maxtext() ? from_maxtext : in.sharding();
   spec.strategy = ToStrategy(sh.strategy());
   const bool named = sh.mesh().axes_size() > 0;
   if (named) {

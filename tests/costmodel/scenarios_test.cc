@@ -23,10 +23,18 @@ std::vector<std::string> ScenarioFiles() {
 TEST(Scenarios, EveryFileLoadsAndFits) {
   const auto files = ScenarioFiles();
   EXPECT_GE(files.size(), 23u);  // 11 Artetxe rows + 12 Apple scenarios
+  // Runs that kept activations in host memory, which moesim does not model: MaxText's Mixtral
+  // 8x22B recipe offloads each layer's input (41.6 GiB per 32 GiB chip without it).
+  const std::string offloaded = "mixtral/mixtral-8x22b-v6e-256.textproto";
   for (const auto& f : files) {
     auto sc = LoadScenario({f, {}});
     ASSERT_TRUE(sc.ok()) << sc.status().message();
     const MemoryReport m = ComputeMemory(*sc);
+    if (f.size() >= offloaded.size() &&
+        f.compare(f.size() - offloaded.size(), offloaded.size(), offloaded) == 0) {
+      EXPECT_FALSE(m.fits) << f << ": fits now; remove it from the exceptions";
+      continue;
+    }
     EXPECT_TRUE(m.fits) << f << ": " << m.peak_bytes / (1 << 30) << " GiB";
   }
 }
