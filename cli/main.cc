@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "cli/command.h"
+#include "proto/megatron_args.h"
 
 namespace moesim::cli {
 
@@ -35,6 +36,26 @@ void AddScenarioOptions(CLI::App* sub, ScenarioArgs* args, bool scenario_require
                   "Override one scalar field, e.g. --set model.moe.num_experts=32 (repeatable)")
       ->type_name("PATH=VALUE")
       ->allow_extra_args(false);
+  // After --set: CLI11 runs option callbacks in the order options were added, so the arguments'
+  // overrides follow (and win over) the --set ones.
+  sub->add_option_function<std::string>(
+         "--megatron-args",
+         [args](const std::string& text) {
+           auto parsed = moesim::ParseMegatronArgs(text);
+           if (!parsed.ok()) {
+             throw CLI::ValidationError("--megatron-args", parsed.status().message());
+           }
+           for (const std::string& f : parsed->ignored) {
+             std::cerr << "moesim: --megatron-args: " << f << ": not modelled, ignored\n";
+           }
+           for (const std::string& note : parsed->notes) {
+             std::cerr << "moesim: --megatron-args: " << note << "\n";
+           }
+           for (std::string& o : parsed->overrides) args->overrides.push_back(std::move(o));
+         },
+         "Megatron-LM command-line arguments (parallel sizes, batch, recomputation, model), "
+         "applied as --set overrides of the megatron form (docs/megatron.md)")
+      ->type_name("\"ARGS\"");
 }
 
 void AddMaxMemoryOption(CLI::App* sub, uint64_t* bytes) {

@@ -10,6 +10,7 @@
 
 #include "proto/checker.h"
 #include "proto/maxtext_preset.h"
+#include "proto/megatron_preset.h"
 #include "proto/moesim.pb.h"
 #include "proto/named_mesh.h"
 #include "proto/pipeline_layout.h"
@@ -432,7 +433,16 @@ void ValidateShardingAndTraining(const pb::Scenario& in, Checker& c, Scenario* o
                          &from_maxtext)) {
     return;
   }
-  const pb::Sharding& sh = in.sharding().has_maxtext() ? from_maxtext : in.sharding();
+  // sharding.megatron likewise (proto/megatron_preset.h).
+  pb::Sharding from_megatron;
+  if (in.sharding().has_megatron() &&
+      !ExpandMegatronSharding(in.sharding(), out->cluster.num_devices,
+                              out->model.moe.num_experts, c, &from_megatron)) {
+    return;
+  }
+  const pb::Sharding& sh = in.sharding().has_maxtext()    ? from_maxtext
+                           : in.sharding().has_megatron() ? from_megatron
+                                                          : in.sharding();
   spec.strategy = ToStrategy(sh.strategy());
   const bool named = sh.mesh().axes_size() > 0;
   if (named) {
