@@ -75,20 +75,11 @@ ActivationShape MicroBatchShape(const Scenario& sc) {
   a.batch =
       sc.training.micro_batch_size * sc.sharding.ShardsFor(TensorClass::kDenseActivations, "batch");
   if (m.is_moe()) {
-    a.outer = m.moe.outer_batch;
-    a.group_size = m.moe.group_size_tokens;
-    const int64_t tokens = a.batch * a.seq;
-    const int64_t per_outer = a.outer * a.group_size;
-    a.groups = std::max<int64_t>(1, (tokens + per_outer - 1) / per_outer);
-    // Einsum dispatch fills [E, C] buffers padded to capacity; permutation dispatch holds only
-    // the routed tokens: top_k x group_size / E per expert on average.
-    MoeSpec routed = m.moe;
-    routed.num_experts = std::max(m.moe.num_experts, sc.sharding.padded_num_experts);
-    if (m.moe.dispatch == MoeDispatch::kPermute) {
-      routed.capacity_factor = 1.0;
-      routed.capacity_per_routed_token = true;
-    }
-    a.capacity = ExpertCapacity(routed, a.group_size);
+    const MoeGroups g = MoeGroupsOf(sc);
+    a.outer = g.outer;
+    a.group_size = g.group_size;
+    a.groups = g.groups;
+    a.capacity = g.held;
   }
   return a;
 }
@@ -115,6 +106,29 @@ double InFlight(const TrainingSpec& t, int64_t stages, int64_t stage) {
 }
 
 }  // namespace
+
+MoeGroups MoeGroupsOf(const Scenario& sc) {
+  const ModelSpec& m = sc.model;
+  MoeGroups g;
+  g.outer = m.moe.outer_batch;
+  g.group_size = m.moe.group_size_tokens;
+  const int64_t tokens = sc.training.micro_batch_size *
+                         sc.sharding.ShardsFor(TensorClass::kDenseActivations, "batch") * m.seq_len;
+  const int64_t per_outer = g.outer * g.group_size;
+  g.groups = std::max<int64_t>(1, (tokens + per_outer - 1) / per_outer);
+  // Padded experts (PADDED_2D) are real experts to the layer: capacity is per padded expert.
+  MoeSpec padded = m.moe;
+  padded.num_experts = std::max(m.moe.num_experts, sc.sharding.padded_num_experts);
+  g.capacity = ExpertCapacity(padded, g.group_size);
+  if (m.moe.dispatch == MoeDispatch::kPermute) {
+    padded.capacity_factor = 1.0;
+    padded.capacity_per_routed_token = true;
+    g.held = ExpertCapacity(padded, g.group_size);
+  } else {
+    g.held = g.capacity;
+  }
+  return g;
+}
 
 double WeightBytesPerParam(const TrainingSpec& t) {
   return t.precision == Precision::kFp32 ? 4 : 2;

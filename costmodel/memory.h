@@ -54,6 +54,24 @@ struct MemoryReport {
 MemoryReport ComputeMemory(const Scenario& scenario);
 
 // Bytes per parameter of the working weights / gradients / optimizer state.
+// The tokens of one MoE layer for one micro-batch, all batch shards together, as GShard and
+// AXLearn lay them out: `outer` outer batches (model.moe.outer_batch) of `groups` routing groups
+// of `group_size` tokens (model.moe.group_size_tokens), and each expert's capacity per group
+// (ExpertCapacity: capacity factor and convention of model.moe, per padded expert with
+// PADDED_2D). The one place these are computed: the step plan's dispatch, routing and drops and
+// the memory of the dispatch buffers read them from here.
+struct MoeGroups {
+  int64_t outer = 1;
+  int64_t groups = 0;      // per outer batch, >= 1
+  int64_t group_size = 0;  // tokens
+  int64_t capacity = 0;    // slots per expert and group: the drop limit, einsum's [E, C] padding
+  // Slots per expert and group the dispatch buffers hold: `capacity` for einsum dispatch; for
+  // permutation dispatch only the routed tokens, top_k x group_size / experts on average.
+  int64_t held = 0;
+};
+// REQUIRES: scenario.model.is_moe(), a validated scenario.
+MoeGroups MoeGroupsOf(const Scenario& scenario);
+
 double WeightBytesPerParam(const TrainingSpec& t);
 double OptimizerBytesPerParam(const TrainingSpec& t);
 

@@ -28,9 +28,6 @@ CollectiveKind Mirror(CollectiveKind k) {
   }
 }
 
-constexpr int32_t kBackwardOnly = -2;  // markers set by step_plan.cc in peer_program
-constexpr int32_t kForwardOnly = -3;
-
 class Builder {
  public:
   Builder(const Scenario& sc, OpGraph* out)
@@ -159,7 +156,6 @@ class Builder {
       Op op = Base(name, program, layer, mb, phase);
       op.is_collective = true;
       op.stream = kCommStream;
-      w.peer_program = -1;
       op.collective = std::move(w);
       const int32_t last = last_compute_[static_cast<size_t>(program)];
       op.deps = pending;
@@ -228,9 +224,8 @@ class Builder {
         continue;
       }
       if (d.is_collective) {
-        const int32_t marker = d.collective.peer_program;
-        if (backward && marker == kForwardOnly) continue;
-        if (!backward && marker == kBackwardOnly) continue;
+        if (backward && d.passes == Passes::kForwardOnly) continue;
+        if (!backward && d.passes == Passes::kBackwardOnly) continue;
         CollectiveWork w = d.collective;
         if (backward) w.kind = Mirror(w.kind);
         collective(backward ? d.name + ".bwd" : d.name, w);

@@ -127,7 +127,7 @@ void TpInput(const StepPlan& p, const Mesh& mesh, const std::string& name, doubl
     ops->push_back(Collective(name + ".allgather", CollectiveKind::kAllGather, sp, bytes));
   } else {
     OpDesc d = Collective(name + ".input_allreduce", CollectiveKind::kAllReduce, tp, bytes);
-    d.collective.peer_program = -2;  // marker: backward only (see opgraph_builder.cc)
+    d.passes = Passes::kBackwardOnly;
     ops->push_back(d);
   }
 }
@@ -140,7 +140,7 @@ void TpOutput(const Mesh& mesh, const std::string& name, double bytes,
     ops->push_back(Collective(name + ".reducescatter", CollectiveKind::kReduceScatter, sp, bytes));
   } else {
     OpDesc d = Collective(name + ".allreduce", CollectiveKind::kAllReduce, tp, bytes);
-    d.collective.peer_program = -3;  // marker: forward only
+    d.passes = Passes::kForwardOnly;
     ops->push_back(d);
   }
 }
@@ -262,7 +262,7 @@ std::vector<OpDesc> MlaAttentionOps(const StepPlan& p, const ModelSpec& md, cons
     } else {
       OpDesc d =
           Collective("attn.latents.input_allreduce", CollectiveKind::kAllReduce, p.tp_axes, bytes);
-      d.collective.peer_program = -2;  // marker: backward only (see opgraph_builder.cc)
+      d.passes = Passes::kBackwardOnly;
       o.push_back(d);
     }
   }
@@ -318,16 +318,29 @@ void WrapRingAttention(int64_t steps, const std::vector<MeshAxis>& cp_axes, doub
 
 }  // namespace
 
-StepPlan MakeStepPlan(const Scenario& sc) {
-  StepPlan p;
+namespace {
+
+// What every layer kind's op list reads: the scenario and one micro-batch's sizes on one device.
+struct Sizes {
+  double ab = 2;      // activation bytes per element
+  double b = 1;       // sequences per micro-batch on this device's batch shard
+  double s = 1;       // tokens per sequence
+  double sl = 1;      // this device's tokens of each sequence (s / context shards)
+  double m = 1;       // d_model
+  double kv = 1;      // this device's KV heads
+  double heads = 1;   // this device's query heads
+  double sp = 1;      // shards of [b, s, m] activations between tensor-parallel regions
+  double bsm = 0;     // one [b, s, d_model] activation of this device's tokens, bytes
+  bool flash = true;  // blockwise attention
+  bool swiglu = false;
+};
+
+// Which mesh axes play which part (StepPlan's axis vectors) and each layer kind's weight
+// collectives.
+void PlanAxes(const Scenario& sc, int64_t experts, StepPlan* out) {
+  StepPlan& p = *out;
   const ModelSpec& md = sc.model;
   const ShardingSpec& sh = sc.sharding;
-  const Mesh& mesh = sh.mesh;
-  p.act_bytes = ActivationBytes(sc.training);
-  p.weight_bytes = static_cast<int64_t>(WeightBytesPerParam(sc.training));
-  const double ab = static_cast<double>(p.act_bytes);
-
-  // --- Axes.
   p.batch_axes = sh.AxesFor(TC::kDenseActivations, "batch");
   p.tp_axes = Union(sh.AxesFor(TC::kDenseWeights, "heads"), sh.AxesFor(TC::kDenseWeights, "mlp"));
   p.cp_axes = sh.ContextAxes();
@@ -335,7 +348,6 @@ StepPlan MakeStepPlan(const Scenario& sc) {
                                         sh.AxesFor(TC::kDenseActivations, "seq")),
                                   p.batch_axes),
                         p.cp_axes);
-  const int64_t experts = std::max(md.moe.num_experts, sh.padded_num_experts);
   const auto dense_w = LayerWeights(md, LayerKind::kDense, 0, p.weight_bytes);
   const auto moe_w = md.is_moe() ? LayerWeights(md, LayerKind::kMoe, experts, p.weight_bytes)
                                  : std::vector<TensorDesc>{};
@@ -356,7 +368,7 @@ StepPlan MakeStepPlan(const Scenario& sc) {
   for (auto* axes :
        {&p.batch_axes, &p.tp_axes, &p.sp_axes, &p.fsdp_axes, &p.grad_axes, &p.moe_batch_axes,
         &p.ep_axes, &p.moe_tp_axes, &p.moe_fsdp_axes, &p.moe_grad_axes}) {
-    *axes = NonTrivial(mesh, *axes);
+    *axes = NonTrivial(sh.mesh, *axes);
   }
   p.dense_sync = MakeWeightSync(dense_w, p, sh);
   p.moe_sync = MakeWeightSync(moe_w, p, sh);
@@ -364,264 +376,325 @@ StepPlan MakeStepPlan(const Scenario& sc) {
   for (auto& t : EmbeddingWeights(md, p.weight_bytes)) {
     (t.name.rfind("embed.", 0) == 0 ? embed_w : head_w).push_back(t);
   }
-  // The multi-token prediction modules run with the head (below): their weights sync with it.
+  // The multi-token prediction modules run with the head (MtpOps): their weights sync with it.
   for (int64_t k = 0; k < md.mtp_depth; ++k) {
     for (auto& t : MtpWeights(md, p.weight_bytes)) head_w.push_back(t);
     for (const auto& t : md.MtpLayerIsMoe() ? moe_w : dense_w) head_w.push_back(t);
   }
   p.embed_sync = MakeWeightSync(embed_w, p, sh);
   p.head_sync = MakeWeightSync(head_w, p, sh);
+}
 
-  // --- Local label sizes for one micro-batch.
+// Local label sizes for one micro-batch (p.local) and the sizes the op lists read.
+Sizes PlanLocalSizes(const Scenario& sc, StepPlan* p) {
+  const ModelSpec& md = sc.model;
+  const ShardingSpec& sh = sc.sharding;
   auto shards = [&](TC c, const char* dim) { return static_cast<double>(sh.ShardsFor(c, dim)); };
-  const double b = static_cast<double>(sc.training.micro_batch_size);
-  const double s = static_cast<double>(md.seq_len);
-  const double cp = static_cast<double>(AxesSize(mesh, p.cp_axes));
-  const double sl = s / cp;  // this device's tokens of each sequence
-  const double m = static_cast<double>(md.d_model);
-  const double kv =
-      Ceil(static_cast<double>(md.num_kv_heads) / shards(TC::kDenseWeights, "kv_heads"));
-  const double heads = Ceil(static_cast<double>(md.num_heads) / shards(TC::kDenseWeights, "heads"));
-  const double sp = static_cast<double>(AxesSize(mesh, p.sp_axes));
-  p.local = {{'b', b},
-             {'s', sl},
-             {'t', s},
-             {'m', m},
-             {'k', kv},
-             {'r', std::max(1.0, heads / kv)},
-             {'d', static_cast<double>(md.head_dim)},
-             {'f', Ceil(static_cast<double>(md.d_ff) / shards(TC::kDenseWeights, "mlp"))},
-             {'v', Ceil(static_cast<double>(md.vocab_size) / shards(TC::kDenseWeights, "vocab"))}};
+  Sizes z;
+  z.ab = static_cast<double>(p->act_bytes);
+  z.b = static_cast<double>(sc.training.micro_batch_size);
+  z.s = static_cast<double>(md.seq_len);
+  z.sl = z.s / static_cast<double>(AxesSize(sh.mesh, p->cp_axes));
+  z.m = static_cast<double>(md.d_model);
+  z.kv = Ceil(static_cast<double>(md.num_kv_heads) / shards(TC::kDenseWeights, "kv_heads"));
+  z.heads = Ceil(static_cast<double>(md.num_heads) / shards(TC::kDenseWeights, "heads"));
+  z.sp = static_cast<double>(AxesSize(sh.mesh, p->sp_axes));
+  z.bsm = z.b * z.sl * z.m * z.ab;
+  z.flash = sc.training.flash_attention;
+  z.swiglu = md.ffn_kind == FfnKind::kSwiglu;
+  p->local = {{'b', z.b},
+              {'s', z.sl},
+              {'t', z.s},
+              {'m', z.m},
+              {'k', z.kv},
+              {'r', std::max(1.0, z.heads / z.kv)},
+              {'d', static_cast<double>(md.head_dim)},
+              {'f', Ceil(static_cast<double>(md.d_ff) / shards(TC::kDenseWeights, "mlp"))},
+              {'v', Ceil(static_cast<double>(md.vocab_size) / shards(TC::kDenseWeights, "vocab"))}};
   if (md.mla.enabled) {
-    AddMlaLabelSizes(md, &p.local);
-    p.local['a'] = heads;
+    AddMlaLabelSizes(md, &p->local);
+    p->local['a'] = z.heads;
   }
-  if (md.mtp_depth > 0) p.local['i'] = 2 * m;
-  DimSizes& L = p.local;
-  p.tokens = b * sl;
-  const double bsm = b * sl * m * ab;  // one [b, s, d_model] activation of this device's tokens
+  if (md.mtp_depth > 0) p->local['i'] = 2 * z.m;
+  p->tokens = z.b * z.sl;
+  return z;
+}
 
-  // --- Attention block (shared by both layer kinds). Under context parallelism its core is built
-  // for one ring step (keys of one chunk: 't' = this device's share) and wrapped below.
+// Multi-head (or grouped-query) attention: norm, QKV projections, RoPE, scores, softmax (unless
+// blockwise), context, output projection, residual; tensor-parallel boundaries around it.
+std::vector<OpDesc> MhaOps(const ModelSpec& md, const Mesh& mesh, const Sizes& z,
+                           const StepPlan& p) {
+  const DimSizes& L = p.local;
   std::vector<OpDesc> attn;
-  const bool flash = sc.training.flash_attention;
-  L['t'] = sl;
-  if (md.mla.enabled) {
-    attn = MlaAttentionOps(p, md, mesh, flash);
-  } else {
-    attn.push_back(Elementwise("attn.norm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
-    TpInput(p, mesh, "attn", bsm, p.tp_axes, p.sp_axes, &attn);
-    for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kDense)) {
-      if (e.name.rfind("attn.", 0) != 0) continue;
-      const bool core = IsAttentionCore(e);
-      OpDesc d = Matmul(e.name, e.spec, L, p.act_bytes, !core);
-      if (core && flash) {
-        // Blockwise attention never writes the [s, t] scores to HBM: reads q, k, v, writes out.
-        d.compute.bytes = b * sl * (heads + kv) * L['d'] * ab;
-      }
-      d.recompute_selective = core;
-      if (e.name == "attn.out") {
-        attn.push_back(d);
-        continue;
-      }
-      attn.push_back(d);
-      if (e.name == "attn.v" && md.position_kind == PositionKind::kRope) {
-        attn.push_back(Elementwise("attn.rope", 2 * b * sl * (heads + kv) * L['d'] * ab,
-                                   MemoryKernel::kAxpy, kRopeBwd));
-      }
-      if (e.name == "attn.scores" && !flash) {
-        OpDesc sm = Elementwise("attn.softmax", 2 * b * heads * sl * L['t'] * ab,
-                                MemoryKernel::kSoftmax, kSoftmaxBwd);
-        sm.backward_kernel = MemoryKernel::kAxpy;
-        sm.recompute_selective = true;
-        attn.push_back(sm);
-      }
+  attn.push_back(Elementwise("attn.norm", 2 * z.bsm / z.sp, MemoryKernel::kRmsnorm, kNormBwd));
+  TpInput(p, mesh, "attn", z.bsm, p.tp_axes, p.sp_axes, &attn);
+  for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kDense)) {
+    if (e.name.rfind("attn.", 0) != 0) continue;
+    const bool core = IsAttentionCore(e);
+    OpDesc d = Matmul(e.name, e.spec, L, p.act_bytes, !core);
+    if (core && z.flash) {
+      // Blockwise attention never writes the [s, t] scores to HBM: reads q, k, v, writes out.
+      d.compute.bytes = z.b * z.sl * (z.heads + z.kv) * L.at('d') * z.ab;
     }
-    TpOutput(mesh, "attn", bsm, p.tp_axes, p.sp_axes, &attn);
-    attn.push_back(Elementwise("attn.residual", 3 * bsm / sp, MemoryKernel::kAxpy, kResidualBwd));
+    d.recompute_selective = core;
+    attn.push_back(d);
+    if (e.name == "attn.v" && md.position_kind == PositionKind::kRope) {
+      attn.push_back(Elementwise("attn.rope", 2 * z.b * z.sl * (z.heads + z.kv) * L.at('d') * z.ab,
+                                 MemoryKernel::kAxpy, kRopeBwd));
+    }
+    if (e.name == "attn.scores" && !z.flash) {
+      OpDesc sm = Elementwise("attn.softmax", 2 * z.b * z.heads * z.sl * L.at('t') * z.ab,
+                              MemoryKernel::kSoftmax, kSoftmaxBwd);
+      sm.backward_kernel = MemoryKernel::kAxpy;
+      sm.recompute_selective = true;
+      attn.push_back(sm);
+    }
   }
-  L['t'] = s;
+  TpOutput(mesh, "attn", z.bsm, p.tp_axes, p.sp_axes, &attn);
+  attn.push_back(Elementwise("attn.residual", 3 * z.bsm / z.sp, MemoryKernel::kAxpy, kResidualBwd));
+  return attn;
+}
+
+// The attention block (shared by both layer kinds). Under context parallelism its core is built
+// for one ring step (keys of one chunk: 't' = this device's share) and wrapped in a ring.
+std::vector<OpDesc> AttentionOps(const ModelSpec& md, const Mesh& mesh, const Sizes& z,
+                                 StepPlan* p) {
+  DimSizes& L = p->local;
+  L['t'] = z.sl;
+  std::vector<OpDesc> attn =
+      md.mla.enabled ? MlaAttentionOps(*p, md, mesh, z.flash) : MhaOps(md, mesh, z, *p);
+  L['t'] = z.s;
+  const int64_t cp = AxesSize(mesh, p->cp_axes);
   if (cp > 1) {
     // K and V of one chunk: per head, MLA's up-projected keys (nope + rope) and values.
-    const double kv_bytes =
-        md.mla.enabled ? b * sl * L['a'] * (L['j'] + L['w']) * ab : 2 * b * sl * kv * L['d'] * ab;
-    WrapRingAttention(static_cast<int64_t>(cp), p.cp_axes, kv_bytes, &attn);
+    const double kv_bytes = md.mla.enabled ? z.b * z.sl * L.at('a') * (L.at('j') + L.at('w')) * z.ab
+                                           : 2 * z.b * z.sl * z.kv * L.at('d') * z.ab;
+    WrapRingAttention(cp, p->cp_axes, kv_bytes, &attn);
   }
+  return attn;
+}
 
-  // --- Dense FFN.
-  const bool swiglu = md.ffn_kind == FfnKind::kSwiglu;
-  p.dense_ops = attn;
-  p.dense_ops.push_back(Elementwise("ffn.norm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
-  TpInput(p, mesh, "ffn", bsm, p.tp_axes, p.sp_axes, &p.dense_ops);
+// A dense layer: attention, then the FFN between tensor-parallel boundaries.
+std::vector<OpDesc> DenseLayerOps(const ModelSpec& md, const Mesh& mesh, const Sizes& z,
+                                  const std::vector<OpDesc>& attn, const StepPlan& p) {
+  const DimSizes& L = p.local;
+  std::vector<OpDesc> o = attn;
+  o.push_back(Elementwise("ffn.norm", 2 * z.bsm / z.sp, MemoryKernel::kRmsnorm, kNormBwd));
+  TpInput(p, mesh, "ffn", z.bsm, p.tp_axes, p.sp_axes, &o);
   for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kDense)) {
     if (e.name.rfind("ffn.", 0) != 0) continue;
     if (e.name == "ffn.w2") {
-      p.dense_ops.push_back(Elementwise("ffn.act", (swiglu ? 3 : 2) * b * sl * L['f'] * ab,
-                                        MemoryKernel::kSwiglu, ActBwd(swiglu)));
+      o.push_back(Elementwise("ffn.act", (z.swiglu ? 3 : 2) * z.b * z.sl * L.at('f') * z.ab,
+                              MemoryKernel::kSwiglu, ActBwd(z.swiglu)));
     }
-    p.dense_ops.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
+    o.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
   }
-  TpOutput(mesh, "ffn", bsm, p.tp_axes, p.sp_axes, &p.dense_ops);
-  p.dense_ops.push_back(
-      Elementwise("ffn.residual", 3 * bsm / sp, MemoryKernel::kAxpy, kResidualBwd));
+  TpOutput(mesh, "ffn", z.bsm, p.tp_axes, p.sp_axes, &o);
+  o.push_back(Elementwise("ffn.residual", 3 * z.bsm / z.sp, MemoryKernel::kAxpy, kResidualBwd));
+  return o;
+}
 
-  // --- MoE FFN.
-  if (md.is_moe()) {
-    const MoeSpec& moe = md.moe;
-    const double k = static_cast<double>(moe.top_k);
-    const double ep = static_cast<double>(AxesSize(mesh, p.ep_axes));
-    const double e_all = static_cast<double>(experts);
-    const double e_loc = Ceil(e_all / ep);
-    const double sg = static_cast<double>(moe.group_size_tokens);
-    const double batch_shards = static_cast<double>(AxesSize(mesh, p.batch_axes));
-    const double outer = static_cast<double>(moe.outer_batch);
-    const double groups = Ceil(b * batch_shards * s / (outer * sg));  // per outer, micro-batch
-    const double o_loc = Ceil(outer / shards(TC::kMoeActivations, "outer"));
-    const double g_loc = Ceil(groups / shards(TC::kMoeActivations, "groups"));
-    // Padded experts (PADDED_2D) are real experts to the layer: capacity is per padded expert.
-    MoeSpec padded = moe;
-    padded.num_experts = experts;
-    const double cap = static_cast<double>(ExpertCapacity(padded, moe.group_size_tokens));
-    const double m_moe = Ceil(m / shards(TC::kMoeActivations, "embed"));
-    const double h_loc =
-        Ceil(static_cast<double>(moe.expert_d_ff) / shards(TC::kMoeWeights, "expert_mlp"));
-    const double tokens = o_loc * g_loc * sg;  // this device's tokens in the MoE layer
-    // Routing over the expert-parallel group: expert e on rank e % ep; each expert takes at most
-    // its capacity (C slots per group, for every group of the EP group).
-    const double group_tokens = tokens * ep;
-    const double cap_tokens = cap * o_loc * g_loc * ep;
-    std::vector<double> rank_load(static_cast<size_t>(ep), 0);
-    double routed_total = 0, dropped = 0;
-    for (size_t e = 0; e < moe.expert_load.size(); ++e) {
-      const double want = moe.expert_load[e] * k * group_tokens;
-      const double got = std::min(want, cap_tokens);
-      dropped += want - got;
-      routed_total += got;
-      rank_load[e % rank_load.size()] += got;
-    }
-    const double busiest = *std::max_element(rank_load.begin(), rank_load.end());
-    const double mean = routed_total / ep;
-    p.busiest_rank_load = mean > 0 ? busiest / mean : 1;
-    p.dropped_fraction = dropped / (k * group_tokens);
-    p.routed = mean;
-    const bool einsum = moe.dispatch == MoeDispatch::kEinsum;
-    p.slots = einsum ? o_loc * e_loc * g_loc * ep * cap : busiest;
-    L['e'] = e_all;
-    L['x'] = p.slots;
-    L['h'] = h_loc;
-    L['y'] = Ceil(static_cast<double>(moe.num_shared_experts * moe.expert_d_ff) /
-                  shards(TC::kDenseWeights, "mlp"));
-    if (einsum) {
-      p.a2a_bytes = o_loc * e_all * g_loc * cap * m_moe * ab;
-      p.a2a_max_over_mean = 1;
-    } else {
-      p.a2a_bytes = tokens * k * (1 - p.dropped_fraction) * m_moe * ab;
-      p.a2a_max_over_mean = p.busiest_rank_load;
-    }
+// Routing statistics over one expert-parallel group: expert e on rank e % ep; each expert takes
+// at most `cap_tokens` of the `group_tokens` x top_k it is asked for (the rest are dropped).
+struct Routing {
+  double busiest = 0;  // the busiest rank's routed tokens
+  double mean = 0;     // routed tokens per rank
+  double dropped_fraction = 0;
+};
+Routing RouteOverExpertGroup(const MoeSpec& moe, double group_tokens, double cap_tokens,
+                             int64_t ep) {
+  const double k = static_cast<double>(moe.top_k);
+  std::vector<double> rank_load(static_cast<size_t>(ep), 0);
+  double routed_total = 0, dropped = 0;
+  for (size_t e = 0; e < moe.expert_load.size(); ++e) {
+    const double want = moe.expert_load[e] * k * group_tokens;
+    const double got = std::min(want, cap_tokens);
+    dropped += want - got;
+    routed_total += got;
+    rank_load[e % rank_load.size()] += got;
+  }
+  Routing r;
+  r.busiest = *std::max_element(rank_load.begin(), rank_load.end());
+  r.mean = routed_total / static_cast<double>(ep);
+  r.dropped_fraction = dropped / (k * group_tokens);
+  return r;
+}
 
-    std::vector<OpDesc>& o = p.moe_ops;
-    o = attn;
-    o.push_back(Elementwise("moe.norm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
-    // Router on this device's tokens; logits to probabilities and top-k in fp32.
-    DimSizes rs = L;
-    rs['b'] = 1;
-    rs['s'] = tokens;
-    if (!moe.omit_router_flops) o.push_back(Matmul("moe.router", "bsm,me->bse", rs, 2, true));
-    const DimSizes ds = {{'g', o_loc * g_loc}, {'s', sg}, {'e', e_all}, {'c', cap}, {'m', m_moe}};
-    // Gating reads and writes [tokens, E] probabilities in fp32; einsum dispatch also writes the
-    // [G, S, E, C] combine weights (fp32) and the dispatch mask cast from them (1 byte).
-    const double gate_bytes = 2 * tokens * e_all * 4 + (einsum ? Size(ds, "gsec") * 5 : 0);
-    o.push_back(Elementwise("moe.gate", gate_bytes, MemoryKernel::kSoftmax, kSoftmaxBwd));
-    if (einsum) {
-      OpDesc d = Matmul("moe.dispatch", "gsec,gsm->egcm", ds, p.act_bytes, false);
-      d.first_operand_constant = true;
-      o.push_back(d);
-    } else {
-      o.push_back(
-          Elementwise("moe.permute", 2 * tokens * k * m_moe * ab, MemoryKernel::kCopy, kCopyBwd));
+// An MoE layer: attention, router and gate, dispatch (one-hot einsum or permutation), the
+// all-to-all over the expert-parallel axes, the experts between expert-tensor-parallel
+// boundaries, the way back, shared experts. Sets the plan's routing figures.
+void MoeLayerOps(const Scenario& sc, int64_t experts, const Sizes& z,
+                 const std::vector<OpDesc>& attn, StepPlan* out) {
+  StepPlan& p = *out;
+  const ModelSpec& md = sc.model;
+  const ShardingSpec& sh = sc.sharding;
+  const Mesh& mesh = sh.mesh;
+  DimSizes& L = p.local;
+  auto shards = [&](TC c, const char* dim) { return static_cast<double>(sh.ShardsFor(c, dim)); };
+  const MoeSpec& moe = md.moe;
+  const double k = static_cast<double>(moe.top_k);
+  const int64_t ep_ranks = AxesSize(mesh, p.ep_axes);
+  const double ep = static_cast<double>(ep_ranks);
+  const double e_all = static_cast<double>(experts);
+  const double e_loc = Ceil(e_all / ep);
+  // Outer batches, groups and capacity: one owner (memory.h MoeGroupsOf).
+  const MoeGroups mg = MoeGroupsOf(sc);
+  const double sg = static_cast<double>(mg.group_size);
+  const double o_loc = Ceil(static_cast<double>(mg.outer) / shards(TC::kMoeActivations, "outer"));
+  const double g_loc = Ceil(static_cast<double>(mg.groups) / shards(TC::kMoeActivations, "groups"));
+  const double cap = static_cast<double>(mg.capacity);
+  const double m_moe = Ceil(z.m / shards(TC::kMoeActivations, "embed"));
+  const double h_loc =
+      Ceil(static_cast<double>(moe.expert_d_ff) / shards(TC::kMoeWeights, "expert_mlp"));
+  const double tokens = o_loc * g_loc * sg;  // this device's tokens in the MoE layer
+  // Each expert takes at most its capacity: C slots per group, for every group of the EP group.
+  const Routing r = RouteOverExpertGroup(moe, tokens * ep, cap * o_loc * g_loc * ep, ep_ranks);
+  p.busiest_rank_load = r.mean > 0 ? r.busiest / r.mean : 1;
+  p.dropped_fraction = r.dropped_fraction;
+  p.routed = r.mean;
+  const bool einsum = moe.dispatch == MoeDispatch::kEinsum;
+  p.slots = einsum ? o_loc * e_loc * g_loc * ep * cap : r.busiest;
+  L['e'] = e_all;
+  L['x'] = p.slots;
+  L['h'] = h_loc;
+  L['y'] = Ceil(static_cast<double>(moe.num_shared_experts * moe.expert_d_ff) /
+                shards(TC::kDenseWeights, "mlp"));
+  if (einsum) {
+    p.a2a_bytes = o_loc * e_all * g_loc * cap * m_moe * z.ab;
+    p.a2a_max_over_mean = 1;
+  } else {
+    p.a2a_bytes = tokens * k * (1 - p.dropped_fraction) * m_moe * z.ab;
+    p.a2a_max_over_mean = p.busiest_rank_load;
+  }
+
+  std::vector<OpDesc>& o = p.moe_ops;
+  o = attn;
+  o.push_back(Elementwise("moe.norm", 2 * z.bsm / z.sp, MemoryKernel::kRmsnorm, kNormBwd));
+  // Router on this device's tokens; logits to probabilities and top-k in fp32.
+  DimSizes rs = L;
+  rs['b'] = 1;
+  rs['s'] = tokens;
+  if (!moe.omit_router_flops) o.push_back(Matmul("moe.router", "bsm,me->bse", rs, 2, true));
+  const DimSizes ds = {{'g', o_loc * g_loc}, {'s', sg}, {'e', e_all}, {'c', cap}, {'m', m_moe}};
+  // Gating reads and writes [tokens, E] probabilities in fp32; einsum dispatch also writes the
+  // [G, S, E, C] combine weights (fp32) and the dispatch mask cast from them (1 byte).
+  const double gate_bytes = 2 * tokens * e_all * 4 + (einsum ? Size(ds, "gsec") * 5 : 0);
+  o.push_back(Elementwise("moe.gate", gate_bytes, MemoryKernel::kSoftmax, kSoftmaxBwd));
+  if (einsum) {
+    OpDesc d = Matmul("moe.dispatch", "gsec,gsm->egcm", ds, p.act_bytes, false);
+    d.first_operand_constant = true;
+    o.push_back(d);
+  } else {
+    o.push_back(
+        Elementwise("moe.permute", 2 * tokens * k * m_moe * z.ab, MemoryKernel::kCopy, kCopyBwd));
+  }
+  if (ep_ranks > 1) {
+    OpDesc a = Collective("moe.dispatch_a2a", CollectiveKind::kAllToAll, p.ep_axes, p.a2a_bytes);
+    a.collective.max_over_mean = p.a2a_max_over_mean;
+    o.push_back(a);
+  }
+  const double xm = p.slots * z.m * z.ab;
+  const auto moe_sp = AxesIntersect(sh.AxesFor(TC::kMoeActivations, "embed"), p.moe_tp_axes);
+  TpInput(p, mesh, "moe.experts", xm, p.moe_tp_axes, moe_sp, &o);
+  for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kMoe)) {
+    if (e.name != "moe.w1" && e.name != "moe.w3" && e.name != "moe.w2") continue;
+    if (e.name == "moe.w2") {
+      o.push_back(Elementwise("moe.act", (z.swiglu ? 3 : 2) * p.slots * h_loc * z.ab,
+                              MemoryKernel::kSwiglu, ActBwd(z.swiglu)));
     }
-    if (ep > 1) {
-      OpDesc a = Collective("moe.dispatch_a2a", CollectiveKind::kAllToAll, p.ep_axes, p.a2a_bytes);
-      a.collective.max_over_mean = p.a2a_max_over_mean;
-      o.push_back(a);
-    }
-    const double xm = p.slots * m * ab;
-    TpInput(p, mesh, "moe.experts", xm, p.moe_tp_axes,
-            AxesIntersect(sh.AxesFor(TC::kMoeActivations, "embed"), p.moe_tp_axes), &o);
+    o.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
+  }
+  TpOutput(mesh, "moe.experts", xm, p.moe_tp_axes, moe_sp, &o);
+  if (ep_ranks > 1) {
+    OpDesc a = Collective("moe.combine_a2a", CollectiveKind::kAllToAll, p.ep_axes, p.a2a_bytes);
+    a.collective.max_over_mean = p.a2a_max_over_mean;
+    o.push_back(a);
+  }
+  if (einsum) {
+    o.push_back(Matmul("moe.combine", "egcm,gsec->gsm", ds, p.act_bytes, false));
+  } else {
+    o.push_back(
+        Elementwise("moe.unpermute", 2 * tokens * k * m_moe * z.ab, MemoryKernel::kCopy, kCopyBwd));
+  }
+  if (moe.num_shared_experts > 0) {
     for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kMoe)) {
-      if (e.name != "moe.w1" && e.name != "moe.w3" && e.name != "moe.w2") continue;
-      if (e.name == "moe.w2") {
-        o.push_back(Elementwise("moe.act", (swiglu ? 3 : 2) * p.slots * h_loc * ab,
-                                MemoryKernel::kSwiglu, ActBwd(swiglu)));
-      }
-      o.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
+      if (e.name.rfind("moe.shared", 0) == 0)
+        o.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
     }
-    TpOutput(mesh, "moe.experts", xm, p.moe_tp_axes,
-             AxesIntersect(sh.AxesFor(TC::kMoeActivations, "embed"), p.moe_tp_axes), &o);
-    if (ep > 1) {
-      OpDesc a = Collective("moe.combine_a2a", CollectiveKind::kAllToAll, p.ep_axes, p.a2a_bytes);
-      a.collective.max_over_mean = p.a2a_max_over_mean;
-      o.push_back(a);
-    }
-    if (einsum) {
-      o.push_back(Matmul("moe.combine", "egcm,gsec->gsm", ds, p.act_bytes, false));
-    } else {
-      o.push_back(
-          Elementwise("moe.unpermute", 2 * tokens * k * m_moe * ab, MemoryKernel::kCopy, kCopyBwd));
-    }
-    if (moe.num_shared_experts > 0) {
-      for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kMoe)) {
-        if (e.name.rfind("moe.shared", 0) == 0)
-          o.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
-      }
-    }
-    o.push_back(Elementwise("moe.residual", 3 * bsm / sp, MemoryKernel::kAxpy, kResidualBwd));
   }
+  o.push_back(Elementwise("moe.residual", 3 * z.bsm / z.sp, MemoryKernel::kAxpy, kResidualBwd));
+}
 
-  // --- Embedding and head.
+// The embedding lookup (vocab-parallel over the tensor axes) and the head: final norm, logits,
+// cross-entropy (vocab-parallel: its per-token statistics all-reduced).
+void EmbeddingAndHeadOps(const ShardingSpec& sh, const Sizes& z, StepPlan* out) {
+  StepPlan& p = *out;
+  const Mesh& mesh = sh.mesh;
   const auto vocab_axes = sh.AxesFor(TC::kDenseWeights, "vocab");
-  p.embed_ops.push_back(Elementwise("embed.lookup", 2 * bsm / sp, MemoryKernel::kCopy, kLookupBwd));
-  TpOutput(mesh, "embed", bsm, vocab_axes, p.sp_axes, &p.embed_ops);
-  p.head_ops.push_back(Elementwise("final.norm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
-  TpInput(p, mesh, "head", bsm, vocab_axes, p.sp_axes, &p.head_ops);
+  p.embed_ops.push_back(
+      Elementwise("embed.lookup", 2 * z.bsm / z.sp, MemoryKernel::kCopy, kLookupBwd));
+  TpOutput(mesh, "embed", z.bsm, vocab_axes, p.sp_axes, &p.embed_ops);
+  p.head_ops.push_back(
+      Elementwise("final.norm", 2 * z.bsm / z.sp, MemoryKernel::kRmsnorm, kNormBwd));
+  TpInput(p, mesh, "head", z.bsm, vocab_axes, p.sp_axes, &p.head_ops);
   for (const Einsum& e : HeadForwardEinsums()) {
-    p.head_ops.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
+    p.head_ops.push_back(Matmul(e.name, e.spec, p.local, p.act_bytes, true));
   }
-  OpDesc loss = Elementwise("head.loss", 3 * b * sl * L['v'] * 4, MemoryKernel::kSoftmax, kLossBwd);
+  OpDesc loss = Elementwise("head.loss", 3 * z.b * z.sl * p.local.at('v') * 4,
+                            MemoryKernel::kSoftmax, kLossBwd);
   loss.backward_kernel = MemoryKernel::kAxpy;
   p.head_ops.push_back(loss);
   if (AxesSize(mesh, vocab_axes) > 1) {
     // Vocab-parallel cross-entropy: max, sum of exponentials and target logit per token.
-    p.head_ops.push_back(
-        Collective("head.loss_allreduce", CollectiveKind::kAllReduce, vocab_axes, 3 * b * sl * 4));
+    p.head_ops.push_back(Collective("head.loss_allreduce", CollectiveKind::kAllReduce, vocab_axes,
+                                    3 * z.b * z.sl * 4));
   }
+}
 
-  // --- Multi-token prediction modules (model.mtp_depth), after the main head's loss on the last
-  // pipeline stage, where Megatron-Core's default layout puts them (it keeps a copy of the
-  // embedding there; its gradient sync with the first stage is not modelled). Each module: the
-  // shifted tokens' embedding lookup, the norms of the hidden state and of the embedding, the
-  // projection [2 x d_model -> d_model] on this device's tokens (weights not tensor-parallel:
-  // under sequence parallelism each rank projects its own tokens, without it every rank
-  // repeats the work), one transformer layer and the head again. Not recomputed, like the head.
-  if (md.mtp_depth > 0) {
-    std::vector<OpDesc> module = p.embed_ops;
-    module.push_back(Elementwise("hnorm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
-    module.push_back(Elementwise("enorm", 2 * bsm / sp, MemoryKernel::kRmsnorm, kNormBwd));
-    DimSizes own = L;
-    own['s'] = sl / sp;
-    for (const Einsum& e : MtpForwardEinsums()) {
-      module.push_back(Matmul(e.name, e.spec, own, p.act_bytes, true));
-    }
-    const auto& layer = md.MtpLayerIsMoe() ? p.moe_ops : p.dense_ops;
-    module.insert(module.end(), layer.begin(), layer.end());
-    module.insert(module.end(), p.head_ops.begin(), p.head_ops.end());
-    for (OpDesc& d : module) {
-      if (d.name.rfind("mtp.", 0) != 0) d.name = "mtp." + d.name;
-    }
-    for (int64_t k = 0; k < md.mtp_depth; ++k) {
-      p.head_ops.insert(p.head_ops.end(), module.begin(), module.end());
-    }
+// Multi-token prediction modules (model.mtp_depth), after the main head's loss on the last
+// pipeline stage, where Megatron-Core's default layout puts them (it keeps a copy of the
+// embedding there; its gradient sync with the first stage is not modelled). Each module: the
+// shifted tokens' embedding lookup, the norms of the hidden state and of the embedding, the
+// projection [2 x d_model -> d_model] on this device's tokens (weights not tensor-parallel:
+// under sequence parallelism each rank projects its own tokens, without it every rank
+// repeats the work), one transformer layer and the head again. Not recomputed, like the head.
+void MtpOps(const ModelSpec& md, const Sizes& z, StepPlan* out) {
+  StepPlan& p = *out;
+  std::vector<OpDesc> module = p.embed_ops;
+  module.push_back(Elementwise("hnorm", 2 * z.bsm / z.sp, MemoryKernel::kRmsnorm, kNormBwd));
+  module.push_back(Elementwise("enorm", 2 * z.bsm / z.sp, MemoryKernel::kRmsnorm, kNormBwd));
+  DimSizes own = p.local;
+  own['s'] = z.sl / z.sp;
+  for (const Einsum& e : MtpForwardEinsums()) {
+    module.push_back(Matmul(e.name, e.spec, own, p.act_bytes, true));
   }
+  const auto& layer = md.MtpLayerIsMoe() ? p.moe_ops : p.dense_ops;
+  module.insert(module.end(), layer.begin(), layer.end());
+  module.insert(module.end(), p.head_ops.begin(), p.head_ops.end());
+  for (OpDesc& d : module) {
+    if (d.name.rfind("mtp.", 0) != 0) d.name = "mtp." + d.name;
+  }
+  for (int64_t k = 0; k < md.mtp_depth; ++k) {
+    p.head_ops.insert(p.head_ops.end(), module.begin(), module.end());
+  }
+}
+
+}  // namespace
+
+// The catalogue, in order: axes, local sizes, then one op list per layer kind.
+StepPlan MakeStepPlan(const Scenario& sc) {
+  StepPlan p;
+  const ModelSpec& md = sc.model;
+  p.act_bytes = ActivationBytes(sc.training);
+  p.weight_bytes = static_cast<int64_t>(WeightBytesPerParam(sc.training));
+  const int64_t experts = std::max(md.moe.num_experts, sc.sharding.padded_num_experts);
+  PlanAxes(sc, experts, &p);
+  const Sizes z = PlanLocalSizes(sc, &p);
+  const std::vector<OpDesc> attn = AttentionOps(md, sc.sharding.mesh, z, &p);
+  p.dense_ops = DenseLayerOps(md, sc.sharding.mesh, z, attn, p);
+  if (md.is_moe()) MoeLayerOps(sc, experts, z, attn, &p);
+  EmbeddingAndHeadOps(sc.sharding, z, &p);
+  if (md.mtp_depth > 0) MtpOps(md, z, &p);
   return p;
 }
 

@@ -18,9 +18,14 @@ namespace moesim {
 
 struct RingAttention;
 
+// Which passes of the step run an op: tensor parallelism without sequence parallelism all-reduces
+// the block's output in forward only and its input's gradient in backward only.
+enum class Passes { kBoth, kForwardOnly, kBackwardOnly };
+
 struct OpDesc {
   std::string name;  // "attn.q"
   bool is_collective = false;
+  Passes passes = Passes::kBoth;
   ComputeWork compute;
   CollectiveWork collective;
   bool matmul_with_weight = false;   // backward has a weight gradient
