@@ -134,6 +134,19 @@ TEST(MaxTextPreset, GpuSlicesAreNodes) {
       (std::vector<AxisView>{{"dcn_fsdp", 2, true}, {"data", 9, false}, {"expert", 8, false}}));
 }
 
+// MaxText's context (and deprecated sequence) axes are context parallelism: on a v6e-256,
+// ici_context 2 leaves fsdp's -1 128 chips; context sits between fsdp and tensor in mesh_axes.
+TEST(MaxTextPreset, ContextAxisIsContextParallel) {
+  auto sc = Load(ScenarioText("tpu-v6e:16x16", "ici_context_parallelism: 2 "));
+  ASSERT_TRUE(sc.ok()) << sc.status().message();
+  EXPECT_EQ(Axes(sc->sharding.mesh),
+            (std::vector<AxisView>{{"fsdp", 128, false}, {"context", 2, false}}));
+  std::vector<std::string> context;
+  for (MeshAxis a : sc->sharding.ContextAxes()) context.push_back(sc->sharding.mesh.Name(a));
+  EXPECT_EQ(context, V{"context"});
+  EXPECT_EQ(Names(*sc, TensorClass::kDenseActivations, "batch"), V{"fsdp"});
+}
+
 // `--set` reaches every key.
 TEST(MaxTextPreset, SetOverridesAKey) {
   auto sc = Load(Read(kMixtral), {"sharding.maxtext.ici_fsdp_parallelism=32",
