@@ -7,8 +7,11 @@
 //                     model; its budget is its Chinchilla run (20 tokens per parameter) at its
 //                     own step time; each MoE candidate, at its best sharding, trains on
 //                     budget / its step time x batch tokens. Ranked by those tokens.
+// For a scenario in the megatron form (sharding.megatron) step_time searches Megatron-LM's space
+// instead (--space megatron, docs/megatron.md) and prints the winner's Megatron-LM arguments.
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <iostream>
 #include <thread>
 
@@ -16,8 +19,10 @@
 #include "cli/format.h"
 #include "cli/progress.h"
 #include "common/limits.h"
+#include "proto/megatron_args.h"
 #include "proto/scenario_loader.h"
 #include "sim/planner/budget.h"
+#include "sim/planner/megatron_space.h"
 #include "sim/planner/planner.h"
 
 namespace moesim::cli {
@@ -30,7 +35,53 @@ struct PlanArgs {
   int jobs = 1;
   uint64_t max_memory = 0;
   SearchSpace space;
+  std::string space_kind = "auto";
+  MegatronSpace megatron;
 };
+
+// The step_time objective over Megatron-LM's space (sim/planner/megatron_space.h): the ranked
+// table, then the winner's Megatron-LM arguments.
+Status PlanMegatron(const PlanArgs& a, const Scenario& sc, const RunOptions& opts,
+                    const std::function<double()>& seconds) {
+  bool first_last = false;
+  UsesMegatronForm(sc, &first_last);
+  if (first_last) {
+    return Status::InvalidInput(
+        a.scenario.path +
+        ": the Megatron search places the layers itself; remove training.first_stage_layers / "
+        "last_stage_layers from the scenario");
+  }
+  MegatronSpace space = a.megatron;
+  space.max_pipeline = a.space.max_pipeline;
+  const MegatronPoints points = EnumerateMegatronPoints(sc, space, a.scenario.overrides);
+  auto results = RunPoints(a.scenario.path, points.points, opts);
+  const OutcomeCounts c = CountOutcomes(results);
+  std::vector<const PointResult*> ok;
+  for (const auto& p : results) {
+    if (p.outcome == PointResult::Outcome::kOk) ok.push_back(&p);
+  }
+  std::stable_sort(ok.begin(), ok.end(), [](const PointResult* x, const PointResult* y) {
+    return x->report.step_time_s < y->report.step_time_s;
+  });
+  std::cerr << "plan: explored " << results.size() << " configurations in " << Fixed(seconds(), 2)
+            << " s\n";
+  std::cout << "explored " << results.size() << " Megatron-LM configurations: " << c.ok
+            << " feasible, " << c.unfit << " do not fit in memory, " << c.invalid << " invalid ("
+            << points.skipped << " combinations skipped: no Megatron-LM run has them)\n\n";
+  std::printf("%-4s %-60s %9s %6s %9s\n", "rank", "configuration", "step_s", "MFU", "peak_GiB");
+  for (size_t i = 0; i < ok.size() && i < static_cast<size_t>(a.top); ++i) {
+    std::printf("%-4zu %-60s %9.4f %5.1f%% %9.2f\n", i + 1,
+                DescribeMegatronPoint(ok[i]->overrides).c_str(), ok[i]->report.step_time_s,
+                100 * ok[i]->report.mfu, ok[i]->report.memory.peak_bytes / (1024.0 * 1024 * 1024));
+  }
+  if (ok.empty()) return Status::Ok();
+  auto args = MegatronArgs(ok[0]->scenario);
+  if (!args.ok()) return args.status();
+  std::cout << "\nMegatron-LM arguments of rank 1 (moesim ... --megatron-args \"...\" reads "
+               "them back):\n"
+            << JoinShellArgs(*args) << "\n";
+  return Status::Ok();
+}
 
 RunFn Setup(CLI::App* sub) {
   auto a = std::make_shared<PlanArgs>();
@@ -47,6 +98,30 @@ RunFn Setup(CLI::App* sub) {
   sub->add_option("--strategies", a->space.strategies, "Strategies tried")->delimiter(',');
   sub->add_option("--experts", a->space.experts, "Expert counts tried (tokens_in_budget)")
       ->delimiter(',');
+  sub->add_option("--space", a->space_kind,
+                  "auto | legacy | megatron: the step_time search over four-axis meshes and "
+                  "strategies, or Megatron-LM's sizes (auto: megatron for a scenario in the "
+                  "megatron form)")
+      ->check(CLI::IsMember({"auto", "legacy", "megatron"}));
+  MegatronSpace& m = a->megatron;
+  sub->add_option("--tp", m.tensor, "Megatron: tensor sizes (default: divisors of GPUs per node)")
+      ->delimiter(',');
+  sub->add_option("--cp", m.context, "Megatron: context sizes (default 1)")->delimiter(',');
+  sub->add_option("--pp", m.pipeline, "Megatron: pipeline sizes (default: up to --max-pipeline)")
+      ->delimiter(',');
+  sub->add_option("--vpp", m.virtual_stages, "Megatron: virtual stages (default 1,2,4)")
+      ->delimiter(',');
+  sub->add_option("--ep", m.expert, "Megatron: expert sizes (default: divisors of the experts)")
+      ->delimiter(',');
+  sub->add_option("--etp-one", m.expert_tensor_one,
+                  "Megatron: also expert tensor 1 besides = tensor (default true)");
+  sub->add_option("--max-micro-batch", m.max_micro_batch,
+                  "Megatron: micro-batch sizes dividing the local batch up to this (default 8)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--recompute", m.recompute, "Megatron: NONE,SELECTIVE,FULL (default all)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"NONE", "SELECTIVE", "FULL"}));
+  sub->add_option("--fsdp", m.fsdp, "Megatron: FSDP off/on tried (default false)")->delimiter(',');
   return [a]() -> Status {
     auto sc = LoadScenario({a->scenario.path, a->scenario.overrides});
     if (!sc.ok()) {
@@ -73,6 +148,17 @@ RunFn Setup(CLI::App* sub) {
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     };
 
+    const bool megatron =
+        a->space_kind == "megatron" || (a->space_kind == "auto" && UsesMegatronForm(*sc));
+    if (megatron && a->objective != "step_time") {
+      return Status::InvalidInput("--space megatron searches for --objective step_time only");
+    }
+    if (megatron && !UsesMegatronForm(*sc)) {
+      return Status::InvalidInput(a->scenario.path +
+                                  ": --space megatron needs a scenario in the megatron form "
+                                  "(sharding.megatron { ... }, docs/megatron.md)");
+    }
+    if (megatron) return PlanMegatron(*a, *sc, opts, seconds);
     if (a->objective == "step_time") {
       auto results =
           RunPoints(a->scenario.path, ShardingPoints(*sc, a->space, a->scenario.overrides), opts);

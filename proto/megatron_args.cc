@@ -141,6 +141,15 @@ Expected<std::vector<std::string>> MegatronArgs(const Scenario& sc) {
   return a;
 }
 
+bool UsesMegatronForm(const Scenario& sc, bool* first_last) {
+  pb::Scenario in;
+  if (!google::protobuf::TextFormat::ParseFromString(sc.resolved_text, &in)) return false;
+  if (first_last != nullptr) {
+    *first_last = in.training().has_first_stage_layers() || in.training().has_last_stage_layers();
+  }
+  return in.sharding().has_megatron();
+}
+
 std::string JoinShellArgs(const std::vector<std::string>& tokens) {
   std::string out;
   for (const std::string& t : tokens) {

@@ -42,6 +42,10 @@ namespace moesim {
 // one of Megatron-LM's).
 Expected<std::vector<std::string>> MegatronArgs(const Scenario& scenario);
 
+// Whether `scenario` was written in the megatron form (sharding.megatron); *first_last (when not
+// null) = whether it places layers with training.first_stage_layers / last_stage_layers.
+bool UsesMegatronForm(const Scenario& scenario, bool* first_last = nullptr);
+
 // The tokens as one line for a shell: tokens with characters a shell would read are single-quoted.
 std::string JoinShellArgs(const std::vector<std::string>& tokens);
 

@@ -1,0 +1,158 @@
+#include "sim/planner/megatron_space.h"
+
+#include <algorithm>
+
+#include "proto/megatron_preset.h"
+
+namespace moesim {
+namespace {
+
+std::vector<int64_t> Divisors(int64_t n) {
+  std::vector<int64_t> d;
+  for (int64_t i = 1; i <= n; ++i) {
+    if (n % i == 0) d.push_back(i);
+  }
+  return d;
+}
+
+std::string ValueOf(const std::vector<std::string>& overrides, const std::string& path) {
+  std::string v;
+  for (const std::string& o : overrides) {
+    if (o.size() > path.size() && o.compare(0, path.size(), path) == 0 && o[path.size()] == '=') {
+      v = o.substr(path.size() + 1);
+    }
+  }
+  return v;
+}
+
+}  // namespace
+
+bool UnevenPipelineSplit(int64_t num_layers, int64_t ranks, int64_t chunks, int64_t* first,
+                         int64_t* last) {
+  if (ranks < 2 || chunks < 1) return false;
+  int64_t best = -1;
+  for (int64_t q = chunks; ranks == 2 || q * (ranks - 2) <= num_layers; q += chunks) {
+    const int64_t rest = num_layers - q * (ranks - 2);
+    if (rest % chunks == 0) {
+      const int64_t f = rest / chunks / 2 * chunks;
+      const int64_t l = rest - f;
+      const int64_t busiest = std::max({ranks > 2 ? q : 0, f, l});
+      if (best < 0 || busiest < best) {
+        best = busiest;
+        *first = f;
+        *last = l;
+      }
+    }
+    if (ranks == 2) break;
+  }
+  return best >= 0;
+}
+
+MegatronPoints EnumerateMegatronPoints(const Scenario& sc, const MegatronSpace& space,
+                                       const std::vector<std::string>& base) {
+  MegatronPoints out;
+  const int64_t devices = sc.cluster.num_devices;
+  const int64_t experts = sc.model.moe.num_experts;
+  const int64_t layers = sc.model.num_layers;
+  const int64_t seqs = sc.training.global_batch_tokens / sc.model.seq_len;
+  std::vector<int64_t> pipelines = space.pipeline;
+  if (pipelines.empty()) {
+    for (int64_t p : Divisors(devices)) {
+      if (p <= space.max_pipeline) pipelines.push_back(p);
+    }
+  }
+  const std::vector<int64_t> tensors =
+      space.tensor.empty() ? Divisors(std::max<int64_t>(sc.hardware.devices_per_host, 1))
+                           : space.tensor;
+  const std::vector<int64_t> eps = !space.expert.empty() ? space.expert
+                                   : experts > 0         ? Divisors(experts)
+                                                         : std::vector<int64_t>{1};
+  for (int64_t pp : pipelines) {
+    for (int64_t v : space.virtual_stages) {
+      if (pp == 1 && v != 1) continue;
+      if (v > 1 && layers < pp * v) {
+        ++out.skipped;
+        continue;
+      }
+      int64_t first = -1, last = -1;
+      if (layers % (pp * v) != 0 && !UnevenPipelineSplit(layers, pp, v, &first, &last)) {
+        ++out.skipped;
+        continue;
+      }
+      for (int64_t tp : tensors) {
+        for (int64_t cp : space.context) {
+          for (int64_t ep : eps) {
+            std::vector<int64_t> etps = {tp};
+            if (space.expert_tensor_one && tp > 1 && experts > 0) etps.push_back(1);
+            for (int64_t etp : etps) {
+              MegatronSizes s;
+              s.tensor = tp;
+              s.context = cp;
+              s.pipeline = pp;
+              s.expert = ep;
+              s.expert_tensor = etp;
+              if (!MegatronMeshAxes(s, devices, experts).ok()) {
+                ++out.skipped;
+                continue;
+              }
+              const int64_t dp = devices / (tp * cp * pp);
+              if (seqs % dp != 0) {
+                ++out.skipped;
+                continue;
+              }
+              const int64_t local = seqs / dp;
+              for (bool fsdp : space.fsdp) {
+                for (int64_t mb : Divisors(local)) {
+                  if (mb > space.max_micro_batch) break;
+                  if (v > 1 && (local / mb) % pp != 0) {
+                    ++out.skipped;
+                    continue;
+                  }
+                  for (const std::string& rc : space.recompute) {
+                    auto p = base;
+                    p.push_back("sharding.megatron.tensor=" + std::to_string(tp));
+                    p.push_back("sharding.megatron.context=" + std::to_string(cp));
+                    p.push_back("sharding.megatron.pipeline=" + std::to_string(pp));
+                    p.push_back("sharding.megatron.expert=" + std::to_string(ep));
+                    p.push_back("sharding.megatron.expert_tensor=" + std::to_string(etp));
+                    p.push_back("sharding.megatron.distributed_optimizer=true");
+                    p.push_back(std::string("sharding.megatron.fsdp=") + (fsdp ? "true" : "false"));
+                    p.push_back("training.virtual_stages=" + std::to_string(v));
+                    p.push_back(std::string("training.pipeline_schedule=") +
+                                (v > 1 ? "INTERLEAVED" : "ONE_F_ONE_B"));
+                    p.push_back("training.pipeline_layout=");
+                    if (first >= 0) {
+                      p.push_back("training.first_stage_layers=" + std::to_string(first));
+                      p.push_back("training.last_stage_layers=" + std::to_string(last));
+                    }
+                    p.push_back("training.micro_batch_size=" + std::to_string(mb));
+                    p.push_back("training.recompute=" + rc);
+                    out.points.push_back(std::move(p));
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::string DescribeMegatronPoint(const std::vector<std::string>& o) {
+  const std::string tp = ValueOf(o, "sharding.megatron.tensor");
+  const std::string cp = ValueOf(o, "sharding.megatron.context");
+  const std::string pp = ValueOf(o, "sharding.megatron.pipeline");
+  std::string out =
+      "TP" + tp + " CP" + cp + " PP" + pp + " VPP" + ValueOf(o, "training.virtual_stages") + " EP" +
+      ValueOf(o, "sharding.megatron.expert") + " ETP" +
+      ValueOf(o, "sharding.megatron.expert_tensor") + " mb" +
+      ValueOf(o, "training.micro_batch_size") + " " + ValueOf(o, "training.recompute");
+  if (ValueOf(o, "sharding.megatron.fsdp") == "true") out += " fsdp";
+  const std::string first = ValueOf(o, "training.first_stage_layers");
+  if (!first.empty()) out += " first" + first + "/last" + ValueOf(o, "training.last_stage_layers");
+  return out;
+}
+
+}  // namespace moesim

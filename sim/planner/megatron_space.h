@@ -1,0 +1,62 @@
+// megatron_space.h
+//
+// The Megatron-LM search space of `moesim plan --space megatron` (scenarios in the megatron form,
+// GPU clusters): tensor, context, pipeline with virtual stages (uneven splits through first/last
+// stage layer counts where the layers do not divide), expert and expert tensor parallelism (the
+// MoE layers folded over the dense layers' ranks, proto/megatron_preset.h), micro-batch sizes,
+// recomputation and Megatron FSDP, with the distributed optimizer always on. Each point is a list
+// of `--set` overrides on the base scenario; RunPoints simulates them.
+//
+// Bounded by construction: |pipeline x virtual| x |tensor| x |context| x |expert| x 2 (expert
+// tensor 1 or = tensor) x |micro-batch sizes <= max_micro_batch| x |recompute| x |fsdp|.
+// Combinations that cannot be a Megatron-LM run are skipped before simulation and counted
+// (MegatronPoints::skipped): sizes that do not divide the devices, expert ranks that do not nest
+// with the dense ones, a batch that does not split over the data-parallel ranks, an interleaved
+// schedule whose micro-batches are not a multiple of the pipeline size.
+// Thread safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "proto/scenario.h"
+
+namespace moesim {
+
+struct MegatronSpace {
+  std::vector<int64_t> tensor;  // empty = the divisors of the GPUs per node
+  std::vector<int64_t> context = {1};
+  std::vector<int64_t> pipeline;  // empty = divisors of the device count up to max_pipeline
+  int64_t max_pipeline = 8;
+  std::vector<int64_t> virtual_stages = {1, 2, 4};  // tried with a pipeline > 1
+  std::vector<int64_t> expert;                      // empty = the divisors of num_experts
+  bool expert_tensor_one = true;  // also try expert_tensor 1 besides expert_tensor = tensor
+  // Every micro-batch size that divides a data-parallel rank's sequences, up to this.
+  int64_t max_micro_batch = 8;
+  std::vector<std::string> recompute = {"NONE", "SELECTIVE", "FULL"};
+  std::vector<bool> fsdp = {false};
+};
+
+struct MegatronPoints {
+  std::vector<std::vector<std::string>> points;  // base overrides + the point's
+  size_t skipped = 0;                            // combinations that cannot be run
+};
+
+// Layers on the first and last of `ranks` pipeline ranks with `chunks` virtual stages each when
+// num_layers does not split evenly over ranks x chunks: the middle ranks get q layers each (a
+// multiple of chunks), the first floor(rest / 2) and the last the rest of the layers (each a
+// multiple of chunks); the q with the fewest layers on the busiest rank wins (the first such q
+// from the smallest). False when none exists (ranks < 2, or the layers do not split in chunks).
+bool UnevenPipelineSplit(int64_t num_layers, int64_t ranks, int64_t chunks, int64_t* first,
+                         int64_t* last);
+
+// The points, in a fixed order (pipeline, virtual stages, tensor, context, expert, expert tensor,
+// FSDP, micro-batch, recompute; each list as given).
+MegatronPoints EnumerateMegatronPoints(const Scenario& sc, const MegatronSpace& space,
+                                       const std::vector<std::string>& base);
+
+// "TP2 CP1 PP4 VPP14 EP8 ETP2 DP16 mb1 NONE" (+ " fsdp", " first3/last2") of a point.
+std::string DescribeMegatronPoint(const std::vector<std::string>& overrides);
+
+}  // namespace moesim
