@@ -454,7 +454,9 @@ Expected<MegatronImport> ParseMegatronArgs(const std::string& text) {
   }
   set("sharding.megatron.fsdp", fsdp ? "true" : "false");
   if (tp > 1 && !has("--sequence-parallel")) {
-    out.notes.push_back("tensor parallelism without --sequence-parallel: moesim models it with");
+    out.notes.push_back(
+        "--tensor-model-parallel-size > 1 without --sequence-parallel: moesim models tensor "
+        "parallelism with sequence parallelism");
   }
   int64_t vpp = 1;
   std::string layout;

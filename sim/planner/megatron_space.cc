@@ -33,9 +33,10 @@ bool UnevenPipelineSplit(int64_t num_layers, int64_t ranks, int64_t chunks, int6
   int64_t best = -1;
   for (int64_t q = chunks; ranks == 2 || q * (ranks - 2) <= num_layers; q += chunks) {
     const int64_t rest = num_layers - q * (ranks - 2);
-    if (rest % chunks == 0) {
-      const int64_t f = rest / chunks / 2 * chunks;
-      const int64_t l = rest - f;
+    const int64_t f = rest / chunks / 2 * chunks;
+    const int64_t l = rest - f;
+    // Megatron-LM refuses an end rank without layers (TransformerConfig: "must be larger than 0").
+    if (rest % chunks == 0 && f >= chunks && l >= chunks) {
       const int64_t busiest = std::max({ranks > 2 ? q : 0, f, l});
       if (best < 0 || busiest < best) {
         best = busiest;

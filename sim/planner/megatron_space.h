@@ -46,8 +46,9 @@ struct MegatronPoints {
 // Layers on the first and last of `ranks` pipeline ranks with `chunks` virtual stages each when
 // num_layers does not split evenly over ranks x chunks: the middle ranks get q layers each (a
 // multiple of chunks), the first floor(rest / 2) and the last the rest of the layers (each a
-// multiple of chunks); the q with the fewest layers on the busiest rank wins (the first such q
-// from the smallest). False when none exists (ranks < 2, or the layers do not split in chunks).
+// multiple of chunks and at least one per chunk: Megatron-LM refuses an end rank without layers);
+// the q with the fewest layers on the busiest rank wins (the first such q from the smallest).
+// False when none exists (ranks < 2, or the layers do not split in chunks).
 bool UnevenPipelineSplit(int64_t num_layers, int64_t ranks, int64_t chunks, int64_t* first,
                          int64_t* last);
 

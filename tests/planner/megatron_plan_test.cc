@@ -51,15 +51,16 @@ TEST(MegatronPoints, CountedByHand) {
   // PP 1 (VPP 1 only): dp 16, 32 sequences each: micro-batches 1, 2, 4; ETP 8 (breakpoints 8,
   // 64, 128) and ETP 1 (1, 8, 128) both nest: 2 x 3 = 6 points. PP 16: a stage has 8 ranks, dp 1,
   // 512 sequences; ETP 8 x EP 8 = 64 does not divide 8 ranks: skipped; ETP 1 does. VPP 1: 56 % 16
-  // != 0, the middle ranks get q = 4 (q = 3 would leave 7 + 7 at the ends), 56 - 14 x 4 = 0 for
-  // the first and last: 3 points. VPP 2: 32 stages, q = 4 again, micro-batch counts 512, 256, 128
-  // are multiples of 16: 3 points. 12 points, 2 skipped.
+  // != 0; middle ranks of q = 4 would leave 56 - 14 x 4 = 0 layers for the end ranks (refused by
+  // Megatron-LM), q = 3 leaves 14 = 7 + 7 (busiest 7; q = 2: 14 + 14): 3 points. VPP 2: 32
+  // stages, q a multiple of 2: q = 4 leaves 0, q = 2 leaves 28 = 14 + 14; micro-batch counts 512,
+  // 256, 128 are multiples of 16: 3 points. 12 points, 2 skipped.
   const MegatronPoints p = EnumerateMegatronPoints(*sc, space, {});
   EXPECT_EQ(p.points.size(), 12u);
   EXPECT_EQ(p.skipped, 2u);
   EXPECT_EQ(DescribeMegatronPoint(p.points[0]), "TP8 CP1 PP1 VPP1 EP8 ETP8 mb1 FULL");
   EXPECT_EQ(DescribeMegatronPoint(p.points[11]),
-            "TP8 CP1 PP16 VPP2 EP8 ETP1 mb4 FULL first0/last0");
+            "TP8 CP1 PP16 VPP2 EP8 ETP1 mb4 FULL first14/last14");
   // TP 8 x CP 3 does not divide 128: both expert tensor choices skipped.
   space.pipeline = {1};
   space.context = {3};
