@@ -34,6 +34,9 @@ inline constexpr int64_t kMaxExperts = int64_t{1} << 20;
 inline constexpr int64_t kMaxSharedExperts = 1024;
 // model.moe.capacity_factor: past num_experts / top_k every expert already holds every token.
 inline constexpr double kMaxCapacityFactor = double(int64_t{1} << 20);
+// model.moe.routing_lognormal_sigma: sigma 3 already puts the busiest of 1,024 ranks at about
+// 420 times the mean (costmodel/routing.h), far past any measured router.
+inline constexpr double kMaxLogNormalSigma = 3.0;
 // Elements of one weight tensor (all experts of one layer together): 2^44 = 17.6e12.
 inline constexpr int64_t kMaxTensorElements = int64_t{1} << 44;
 

@@ -8,6 +8,7 @@
 #include "costmodel/einsum.h"
 #include "costmodel/memory.h"
 #include "costmodel/mla.h"
+#include "costmodel/routing.h"
 
 namespace moesim {
 namespace {
@@ -494,32 +495,6 @@ std::vector<OpDesc> DenseLayerOps(const ModelSpec& md, const Mesh& mesh, const S
   return o;
 }
 
-// Routing statistics over one expert-parallel group: expert e on rank e % ep; each expert takes
-// at most `cap_tokens` of the `group_tokens` x top_k it is asked for (the rest are dropped).
-struct Routing {
-  double busiest = 0;  // the busiest rank's routed tokens
-  double mean = 0;     // routed tokens per rank
-  double dropped_fraction = 0;
-};
-Routing RouteOverExpertGroup(const MoeSpec& moe, double group_tokens, double cap_tokens,
-                             int64_t ep) {
-  const double k = static_cast<double>(moe.top_k);
-  std::vector<double> rank_load(static_cast<size_t>(ep), 0);
-  double routed_total = 0, dropped = 0;
-  for (size_t e = 0; e < moe.expert_load.size(); ++e) {
-    const double want = moe.expert_load[e] * k * group_tokens;
-    const double got = std::min(want, cap_tokens);
-    dropped += want - got;
-    routed_total += got;
-    rank_load[e % rank_load.size()] += got;
-  }
-  Routing r;
-  r.busiest = *std::max_element(rank_load.begin(), rank_load.end());
-  r.mean = routed_total / static_cast<double>(ep);
-  r.dropped_fraction = dropped / (k * group_tokens);
-  return r;
-}
-
 // An MoE layer: attention, router and gate, dispatch (one-hot einsum or permutation), the
 // all-to-all over the expert-parallel axes, the experts between expert-tensor-parallel
 // boundaries, the way back, shared experts. Sets the plan's routing figures.
@@ -547,8 +522,9 @@ void MoeLayerOps(const Scenario& sc, int64_t experts, const Sizes& z,
   const double h_loc =
       Ceil(static_cast<double>(moe.expert_d_ff) / shards(TC::kMoeWeights, "expert_mlp"));
   const double tokens = o_loc * g_loc * sg;  // this device's tokens in the MoE layer
-  // Each expert takes at most its capacity: C slots per group, for every group of the EP group.
-  const Routing r = RouteOverExpertGroup(moe, tokens * ep, cap * o_loc * g_loc * ep, ep_ranks);
+  // Each expert takes at most its capacity (unless dropless): C slots per group, for every group
+  // of the EP group.
+  const RoutingStats r = RouteOverExpertGroup(moe, tokens * ep, cap * o_loc * g_loc * ep, ep_ranks);
   p.busiest_rank_load = r.mean > 0 ? r.busiest / r.mean : 1;
   p.dropped_fraction = r.dropped_fraction;
   p.routed = r.mean;

@@ -42,6 +42,9 @@ struct MoeSpec {
   // Zipf or a measured histogram, resolved by the loader). Experts are placed on expert-parallel
   // ranks round-robin (expert e on rank e % ranks), so hot experts spread over ranks.
   std::vector<double> expert_load;
+  bool dropless = false;  // no capacity: nothing dropped (moesim.proto Moe.dropless)
+  // routing LOGNORMAL: sigma of the per-rank load factor; < 0 = not given (expert_load decides).
+  double rank_load_sigma = -1;
 };
 
 // Multi-head Latent Attention (moesim.proto Mla). enabled = false: standard attention.

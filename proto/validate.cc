@@ -22,6 +22,26 @@ namespace {
 void ResolveRouting(const pb::Moe& e, const std::string& base_dir, Checker& c, MoeSpec* moe) {
   const auto n = static_cast<size_t>(moe->num_experts);
   std::vector<double> w(n, 1.0);
+  if (e.routing() == pb::Moe::LOGNORMAL) {
+    const double sigma = e.routing_lognormal_sigma();
+    if (!(sigma >= 0 && sigma <= limits::kMaxLogNormalSigma)) {  // NaN too
+      c.Fail("model.moe.routing_lognormal_sigma",
+             "model.moe.routing_lognormal_sigma=" + Num(sigma) + " must be in [0, " +
+                 Num(limits::kMaxLogNormalSigma) + "]");
+      return;
+    }
+    if (!e.dropless()) {
+      c.Fail("model.moe.routing",
+             "model.moe.routing=LOGNORMAL describes the load of dropless "
+             "routing: set model.moe.dropless: true");
+      return;
+    }
+    moe->rank_load_sigma = sigma;
+  } else if (e.routing_lognormal_sigma() != 0) {
+    c.Fail("model.moe.routing_lognormal_sigma",
+           "model.moe.routing_lognormal_sigma is for model.moe.routing=LOGNORMAL only");
+    return;
+  }
   if (e.routing() == pb::Moe::ZIPF) {
     if (!(e.routing_zipf_exponent() >= 0) || !std::isfinite(e.routing_zipf_exponent())) {
       c.Fail("model.moe.routing_zipf_exponent",
@@ -232,11 +252,23 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
     c.Fail("model.moe.top_k", "model.moe.top_k=" + Num(e.top_k()) +
                                   " exceeds model.moe.num_experts=" + Num(e.num_experts()));
   }
-  if (!(e.capacity_factor() <= limits::kMaxCapacityFactor)) {  // NaN too
+  moe.dropless = e.dropless();
+  if (e.dropless()) {
+    if (e.dispatch() != pb::Moe::PERMUTE) {
+      c.Fail("model.moe.dropless",
+             "model.moe.dropless needs model.moe.dispatch: PERMUTE (einsum "
+             "dispatch pads every expert to a capacity)");
+    }
+    if (c.WasWritten("model.moe.capacity_factor")) {
+      c.Fail("model.moe.capacity_factor",
+             "model.moe.capacity_factor=" + Num(e.capacity_factor()) +
+                 " with model.moe.dropless: dropless routing has no capacity; leave it unset");
+    }
+  } else if (!(e.capacity_factor() <= limits::kMaxCapacityFactor)) {  // NaN too
     c.Fail("model.moe.capacity_factor", "model.moe.capacity_factor=" + Num(e.capacity_factor()) +
                                             " exceeds the limit of " +
                                             Num(limits::kMaxCapacityFactor) + " (docs/limits.md)");
-  } else if (e.capacity_factor() <= 0) {
+  } else if (!e.dropless() && e.capacity_factor() <= 0) {
     c.Fail("model.moe.capacity_factor",
            e.capacity_factor() == 0 && !c.WasWritten("model.moe.capacity_factor")
                ? std::string("model.moe.capacity_factor is missing (must be > 0)")

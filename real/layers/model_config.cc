@@ -19,6 +19,11 @@ Expected<ModelConfig> ModelConfigFromSpec(const ModelSpec& m) {
     reject("model.position_kind=LEARNED: moesim-real trains ROPE only");
   }
   if (m.linear_bias) reject("model.linear_bias=true: moesim-real has no linear biases");
+  if (m.is_moe() && m.moe.dropless) {
+    reject(
+        "model.moe.dropless=true: moesim-real routes into fixed [experts, capacity] buffers; "
+        "give model.moe.capacity_factor instead");
+  }
   if (m.head_dim % 2 != 0) {
     reject("model.head_dim=" + std::to_string(m.head_dim) + " must be even for RoPE");
   }
