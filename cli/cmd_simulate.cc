@@ -202,18 +202,11 @@ RunFn Setup(CLI::App* sub) {
                   "analytical: alpha-beta per collective, no contention (fast); flow: "
                   "congestion-aware")
       ->check(CLI::IsMember({"analytical", "flow"}));
-  auto maxtext = std::make_shared<std::string>();
-  sub->add_option("--maxtext", *maxtext,
-                  "MaxText config overrides, e.g. \"ici_fsdp_parallelism=64 "
-                  "ici_expert_parallelism=4 per_device_batch_size=8\": applied after --set as "
-                  "the --set assignments they stand for (docs/maxtext.md)")
-      ->type_name("\"KEY=VALUE ...\"");
   sub->add_option("--json", *json, "Write JSON to FILE, or to stdout with -")->type_name("FILE|-");
   sub->add_option("--trace", *trace, "Write a Chrome trace (Perfetto) of the step to FILE")
       ->type_name("FILE");
-  return [args, json, trace, network, max_memory, maxtext]() -> Status {
-    auto sc = maxtext->empty() ? LoadScenario({args->path, args->overrides})
-                               : LoadScenarioWithMaxText({args->path, args->overrides}, *maxtext);
+  return [args, json, trace, network, max_memory]() -> Status {
+    auto sc = LoadScenario({args->path, args->overrides});
     if (!sc.ok()) return sc.status();
     SimulateOptions opts;
     opts.max_memory_bytes = static_cast<double>(*max_memory);

@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "cli/command.h"
+#include "proto/maxtext_preset.h"
 #include "proto/megatron_args.h"
 
 namespace moesim::cli {
@@ -56,6 +57,20 @@ void AddScenarioOptions(CLI::App* sub, ScenarioArgs* args, bool scenario_require
          "Megatron-LM command-line arguments (parallel sizes, batch, recomputation, model), "
          "applied as --set overrides of the megatron form (docs/megatron.md)")
       ->type_name("\"ARGS\"");
+  // Last: per_device_batch_size becomes training fields only on the scenario loaded so far (its
+  // device count and mesh), so the overrides read it with everything above applied.
+  sub->add_option_function<std::string>(
+         "--maxtext",
+         [args](const std::string& text) {
+           std::vector<std::string> sets;
+           auto sc = moesim::LoadScenarioWithMaxText({args->path, args->overrides}, text, &sets);
+           if (!sc.ok()) throw CLI::ValidationError("--maxtext", sc.status().message());
+           for (std::string& s : sets) args->overrides.push_back(std::move(s));
+         },
+         "MaxText config overrides, e.g. \"ici_fsdp_parallelism=64 ici_expert_parallelism=4 "
+         "per_device_batch_size=8\", applied as --set overrides of the maxtext form "
+         "(docs/maxtext.md)")
+      ->type_name("\"KEY=VALUE ...\"");
 }
 
 void AddMaxMemoryOption(CLI::App* sub, uint64_t* bytes) {
