@@ -259,7 +259,7 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
              "model.moe.dropless needs model.moe.dispatch: PERMUTE (einsum "
              "dispatch pads every expert to a capacity)");
     }
-    if (c.WasWritten("model.moe.capacity_factor")) {
+    if (e.capacity_factor() != 0) {
       c.Fail("model.moe.capacity_factor",
              "model.moe.capacity_factor=" + Num(e.capacity_factor()) +
                  " with model.moe.dropless: dropless routing has no capacity; leave it unset");
