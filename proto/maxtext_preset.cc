@@ -96,7 +96,8 @@ bool Resolve(bool dcn, const pb::MaxTextMesh& m, int64_t target, const std::stri
   std::string text;
   for (size_t i = 0; i < kAxes.size(); ++i) {
     if ((*vals)[i] == -1) continue;
-    product *= (*vals)[i];
+    // Each value is <= kMaxDevices; stopping past it keeps the product within int64.
+    product = std::min(product * (*vals)[i], limits::kMaxDevices + 1);
     if ((*vals)[i] > 1) {
       text += (text.empty() ? "" : " x ") + Key(dcn, kAxes[i]) + "=" + Num((*vals)[i]);
     }
@@ -372,14 +373,27 @@ Expected<std::vector<std::string>> MaxTextBatchSets(const MaxTextArgs& args, con
   const double p = args.per_device_batch_size.value_or(
       static_cast<double>(pipelined ? sequences : sequences / s.training.num_micro_batches) /
       static_cast<double>(n));
+  const std::string shown = "--maxtext per_device_batch_size=" + Num(p);
+  // Sequences per step within limits::kMaxGlobalBatchTokens before any int64 arithmetic.
+  const double max_sequences = static_cast<double>(limits::kMaxGlobalBatchTokens);
+  if (static_cast<double>(n) * p * static_cast<double>(pipelined ? 1 : micro) > max_sequences ||
+      micro > limits::kMaxMicroBatches) {
+    return Status::InvalidInput(shown + ": the step's sequences exceed the limit of " +
+                                Num(limits::kMaxGlobalBatchTokens) + " tokens (docs/limits.md)");
+  }
   const auto per_step = static_cast<int64_t>(static_cast<double>(n) * p);
   const int64_t global = pipelined ? per_step : per_step * micro;
   const int64_t shards = s.sharding.ShardsFor(TensorClass::kDenseActivations, "batch");
-  const std::string shown = "--maxtext per_device_batch_size=" + Num(p);
   if (global < 1 || global % (shards * micro) != 0) {
     return Status::InvalidInput(shown + ": " + Num(global) + " sequences per step do not split " +
                                 "into " + Num(micro) + " micro-batches on each of the " +
                                 Num(shards) + " batch shards of the mesh");
+  }
+  if (static_cast<double>(global) * static_cast<double>(s.model.seq_len) > max_sequences) {
+    return Status::InvalidInput(shown + ": " + Num(global) + " sequences of " +
+                                Num(s.model.seq_len) + " tokens exceed the limit of " +
+                                Num(limits::kMaxGlobalBatchTokens) +
+                                " tokens per step (docs/limits.md)");
   }
   sets.push_back("training.global_batch_tokens=" + Num(global * s.model.seq_len));
   sets.push_back("training.micro_batch_size=" + Num(global / (shards * micro)));

@@ -249,6 +249,20 @@ TEST(MaxTextPreset, ParserRefusesWhatItCannotRead) {
   expect("steps=10", "--maxtext steps=10: not a MaxText key moesim reads");
   expect("remat_policy=save_qkv_proj", "moesim models remat_policy full");
   expect("per_device_batch_size", "expected KEY=VALUE");
+  // Sequences past limits::kMaxGlobalBatchTokens are refused before any integer arithmetic.
+  auto huge = LoadScenarioWithMaxText({std::string(MOESIM_SOURCE_DIR) + "/" + kMixtral, {}},
+                                      "per_device_batch_size=1e300");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("exceed the limit"), std::string::npos)
+      << huge.status().message();
+  // Half a sequence per chip: 128 sequences per step, fewer than the 64 x 4 batch shards.
+  auto uneven = LoadScenarioWithMaxText({std::string(MOESIM_SOURCE_DIR) + "/" + kMixtral, {}},
+                                        "per_device_batch_size=0.5");
+  ASSERT_FALSE(uneven.ok());
+  EXPECT_NE(uneven.status().message().find("128 sequences per step do not split into 1 "
+                                           "micro-batches on each of the 256 batch shards"),
+            std::string::npos)
+      << uneven.status().message();
   auto ok = ParseMaxTextOverrides("ici_autoregressive_parallelism=1 remat_policy='full'");
   ASSERT_TRUE(ok.ok()) << ok.status().message();
   EXPECT_EQ(ok->sets, V{"training.recompute=FULL"});
