@@ -144,7 +144,24 @@ class Builder {
     const bool backward = phase == Phase::kBackward;
     std::vector<int32_t> pending = std::move(first_deps);
     int32_t first_compute = -1;
-    auto compute = [&](const std::string& name, ComputeWork w) {
+    // GEMM overlap (step_plan.h GemmOverlap): `beside` holds collectives running alongside the
+    // current run of GEMMs, which the first op after the run waits for; a run's start is kept
+    // so that a collective beside the run just emitted can start with it.
+    std::vector<int32_t> beside, run_deps;
+    bool in_run = false;
+    int32_t run_before = -1;
+    // `gemm`: a GEMM with a weight (or its gradient GEMMs), the ops a TP collective may overlap.
+    auto compute = [&](const std::string& name, ComputeWork w, bool gemm) {
+      const int32_t last = last_compute_[static_cast<size_t>(program)];
+      if (gemm && !in_run) {
+        in_run = true;
+        run_deps = pending;
+        run_before = last;
+      } else if (!gemm) {
+        in_run = false;
+        pending.insert(pending.end(), beside.begin(), beside.end());
+        beside.clear();
+      }
       Op op = Base(name, program, layer, mb, phase);
       op.compute = w;
       op.deps = pending;  // the compute stream's order covers the previous compute op
@@ -152,33 +169,48 @@ class Builder {
       const int32_t id = Emit(std::move(op));
       if (first_compute < 0) first_compute = id;
     };
-    auto collective = [&](const std::string& name, CollectiveWork w) {
+    auto collective = [&](const std::string& name, CollectiveWork w, GemmOverlap overlap) {
       Op op = Base(name, program, layer, mb, phase);
       op.is_collective = true;
       op.stream = kCommStream;
       op.collective = std::move(w);
       const int32_t last = last_compute_[static_cast<size_t>(program)];
-      op.deps = pending;
-      if (last >= 0) op.deps.push_back(last);
+      if (overlap == GemmOverlap::kWithPreviousGemms && in_run) {
+        // Starts with the run of GEMMs it overlaps; the next op waits for both.
+        op.deps = run_deps;
+        if (run_before >= 0) op.deps.push_back(run_before);
+      } else {
+        op.deps = pending;
+        if (last >= 0) op.deps.push_back(last);
+        op.deps.insert(op.deps.end(), beside.begin(), beside.end());
+        beside.clear();
+      }
+      in_run = false;
       pending.clear();
-      pending.push_back(Emit(std::move(op)));
+      const int32_t id = Emit(std::move(op));
+      if (overlap == GemmOverlap::kWithNextGemms) {
+        beside.push_back(id);  // the GEMMs after it do not wait for it
+      } else {
+        pending.push_back(id);
+      }
     };
     // A compute op forward, or its gradients backward.
     auto compute_op = [&](const OpDesc& d) {
+      const bool gemm = d.compute.matmul && d.matmul_with_weight;
       if (!backward) {
-        compute(d.name, d.compute);
+        compute(d.name, d.compute, gemm);
       } else if (d.compute.matmul) {
         // Two GEMMs of the forward's size: the input gradient and the weight gradient (or, for
         // activation x activation einsums, the gradients of both inputs).
         if (!d.first_operand_constant) {
-          compute(d.name + (d.matmul_with_weight ? ".dgrad" : ".grad_a"), d.compute);
+          compute(d.name + (d.matmul_with_weight ? ".dgrad" : ".grad_a"), d.compute, gemm);
         }
-        compute(d.name + (d.matmul_with_weight ? ".wgrad" : ".grad_b"), d.compute);
+        compute(d.name + (d.matmul_with_weight ? ".wgrad" : ".grad_b"), d.compute, gemm);
       } else {
         ComputeWork w = d.compute;
         w.bytes *= d.backward_bytes_factor;
         if (d.backward_kernel) w.kernel = d.backward_kernel;
-        compute(d.name + ".bwd", w);
+        compute(d.name + ".bwd", w, false);
       }
     };
     // Context-parallel attention (step_plan.h RingAttention): the ring's steps go out on the
@@ -186,7 +218,10 @@ class Builder {
     // step overlaps the compute of the chunk before it.
     auto ring = [&](const OpDesc& d) {
       const RingAttention& r = *d.ring;
-      const std::vector<int32_t> before = std::move(pending);
+      std::vector<int32_t> before = std::move(pending);
+      before.insert(before.end(), beside.begin(), beside.end());
+      beside.clear();
+      in_run = false;
       auto shift = [&](const std::string& name, double bytes) {
         Op op = Base(name, program, layer, mb, phase);
         op.is_collective = true;
@@ -228,11 +263,18 @@ class Builder {
         if (!backward && d.passes == Passes::kBackwardOnly) continue;
         CollectiveWork w = d.collective;
         if (backward) w.kind = Mirror(w.kind);
-        collective(backward ? d.name + ".bwd" : d.name, w);
+        // Backward runs the ops in reverse: the GEMMs beside a collective swap sides.
+        GemmOverlap overlap = d.overlap;
+        if (backward && overlap != GemmOverlap::kNone) {
+          overlap = overlap == GemmOverlap::kWithNextGemms ? GemmOverlap::kWithPreviousGemms
+                                                           : GemmOverlap::kWithNextGemms;
+        }
+        collective(backward ? d.name + ".bwd" : d.name, w, overlap);
         continue;
       }
       compute_op(d);
     }
+    pending.insert(pending.end(), beside.begin(), beside.end());
     if (!pending.empty()) {
       // A chunk ending in a collective: the next compute op on this program waits for it.
       carry_ = pending;

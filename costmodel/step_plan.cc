@@ -119,13 +119,19 @@ namespace {
 
 // Tensor-parallel block boundary: input gathered (SP) or, without SP, an all-reduce of the
 // input's gradient in backward only; output reduce-scattered (SP) or all-reduced.
+// With training.tp_comm_overlap, the attention and FFN blocks' all-gather and reduce-scatter run
+// beside their GEMMs (Transformer Engine's userbuffer overlap covers those linear layers).
+bool OverlapsGemms(const StepPlan& p, const std::string& name) {
+  return p.tp_comm_overlap && (name == "attn" || name == "ffn");
+}
+
 void TpInput(const StepPlan& p, const Mesh& mesh, const std::string& name, double bytes,
              const std::vector<MeshAxis>& tp, const std::vector<MeshAxis>& sp,
              std::vector<OpDesc>* ops) {
   if (AxesSize(mesh, tp) <= 1) return;
-  (void)p;
   if (AxesSize(mesh, sp) > 1) {
     ops->push_back(Collective(name + ".allgather", CollectiveKind::kAllGather, sp, bytes));
+    if (OverlapsGemms(p, name)) ops->back().overlap = GemmOverlap::kWithNextGemms;
   } else {
     OpDesc d = Collective(name + ".input_allreduce", CollectiveKind::kAllReduce, tp, bytes);
     d.passes = Passes::kBackwardOnly;
@@ -133,12 +139,13 @@ void TpInput(const StepPlan& p, const Mesh& mesh, const std::string& name, doubl
   }
 }
 
-void TpOutput(const Mesh& mesh, const std::string& name, double bytes,
+void TpOutput(const StepPlan& p, const Mesh& mesh, const std::string& name, double bytes,
               const std::vector<MeshAxis>& tp, const std::vector<MeshAxis>& sp,
               std::vector<OpDesc>* ops) {
   if (AxesSize(mesh, tp) <= 1) return;
   if (AxesSize(mesh, sp) > 1) {
     ops->push_back(Collective(name + ".reducescatter", CollectiveKind::kReduceScatter, sp, bytes));
+    if (OverlapsGemms(p, name)) ops->back().overlap = GemmOverlap::kWithPreviousGemms;
   } else {
     OpDesc d = Collective(name + ".allreduce", CollectiveKind::kAllReduce, tp, bytes);
     d.passes = Passes::kForwardOnly;
@@ -289,7 +296,7 @@ std::vector<OpDesc> MlaAttentionOps(const StepPlan& p, const ModelSpec& md, cons
   }
   matmul("attn.context", L);
   matmul("attn.out", L);
-  TpOutput(mesh, "attn", bsm, p.tp_axes, p.sp_axes, &o);
+  TpOutput(p, mesh, "attn", bsm, p.tp_axes, p.sp_axes, &o);
   o.push_back(Elementwise("attn.residual", 3 * bsm / sp, MemoryKernel::kAxpy, kResidualBwd));
   return o;
 }
@@ -451,7 +458,7 @@ std::vector<OpDesc> MhaOps(const ModelSpec& md, const Mesh& mesh, const Sizes& z
       attn.push_back(sm);
     }
   }
-  TpOutput(mesh, "attn", z.bsm, p.tp_axes, p.sp_axes, &attn);
+  TpOutput(p, mesh, "attn", z.bsm, p.tp_axes, p.sp_axes, &attn);
   attn.push_back(Elementwise("attn.residual", 3 * z.bsm / z.sp, MemoryKernel::kAxpy, kResidualBwd));
   return attn;
 }
@@ -490,7 +497,7 @@ std::vector<OpDesc> DenseLayerOps(const ModelSpec& md, const Mesh& mesh, const S
     }
     o.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
   }
-  TpOutput(mesh, "ffn", z.bsm, p.tp_axes, p.sp_axes, &o);
+  TpOutput(p, mesh, "ffn", z.bsm, p.tp_axes, p.sp_axes, &o);
   o.push_back(Elementwise("ffn.residual", 3 * z.bsm / z.sp, MemoryKernel::kAxpy, kResidualBwd));
   return o;
 }
@@ -580,7 +587,7 @@ void MoeLayerOps(const Scenario& sc, int64_t experts, const Sizes& z,
     }
     o.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
   }
-  TpOutput(mesh, "moe.experts", xm, p.moe_tp_axes, moe_sp, &o);
+  TpOutput(p, mesh, "moe.experts", xm, p.moe_tp_axes, moe_sp, &o);
   if (ep_ranks > 1) {
     OpDesc a = Collective("moe.combine_a2a", CollectiveKind::kAllToAll, p.ep_axes, p.a2a_bytes);
     a.collective.max_over_mean = p.a2a_max_over_mean;
@@ -609,7 +616,7 @@ void EmbeddingAndHeadOps(const ShardingSpec& sh, const Sizes& z, StepPlan* out) 
   const auto vocab_axes = sh.AxesFor(TC::kDenseWeights, "vocab");
   p.embed_ops.push_back(
       Elementwise("embed.lookup", 2 * z.bsm / z.sp, MemoryKernel::kCopy, kLookupBwd));
-  TpOutput(mesh, "embed", z.bsm, vocab_axes, p.sp_axes, &p.embed_ops);
+  TpOutput(p, mesh, "embed", z.bsm, vocab_axes, p.sp_axes, &p.embed_ops);
   p.head_ops.push_back(
       Elementwise("final.norm", 2 * z.bsm / z.sp, MemoryKernel::kRmsnorm, kNormBwd));
   TpInput(p, mesh, "head", z.bsm, vocab_axes, p.sp_axes, &p.head_ops);
@@ -663,6 +670,7 @@ StepPlan MakeStepPlan(const Scenario& sc) {
   const ModelSpec& md = sc.model;
   p.act_bytes = ActivationBytes(sc.training);
   p.weight_bytes = static_cast<int64_t>(WeightBytesPerParam(sc.training));
+  p.tp_comm_overlap = sc.training.tp_comm_overlap;
   const int64_t experts = std::max(md.moe.num_experts, sc.sharding.padded_num_experts);
   PlanAxes(sc, experts, &p);
   const Sizes z = PlanLocalSizes(sc, &p);

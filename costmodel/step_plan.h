@@ -22,10 +22,17 @@ struct RingAttention;
 // the block's output in forward only and its input's gradient in backward only.
 enum class Passes { kBoth, kForwardOnly, kBackwardOnly };
 
+// A tensor-parallel collective run alongside the GEMMs next to it (training.tp_comm_overlap): in
+// forward order, the input all-gather alongside the run of GEMMs after it, the output
+// reduce-scatter alongside the run of GEMMs before it; in backward the sides swap (the gradient
+// GEMMs of that run come before the mirrored reduce-scatter, after the mirrored all-gather).
+enum class GemmOverlap { kNone, kWithNextGemms, kWithPreviousGemms };
+
 struct OpDesc {
   std::string name;  // "attn.q"
   bool is_collective = false;
   Passes passes = Passes::kBoth;
+  GemmOverlap overlap = GemmOverlap::kNone;  // collectives only
   ComputeWork compute;
   CollectiveWork collective;
   bool matmul_with_weight = false;   // backward has a weight gradient
@@ -67,6 +74,8 @@ struct WeightSync {
 };
 
 struct StepPlan {
+  bool tp_comm_overlap = false;  // training.tp_comm_overlap: TP collectives beside their GEMMs
+
   // Axes.
   std::vector<MeshAxis> batch_axes;      // dense activations' batch
   std::vector<MeshAxis> tp_axes;         // tensor parallel (heads / mlp / vocab)

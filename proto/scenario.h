@@ -234,6 +234,7 @@ struct TrainingSpec {
   int64_t num_steps = 0;
   bool prefetch_weights = true;
   bool overlap_grad_reduce = true;
+  bool tp_comm_overlap = false;  // moesim.proto Training.tp_comm_overlap
   // Which layers each pipeline rank runs, from training.pipeline_layout or first/last_stage_layers;
   // no stages = the even split. Read it through ScenarioPipelineLayout().
   PipelineLayout pipeline_layout;

@@ -282,6 +282,26 @@ void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
   out.num_steps = t.num_steps();
   out.prefetch_weights = t.has_prefetch_weights() ? t.prefetch_weights() : true;
   out.overlap_grad_reduce = t.has_overlap_grad_reduce() ? t.overlap_grad_reduce() : true;
+  out.tp_comm_overlap = t.tp_comm_overlap();
+  if (t.tp_comm_overlap()) {
+    // Tensor parallel with sequence parallelism: an axis splitting the heads that also splits
+    // the activations' sequence or embedding between the tensor-parallel regions.
+    const ShardingSpec& sp = s->sharding;
+    bool sequence_parallel = false;
+    for (MeshAxis a : sp.AxesFor(TensorClass::kDenseWeights, "heads")) {
+      for (const char* dim : {"seq", "embed"}) {
+        const auto& act = sp.AxesFor(TensorClass::kDenseActivations, dim);
+        sequence_parallel = sequence_parallel ||
+                            (sp.mesh[a] > 1 && std::find(act.begin(), act.end(), a) != act.end());
+      }
+    }
+    if (!sequence_parallel) {
+      c.Fail("training.tp_comm_overlap",
+             "training.tp_comm_overlap overlaps the all-gathers and reduce-scatters of tensor "
+             "parallelism with sequence parallelism, and this sharding has none (a TENSOR axis "
+             "of size > 1, or MEGATRON with model > 1)");
+    }
+  }
   if (t.global_batch_tokens() <= 0) return;
 
   if (t.global_batch_tokens() % m.seq_len != 0) {
@@ -436,8 +456,8 @@ void ValidateShardingAndTraining(const pb::Scenario& in, Checker& c, Scenario* o
   // sharding.megatron likewise (proto/megatron_preset.h).
   pb::Sharding from_megatron;
   if (in.sharding().has_megatron() &&
-      !ExpandMegatronSharding(in.sharding(), out->cluster.num_devices,
-                              out->model.moe.num_experts, c, &from_megatron)) {
+      !ExpandMegatronSharding(in.sharding(), out->cluster.num_devices, out->model.moe.num_experts,
+                              c, &from_megatron)) {
     return;
   }
   const pb::Sharding& sh = in.sharding().has_maxtext()    ? from_maxtext
