@@ -49,6 +49,17 @@ bool UnevenPipelineSplit(int64_t num_layers, int64_t ranks, int64_t chunks, int6
   return best >= 0;
 }
 
+std::string BalancedPipelineLayout(int64_t num_layers, int64_t stages) {
+  const int64_t base = num_layers / stages, extra = num_layers % stages;
+  std::string out = "E";
+  for (int64_t i = 0; i < stages; ++i) {
+    const int64_t n = base + (i >= 1 && i <= extra ? 1 : 0);
+    if (n > 0) out += "t*" + std::to_string(n);
+    out += i + 1 < stages ? "|" : "L";
+  }
+  return out;
+}
+
 MegatronPoints EnumerateMegatronPoints(const Scenario& sc, const MegatronSpace& space,
                                        const std::vector<std::string>& base) {
   MegatronPoints out;
@@ -75,60 +86,73 @@ MegatronPoints EnumerateMegatronPoints(const Scenario& sc, const MegatronSpace& 
         ++out.skipped;
         continue;
       }
-      int64_t first = -1, last = -1;
-      if (layers % (pp * v) != 0 && !UnevenPipelineSplit(layers, pp, v, &first, &last)) {
-        ++out.skipped;
-        continue;
+      // Layer placements: the even split, or where the layers do not divide, the first/last
+      // stage counts (when some exist) and the balanced layout string.
+      struct Placement {
+        int64_t first = -1, last = -1;
+        std::string layout;
+      };
+      std::vector<Placement> placements(1);
+      if (layers % (pp * v) != 0) {
+        placements.clear();
+        Placement fl;
+        if (UnevenPipelineSplit(layers, pp, v, &fl.first, &fl.last)) placements.push_back(fl);
+        Placement bal;
+        bal.layout = BalancedPipelineLayout(layers, pp * v);
+        placements.push_back(bal);
       }
-      for (int64_t tp : tensors) {
-        for (int64_t cp : space.context) {
-          for (int64_t ep : eps) {
-            std::vector<int64_t> etps = {tp};
-            if (space.expert_tensor_one && tp > 1 && experts > 0) etps.push_back(1);
-            for (int64_t etp : etps) {
-              MegatronSizes s;
-              s.tensor = tp;
-              s.context = cp;
-              s.pipeline = pp;
-              s.expert = ep;
-              s.expert_tensor = etp;
-              if (!MegatronMeshAxes(s, devices, experts).ok()) {
-                ++out.skipped;
-                continue;
-              }
-              const int64_t dp = devices / (tp * cp * pp);
-              if (seqs % dp != 0) {
-                ++out.skipped;
-                continue;
-              }
-              const int64_t local = seqs / dp;
-              for (bool fsdp : space.fsdp) {
-                for (int64_t mb : Divisors(local)) {
-                  if (mb > space.max_micro_batch) break;
-                  if (v > 1 && (local / mb) % pp != 0) {
-                    ++out.skipped;
-                    continue;
-                  }
-                  for (const std::string& rc : space.recompute) {
-                    auto p = base;
-                    p.push_back("sharding.megatron.tensor=" + std::to_string(tp));
-                    p.push_back("sharding.megatron.context=" + std::to_string(cp));
-                    p.push_back("sharding.megatron.pipeline=" + std::to_string(pp));
-                    p.push_back("sharding.megatron.expert=" + std::to_string(ep));
-                    p.push_back("sharding.megatron.expert_tensor=" + std::to_string(etp));
-                    p.push_back("sharding.megatron.distributed_optimizer=true");
-                    p.push_back(std::string("sharding.megatron.fsdp=") + (fsdp ? "true" : "false"));
-                    p.push_back("training.virtual_stages=" + std::to_string(v));
-                    p.push_back(std::string("training.pipeline_schedule=") +
-                                (v > 1 ? "INTERLEAVED" : "ONE_F_ONE_B"));
-                    p.push_back("training.pipeline_layout=");
-                    if (first >= 0) {
-                      p.push_back("training.first_stage_layers=" + std::to_string(first));
-                      p.push_back("training.last_stage_layers=" + std::to_string(last));
+      for (const Placement& place : placements) {
+        for (int64_t tp : tensors) {
+          for (int64_t cp : space.context) {
+            for (int64_t ep : eps) {
+              std::vector<int64_t> etps = {tp};
+              if (space.expert_tensor_one && tp > 1 && experts > 0) etps.push_back(1);
+              for (int64_t etp : etps) {
+                MegatronSizes s;
+                s.tensor = tp;
+                s.context = cp;
+                s.pipeline = pp;
+                s.expert = ep;
+                s.expert_tensor = etp;
+                if (!MegatronMeshAxes(s, devices, experts).ok()) {
+                  ++out.skipped;
+                  continue;
+                }
+                const int64_t dp = devices / (tp * cp * pp);
+                if (seqs % dp != 0) {
+                  ++out.skipped;
+                  continue;
+                }
+                const int64_t local = seqs / dp;
+                for (bool fsdp : space.fsdp) {
+                  for (int64_t mb : Divisors(local)) {
+                    if (mb > space.max_micro_batch) break;
+                    if (v > 1 && (local / mb) % pp != 0) {
+                      ++out.skipped;
+                      continue;
                     }
-                    p.push_back("training.micro_batch_size=" + std::to_string(mb));
-                    p.push_back("training.recompute=" + rc);
-                    out.points.push_back(std::move(p));
+                    for (const std::string& rc : space.recompute) {
+                      auto p = base;
+                      p.push_back("sharding.megatron.tensor=" + std::to_string(tp));
+                      p.push_back("sharding.megatron.context=" + std::to_string(cp));
+                      p.push_back("sharding.megatron.pipeline=" + std::to_string(pp));
+                      p.push_back("sharding.megatron.expert=" + std::to_string(ep));
+                      p.push_back("sharding.megatron.expert_tensor=" + std::to_string(etp));
+                      p.push_back("sharding.megatron.distributed_optimizer=true");
+                      p.push_back(std::string("sharding.megatron.fsdp=") +
+                                  (fsdp ? "true" : "false"));
+                      p.push_back("training.virtual_stages=" + std::to_string(v));
+                      p.push_back(std::string("training.pipeline_schedule=") +
+                                  (v > 1 ? "INTERLEAVED" : "ONE_F_ONE_B"));
+                      p.push_back("training.pipeline_layout=" + place.layout);
+                      if (place.first >= 0) {
+                        p.push_back("training.first_stage_layers=" + std::to_string(place.first));
+                        p.push_back("training.last_stage_layers=" + std::to_string(place.last));
+                      }
+                      p.push_back("training.micro_batch_size=" + std::to_string(mb));
+                      p.push_back("training.recompute=" + rc);
+                      out.points.push_back(std::move(p));
+                    }
                   }
                 }
               }
@@ -153,6 +177,7 @@ std::string DescribeMegatronPoint(const std::vector<std::string>& o) {
   if (ValueOf(o, "sharding.megatron.fsdp") == "true") out += " fsdp";
   const std::string first = ValueOf(o, "training.first_stage_layers");
   if (!first.empty()) out += " first" + first + "/last" + ValueOf(o, "training.last_stage_layers");
+  if (!ValueOf(o, "training.pipeline_layout").empty()) out += " layout";
   return out;
 }
 

@@ -7,9 +7,9 @@
 // recomputation and Megatron FSDP, with the distributed optimizer always on. Each point is a list
 // of `--set` overrides on the base scenario; RunPoints simulates them.
 //
-// Bounded by construction: |pipeline x virtual| x |tensor| x |context| x |expert| x 2 (expert
-// tensor 1 or = tensor) x |micro-batch sizes <= max_micro_batch| x |recompute| x |fsdp|.
-// Combinations that cannot be a Megatron-LM run are skipped before simulation and counted
+// Bounded by construction: |pipeline x virtual| x 2 (uneven placements) x |tensor| x |context| x
+// |expert| x 2 (expert tensor 1 or = tensor) x |micro-batch sizes <= max_micro_batch| x |recompute|
+// x |fsdp|. Combinations that cannot be a Megatron-LM run are skipped before simulation and counted
 // (MegatronPoints::skipped): sizes that do not divide the devices, expert ranks that do not nest
 // with the dense ones, a batch that does not split over the data-parallel ranks, an interleaved
 // schedule whose micro-batches are not a multiple of the pipeline size.
@@ -52,8 +52,15 @@ struct MegatronPoints {
 bool UnevenPipelineSplit(int64_t num_layers, int64_t ranks, int64_t chunks, int64_t* first,
                          int64_t* last);
 
-// The points, in a fixed order (pipeline, virtual stages, tensor, context, expert, expert tensor,
-// FSDP, micro-batch, recompute; each list as given).
+// Megatron-LM's --pipeline-model-parallel-layout placing num_layers over `stages` virtual stages as
+// evenly as they go: each gets num_layers / stages, stages 1 .. (num_layers % stages) one more (the
+// first stage, which also holds the embedding, never does). "Et*3|t*4|...|t*3L".
+std::string BalancedPipelineLayout(int64_t num_layers, int64_t stages);
+
+// The points, in a fixed order (pipeline, virtual stages, layer placement, tensor, context, expert,
+// expert tensor, FSDP, micro-batch, recompute; each list as given). Layer placement: the even
+// split where the layers divide, else first/last stage counts (UnevenPipelineSplit, when it finds
+// some) and BalancedPipelineLayout.
 MegatronPoints EnumerateMegatronPoints(const Scenario& sc, const MegatronSpace& space,
                                        const std::vector<std::string>& base);
 

@@ -35,6 +35,11 @@ TEST(UnevenPipelineSplit, WorkedByHand) {
   // 7 layers on 3 ranks x 2 chunks: every remainder 7 - 2q is odd, no split in chunks of 2.
   EXPECT_FALSE(UnevenPipelineSplit(7, 3, 2, &first, &last));
   EXPECT_FALSE(UnevenPipelineSplit(8, 1, 1, &first, &last));
+  // The layout string instead: 56 layers over 16 stages are 3 each and 8 left over, one more on
+  // stages 1 to 8 (3 + 8 x 4 + 7 x 3 = 56); 7 over 3: 2 each, stage 1 one more.
+  EXPECT_EQ(BalancedPipelineLayout(56, 16),
+            "Et*3|t*4|t*4|t*4|t*4|t*4|t*4|t*4|t*4|t*3|t*3|t*3|t*3|t*3|t*3|t*3L");
+  EXPECT_EQ(BalancedPipelineLayout(7, 3), "Et*2|t*3|t*2L");
 }
 
 TEST(MegatronPoints, CountedByHand) {
@@ -52,15 +57,17 @@ TEST(MegatronPoints, CountedByHand) {
   // 64, 128) and ETP 1 (1, 8, 128) both nest: 2 x 3 = 6 points. PP 16: a stage has 8 ranks, dp 1,
   // 512 sequences; ETP 8 x EP 8 = 64 does not divide 8 ranks: skipped; ETP 1 does. VPP 1: 56 % 16
   // != 0; middle ranks of q = 4 would leave 56 - 14 x 4 = 0 layers for the end ranks (refused by
-  // Megatron-LM), q = 3 leaves 14 = 7 + 7 (busiest 7; q = 2: 14 + 14): 3 points. VPP 2: 32
-  // stages, q a multiple of 2: q = 4 leaves 0, q = 2 leaves 28 = 14 + 14; micro-batch counts 512,
-  // 256, 128 are multiples of 16: 3 points. 12 points, 2 skipped.
+  // Megatron-LM), q = 3 leaves 14 = 7 + 7 (busiest 7; q = 2: 14 + 14); with the balanced layout
+  // string too, 2 x 3 points. VPP 2: 32 stages, q a multiple of 2: q = 4 leaves 0, q = 2 leaves
+  // 28 = 14 + 14, and the layout; micro-batch counts 512, 256, 128 are multiples of 16: 2 x 3
+  // points. 18 points; ETP 8 skipped once per placement: 4.
   const MegatronPoints p = EnumerateMegatronPoints(*sc, space, {});
-  EXPECT_EQ(p.points.size(), 12u);
-  EXPECT_EQ(p.skipped, 2u);
+  EXPECT_EQ(p.points.size(), 18u);
+  EXPECT_EQ(p.skipped, 4u);
   EXPECT_EQ(DescribeMegatronPoint(p.points[0]), "TP8 CP1 PP1 VPP1 EP8 ETP8 mb1 FULL");
-  EXPECT_EQ(DescribeMegatronPoint(p.points[11]),
+  EXPECT_EQ(DescribeMegatronPoint(p.points[14]),
             "TP8 CP1 PP16 VPP2 EP8 ETP1 mb4 FULL first14/last14");
+  EXPECT_EQ(DescribeMegatronPoint(p.points[17]), "TP8 CP1 PP16 VPP2 EP8 ETP1 mb4 FULL layout");
   // TP 8 x CP 3 does not divide 128: both expert tensor choices skipped.
   space.pipeline = {1};
   space.context = {3};
