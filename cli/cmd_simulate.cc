@@ -7,6 +7,7 @@
 #include "cli/command.h"
 #include "cli/format.h"
 #include "proto/maxtext_preset.h"
+#include "proto/megatron_args.h"
 #include "proto/scenario_loader.h"
 #include "sim/step/simulate.h"
 
@@ -124,6 +125,10 @@ void PrintTable(const Scenario& sc, const SimReport& r) {
   // A mesh in MaxText's form: the config overrides that launch it.
   if (auto maxtext = MaxTextOverrides(sc); maxtext.ok()) {
     std::cout << "maxtext      " << *maxtext << "\n";
+  }
+  // A scenario in Megatron-LM's sizes: the arguments that launch it (--megatron-args reads them).
+  if (auto megatron = MegatronArgs(sc); megatron.ok()) {
+    std::cout << "megatron     " << JoinShellArgs(*megatron) << "\n";
   }
   std::cout << "mesh axes   ";
   for (const auto& a : r.axes) {
