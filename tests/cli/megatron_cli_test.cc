@@ -55,6 +55,25 @@ TEST(MegatronCli, PlanPrintsArgumentsThatSimulateBackToTheSameStep) {
   EXPECT_STREQ(printed, planned);
 }
 
+TEST(MegatronCli, SimulatePrintsDeepSeekV3sArgumentsWhichReadBackToTheSameStep) {
+  // MLA, 3 dense layers then MoE ('([0]*3+[1]*58)'), a shared expert, one MTP module,
+  // first/last stage layers 3 and 2, full recomputation: all of it through the argument line.
+  const std::string ds = "scenarios/deepseek/deepseek-v3.textproto";
+  const RunResult text = Moesim("simulate " + ds);
+  ASSERT_EQ(text.exit_code, 0) << text.out;
+  const size_t at = text.out.find("\nmegatron     ");
+  ASSERT_NE(at, std::string::npos) << text.out;
+  const size_t start = at + 14;
+  const std::string args = text.out.substr(start, text.out.find('\n', start) - start);
+  EXPECT_NE(args.find("--moe-layer-freq '([0]*3+[1]*58)'"), std::string::npos) << args;
+  EXPECT_NE(args.find("--decoder-first-pipeline-num-layers 3"), std::string::npos) << args;
+  const RunResult own = Moesim("simulate " + ds + " --json -");
+  const RunResult back = Moesim("simulate " + ds + " --megatron-args=" + Quote(args) + " --json -");
+  ASSERT_EQ(back.exit_code, 0) << back.out;
+  EXPECT_EQ(nlohmann::json::parse(back.out)["step_time_s"].get<double>(),
+            nlohmann::json::parse(own.out)["step_time_s"].get<double>());
+}
+
 TEST(MegatronCli, BadArgumentsExitTwoNamingTheFlag) {
   const RunResult r = Moesim(std::string("cost ") + kMixtral +
                              " --megatron-args='--pipeline-model-parallel-size four' 2>&1");
