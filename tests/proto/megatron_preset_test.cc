@@ -141,6 +141,13 @@ TEST(MegatronPreset, ScenarioExpandsToTheNamedMeshWithFoldedMoeLayers) {
   EXPECT_EQ(sh.ShardsFor(TensorClass::kMoeWeights, "experts"), 8);
   EXPECT_EQ(sh.ShardsFor(TensorClass::kMoeActivations, "outer"), 2);
   EXPECT_EQ(sh.ShardsFor(TensorClass::kMoeWeights, "expert_mlp"), 1);
+  // Megatron FSDP: the data axes become FSDP. Dense weights are sharded over both (2 x 4 = 8);
+  // expert weights over the expert-data axis dp only (2): dp_ep splits the experts themselves.
+  auto fsdp = LoadScenarioFromText(kScenario, "m.textproto", {"sharding.megatron.fsdp=true"});
+  ASSERT_TRUE(fsdp.ok()) << fsdp.status().message();
+  EXPECT_EQ(fsdp->sharding.ShardsFor(TensorClass::kDenseWeights, "embed"), 8);
+  EXPECT_EQ(fsdp->sharding.ShardsFor(TensorClass::kMoeWeights, "embed"), 2);
+  EXPECT_EQ(sh.ShardsFor(TensorClass::kDenseWeights, "embed"), 1);
   // --set reaches the scalar fields.
   auto tp4 = LoadScenarioFromText(kScenario, "m.textproto",
                                   {"sharding.megatron.tensor=4", "sharding.megatron.expert=4"});
