@@ -98,7 +98,8 @@ Expected<std::vector<std::string>> MegatronArgs(const Scenario& sc) {
     }
     add("--moe-layer-freq", LayerFreq(m));
     add("--moe-token-dispatcher-type", "alltoall");
-    add("--moe-expert-capacity-factor", Str(m.moe.capacity_factor));
+    // Megatron-LM's default is dropless: a capacity factor only where the scenario has one.
+    if (!m.moe.dropless) add("--moe-expert-capacity-factor", Str(m.moe.capacity_factor));
   }
   if (m.mtp_depth > 0) add("--mtp-num-layers", Str(m.mtp_depth));
   // Parallelism.
@@ -413,13 +414,10 @@ Expected<MegatronImport> ParseMegatronArgs(const std::string& text) {
       set("model.moe.placement", placement);
       set("model.moe.placement_k", Str(k));
       set("model.moe.dispatch", "PERMUTE");
-      if (has("--moe-expert-capacity-factor")) {
-        set("model.moe.capacity_factor", v["--moe-expert-capacity-factor"]);
-      } else {
-        out.notes.push_back(
-            "no --moe-expert-capacity-factor (dropless): model.moe.capacity_factor stays the "
-            "scenario's");
-      }
+      // No capacity factor: Megatron-LM's dropless routing.
+      const bool dropless = !has("--moe-expert-capacity-factor");
+      set("model.moe.dropless", dropless ? "true" : "false");
+      set("model.moe.capacity_factor", dropless ? "0" : v["--moe-expert-capacity-factor"]);
     }
     if (has("--multi-latent-attention")) {
       set("model.mla.q_lora_rank", Str(get("--q-lora-rank", 0)));

@@ -17,7 +17,7 @@
 // --max-position-embeddings, --vocab-size, --swiglu, --normalization RMSNorm,
 // --position-embedding-type rope, --untie-embeddings-and-output-weights, --disable-bias-linear,
 // --num-experts, --moe-router-topk, --moe-ffn-hidden-size, --moe-shared-expert-intermediate-size,
-// --moe-layer-freq, --moe-token-dispatcher-type, --moe-expert-capacity-factor,
+// --moe-layer-freq, --moe-token-dispatcher-type, --moe-expert-capacity-factor (left out: dropless),
 // --multi-latent-attention with --q-lora-rank, --kv-lora-rank, --qk-head-dim,
 // --qk-pos-emb-head-dim, --v-head-dim, and --mtp-num-layers. Megatron-LM takes at most one of
 // the layout, --num-virtual-stages-per-pipeline-rank and --num-layers-per-virtual-pipeline-stage
