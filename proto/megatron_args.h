@@ -23,9 +23,10 @@
 // the layout, --num-virtual-stages-per-pipeline-rank and --num-layers-per-virtual-pipeline-stage
 // (a layout implies its virtual stages).
 //
-// Invariant: for a scenario S in the megatron form, loading S's file with the overrides that
-// ParseMegatronArgs returns for MegatronArgs(S) gives S again (same mesh, roles, micro-batch,
-// recomputation, step). Thread safety: pure functions.
+// Invariant: for a scenario S in the megatron form with permutation dispatch, loading S's file with
+// the overrides that ParseMegatronArgs returns for MegatronArgs(S) gives S again (same mesh, roles,
+// micro-batch, recomputation, step); what has no Megatron-LM argument (routing shares, hardware,
+// cluster) stays as the file has it. Thread safety: pure functions.
 #pragma once
 
 #include <string>
