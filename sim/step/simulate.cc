@@ -23,7 +23,38 @@ Expected<MeshPlacement> PlaceScenarioMesh(const Topology& topo, const Mesh& mesh
     names.push_back(mesh.Name(a));
     sizes.push_back(mesh[a]);
   }
-  return PlaceMesh(topo, names, sizes);
+  auto placed = PlaceMesh(topo, names, sizes);
+  if (!placed.ok()) return placed;
+  // An axis marked dcn (across the fast domain, MaxText's dcn_* axes) must land on the slow
+  // dimensions only (nodes, slices): placed on NVLink or ICI links, the mark would mean nothing.
+  const auto& dims = topo.physical_dims();
+  for (size_t i = 0; i < mesh.placement_order.size(); ++i) {
+    const MeshAxis a = mesh.placement_order[i];
+    if (!mesh.dcn[static_cast<size_t>(a)] || mesh[a] <= 1) continue;
+    const auto group = placed->Groups(static_cast<int>(i)).front();
+    std::vector<int64_t> first;
+    for (DeviceId d : group) {
+      std::vector<int64_t> c(dims.size());
+      int64_t rest = d;
+      for (size_t k = dims.size(); k-- > 0;) {
+        c[k] = rest % dims[k].size;
+        rest /= dims[k].size;
+      }
+      if (first.empty()) first = c;
+      for (size_t k = 0; k < dims.size(); ++k) {
+        if (c[k] != first[k] && dims[k].speed_class == 0) {
+          return Status::InvalidInput("sharding.mesh axis \"" + mesh.Name(a) +
+                                      "\" is dcn: true (across the fast domain) "
+                                      "but is placed on " +
+                                      placed->axis_spans[i] + " of " + topo.name() +
+                                      ", inside it (" + dims[k].name +
+                                      " links); mark it dcn only if the axes inside it "
+                                      "fill the fast domain, or drop the mark");
+        }
+      }
+    }
+  }
+  return placed;
 }
 
 namespace {

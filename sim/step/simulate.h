@@ -80,7 +80,8 @@ Expected<SimReport> SimulateScenario(const Scenario& scenario, const SimulateOpt
 std::vector<std::string> MeshAxisOrder();
 
 // Places `mesh` on `topo` with PlaceMesh: its axes in Mesh::placement_order, outermost first.
-// Errors as PlaceMesh's.
+// Errors as PlaceMesh's, and (kInvalidInput) an axis marked dcn that lands, even in part, on the
+// fastest links (speed class 0: NVLink, ICI) instead of across nodes or slices.
 Expected<MeshPlacement> PlaceScenarioMesh(const Topology& topo, const Mesh& mesh);
 
 }  // namespace moesim

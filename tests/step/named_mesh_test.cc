@@ -213,6 +213,35 @@ TEST(NamedMesh, FoldedLayerCollectivesByHand) {
   EXPECT_TRUE(gathers.count({dp_out}) > 0);
 }
 
+// dcn: true claims an axis crosses the fast domain: on two DGX nodes an outer axis of 2 takes the
+// nodes (accepted); an outer axis of 8 must take 4 GPUs of each node as well (refused).
+TEST(NamedMesh, DcnAxisMustLandAcrossNodes) {
+  auto place = [](const std::string& axes) {
+    std::string text = kFolded16;
+    const size_t from = text.find("sharding {"), to = text.find("training {");
+    text.replace(from, to - from, "sharding { mesh { " + axes + " } }\n");
+    text.replace(text.find("micro_batch_size: 2"), 19, "micro_batch_size: 1");
+    auto sc = LoadText(text);
+    EXPECT_TRUE(sc.ok()) << sc.status().message();
+    if (!sc.ok()) return Expected<MeshPlacement>(sc.status());
+    auto topo = BuildTopology(sc->cluster.topology, sc->hardware);
+    EXPECT_TRUE(topo.ok());
+    if (!topo.ok()) return Expected<MeshPlacement>(topo.status());
+    return PlaceScenarioMesh(**topo, sc->sharding.mesh);
+  };
+  EXPECT_TRUE(place(R"(axes { name: "dp" size: 2 role: DATA dcn: true }
+                       axes { name: "ep" size: 8 role: EXPERT })")
+                  .ok());
+  auto bad = place(R"(axes { name: "dp" size: 8 role: DATA dcn: true }
+                      axes { name: "ep" size: 2 role: EXPERT })");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(
+      bad.status().message().find(
+          "sharding.mesh axis \"dp\" is dcn: true (across the fast domain) but is placed on "),
+      std::string::npos)
+      << bad.status().message();
+}
+
 TEST(NamedMesh, ValidationNamesTheField) {
   auto expect_error = [](const std::string& from, const std::string& to, const std::string& want) {
     std::string text = kFolded16;
