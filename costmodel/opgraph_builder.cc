@@ -263,6 +263,7 @@ class Builder {
         if (!backward && d.passes == Passes::kBackwardOnly) continue;
         CollectiveWork w = d.collective;
         if (backward) w.kind = Mirror(w.kind);
+        if (backward && d.backward_bytes >= 0) w.bytes = d.backward_bytes;
         // Backward runs the ops in reverse: the GEMMs beside a collective swap sides.
         GemmOverlap overlap = d.overlap;
         if (backward && overlap != GemmOverlap::kNone) {

@@ -550,6 +550,11 @@ void MoeLayerOps(const Scenario& sc, int64_t experts, const Sizes& z,
     p.a2a_max_over_mean = p.busiest_rank_load;
   }
 
+  // FP8 dispatch: a d_model row is m bytes plus an fp32 scale per 128 elements instead of m x ab.
+  p.dispatch_bytes = moe.fp8_dispatch
+                         ? p.a2a_bytes / (m_moe * z.ab) * (m_moe + std::ceil(m_moe / 128) * 4)
+                         : p.a2a_bytes;
+
   std::vector<OpDesc>& o = p.moe_ops;
   o = attn;
   o.push_back(Elementwise("moe.norm", 2 * z.bsm / z.sp, MemoryKernel::kRmsnorm, kNormBwd));
@@ -572,7 +577,9 @@ void MoeLayerOps(const Scenario& sc, int64_t experts, const Sizes& z,
         Elementwise("moe.permute", 2 * tokens * k * m_moe * z.ab, MemoryKernel::kCopy, kCopyBwd));
   }
   if (ep_ranks > 1) {
-    OpDesc a = Collective("moe.dispatch_a2a", CollectiveKind::kAllToAll, p.ep_axes, p.a2a_bytes);
+    OpDesc a =
+        Collective("moe.dispatch_a2a", CollectiveKind::kAllToAll, p.ep_axes, p.dispatch_bytes);
+    if (p.dispatch_bytes != p.a2a_bytes) a.backward_bytes = p.a2a_bytes;
     a.collective.max_over_mean = p.a2a_max_over_mean;
     o.push_back(a);
   }

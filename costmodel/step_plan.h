@@ -33,6 +33,9 @@ struct OpDesc {
   bool is_collective = false;
   Passes passes = Passes::kBoth;
   GemmOverlap overlap = GemmOverlap::kNone;  // collectives only
+  // Collectives whose backward mirror moves other bytes than the forward (FP8 dispatch, whose
+  // gradient goes back in the activations' precision); < 0 = the forward's.
+  double backward_bytes = -1;
   ComputeWork compute;
   CollectiveWork collective;
   bool matmul_with_weight = false;   // backward has a weight gradient
@@ -96,10 +99,11 @@ struct StepPlan {
   int64_t weight_bytes = 2;
 
   // MoE (per device, per micro-batch).
-  double tokens = 0;     // tokens of this device: b x s / context shards
-  double slots = 0;      // expert slots computed (padded for EINSUM)
-  double routed = 0;     // useful expert slots (top_k x tokens, after drops)
-  double a2a_bytes = 0;  // each all-to-all's size
+  double tokens = 0;          // tokens of this device: b x s / context shards
+  double slots = 0;           // expert slots computed (padded for EINSUM)
+  double routed = 0;          // useful expert slots (top_k x tokens, after drops)
+  double a2a_bytes = 0;       // each all-to-all's size (activations' precision)
+  double dispatch_bytes = 0;  // the forward dispatch's (model.moe.dispatch_precision)
   double a2a_max_over_mean = 1;
   double dropped_fraction = 0;
   double busiest_rank_load = 1;

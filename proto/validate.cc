@@ -253,6 +253,7 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
                                   " exceeds model.moe.num_experts=" + Num(e.num_experts()));
   }
   moe.dropless = e.dropless();
+  moe.fp8_dispatch = e.dispatch_precision() == pb::Moe::FP8;
   if (e.dropless()) {
     if (e.dispatch() != pb::Moe::PERMUTE) {
       c.Fail("model.moe.dropless",

@@ -24,6 +24,10 @@ Expected<ModelConfig> ModelConfigFromSpec(const ModelSpec& m) {
         "model.moe.dropless=true: moesim-real routes into fixed [experts, capacity] buffers; "
         "give model.moe.capacity_factor instead");
   }
+  if (m.is_moe() && m.moe.fp8_dispatch) {
+    reject(
+        "model.moe.dispatch_precision=FP8: moesim-real dispatches in the activations' precision");
+  }
   if (m.head_dim % 2 != 0) {
     reject("model.head_dim=" + std::to_string(m.head_dim) + " must be even for RoPE");
   }

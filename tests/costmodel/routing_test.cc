@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <random>
 #include <string>
 
+#include "costmodel/opgraph.h"
 #include "costmodel/routing.h"
 #include "costmodel/step_plan.h"
 #include "proto/scenario_loader.h"
@@ -118,6 +120,26 @@ TEST(Routing, DroplessKeepsWhatCapacityDrops) {
   const StepPlan c = MakeStepPlan(*capped);
   EXPECT_NEAR(c.slots, 8192.0, 1e-6);
   EXPECT_NEAR(c.dropped_fraction, (32768.0 / h8 - 8192.0) / 32768.0, 1e-12);
+}
+
+// FP8 dispatch (DeepEP's normal kernels): each of the 2,048 x 2 routed rows of d_model 1,024 goes
+// out as 1,024 bytes plus 1,024 / 128 = 8 fp32 scales: 4,096 x 1,056 = 4,325,376 bytes, against
+// 4,096 x 2,048 = 8,388,608 in bf16. The combine, and both all-to-alls of the backward, stay bf16.
+TEST(Routing, Fp8DispatchBytesByHand) {
+  auto sc =
+      LoadText(Replace(kEp8, "dispatch: PERMUTE", "dispatch: PERMUTE dispatch_precision: FP8"));
+  ASSERT_TRUE(sc.ok()) << sc.status().message();
+  std::map<std::string, double> bytes;
+  for (const Op& op : BuildStepGraph(*sc).ops) {
+    if (op.is_collective && op.collective.kind == CollectiveKind::kAllToAll &&
+        op.micro_batch == 0) {
+      bytes[op.name] = op.collective.bytes;
+    }
+  }
+  EXPECT_DOUBLE_EQ(bytes["L0.moe.dispatch_a2a"], 4325376.0);
+  EXPECT_DOUBLE_EQ(bytes["L0.moe.combine_a2a"], 8388608.0);
+  EXPECT_DOUBLE_EQ(bytes["L0.moe.dispatch_a2a.bwd"], 8388608.0);
+  EXPECT_DOUBLE_EQ(bytes["L0.moe.combine_a2a.bwd"], 8388608.0);
 }
 
 TEST(Routing, ValidationNamesTheField) {
