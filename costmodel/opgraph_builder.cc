@@ -196,6 +196,13 @@ class Builder {
     };
     // A compute op forward, or its gradients backward.
     auto compute_op = [&](const OpDesc& d) {
+      // An op that waits for the collectives beside the GEMMs before it also bounds the runs of
+      // GEMMs on both sides (backward visits it in reverse, before those GEMMs' gradients).
+      if (d.waits_beside) {
+        in_run = false;
+        pending.insert(pending.end(), beside.begin(), beside.end());
+        beside.clear();
+      }
       const bool gemm = d.compute.matmul && d.matmul_with_weight;
       if (!backward) {
         compute(d.name, d.compute, gemm);
@@ -212,6 +219,7 @@ class Builder {
         if (d.backward_kernel) w.kernel = d.backward_kernel;
         compute(d.name + ".bwd", w, false);
       }
+      if (d.waits_beside) in_run = false;
     };
     // Context-parallel attention (step_plan.h RingAttention): the ring's steps go out on the
     // comm stream at once (in order on it); chunk j's compute waits for step j only, so each

@@ -576,13 +576,26 @@ void MoeLayerOps(const Scenario& sc, int64_t experts, const Sizes& z,
     o.push_back(
         Elementwise("moe.permute", 2 * tokens * k * m_moe * z.ab, MemoryKernel::kCopy, kCopyBwd));
   }
+  auto shared_experts = [&] {
+    for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kMoe)) {
+      if (e.name.rfind("moe.shared", 0) == 0)
+        o.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
+    }
+  };
+  // --moe-shared-expert-overlap: the shared experts run beside the dispatch (validation ensures
+  // shared experts and an expert-parallel group).
+  const bool overlap_shared = moe.shared_expert_overlap && ep_ranks > 1;
   if (ep_ranks > 1) {
     OpDesc a =
         Collective("moe.dispatch_a2a", CollectiveKind::kAllToAll, p.ep_axes, p.dispatch_bytes);
     if (p.dispatch_bytes != p.a2a_bytes) a.backward_bytes = p.a2a_bytes;
     a.collective.max_over_mean = p.a2a_max_over_mean;
+    if (overlap_shared) a.overlap = GemmOverlap::kWithNextGemms;
     o.push_back(a);
   }
+  const size_t routed_start = o.size();
+  if (overlap_shared) shared_experts();
+  const size_t after_shared = o.size();
   const double xm = p.slots * z.m * z.ab;
   const auto moe_sp = AxesIntersect(sh.AxesFor(TC::kMoeActivations, "embed"), p.moe_tp_axes);
   TpInput(p, mesh, "moe.experts", xm, p.moe_tp_axes, moe_sp, &o);
@@ -606,12 +619,10 @@ void MoeLayerOps(const Scenario& sc, int64_t experts, const Sizes& z,
     o.push_back(
         Elementwise("moe.unpermute", 2 * tokens * k * m_moe * z.ab, MemoryKernel::kCopy, kCopyBwd));
   }
-  if (moe.num_shared_experts > 0) {
-    for (const Einsum& e : LayerForwardEinsums(md, LayerKind::kMoe)) {
-      if (e.name.rfind("moe.shared", 0) == 0)
-        o.push_back(Matmul(e.name, e.spec, L, p.act_bytes, true));
-    }
+  if (overlap_shared && after_shared > routed_start && after_shared < o.size()) {
+    o[after_shared].waits_beside = true;  // the routed experts need the dispatched tokens
   }
+  if (moe.num_shared_experts > 0 && !overlap_shared) shared_experts();
   o.push_back(Elementwise("moe.residual", 3 * z.bsm / z.sp, MemoryKernel::kAxpy, kResidualBwd));
 }
 

@@ -36,6 +36,10 @@ struct OpDesc {
   // Collectives whose backward mirror moves other bytes than the forward (FP8 dispatch, whose
   // gradient goes back in the activations' precision); < 0 = the forward's.
   double backward_bytes = -1;
+  // The op waits for the collectives running beside the GEMMs before it (GemmOverlap), though
+  // those GEMMs are not its inputs: the routed experts after the shared experts that overlapped
+  // the dispatch.
+  bool waits_beside = false;
   ComputeWork compute;
   CollectiveWork collective;
   bool matmul_with_weight = false;   // backward has a weight gradient

@@ -45,6 +45,7 @@ struct MoeSpec {
   bool dropless = false;  // no capacity: nothing dropped (moesim.proto Moe.dropless)
   // routing LOGNORMAL: sigma of the per-rank load factor; < 0 = not given (expert_load decides).
   double rank_load_sigma = -1;
+  bool shared_expert_overlap = false;  // moesim.proto Moe.shared_expert_overlap
   bool fp8_dispatch = false;  // dispatch_precision FP8: forward dispatch rows in FP8 + scales
 };
 

@@ -254,6 +254,12 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
   }
   moe.dropless = e.dropless();
   moe.fp8_dispatch = e.dispatch_precision() == pb::Moe::FP8;
+  moe.shared_expert_overlap = e.shared_expert_overlap();
+  if (e.shared_expert_overlap() && e.num_shared_experts() == 0) {
+    c.Fail("model.moe.shared_expert_overlap",
+           "model.moe.shared_expert_overlap overlaps the shared experts with the dispatch, and "
+           "model.moe.num_shared_experts is 0");
+  }
   if (e.dropless()) {
     if (e.dispatch() != pb::Moe::PERMUTE) {
       c.Fail("model.moe.dropless",

@@ -513,6 +513,12 @@ void FinishSharding(const pb::Scenario& in, Checker& c, Scenario* out) {
                                      ? in.model().moe().outer_batch()
                                      : spec.ShardsFor(TensorClass::kMoeActivations, "outer");
   }
+  if (out->model.is_moe() && out->model.moe.shared_expert_overlap &&
+      spec.ShardsFor(TensorClass::kMoeWeights, "experts") == 1) {
+    c.Fail("model.moe.shared_expert_overlap",
+           "model.moe.shared_expert_overlap hides the shared experts behind the dispatch "
+           "all-to-all, and this sharding has no expert parallelism (no all-to-all)");
+  }
   // Context parallelism: Megatron splits each sequence into 2 x C chunks, rank r holding chunks
   // r and 2C-1-r, so that causal attention costs every rank the same.
   const int64_t cp = spec.ContextShards();

@@ -334,7 +334,8 @@ TEST(Overrides, UnknownPathListsTheFields) {
             "num_experts, top_k, capacity_factor, placement, placement_k, expert_d_ff, "
             "num_shared_experts, omit_router_flops, dispatch, group_size_tokens, outer_batch, "
             "routing, routing_zipf_exponent, routing_histogram_file, capacity_convention, "
-            "num_groups, dropless, routing_lognormal_sigma, dispatch_precision)");
+            "num_groups, dropless, routing_lognormal_sigma, dispatch_precision, "
+            "shared_expert_overlap)");
 }
 
 TEST(Overrides, NotAnInteger) {

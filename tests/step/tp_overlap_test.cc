@@ -1,7 +1,7 @@
-// training.tp_comm_overlap (Megatron-LM --tp-comm-overlap): the tensor-parallel all-gather runs
-// beside the GEMMs after it and the reduce-scatter beside the GEMMs before it, forward and (sides
-// swapped) backward; only what outlasts those GEMMs is exposed. Read off the simulated timeline
-// of one layer and checked against the schedule's rule worked by hand.
+// Collectives overlapped with GEMMs, read off the simulated timeline of one layer and checked
+// against the schedule's rule worked by hand: training.tp_comm_overlap (Megatron-LM
+// --tp-comm-overlap: the tensor-parallel all-gather beside the GEMMs after it, the reduce-scatter
+// beside the GEMMs before it, sides swapped in backward) and model.moe.shared_expert_overlap.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -125,6 +125,77 @@ TEST(TpCommOverlap, NeedsSequenceParallelTensorParallelism) {
                                        "all-gathers and reduce-scatters of tensor parallelism"),
             std::string::npos)
       << sc.status().message();
+}
+
+// model.moe.shared_expert_overlap (Megatron-LM --moe-shared-expert-overlap): one DGX node, EP 8,
+// 8 experts top-2 plus one shared expert. The dispatch all-to-all and the shared expert's first
+// GEMM start together when the permutation ends; the routed experts' first GEMM starts when the
+// later of the all-to-all and the shared expert's last GEMM ends. Backward: the dispatch's mirror
+// starts with the shared expert's gradient GEMMs, after the routed experts' backward.
+constexpr char kShared[] = R"(
+name: "t/shared"
+model {
+  name: "t" num_layers: 1 d_model: 4096 num_heads: 32 d_ff: 14336 vocab_size: 32000
+  seq_len: 4096 ffn_kind: SWIGLU
+  moe { num_experts: 8 top_k: 2 capacity_factor: 2 expert_d_ff: 14336 num_shared_experts: 1
+        dispatch: PERMUTE shared_expert_overlap: true }
+}
+cluster { topology: "dgx-h100:1" }
+sharding { mesh { axes { name: "ep" size: 8 role: EXPERT } } }
+training { global_batch_tokens: 32768 micro_batch_size: 1 recompute: NONE }
+)";
+
+TEST(SharedExpertOverlap, SharedExpertsRunBesideTheDispatch) {
+  auto sc = LoadText(kShared);
+  ASSERT_TRUE(sc.ok()) << sc.status().message();
+  SimulateOptions opt;
+  opt.keep_program = true;
+  auto r = SimulateScenario(*sc, opt);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const auto s = Layer0Forward(*r).span;
+  auto at = [&](const std::string& k) {
+    EXPECT_TRUE(s.count(k)) << k;
+    return s.count(k) ? s.at(k) : std::make_pair(0.0, 0.0);
+  };
+  EXPECT_DOUBLE_EQ(at("F L0.moe.dispatch_a2a").first, at("F L0.moe.permute").second);
+  EXPECT_DOUBLE_EQ(at("F L0.moe.shared_w1").first, at("F L0.moe.permute").second);
+  EXPECT_DOUBLE_EQ(at("F L0.moe.w1").first,
+                   std::max(at("F L0.moe.dispatch_a2a").second, at("F L0.moe.shared_w2").second));
+  EXPECT_DOUBLE_EQ(at("B L0.moe.dispatch_a2a.bwd").first, at("B L0.moe.shared_w2.dgrad").first);
+  EXPECT_DOUBLE_EQ(at("B L0.moe.shared_w2.dgrad").first, at("B L0.moe.w1.wgrad").second);
+  EXPECT_DOUBLE_EQ(
+      at("B L0.moe.permute.bwd").first,
+      std::max(at("B L0.moe.dispatch_a2a.bwd").second, at("B L0.moe.shared_w1.wgrad").second));
+  // Without the overlap the shared expert runs after the combine: the step is slower by at most
+  // the two all-to-alls it hides behind.
+  std::string text = kShared;
+  text.replace(text.find(" shared_expert_overlap: true"), 28, "");
+  auto plain = LoadText(text);
+  ASSERT_TRUE(plain.ok());
+  auto b = SimulateScenario(*plain, opt);
+  ASSERT_TRUE(b.ok());
+  const double a2a =
+      (at("F L0.moe.dispatch_a2a").second - at("F L0.moe.dispatch_a2a").first) +
+      (at("B L0.moe.dispatch_a2a.bwd").second - at("B L0.moe.dispatch_a2a.bwd").first);
+  EXPECT_LT(r->step_time_s, b->step_time_s);
+  EXPECT_GE(r->step_time_s, b->step_time_s - a2a - 1e-12);
+}
+
+TEST(SharedExpertOverlap, NeedsSharedExpertsAndExpertParallelism) {
+  std::string text = kShared;
+  text.replace(text.find("num_shared_experts: 1"), 21, "num_shared_experts: 0");
+  auto none = LoadText(text);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("model.moe.num_shared_experts is 0"), std::string::npos)
+      << none.status().message();
+  text = kShared;
+  const std::string ep = "axes { name: \"ep\" size: 8 role: EXPERT }";
+  text.replace(text.find(ep), ep.size(), "axes { name: \"dp\" size: 8 role: DATA }");
+  auto no_ep = LoadText(text);
+  ASSERT_FALSE(no_ep.ok());
+  EXPECT_NE(no_ep.status().message().find("this sharding has no expert parallelism"),
+            std::string::npos)
+      << no_ep.status().message();
 }
 
 }  // namespace
