@@ -43,14 +43,6 @@ struct PlanArgs {
 // table, then the winner's Megatron-LM arguments.
 Status PlanMegatron(const PlanArgs& a, const Scenario& sc, const RunOptions& opts,
                     const std::function<double()>& seconds) {
-  bool first_last = false;
-  UsesMegatronForm(sc, &first_last);
-  if (first_last) {
-    return Status::InvalidInput(
-        a.scenario.path +
-        ": the Megatron search places the layers itself; remove training.first_stage_layers / "
-        "last_stage_layers from the scenario");
-  }
   MegatronSpace space = a.megatron;
   space.max_pipeline = a.space.max_pipeline;
   const MegatronPoints points = EnumerateMegatronPoints(sc, space, a.scenario.overrides);

@@ -495,12 +495,13 @@ Expected<MegatronImport> ParseMegatronArgs(const std::string& text) {
   set("training.virtual_stages", Str(vpp));
   set("training.pipeline_schedule", vpp > 1 && pp > 1 ? "INTERLEAVED" : "ONE_F_ONE_B");
   set("training.pipeline_layout", layout);
-  if (has("--decoder-first-pipeline-num-layers")) {
-    set("training.first_stage_layers", Str(n["--decoder-first-pipeline-num-layers"]));
-  }
-  if (has("--decoder-last-pipeline-num-layers")) {
-    set("training.last_stage_layers", Str(n["--decoder-last-pipeline-num-layers"]));
-  }
+  // Left out: cleared (an empty --set value), so that a scenario's own counts do not stay.
+  set("training.first_stage_layers", has("--decoder-first-pipeline-num-layers")
+                                         ? Str(n["--decoder-first-pipeline-num-layers"])
+                                         : "");
+  set("training.last_stage_layers", has("--decoder-last-pipeline-num-layers")
+                                        ? Str(n["--decoder-last-pipeline-num-layers"])
+                                        : "");
 
   // Training.
   if (has("--micro-batch-size")) set("training.micro_batch_size", Str(n["--micro-batch-size"]));

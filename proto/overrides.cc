@@ -79,6 +79,13 @@ Status ApplyOverride(const std::string& assignment, gp::Message* message, std::s
       start = end + 1;
       continue;
     }
+    // An empty value clears a number, bool or enum back to unset (an optional field: not given),
+    // e.g. `--set training.first_stage_layers=`.
+    if (value.empty() && field->cpp_type() != gp::FieldDescriptor::CPPTYPE_STRING &&
+        field->cpp_type() != gp::FieldDescriptor::CPPTYPE_MESSAGE) {
+      refl->ClearField(msg, field);
+      return Status::Ok();
+    }
     switch (field->cpp_type()) {
       case gp::FieldDescriptor::CPPTYPE_INT64:
       case gp::FieldDescriptor::CPPTYPE_INT32: {

@@ -2,7 +2,8 @@
 //
 // `--set PATH=VALUE`: sets one scalar field (number, bool, enum, string) of a message by its
 // dotted field path, through protobuf reflection, so every field of the schema is reachable
-// without a hand-written table. Enum values are matched case-insensitively.
+// without a hand-written table. Enum values are matched case-insensitively. An empty value clears
+// a number, bool or enum field back to unset ("training.first_stage_layers=").
 #pragma once
 
 #include <string>

@@ -33,8 +33,9 @@ bool UnevenPipelineSplit(int64_t num_layers, int64_t ranks, int64_t chunks, int6
   int64_t best = -1;
   for (int64_t q = chunks; ranks == 2 || q * (ranks - 2) <= num_layers; q += chunks) {
     const int64_t rest = num_layers - q * (ranks - 2);
-    const int64_t f = rest / chunks / 2 * chunks;
-    const int64_t l = rest - f;
+    // The last rank also runs the head, the loss and any MTP modules: it takes the smaller half.
+    const int64_t l = rest / chunks / 2 * chunks;
+    const int64_t f = rest - l;
     // Megatron-LM refuses an end rank without layers (TransformerConfig: "must be larger than 0").
     if (rest % chunks == 0 && f >= chunks && l >= chunks) {
       const int64_t busiest = std::max({ranks > 2 ? q : 0, f, l});
@@ -49,12 +50,13 @@ bool UnevenPipelineSplit(int64_t num_layers, int64_t ranks, int64_t chunks, int6
   return best >= 0;
 }
 
-std::string BalancedPipelineLayout(int64_t num_layers, int64_t stages) {
+std::string BalancedPipelineLayout(int64_t num_layers, int64_t stages, int64_t mtp_layers) {
   const int64_t base = num_layers / stages, extra = num_layers % stages;
   std::string out = "E";
   for (int64_t i = 0; i < stages; ++i) {
     const int64_t n = base + (i >= 1 && i <= extra ? 1 : 0);
     if (n > 0) out += "t*" + std::to_string(n);
+    if (i + 1 == stages && mtp_layers > 0) out += "m*" + std::to_string(mtp_layers);
     out += i + 1 < stages ? "|" : "L";
   }
   return out;
@@ -98,7 +100,7 @@ MegatronPoints EnumerateMegatronPoints(const Scenario& sc, const MegatronSpace& 
         Placement fl;
         if (UnevenPipelineSplit(layers, pp, v, &fl.first, &fl.last)) placements.push_back(fl);
         Placement bal;
-        bal.layout = BalancedPipelineLayout(layers, pp * v);
+        bal.layout = BalancedPipelineLayout(layers, pp * v, sc.model.mtp_depth);
         placements.push_back(bal);
       }
       for (const Placement& place : placements) {
@@ -145,10 +147,11 @@ MegatronPoints EnumerateMegatronPoints(const Scenario& sc, const MegatronSpace& 
                       p.push_back(std::string("training.pipeline_schedule=") +
                                   (v > 1 ? "INTERLEAVED" : "ONE_F_ONE_B"));
                       p.push_back("training.pipeline_layout=" + place.layout);
-                      if (place.first >= 0) {
-                        p.push_back("training.first_stage_layers=" + std::to_string(place.first));
-                        p.push_back("training.last_stage_layers=" + std::to_string(place.last));
-                      }
+                      // An empty value clears the field: the base's own counts do not leak in.
+                      p.push_back("training.first_stage_layers=" +
+                                  (place.first >= 0 ? std::to_string(place.first) : ""));
+                      p.push_back("training.last_stage_layers=" +
+                                  (place.last >= 0 ? std::to_string(place.last) : ""));
                       p.push_back("training.micro_batch_size=" + std::to_string(mb));
                       p.push_back("training.recompute=" + rc);
                       out.points.push_back(std::move(p));

@@ -45,7 +45,8 @@ struct MegatronPoints {
 
 // Layers on the first and last of `ranks` pipeline ranks with `chunks` virtual stages each when
 // num_layers does not split evenly over ranks x chunks: the middle ranks get q layers each (a
-// multiple of chunks), the first floor(rest / 2) and the last the rest of the layers (each a
+// multiple of chunks), the last floor(rest / 2) (it also runs the head and loss) and the first the
+// rest of the layers (each a
 // multiple of chunks and at least one per chunk: Megatron-LM refuses an end rank without layers);
 // the q with the fewest layers on the busiest rank wins (the first such q from the smallest).
 // False when none exists (ranks < 2, or the layers do not split in chunks).
@@ -54,8 +55,9 @@ bool UnevenPipelineSplit(int64_t num_layers, int64_t ranks, int64_t chunks, int6
 
 // Megatron-LM's --pipeline-model-parallel-layout placing num_layers over `stages` virtual stages as
 // evenly as they go: each gets num_layers / stages, stages 1 .. (num_layers % stages) one more (the
-// first stage, which also holds the embedding, never does). "Et*3|t*4|...|t*3L".
-std::string BalancedPipelineLayout(int64_t num_layers, int64_t stages);
+// first stage, which also holds the embedding, never does); the model's MTP layers go on the last
+// stage before the loss, where Megatron-LM wants them. "Et*3|t*4|...|t*3L", "Et*3|...|t*3m*1L".
+std::string BalancedPipelineLayout(int64_t num_layers, int64_t stages, int64_t mtp_layers = 0);
 
 // The points, in a fixed order (pipeline, virtual stages, layer placement, tensor, context, expert,
 // expert tensor, FSDP, micro-batch, recompute; each list as given). Layer placement: the even

@@ -24,14 +24,15 @@ TEST(UnevenPipelineSplit, WorkedByHand) {
   ASSERT_TRUE(UnevenPipelineSplit(56, 8, 2, &first, &last));
   EXPECT_EQ(first, 4);
   EXPECT_EQ(last, 4);
-  // DeepSeek-V3's 61 layers on 16 ranks: q = 4 leaves 61 - 56 = 5 = 2 + 3 (busiest 4).
+  // DeepSeek-V3's 61 layers on 16 ranks: q = 4 leaves 61 - 56 = 5 = 3 + 2 (busiest 4), the
+  // smaller half on the last rank, which runs the head: DeepSeek's own 3 and 2.
   ASSERT_TRUE(UnevenPipelineSplit(61, 16, 1, &first, &last));
-  EXPECT_EQ(first, 2);
-  EXPECT_EQ(last, 3);
-  // Two ranks: the first half rounded down.
-  ASSERT_TRUE(UnevenPipelineSplit(7, 2, 1, &first, &last));
   EXPECT_EQ(first, 3);
-  EXPECT_EQ(last, 4);
+  EXPECT_EQ(last, 2);
+  // Two ranks: the last gets half rounded down.
+  ASSERT_TRUE(UnevenPipelineSplit(7, 2, 1, &first, &last));
+  EXPECT_EQ(first, 4);
+  EXPECT_EQ(last, 3);
   // 7 layers on 3 ranks x 2 chunks: every remainder 7 - 2q is odd, no split in chunks of 2.
   EXPECT_FALSE(UnevenPipelineSplit(7, 3, 2, &first, &last));
   EXPECT_FALSE(UnevenPipelineSplit(8, 1, 1, &first, &last));
@@ -40,6 +41,7 @@ TEST(UnevenPipelineSplit, WorkedByHand) {
   EXPECT_EQ(BalancedPipelineLayout(56, 16),
             "Et*3|t*4|t*4|t*4|t*4|t*4|t*4|t*4|t*4|t*3|t*3|t*3|t*3|t*3|t*3|t*3L");
   EXPECT_EQ(BalancedPipelineLayout(7, 3), "Et*2|t*3|t*2L");
+  EXPECT_EQ(BalancedPipelineLayout(7, 3, 1), "Et*2|t*3|t*2m*1L");  // MTP before the loss
 }
 
 TEST(MegatronPoints, CountedByHand) {

@@ -204,6 +204,28 @@ TEST(MegatronArgs, WrittenAndReadBackGiveTheSameScenario) {
   EXPECT_EQ(again->model.moe.capacity_factor, 2.0);
 }
 
+TEST(MegatronArgs, LeftOutFirstAndLastStageCountsClearTheScenarios) {
+  // 4 layers on pipeline 2: the scenario's first/last counts 1 and 3 place them unevenly; the
+  // arguments without --decoder-first/last-pipeline-num-layers clear them (an empty --set value)
+  // and the even split, 2 and 2, comes back.
+  const std::vector<std::string> uneven = {
+      "sharding.megatron.pipeline=2", "sharding.megatron.expert=4", "training.first_stage_layers=1",
+      "training.last_stage_layers=3"};
+  auto sc = LoadScenarioFromText(kScenario, "m.textproto", uneven);
+  ASSERT_TRUE(sc.ok()) << sc.status().message();
+  EXPECT_EQ(ScenarioPipelineLayout(*sc).LayersOnRank(0), 1);
+  auto p = ParseMegatronArgs(
+      "--pipeline-model-parallel-size 2 --expert-model-parallel-size 4 "
+      "--expert-tensor-parallel-size 1 --tensor-model-parallel-size 2");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  std::vector<std::string> o = uneven;
+  o.insert(o.end(), p->overrides.begin(), p->overrides.end());
+  auto even = LoadScenarioFromText(kScenario, "m.textproto", o);
+  ASSERT_TRUE(even.ok()) << even.status().message();
+  EXPECT_EQ(ScenarioPipelineLayout(*even).LayersOnRank(0), 2);
+  EXPECT_EQ(ScenarioPipelineLayout(*even).LayersOnRank(1), 2);
+}
+
 TEST(MegatronArgs, ParsesQuotingEqualsFormsAndReportsWhatItIgnores) {
   auto p = ParseMegatronArgs(
       "torchrun pretrain_gpt.py --tensor-model-parallel-size=4 \\\n --lr 3e-4 "
