@@ -51,6 +51,9 @@ Expected<std::vector<MegatronAxis>> MegatronMeshAxes(const MegatronSizes& s, int
     if (field != nullptr) *field = f;
     return Status::InvalidInput(f + what);
   };
+  if (num_devices < 1) {
+    return fail("sharding.megatron", ": the cluster has no devices to lay out");
+  }
   const std::pair<const char*, int64_t> given[] = {{"tensor", s.tensor},
                                                    {"context", s.context},
                                                    {"pipeline", s.pipeline},
@@ -63,7 +66,7 @@ Expected<std::vector<MegatronAxis>> MegatronMeshAxes(const MegatronSizes& s, int
     }
     // Each size within the device count keeps every product below of at most three of them far
     // inside int64 (limits::kMaxDevices is 2^17).
-    if (num_devices > 0 && v > num_devices) {
+    if (v > num_devices) {
       return fail(std::string("sharding.megatron.") + name,
                   "=" + std::to_string(v) + " exceeds the " + std::to_string(num_devices) +
                       " devices of the cluster");

@@ -105,6 +105,7 @@ TEST(MegatronPreset, RefusesBreakpointsThatDoNotNestNamingTheField) {
   s.expert = 3;
   EXPECT_FALSE(MegatronMeshAxes(s, 24, 8, &field).ok());
   EXPECT_EQ(field, "sharding.megatron.expert");  // 3 does not divide 8 experts
+  EXPECT_FALSE(MegatronMeshAxes(MegatronSizes{}, 0, 8, &field).ok());  // no devices
   s = MegatronSizes{};
   s.pipeline = 5;
   EXPECT_FALSE(MegatronMeshAxes(s, 24, 8, &field).ok());
