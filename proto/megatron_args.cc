@@ -361,6 +361,19 @@ Expected<MegatronImport> ParseMegatronArgs(const std::string& text) {
     n[flag] = x;
   }
   auto get = [&n](const char* f, int64_t dflt) { return n.count(f) ? n[f] : dflt; };
+  // Sizes are at least 1; every count stays below 2^31, so that products of two fit in int64.
+  for (const auto& [flag, x] : n) {
+    if (x > (int64_t{1} << 31)) {
+      return Status::InvalidInput(flag + " " + Str(x) + " is too large (limit 2^31)");
+    }
+  }
+  for (const char* f :
+       {"--tensor-model-parallel-size", "--context-parallel-size", "--pipeline-model-parallel-size",
+        "--expert-model-parallel-size", "--expert-tensor-parallel-size",
+        "--num-virtual-stages-per-pipeline-rank", "--num-layers-per-virtual-pipeline-stage",
+        "--micro-batch-size", "--global-batch-size", "--seq-length"}) {
+    if (n.count(f) && n[f] == 0) return Status::InvalidInput(std::string(f) + " 0 must be >= 1");
+  }
 
   // Model, when the arguments describe one.
   if (has("--num-layers") || has("--hidden-size")) {

@@ -248,6 +248,10 @@ TEST(MegatronArgs, ParsesQuotingEqualsFormsAndReportsWhatItIgnores) {
   EXPECT_FALSE(ParseMegatronArgs("--tensor-model-parallel-size two").ok());
   EXPECT_FALSE(ParseMegatronArgs("--global-batch-size 64").ok());  // sequences of what length?
   EXPECT_FALSE(ParseMegatronArgs("--micro-batch-size").ok());
+  EXPECT_FALSE(ParseMegatronArgs("--pipeline-model-parallel-size 0 "
+                                 "--pipeline-model-parallel-layout 'Et|tL'")
+                   .ok());
+  EXPECT_FALSE(ParseMegatronArgs("--global-batch-size 9000000000 --seq-length 9000000000").ok());
 }
 
 }  // namespace
