@@ -98,6 +98,7 @@ Expected<std::vector<std::string>> MegatronArgs(const Scenario& sc) {
     }
     add("--moe-layer-freq", LayerFreq(m));
     add("--moe-token-dispatcher-type", "alltoall");
+    if (m.moe.shared_expert_overlap) a.push_back("--moe-shared-expert-overlap");
     // Megatron-LM's default is dropless: a capacity factor only where the scenario has one.
     if (!m.moe.dropless) add("--moe-expert-capacity-factor", Str(m.moe.capacity_factor));
   }
@@ -106,6 +107,7 @@ Expected<std::vector<std::string>> MegatronArgs(const Scenario& sc) {
   const int64_t tp = Or1(mp.tensor()), pp = Or1(mp.pipeline());
   add("--tensor-model-parallel-size", Str(tp));
   if (tp > 1) a.push_back("--sequence-parallel");
+  if (t.tp_comm_overlap) a.push_back("--tp-comm-overlap");
   add("--context-parallel-size", Str(Or1(mp.context())));
   add("--pipeline-model-parallel-size", Str(pp));
   add("--expert-model-parallel-size", Str(Or1(mp.expert())));
@@ -215,7 +217,8 @@ bool IsSwitch(const std::string& f) {
   for (const char* s :
        {"--sequence-parallel", "--use-distributed-optimizer", "--use-megatron-fsdp", "--bf16",
         "--fp16", "--swiglu", "--untie-embeddings-and-output-weights", "--disable-bias-linear",
-        "--group-query-attention", "--multi-latent-attention"}) {
+        "--group-query-attention", "--multi-latent-attention", "--moe-shared-expert-overlap",
+        "--tp-comm-overlap"}) {
     if (f == s) return true;
   }
   return false;
@@ -427,6 +430,7 @@ Expected<MegatronImport> ParseMegatronArgs(const std::string& text) {
       set("model.moe.placement", placement);
       set("model.moe.placement_k", Str(k));
       set("model.moe.dispatch", "PERMUTE");
+      set("model.moe.shared_expert_overlap", has("--moe-shared-expert-overlap") ? "true" : "false");
       // No capacity factor: Megatron-LM's dropless routing.
       const bool dropless = !has("--moe-expert-capacity-factor");
       set("model.moe.dropless", dropless ? "true" : "false");
@@ -464,6 +468,7 @@ Expected<MegatronImport> ParseMegatronArgs(const std::string& text) {
                         "(optim_grads_params)");
   }
   set("sharding.megatron.fsdp", fsdp ? "true" : "false");
+  set("training.tp_comm_overlap", has("--tp-comm-overlap") ? "true" : "false");
   if (tp > 1 && !has("--sequence-parallel")) {
     out.notes.push_back(
         "--tensor-model-parallel-size > 1 without --sequence-parallel: moesim models tensor "

@@ -6,7 +6,7 @@
 // Flag names are Megatron-LM's megatron/training/arguments.py (NVIDIA/Megatron-LM, tag
 // core_r0.14.0): --tensor-model-parallel-size, --context-parallel-size,
 // --pipeline-model-parallel-size, --expert-model-parallel-size, --expert-tensor-parallel-size,
-// --sequence-parallel, --num-virtual-stages-per-pipeline-rank (or the older
+// --sequence-parallel, --tp-comm-overlap, --num-virtual-stages-per-pipeline-rank (or the older
 // --num-layers-per-virtual-pipeline-stage), --pipeline-model-parallel-layout,
 // --decoder-first-pipeline-num-layers, --decoder-last-pipeline-num-layers,
 // --use-distributed-optimizer, --use-megatron-fsdp with --data-parallel-sharding-strategy
@@ -17,7 +17,8 @@
 // --max-position-embeddings, --vocab-size, --swiglu, --normalization RMSNorm,
 // --position-embedding-type rope, --untie-embeddings-and-output-weights, --disable-bias-linear,
 // --num-experts, --moe-router-topk, --moe-ffn-hidden-size, --moe-shared-expert-intermediate-size,
-// --moe-layer-freq, --moe-token-dispatcher-type, --moe-expert-capacity-factor (left out: dropless),
+// --moe-layer-freq, --moe-token-dispatcher-type, --moe-shared-expert-overlap,
+// --moe-expert-capacity-factor (left out: dropless),
 // --multi-latent-attention with --q-lora-rank, --kv-lora-rank, --qk-head-dim,
 // --qk-pos-emb-head-dim, --v-head-dim, and --mtp-num-layers. Megatron-LM takes at most one of
 // the layout, --num-virtual-stages-per-pipeline-rank and --num-layers-per-virtual-pipeline-stage

@@ -205,6 +205,26 @@ TEST(MegatronArgs, WrittenAndReadBackGiveTheSameScenario) {
   EXPECT_EQ(again->model.moe.capacity_factor, 2.0);
 }
 
+TEST(MegatronArgs, OverlapSwitchesGoOutAndComeBack) {
+  const std::vector<std::string> on = {"training.tp_comm_overlap=true",
+                                       "model.moe.num_shared_experts=1",
+                                       "model.moe.shared_expert_overlap=true"};
+  auto sc = LoadScenarioFromText(kScenario, "m.textproto", on);
+  ASSERT_TRUE(sc.ok()) << sc.status().message();
+  auto args = MegatronArgs(*sc);
+  ASSERT_TRUE(args.ok());
+  const std::string line = JoinShellArgs(*args);
+  EXPECT_NE(line.find(" --tp-comm-overlap "), std::string::npos) << line;
+  EXPECT_NE(line.find(" --moe-shared-expert-overlap "), std::string::npos) << line;
+  auto back = ParseMegatronArgs(line);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  auto again = LoadScenarioFromText(kScenario, "m.textproto", back->overrides);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_TRUE(again->training.tp_comm_overlap);
+  EXPECT_TRUE(again->model.moe.shared_expert_overlap);
+  EXPECT_EQ(again->model.moe.num_shared_experts, 1);
+}
+
 TEST(MegatronArgs, LeftOutFirstAndLastStageCountsClearTheScenarios) {
   // 4 layers on pipeline 2: the scenario's first/last counts 1 and 3 place them unevenly; the
   // arguments without --decoder-first/last-pipeline-num-layers clear them (an empty --set value)
