@@ -3,10 +3,8 @@
 #include <algorithm>
 
 namespace moesim {
-namespace {
 
-// The value of `path` among overrides (the last one wins), or "".
-std::string ValueOf(const std::vector<std::string>& overrides, const std::string& path) {
+std::string OverrideValue(const std::vector<std::string>& overrides, const std::string& path) {
   std::string v;
   for (const std::string& o : overrides) {
     if (o.size() > path.size() && o.compare(0, path.size(), path) == 0 && o[path.size()] == '=') {
@@ -15,8 +13,6 @@ std::string ValueOf(const std::vector<std::string>& overrides, const std::string
   }
   return v;
 }
-
-}  // namespace
 
 std::vector<std::vector<std::string>> ShardingPoints(const Scenario& sc, const SearchSpace& space,
                                                      std::vector<std::string> base) {
@@ -61,10 +57,12 @@ const PointResult* FastestFeasible(const std::vector<PointResult>& points) {
 }
 
 std::string DescribeSharding(const std::vector<std::string>& o) {
-  return ValueOf(o, "sharding.strategy") + " (" + ValueOf(o, "sharding.mesh.data") + "," +
-         ValueOf(o, "sharding.mesh.expert") + "," + ValueOf(o, "sharding.mesh.model") + "," +
-         ValueOf(o, "sharding.mesh.pipeline") + ") recompute " + ValueOf(o, "training.recompute") +
-         " mb " + ValueOf(o, "training.micro_batch_size");
+  return OverrideValue(o, "sharding.strategy") + " (" + OverrideValue(o, "sharding.mesh.data") +
+         "," + OverrideValue(o, "sharding.mesh.expert") + "," +
+         OverrideValue(o, "sharding.mesh.model") + "," +
+         OverrideValue(o, "sharding.mesh.pipeline") + ") recompute " +
+         OverrideValue(o, "training.recompute") + " mb " +
+         OverrideValue(o, "training.micro_batch_size");
 }
 
 Expected<BudgetPlan> PlanTokensInBudget(const ScenarioText& base,

@@ -28,6 +28,9 @@ struct SearchSpace {
   std::vector<int64_t> every_k = {2, 4};                     // budget candidates
 };
 
+// The value `path` has among `overrides` ("path=value"; the last one wins), or "".
+std::string OverrideValue(const std::vector<std::string>& overrides, const std::string& path);
+
 // Every (mesh, strategy, recompute, micro-batch) variant of `sc`'s model on its cluster, each as
 // `base` plus overrides. Micro-batch sizes 1, 2, 4 are tried only with a pipeline axis.
 std::vector<std::vector<std::string>> ShardingPoints(const Scenario& sc, const SearchSpace& space,

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "proto/megatron_preset.h"
+#include "sim/planner/budget.h"
 
 namespace moesim {
 namespace {
@@ -13,16 +14,6 @@ std::vector<int64_t> Divisors(int64_t n) {
     if (n % i == 0) d.push_back(i);
   }
   return d;
-}
-
-std::string ValueOf(const std::vector<std::string>& overrides, const std::string& path) {
-  std::string v;
-  for (const std::string& o : overrides) {
-    if (o.size() > path.size() && o.compare(0, path.size(), path) == 0 && o[path.size()] == '=') {
-      v = o.substr(path.size() + 1);
-    }
-  }
-  return v;
 }
 
 }  // namespace
@@ -169,18 +160,19 @@ MegatronPoints EnumerateMegatronPoints(const Scenario& sc, const MegatronSpace& 
 }
 
 std::string DescribeMegatronPoint(const std::vector<std::string>& o) {
-  const std::string tp = ValueOf(o, "sharding.megatron.tensor");
-  const std::string cp = ValueOf(o, "sharding.megatron.context");
-  const std::string pp = ValueOf(o, "sharding.megatron.pipeline");
+  const std::string tp = OverrideValue(o, "sharding.megatron.tensor");
+  const std::string cp = OverrideValue(o, "sharding.megatron.context");
+  const std::string pp = OverrideValue(o, "sharding.megatron.pipeline");
   std::string out =
-      "TP" + tp + " CP" + cp + " PP" + pp + " VPP" + ValueOf(o, "training.virtual_stages") + " EP" +
-      ValueOf(o, "sharding.megatron.expert") + " ETP" +
-      ValueOf(o, "sharding.megatron.expert_tensor") + " mb" +
-      ValueOf(o, "training.micro_batch_size") + " " + ValueOf(o, "training.recompute");
-  if (ValueOf(o, "sharding.megatron.fsdp") == "true") out += " fsdp";
-  const std::string first = ValueOf(o, "training.first_stage_layers");
-  if (!first.empty()) out += " first" + first + "/last" + ValueOf(o, "training.last_stage_layers");
-  if (!ValueOf(o, "training.pipeline_layout").empty()) out += " layout";
+      "TP" + tp + " CP" + cp + " PP" + pp + " VPP" + OverrideValue(o, "training.virtual_stages") +
+      " EP" + OverrideValue(o, "sharding.megatron.expert") + " ETP" +
+      OverrideValue(o, "sharding.megatron.expert_tensor") + " mb" +
+      OverrideValue(o, "training.micro_batch_size") + " " + OverrideValue(o, "training.recompute");
+  if (OverrideValue(o, "sharding.megatron.fsdp") == "true") out += " fsdp";
+  const std::string first = OverrideValue(o, "training.first_stage_layers");
+  if (!first.empty())
+    out += " first" + first + "/last" + OverrideValue(o, "training.last_stage_layers");
+  if (!OverrideValue(o, "training.pipeline_layout").empty()) out += " layout";
   return out;
 }
 

@@ -14,9 +14,12 @@
 #include "costmodel/routing.h"
 #include "costmodel/step_plan.h"
 #include "proto/scenario_loader.h"
+#include "tests/scenario_text.h"
 
 namespace moesim {
 namespace {
+
+using namespace moesim::scenario_text;  // NOLINT
 
 // Two ranks: E[max(X1, X2)] = 2 E[X1 1{X1 > X2}]; tilting by X1 = e^{mu + sigma Z1} with
 // mu = -sigma^2 / 2 moves Z1 to N(sigma, 1), so E[X1 1{Z1 > Z2}] = P(N(sigma, 2) > 0) =
@@ -49,17 +52,6 @@ TEST(Routing, ExpectedMaxOfEightLogNormalsMatchesMonteCarlo) {
     const double mc = sum / trials;
     EXPECT_NEAR(ExpectedMaxLogNormal(8, sigma) / mc, 1.0, 0.005) << sigma << " mc " << mc;
   }
-}
-
-Expected<Scenario> LoadText(const std::string& text) {
-  return LoadScenarioFromText(text, "t.textproto", {}, MOESIM_SOURCE_DIR);
-}
-
-std::string Replace(std::string text, const std::string& from, const std::string& to) {
-  const size_t at = text.find(from);
-  EXPECT_NE(at, std::string::npos) << from;
-  if (at != std::string::npos) text.replace(at, from.size(), to);
-  return text;
 }
 
 // One DGX H100 node, EP 8 over 8 data-parallel ranks, 8 experts top-2, dropless.

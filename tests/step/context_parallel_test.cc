@@ -14,28 +14,12 @@
 #include "costmodel/opgraph.h"
 #include "proto/scenario_loader.h"
 #include "sim/step/simulate.h"
+#include "tests/scenario_text.h"
 
 namespace moesim {
 namespace {
 
-Expected<Scenario> LoadText(const std::string& text) {
-  return LoadScenarioFromText(text, "t.textproto", {}, MOESIM_SOURCE_DIR);
-}
-
-std::string Replace(std::string text, const std::string& from, const std::string& to) {
-  const size_t at = text.find(from);
-  EXPECT_NE(at, std::string::npos) << from;
-  if (at != std::string::npos) text.replace(at, from.size(), to);
-  return text;
-}
-
-MeshAxis AxisNamed(const Mesh& mesh, const std::string& name) {
-  for (int a = 0; a < mesh.num_axes; ++a) {
-    if (mesh.Name(static_cast<MeshAxis>(a)) == name) return static_cast<MeshAxis>(a);
-  }
-  ADD_FAILURE() << "no axis " << name;
-  return MeshAxis::kData;
-}
+using namespace moesim::scenario_text;  // NOLINT
 
 // One DGX H100 node: a dense layer with the sequence split 4 ways (CONTEXT) and 2 data replicas.
 constexpr char kDenseCp4[] = R"(

@@ -13,29 +13,13 @@
 #include "costmodel/opgraph.h"
 #include "proto/scenario_loader.h"
 #include "sim/step/simulate.h"
+#include "tests/scenario_text.h"
 #include "topologies/topology.h"
 
 namespace moesim {
 namespace {
 
-std::string Read(const std::string& rel) {
-  std::ifstream in(std::string(MOESIM_SOURCE_DIR) + "/" + rel);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-Expected<Scenario> LoadText(const std::string& text) {
-  return LoadScenarioFromText(text, "t.textproto", {}, MOESIM_SOURCE_DIR);
-}
-
-MeshAxis AxisNamed(const Mesh& mesh, const std::string& name) {
-  for (int a = 0; a < mesh.num_axes; ++a) {
-    if (mesh.Name(static_cast<MeshAxis>(a)) == name) return static_cast<MeshAxis>(a);
-  }
-  ADD_FAILURE() << "no axis " << name;
-  return MeshAxis::kData;
-}
+using namespace moesim::scenario_text;  // NOLINT
 
 // The forward all-to-all's axes: the expert-parallel group.
 std::vector<MeshAxis> A2aAxes(const Scenario& sc) {

@@ -11,13 +11,12 @@
 #include "costmodel/opgraph.h"
 #include "proto/scenario_loader.h"
 #include "sim/step/simulate.h"
+#include "tests/scenario_text.h"
 
 namespace moesim {
 namespace {
 
-Expected<Scenario> LoadText(const std::string& text) {
-  return LoadScenarioFromText(text, "t.textproto", {}, MOESIM_SOURCE_DIR);
-}
+using namespace moesim::scenario_text;  // NOLINT
 
 // One DGX H100 node, TP 8 with sequence parallelism (MEGATRON, model 8): a GPT layer whose
 // all-gathers and reduce-scatters run over NVLink.
