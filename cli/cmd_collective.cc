@@ -5,6 +5,17 @@
 // (2(n-1)/n for all_reduce; (n-1)/n for all_gather, reduce_scatter, all_to_all; 1 for
 // broadcast). Sizes take nccl-tests' binary suffixes: K = 2^10, M = 2^20, G = 2^30.
 // JSON: {"rows": [{"bytes", "time_s", "algbw_bytes_per_s", "busbw_bytes_per_s"}], ...}.
+//
+// `--op dispatch|combine` times MoE token dispatch / combine instead (sim/collectives/
+// dispatch.h): one row per EP size (`--ep 8,16,32,64`: devices 0..EP-1, or one `--group`), with
+// the kernel time, the layout exchange apart, and DeepEP's bottleneck bandwidth (logical bytes
+// per rank over the kernel time: RDMA when the group spans nodes, else NVLink); on an H800
+// topology with DeepEP's benchmark workload, the published figure and the error.
+// JSON: {"rows": [{"ep", "nodes", "ranks_per_node", "time_s", "layout_time_s",
+// "bottleneck_bytes", "bottleneck_bytes_per_s", "bottleneck_link", "rdma_bytes", "nvlink_bytes",
+// "published_bytes_per_s" (null), "error" (null)}], ...}.
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <iostream>
@@ -12,6 +23,7 @@
 
 #include "cli/command.h"
 #include "sim/collectives/algorithms.h"
+#include "sim/collectives/dispatch.h"
 #include "sim/collectives/runner.h"
 #include "sim/topology/topology_network.h"
 #include "topologies/topology.h"
@@ -28,6 +40,16 @@ struct Args {
   std::string algorithm;
   std::vector<std::string> efficiency;
   std::string json;
+  // --op dispatch | combine
+  std::string ep;
+  int64_t tokens = 4096;
+  int64_t hidden = 7168;
+  int64_t experts = 256;
+  int64_t top_k = 8;
+  int64_t max_nodes = 4;
+  int64_t ranks_per_node = 0;
+  std::string dispatch_precision = "fp8";
+  std::string dispatcher = "hierarchical";
 };
 
 Expected<int64_t> ParseSize(const std::string& text) {
@@ -102,9 +124,200 @@ std::string Fmt(const char* format, double v) {
   return buf;
 }
 
+// "8,16,32" -> {8, 16, 32}.
+Expected<std::vector<int64_t>> ParseEpList(const std::string& text) {
+  std::vector<int64_t> out;
+  size_t at = 0;
+  while (at <= text.size()) {
+    const size_t comma = std::min(text.find(',', at), text.size());
+    int64_t v = 0;
+    auto [ptr, ec] = std::from_chars(text.data() + at, text.data() + comma, v);
+    if (ec != std::errc() || ptr != text.data() + comma || v < 1) {
+      return Status::InvalidInput("--ep " + text +
+                                  ": expected positive integers separated by commas, e.g. 8,16,32");
+    }
+    out.push_back(v);
+    at = comma + 1;
+  }
+  return out;
+}
+
+// Ranks per node of `group`: the product of the sizes of its fastest dimensions (its NVLink
+// domain); a group of one speed class is one node.
+int64_t RanksPerNode(const sim::GroupShape& shape, int64_t n) {
+  if (shape.dims.empty()) return n;
+  int fastest = shape.dims.front().speed_class;
+  for (const sim::GroupDim& d : shape.dims) fastest = std::min(fastest, d.speed_class);
+  int64_t m = 1;
+  for (const sim::GroupDim& d : shape.dims) m *= d.speed_class == fastest ? d.size : 1;
+  return m;
+}
+
+bool ContainsH800(std::string name) {
+  for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name.find("H800") != std::string::npos;
+}
+
+Status RunDispatch(const Args& args, sim::DispatchDirection direction) {
+  if (!args.bytes.empty() || !args.algorithm.empty()) {
+    return Status::InvalidInput(std::string("--op ") + sim::DispatchDirectionName(direction) +
+                                ": --bytes and --algorithm are for the nccl-tests collectives; "
+                                "the sizes come from --tokens, --hidden and the routing, the "
+                                "algorithm from --dispatcher");
+  }
+  if (args.ep.empty() == args.group.empty()) {
+    return Status::InvalidInput(std::string("--op ") + sim::DispatchDirectionName(direction) +
+                                ": give the EP group(s) with either --ep 8,16,... or --group");
+  }
+  auto dispatcher = sim::ParseDispatcher(args.dispatcher);
+  if (!dispatcher.ok()) return dispatcher.status().WithPrefix("--dispatcher: ");
+  if (args.dispatch_precision != "fp8" && args.dispatch_precision != "bf16") {
+    return Status::InvalidInput("--dispatch-precision " + args.dispatch_precision +
+                                ": one of fp8, bf16");
+  }
+  auto hw = DefaultHardwareFor(args.topology);
+  if (!hw.ok()) return hw.status();
+  sim::LinkEfficiencies eff;
+  MOESIM_RETURN_IF_ERROR(ParseEfficiency(args.efficiency, &hw->link_efficiency, &eff));
+  auto topo = BuildTopology(args.topology, *hw);
+  if (!topo.ok()) return topo.status();
+  std::vector<std::vector<DeviceId>> groups;
+  if (!args.group.empty()) {
+    auto g = sim::ParseDeviceGroup(**topo, args.group);
+    if (!g.ok()) return g.status();
+    groups.push_back(*g);
+  } else {
+    auto sizes = ParseEpList(args.ep);
+    if (!sizes.ok()) return sizes.status();
+    for (int64_t ep : *sizes) {
+      auto g = sim::ParseDeviceGroup(**topo, std::to_string(ep));
+      if (!g.ok()) return g.status().WithPrefix("--ep: ");
+      groups.push_back(*g);
+    }
+  }
+  const bool flow = args.network == "flow";
+  const sim::TopologyNetwork net = sim::TopologyNetwork::Make(*topo, *hw, eff);
+  sim::AnalyticalCollectiveTimer analytical(&net.links, net.route);
+  auto seconds_of = [&](const sim::CollectivePlan& plan) -> Expected<double> {
+    if (flow) return sim::FlowCollectiveSeconds(plan, net.links, net.route);
+    return analytical.Seconds(plan);
+  };
+  const bool fp8 = args.dispatch_precision == "fp8";
+  const bool h800 = ContainsH800((*topo)->name());
+
+  sim::DispatchSpec spec;
+  spec.tokens_per_rank = args.tokens;
+  spec.hidden = args.hidden;
+  spec.num_experts = args.experts;
+  spec.top_k = args.top_k;
+  spec.max_nodes_per_token = args.max_nodes;
+  spec.dispatch_bytes_per_element = fp8 ? 1 : 2;
+  spec.dispatch_scale_bytes_per_block = fp8 ? 4 : 0;
+  const char* op = sim::DispatchDirectionName(direction);
+
+  nlohmann::json j;
+  j["topology"] = (*topo)->name();
+  j["chip"] = hw->chip;
+  j["op"] = op;
+  j["dispatcher"] = sim::DispatcherName(*dispatcher);
+  j["network"] = flow ? "flow" : "analytical";
+  j["tokens_per_rank"] = args.tokens;
+  j["hidden"] = args.hidden;
+  j["num_experts"] = args.experts;
+  j["top_k"] = args.top_k;
+  j["max_nodes_per_token"] = args.max_nodes;
+  j["dispatch_precision"] = args.dispatch_precision;
+  j["bytes_per_token"] = spec.TokenBytes(direction);
+  j["link_efficiency"] = hw->link_efficiency;
+  nlohmann::json by_kind = nlohmann::json::object();
+  std::string by_kind_text;
+  for (int k = 0; k < kNumLinkKinds; ++k) {
+    const auto& e = eff.by_kind[static_cast<size_t>(k)];
+    if (!e) continue;
+    by_kind[LinkKindName(static_cast<LinkKind>(k))] = *e;
+    by_kind_text +=
+        std::string(", ") + LinkKindName(static_cast<LinkKind>(k)) + " " + Fmt("%.3g", *e);
+  }
+  j["link_efficiency_by_kind"] = by_kind;
+  const bool table = args.json != "-";
+  if (table) {
+    std::cout << "# moesim collective: " << op << " (" << sim::DispatcherName(*dispatcher)
+              << ") on " << (*topo)->name() << " (" << hw->chip << "), " << args.tokens
+              << " tokens per rank, hidden " << args.hidden << ", top-" << args.top_k << " of "
+              << args.experts << " experts, "
+              << (args.max_nodes > 0 ? "at most " + std::to_string(args.max_nodes) + " nodes"
+                                     : std::string("any nodes"))
+              << " per token, "
+              << (direction == sim::DispatchDirection::kDispatch ? (fp8 ? "FP8" : "BF16") : "BF16")
+              << " " << Fmt("%.0f", spec.TokenBytes(direction)) << " B per token, "
+              << (flow ? "flow" : "analytical") << " network, link efficiency "
+              << Fmt("%.3g", hw->link_efficiency) << by_kind_text << "\n";
+    std::cout << "# bottleneck = DeepEP's: logical bytes per rank (its own traffic included) over "
+                 "the kernel time, RDMA across nodes, NVLink in one; layout exchange apart\n";
+    std::cout << "#   EP  nodes  ranks/node    time(us)  layout(us)  bottleneck(GB/s)  link    "
+                 "published(GB/s)   error\n";
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& group : groups) {
+    const int64_t n = static_cast<int64_t>(group.size());
+    const sim::GroupShape shape = sim::GroupShapeOf(**topo, group);
+    spec.group = group;
+    spec.ranks_per_node = args.ranks_per_node > 0 ? args.ranks_per_node : RanksPerNode(shape, n);
+    auto plan = sim::BuildDispatchPlan(spec, *dispatcher, direction, shape);
+    if (!plan.ok()) return plan.status().WithPrefix("EP " + std::to_string(n) + ": ");
+    auto layout = sim::BuildLayoutExchangePlan(spec);
+    if (!layout.ok()) return layout.status();
+    auto t = seconds_of(*plan);
+    if (!t.ok()) return t.status();
+    auto tl = seconds_of(*layout);
+    if (!tl.ok()) return tl.status();
+    const sim::DispatchTraffic traffic = sim::ExpectedTraffic(spec, direction);
+    const double bw = *t > 0 ? traffic.bottleneck_bytes / *t : 0;
+    const int64_t nodes = spec.Routing().Nodes();
+    // 0: no published figure for this setup.
+    const double published = h800 && *dispatcher == sim::Dispatcher::kHierarchical
+                                 ? sim::DeepEpPublishedBandwidth(spec, direction).value_or(0)
+                                 : 0;
+    const char* link = traffic.bottleneck_is_rdma ? "RDMA" : "NVLink";
+    nlohmann::json row = {{"ep", n},
+                          {"nodes", nodes},
+                          {"ranks_per_node", spec.ranks_per_node},
+                          {"time_s", *t},
+                          {"layout_time_s", *tl},
+                          {"bottleneck_bytes", traffic.bottleneck_bytes},
+                          {"bottleneck_bytes_per_s", bw},
+                          {"bottleneck_link", link},
+                          {"rdma_bytes", traffic.rdma_bytes},
+                          {"nvlink_bytes", traffic.nvlink_bytes},
+                          {"published_bytes_per_s", nullptr},
+                          {"error", nullptr}};
+    if (published > 0) {
+      row["published_bytes_per_s"] = published;
+      row["error"] = bw / published - 1;
+    }
+    rows.push_back(row);
+    if (table) {
+      std::printf("%6lld  %5lld  %10lld  %10.1f  %10.1f  %16.1f  %-6s  %15s  %6s\n",
+                  static_cast<long long>(n), static_cast<long long>(nodes),
+                  static_cast<long long>(spec.ranks_per_node), *t * 1e6, *tl * 1e6, bw / 1e9, link,
+                  published > 0 ? Fmt("%.0f", published / 1e9).c_str() : "-",
+                  published > 0 ? Fmt("%+.1f%%", (bw / published - 1) * 100).c_str() : "-");
+    }
+  }
+  std::fflush(stdout);
+  j["rows"] = rows;
+  if (!args.json.empty()) return WriteJson(j, args.json);
+  return Status::Ok();
+}
+
 Status Run(const Args& args) {
+  if (args.op == "dispatch") return RunDispatch(args, sim::DispatchDirection::kDispatch);
+  if (args.op == "combine") return RunDispatch(args, sim::DispatchDirection::kCombine);
   auto op = sim::ParseCollectiveOp(args.op);
   if (!op.ok()) return op.status().WithPrefix("--op: ");
+  if (args.group.empty() || args.bytes.empty()) {
+    return Status::InvalidInput("--op " + args.op + ": --group and --bytes are required");
+  }
   if (*op == sim::CollectiveOp::kAllToAllV || *op == sim::CollectiveOp::kSendRecv) {
     return Status::InvalidInput("--op: " + args.op +
                                 " takes per-pair sizes; use all_reduce, all_gather, "
@@ -210,14 +423,16 @@ RunFn Setup(CLI::App* sub) {
                   "A topology name or file: tpu-v5e:16x16, dgx-h100:4, ... (see moesim topo)")
       ->required();
   sub->add_option("--op", args->op,
-                  "all_reduce | all_gather | reduce_scatter | all_to_all | broadcast")
+                  "all_reduce | all_gather | reduce_scatter | all_to_all | broadcast | "
+                  "dispatch | combine (MoE tokens)")
       ->required();
   sub->add_option("--group", args->group,
-                  "N = devices 0..N-1, or physical dimensions, e.g. x,y / gpu / node,gpu")
-      ->required()
+                  "N = devices 0..N-1, or physical dimensions, e.g. x,y / gpu / node,gpu "
+                  "(required but with dispatch / combine, which may take --ep)")
       ->type_name("AXES|N");
-  sub->add_option("--bytes", args->bytes, "Sizes per device, doubling from MIN to MAX, e.g. 1M:8G")
-      ->required()
+  sub->add_option("--bytes", args->bytes,
+                  "Sizes per device, doubling from MIN to MAX, e.g. 1M:8G (required but with "
+                  "dispatch / combine)")
       ->type_name("MIN:MAX");
   sub->add_option("--network", args->network,
                   "analytical: alpha-beta per step from its bottleneck (default); flow: max-min "
@@ -230,6 +445,27 @@ RunFn Setup(CLI::App* sub) {
                   "Fraction of line rate reached, for all links or one kind, e.g. 0.8 or "
                   "infiniband=0.94 (default: the hardware profile's link_efficiency)")
       ->type_name("[KIND=]E");
+  sub->add_option("--ep", args->ep,
+                  "dispatch / combine: EP sizes, one row each, over devices 0..EP-1, e.g. "
+                  "8,16,32,64")
+      ->type_name("N[,N...]");
+  sub->add_option("--tokens", args->tokens, "dispatch / combine: tokens per rank (default 4096)");
+  sub->add_option("--hidden", args->hidden, "dispatch / combine: hidden size (default 7168)");
+  sub->add_option("--experts", args->experts,
+                  "dispatch / combine: routed experts, placed contiguously on the ranks "
+                  "(default 256)");
+  sub->add_option("--top-k", args->top_k, "dispatch / combine: experts per token (default 8)");
+  sub->add_option("--max-nodes", args->max_nodes,
+                  "dispatch / combine: nodes a token may reach, 0 = any (default 4, "
+                  "DeepSeek-V3's node-limited routing)");
+  sub->add_option("--ranks-per-node", args->ranks_per_node,
+                  "dispatch / combine: GPUs per NVLink domain (default: from the topology)");
+  sub->add_option("--dispatch-precision", args->dispatch_precision,
+                  "dispatch / combine: fp8 (1 byte per element + an fp32 scale per 128, as "
+                  "DeepEP) or bf16; combine is bf16 (default fp8)");
+  sub->add_option("--dispatcher", args->dispatcher,
+                  "dispatch / combine: hierarchical (DeepEP's normal kernels) | flat "
+                  "(all-to-all-v) | allgather (Megatron-Core's all-gather dispatcher)");
   sub->add_option("--json", args->json, "Write JSON to FILE, or to stdout with -")
       ->type_name("FILE|-");
   return [args]() -> Status { return Run(*args); };
@@ -238,7 +474,8 @@ RunFn Setup(CLI::App* sub) {
 }  // namespace
 
 MOESIM_REGISTER_COMMAND("collective",
-                        "Simulated nccl-tests: time, algbw and busbw of one collective over sizes",
+                        "Simulated nccl-tests: time, algbw and busbw of one collective over sizes; "
+                        "MoE dispatch / combine by EP size",
                         80, Setup);
 
 }  // namespace moesim::cli
