@@ -190,8 +190,13 @@ Status RunDispatch(const Args& args, sim::DispatchDirection direction) {
     auto sizes = ParseEpList(args.ep);
     if (!sizes.ok()) return sizes.status();
     for (int64_t ep : *sizes) {
+      if (ep > (*topo)->num_devices()) {
+        return Status::InvalidInput("--ep " + std::to_string(ep) + ": topology \"" + args.topology +
+                                    "\" has " + std::to_string((*topo)->num_devices()) +
+                                    " devices");
+      }
       auto g = sim::ParseDeviceGroup(**topo, std::to_string(ep));
-      if (!g.ok()) return g.status().WithPrefix("--ep: ");
+      if (!g.ok()) return g.status();
       groups.push_back(*g);
     }
   }
