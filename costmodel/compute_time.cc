@@ -87,6 +87,8 @@ const char* StreamName(int32_t stream) {
       return "grad";
     case kP2pStream:
       return "p2p";
+    case kEpStream:
+      return "ep";
     default:
       return "?";
   }

@@ -55,15 +55,18 @@ const char* CollectiveKindName(CollectiveKind k);  // "all_reduce", ...
 
 // In-order streams of every program. Compute runs on one; collectives on the critical path
 // (tensor parallel, expert all-to-all) on "comm"; FSDP weight gathers on "prefetch"; gradient
-// reductions on "grad"; pipeline transfers on "p2p".
+// reductions on "grad"; pipeline transfers on "p2p"; with
+// training.overlap_moe_expert_parallel_comm the expert all-to-alls on "ep" (Megatron-Core's
+// communication stream of the combined 1F1B schedule), beside the other micro-batch's compute.
 enum StreamId : int32_t {
   kComputeStream = 0,
   kCommStream = 1,
   kPrefetchStream = 2,
   kGradStream = 3,
   kP2pStream = 4,
+  kEpStream = 5,
 };
-inline constexpr int32_t kNumStreams = 5;
+inline constexpr int32_t kNumStreams = 6;
 const char* StreamName(int32_t stream);
 
 struct ComputeWork {

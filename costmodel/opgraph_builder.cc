@@ -1,7 +1,10 @@
 // Schedules the StepPlan's layer ops into an OpGraph: micro-batches, pipeline schedules,
 // recomputation, FSDP prefetch, gradient reduction and the optimizer step.
+#include <algorithm>
+#include <array>
 #include <map>
 #include <set>
+#include <span>
 
 #include "costmodel/memory.h"
 #include "costmodel/model_cost.h"
@@ -15,6 +18,9 @@ struct Task {
   int32_t mb;
   int32_t chunk;
   bool forward;
+  // training.overlap_moe_expert_parallel_comm: this forward runs together with the backward
+  // after it in the list (Megatron-Core's combined 1F1B step).
+  bool paired = false;
 };
 
 CollectiveKind Mirror(CollectiveKind k) {
@@ -37,6 +43,18 @@ class Builder {
     n_mb_ = static_cast<int32_t>(sc.training.num_micro_batches);
     grad_ids_.resize(static_cast<size_t>(stages_));
     last_compute_.assign(static_cast<size_t>(stages_), -1);
+    stage_carry_.resize(static_cast<size_t>(stages_));
+    last_wgrad_.assign(static_cast<size_t>(stages_), -1);
+    ep_overlap_ = sc.training.overlap_moe_expert_parallel_comm;
+    delay_wgrad_ = sc.training.delay_wgrad_compute;
+    // The MoE layer's expert all-to-alls (dispatch, then combine) split it into five parts.
+    for (size_t i = 0; i < plan_.moe_ops.size(); ++i) {
+      const OpDesc& d = plan_.moe_ops[i];
+      if (d.is_collective && !d.ring && d.collective.kind == CollectiveKind::kAllToAll) {
+        (a2a_at_[0] == kNoSplit ? a2a_at_[0] : a2a_at_[1]) = i;
+      }
+    }
+    if (a2a_at_[1] == kNoSplit) a2a_at_[0] = kNoSplit;
   }
 
   void Build() {
@@ -53,13 +71,34 @@ class Builder {
         auto& list = tasks[static_cast<size_t>(p)];
         size_t& i = next[static_cast<size_t>(p)];
         while (i < list.size() && Ready(p, list[i])) {
-          EmitTask(p, list[i]);
-          ++i;
+          if (list[i].paired && !Ready(p, list[i + 1])) break;
+          carry_ = std::move(stage_carry_[static_cast<size_t>(p)]);
+          if (list[i].paired) {
+            EmitPair(p, list[i], list[i + 1]);
+            i += 2;
+          } else {
+            EmitTask(p, list[i]);
+            ++i;
+          }
+          stage_carry_[static_cast<size_t>(p)] = TakeCarry();
+          progress = true;
+        }
+      }
+      // A pair whose backward waits for a stage that waits for its forward: run the forward
+      // alone (the extra warm-up forward makes this not happen in Megatron-LM's order).
+      for (int32_t p = 0; p < stages_ && !progress; ++p) {
+        auto& list = tasks[static_cast<size_t>(p)];
+        const size_t i = next[static_cast<size_t>(p)];
+        if (i < list.size() && list[i].paired && Ready(p, list[i])) {
+          list[i].paired = false;
           progress = true;
         }
       }
     }
-    for (int32_t p = 0; p < stages_; ++p) EmitOptimizer(p);
+    for (int32_t p = 0; p < stages_; ++p) {
+      carry_ = std::move(stage_carry_[static_cast<size_t>(p)]);
+      EmitOptimizer(p);
+    }
     const double tokens = static_cast<double>(sc_.training.global_batch_tokens);
     g_.tokens_per_step = tokens;
     g_.model_flops_per_step =
@@ -78,14 +117,14 @@ class Builder {
   std::vector<Task> Schedule(int32_t p) const {
     std::vector<Task> t;
     const int32_t n = n_mb_;
-    if (stages_ == 1) {
+    if (stages_ == 1 && !ep_overlap_) {
       for (int32_t mb = 0; mb < n; ++mb) {
         t.push_back({mb, 0, true});
         t.push_back({mb, 0, false});
       }
       return t;
     }
-    if (sc_.training.pipeline_schedule == PipelineSchedule::kGpipe) {
+    if (stages_ > 1 && sc_.training.pipeline_schedule == PipelineSchedule::kGpipe) {
       for (int32_t mb = 0; mb < n; ++mb) t.push_back({mb, 0, true});
       for (int32_t mb = 0; mb < n; ++mb) t.push_back({mb, 0, false});
       return t;
@@ -100,12 +139,17 @@ class Builder {
     auto bwd = [&](int32_t k) {
       return Task{(k / group) * stages_ + k % stages_, chunks_ - 1 - (k % group) / stages_, false};
     };
-    const int32_t warmup = chunks_ == 1
-                               ? std::min(stages_ - p - 1, n)
-                               : std::min((stages_ - p - 1) * 2 + (chunks_ - 1) * stages_, total);
+    // With the all-to-all overlap one more forward runs first, so that the forward and the
+    // backward of every steady-state pair are independent (Megatron-Core's
+    // get_pp_rank_microbatches); without a pipeline that is the only warm-up forward.
+    const int32_t extra = ep_overlap_ ? 1 : 0;
+    const int32_t warmup =
+        chunks_ == 1 ? std::min(stages_ - p - 1 + extra, total)
+                     : std::min((stages_ - p - 1) * 2 + (chunks_ - 1) * stages_ + extra, total);
     for (int32_t k = 0; k < warmup; ++k) t.push_back(fwd(k));
     for (int32_t k = 0; k < total - warmup; ++k) {
       t.push_back(fwd(warmup + k));
+      t.back().paired = ep_overlap_;
       t.push_back(bwd(k));
     }
     for (int32_t k = total - warmup; k < total; ++k) t.push_back(bwd(k));
@@ -139,7 +183,7 @@ class Builder {
 
   // Emits `ops` forward (or, with backward, their gradients in reverse). `first_deps` gate the
   // first compute op. Returns the id of the first compute op emitted.
-  int32_t EmitOps(const std::vector<OpDesc>& ops, int32_t program, int32_t layer, int32_t mb,
+  int32_t EmitOps(std::span<const OpDesc> ops, int32_t program, int32_t layer, int32_t mb,
                   Phase phase, std::vector<int32_t> first_deps, bool selective_only = false) {
     const bool backward = phase == Phase::kBackward;
     std::vector<int32_t> pending = std::move(first_deps);
@@ -172,7 +216,8 @@ class Builder {
     auto collective = [&](const std::string& name, CollectiveWork w, GemmOverlap overlap) {
       Op op = Base(name, program, layer, mb, phase);
       op.is_collective = true;
-      op.stream = kCommStream;
+      const bool ep = ep_overlap_ && w.kind == CollectiveKind::kAllToAll;
+      op.stream = ep ? kEpStream : kCommStream;
       op.collective = std::move(w);
       const int32_t last = last_compute_[static_cast<size_t>(program)];
       if (overlap == GemmOverlap::kWithPreviousGemms && in_run) {
@@ -212,7 +257,14 @@ class Builder {
         if (!d.first_operand_constant) {
           compute(d.name + (d.matmul_with_weight ? ".dgrad" : ".grad_a"), d.compute, gemm);
         }
-        compute(d.name + (d.matmul_with_weight ? ".wgrad" : ".grad_b"), d.compute, gemm);
+        if (defer_ != nullptr && d.matmul_with_weight) {
+          // training.delay_wgrad_compute: the weight gradient after the part's input gradients.
+          Op w = Base(d.name + ".wgrad", program, layer, mb, phase);
+          w.compute = d.compute;
+          defer_->push_back(std::move(w));
+        } else {
+          compute(d.name + (d.matmul_with_weight ? ".wgrad" : ".grad_b"), d.compute, gemm);
+        }
       } else {
         ComputeWork w = d.compute;
         w.bytes *= d.backward_bytes_factor;
@@ -315,6 +367,9 @@ class Builder {
       op.stream = kGradStream;
       op.collective = c;
       op.deps.push_back(last_compute_[static_cast<size_t>(program)]);
+      // Delayed weight gradients are not on the chain of last_compute_.
+      const int32_t wgrad = last_wgrad_[static_cast<size_t>(program)];
+      if (wgrad > op.deps.back()) op.deps.push_back(wgrad);
       const int32_t id = Emit(std::move(op));
       grad_ids_[static_cast<size_t>(program)].push_back(id);
       if (!sc_.training.overlap_grad_reduce) carry_.push_back(id);
@@ -336,9 +391,7 @@ class Builder {
     std::vector<int32_t> deps = TakeCarry();
     if (t.forward && vs > 0) deps.push_back(p2p_fwd_.at({t.mb, vs - 1}));
     if (!t.forward && vs < LastVirtualStage()) deps.push_back(p2p_bwd_.at({t.mb, vs + 1}));
-    const double act = plan_.tokens * static_cast<double>(sc_.model.d_model) *
-                       static_cast<double>(plan_.act_bytes) /
-                       static_cast<double>(AxesSize(sc_.sharding.mesh, plan_.sp_axes));
+    const double act = ActBytes();
     const bool prefetch = sc_.training.prefetch_weights;
     if (t.forward) {
       int32_t prev_first = -1, prev_last = -1;
@@ -412,6 +465,195 @@ class Builder {
     }
   }
 
+  // Activations (or their gradients) one micro-batch sends to the next pipeline stage.
+  double ActBytes() const {
+    return plan_.tokens * static_cast<double>(sc_.model.d_model) *
+           static_cast<double>(plan_.act_bytes) /
+           static_cast<double>(AxesSize(sc_.sharding.mesh, plan_.sp_axes));
+  }
+
+  // --- training.overlap_moe_expert_parallel_comm: Megatron-Core's combined 1F1B step ---
+  // A forward and a backward task of one stage emitted together, layer by layer, each as a
+  // chain of its own (its last compute op and its pending dependencies), interleaved in the
+  // order of Megatron-Core's TransformerLayerSchedulePlan.run: per pair of layers
+  //   ep stream:      combine.bwd | dispatch.fwd  dispatch.bwd | combine.fwd
+  //   compute stream: attn.fwd    | experts.bwd  experts.fwd   | attn.bwd
+  // where each side's ops wait only for their own chain, so each all-to-all runs beside the
+  // other chain's compute and only what outlasts that compute is exposed.
+  struct Chain {
+    Task t{};
+    int32_t vs = 0;
+    const PipelineChunk* chunk = nullptr;
+    std::vector<int32_t> deps;  // the pipeline receive and what the stage carried, not yet taken
+    int32_t prev_first = -1, prev_last = -1;  // the layer before: FSDP gathers start after it
+    int32_t last_compute = -1;
+    std::vector<int32_t> carry;
+    std::vector<Op> wgrads;  // delayed weight gradients not yet emitted
+  };
+
+  Chain Open(int32_t p, const Task& t, const std::vector<int32_t>& carried) {
+    Chain c;
+    c.t = t;
+    c.vs = VirtualStage(p, t.chunk);
+    c.chunk = &layout_.stages[static_cast<size_t>(c.vs)];
+    c.deps = carried;
+    if (t.forward && c.vs > 0) c.deps.push_back(p2p_fwd_.at({t.mb, c.vs - 1}));
+    if (!t.forward && c.vs < LastVirtualStage()) c.deps.push_back(p2p_bwd_.at({t.mb, c.vs + 1}));
+    c.last_compute = last_compute_[static_cast<size_t>(p)];
+    return c;
+  }
+  void Enter(int32_t p, Chain& c) {
+    last_compute_[static_cast<size_t>(p)] = c.last_compute;
+    carry_ = std::move(c.carry);
+    c.carry.clear();
+  }
+  void Leave(int32_t p, Chain& c) {
+    c.last_compute = last_compute_[static_cast<size_t>(p)];
+    c.carry = TakeCarry();
+  }
+  std::vector<int32_t> Gated(int32_t p, Chain& c, const WeightSync& sync, int32_t layer,
+                             Phase phase) {
+    const int32_t after = sc_.training.prefetch_weights ? c.prev_first : c.prev_last;
+    auto ids = EmitGathers(sync, p, layer, c.t.mb, phase, after);
+    ids.insert(ids.end(), c.deps.begin(), c.deps.end());
+    c.deps.clear();
+    for (int32_t x : TakeCarry()) ids.push_back(x);
+    return ids;
+  }
+
+  // Part `part` of layer l's ops: 0 up to the dispatch all-to-all (attention, router,
+  // permutation), 1 the dispatch, 2 the experts, 3 the combine, 4 the rest; a layer without
+  // expert all-to-alls is all part 0.
+  bool Split(int32_t l) const { return sc_.model.IsMoeLayer(l) && a2a_at_[0] != kNoSplit; }
+  std::span<const OpDesc> Part(int32_t l, int32_t part) const {
+    const bool moe = sc_.model.IsMoeLayer(l);
+    const std::vector<OpDesc>& ops = moe ? plan_.moe_ops : plan_.dense_ops;
+    if (!Split(l)) return part == 0 ? std::span<const OpDesc>(ops) : std::span<const OpDesc>();
+    const std::array<size_t, 6> at = {0,          a2a_at_[0],     a2a_at_[0] + 1,
+                                      a2a_at_[1], a2a_at_[1] + 1, ops.size()};
+    return std::span<const OpDesc>(ops).subspan(
+        at[static_cast<size_t>(part)],
+        at[static_cast<size_t>(part) + 1] - at[static_cast<size_t>(part)]);
+  }
+  const WeightSync& SyncOf(int32_t l) const {
+    return sc_.model.IsMoeLayer(l) ? plan_.moe_sync : plan_.dense_sync;
+  }
+
+  void ForwardPart(int32_t p, Chain& c, int32_t l, int32_t part) {
+    const auto ops = Part(l, part);
+    if (ops.empty()) return;
+    Enter(p, c);
+    auto first = part == 0 ? Gated(p, c, SyncOf(l), l, Phase::kForward) : TakeCarry();
+    const int32_t id = EmitOps(ops, p, l, c.t.mb, Phase::kForward, std::move(first));
+    if (part == 0) c.prev_first = id;
+    c.prev_last = last_compute_[static_cast<size_t>(p)];
+    Leave(p, c);
+  }
+
+  // Backward parts run 4 down to 0; selective recomputation just before the part it serves.
+  // With delay_wgrad_compute a part's weight gradients follow its input gradients, the experts'
+  // after the dispatch's backward has been issued.
+  void BackwardPart(int32_t p, Chain& c, int32_t l, int32_t part) {
+    const auto ops = Part(l, part);
+    if (ops.empty()) return;
+    Enter(p, c);
+    const bool first_part = part == (Split(l) ? 4 : 0);
+    auto first = first_part ? Gated(p, c, SyncOf(l), l, Phase::kBackward) : TakeCarry();
+    int32_t r = -1;
+    if (sc_.training.recompute == Recompute::kSelective) {
+      r = EmitOps(ops, p, l, c.t.mb, Phase::kRecompute, first, true);
+      if (r >= 0) first.clear();
+      if (r < 0) carry_.clear();  // nothing emitted: `first` is still to be taken
+    }
+    defer_ = delay_wgrad_ ? &c.wgrads : nullptr;
+    const int32_t b = EmitOps(ops, p, l, c.t.mb, Phase::kBackward, std::move(first));
+    defer_ = nullptr;
+    if (first_part) c.prev_first = r >= 0 ? r : b;
+    c.prev_last = last_compute_[static_cast<size_t>(p)];
+    if (part != 2) {
+      // Weight gradients on the compute stream, off the chain: the chain's next op does not
+      // wait for them (the gradient reduction does).
+      const int32_t keep = last_compute_[static_cast<size_t>(p)];
+      for (Op& w : c.wgrads) last_wgrad_[static_cast<size_t>(p)] = Emit(std::move(w));
+      c.wgrads.clear();
+      last_compute_[static_cast<size_t>(p)] = keep;
+    }
+    if (part == 0 && c.t.mb == n_mb_ - 1) EmitGradSyncs(SyncOf(l), p, l, c.t.mb);
+    Leave(p, c);
+  }
+
+  void ForwardLayer(int32_t p, Chain& c, int32_t l) {
+    for (int32_t part = 0; part < 5; ++part) ForwardPart(p, c, l, part);
+  }
+  void BackwardLayer(int32_t p, Chain& c, int32_t l) {
+    for (int32_t part = 4; part >= 0; --part) BackwardPart(p, c, l, part);
+  }
+
+  void EmitPair(int32_t p, const Task& ft, const Task& bt) {
+    const std::vector<int32_t> carried = TakeCarry();
+    Chain f = Open(p, ft, carried), b = Open(p, bt, carried);
+    const PipelineChunk& fc = *f.chunk;
+    const PipelineChunk& bc = *b.chunk;
+    const bool last_mb = bt.mb == n_mb_ - 1;
+    if (fc.embedding) {
+      Enter(p, f);
+      f.prev_first = EmitOps(plan_.embed_ops, p, -1, ft.mb, Phase::kForward,
+                             Gated(p, f, plan_.embed_sync, -1, Phase::kForward));
+      f.prev_last = last_compute_[static_cast<size_t>(p)];
+      Leave(p, f);
+    }
+    if (bc.head) {
+      Enter(p, b);
+      b.prev_first = EmitOps(plan_.head_ops, p, -1, bt.mb, Phase::kBackward,
+                             Gated(p, b, plan_.head_sync, -1, Phase::kBackward));
+      b.prev_last = last_compute_[static_cast<size_t>(p)];
+      if (last_mb) EmitGradSyncs(plan_.head_sync, p, -1, bt.mb);
+      Leave(p, b);
+    }
+    const int32_t nf = static_cast<int32_t>(fc.num_layers);
+    const int32_t nb = static_cast<int32_t>(bc.num_layers);
+    const int32_t f0 = static_cast<int32_t>(fc.first_layer);
+    const int32_t b_end = static_cast<int32_t>(bc.first_layer) + nb;
+    const int32_t both = std::min(nf, nb);
+    for (int32_t i = 0; i < both; ++i) {
+      const int32_t lf = f0 + i, lb = b_end - 1 - i;
+      BackwardPart(p, b, lb, 4);
+      BackwardPart(p, b, lb, 3);  // combine.bwd beside attn.fwd
+      ForwardPart(p, f, lf, 0);
+      BackwardPart(p, b, lb, 2);  // experts.bwd beside dispatch.fwd
+      ForwardPart(p, f, lf, 1);
+      BackwardPart(p, b, lb, 1);  // dispatch.bwd beside experts.fwd (and delayed wgrads)
+      ForwardPart(p, f, lf, 2);
+      ForwardPart(p, f, lf, 3);  // combine.fwd beside attn.bwd
+      BackwardPart(p, b, lb, 0);
+      ForwardPart(p, f, lf, 4);
+    }
+    for (int32_t i = both; i < nb; ++i) BackwardLayer(p, b, b_end - 1 - i);
+    for (int32_t i = both; i < nf; ++i) ForwardLayer(p, f, f0 + i);
+    Enter(p, f);
+    if (fc.head) {
+      EmitOps(plan_.head_ops, p, -1, ft.mb, Phase::kForward,
+              Gated(p, f, plan_.head_sync, -1, Phase::kForward));
+    } else {
+      p2p_fwd_[{ft.mb, f.vs}] =
+          EmitSend(p, ft.mb, ActBytes(), Phase::kForward, (f.vs + 1) % stages_, f.deps);
+    }
+    Leave(p, f);
+    Enter(p, b);
+    if (bc.embedding) {
+      EmitOps(plan_.embed_ops, p, -1, bt.mb, Phase::kBackward,
+              Gated(p, b, plan_.embed_sync, -1, Phase::kBackward));
+      if (last_mb) EmitGradSyncs(plan_.embed_sync, p, -1, bt.mb);
+    } else {
+      p2p_bwd_[{bt.mb, b.vs}] =
+          EmitSend(p, bt.mb, ActBytes(), Phase::kBackward, (b.vs - 1 + stages_) % stages_, b.deps);
+    }
+    Leave(p, b);
+    last_compute_[static_cast<size_t>(p)] = std::max(f.last_compute, b.last_compute);
+    carry_ = std::move(f.carry);
+    carry_.insert(carry_.end(), b.carry.begin(), b.carry.end());
+  }
+
   // `extra` = dependencies not yet taken by an op of the task (an empty chunk's receive).
   int32_t EmitSend(int32_t p, int32_t mb, double bytes, Phase phase, int32_t to,
                    const std::vector<int32_t>& extra) {
@@ -477,7 +719,13 @@ class Builder {
   std::map<std::pair<int32_t, int32_t>, int32_t> p2p_fwd_, p2p_bwd_;  // (mb, vs) -> send op
   std::vector<std::vector<int32_t>> grad_ids_;
   std::vector<int32_t> last_compute_;
-  std::vector<int32_t> carry_;
+  std::vector<int32_t> last_wgrad_;                // last delayed weight gradient per program
+  std::vector<int32_t> carry_;                     // of the program being emitted
+  std::vector<std::vector<int32_t>> stage_carry_;  // per program, between its tasks
+  bool ep_overlap_ = false, delay_wgrad_ = false;
+  static constexpr size_t kNoSplit = static_cast<size_t>(-1);
+  std::array<size_t, 2> a2a_at_ = {kNoSplit, kNoSplit};  // moe_ops' dispatch and combine
+  std::vector<Op>* defer_ = nullptr;  // EmitOps holds back weight gradients here when set
 };
 
 // Ops one micro-batch of a layer kind emits at most: forward, recomputation, backward (two

@@ -212,6 +212,13 @@ std::vector<HardwareFieldError> ApplyHardwareFields(const pb::Hardware& h, Hardw
     out->gemm_n_half = h.gemm_n_half();
     out->gemm_k_half = h.gemm_k_half();
   }
+  // A kernel cannot take the whole chip: [0, 1).
+  if (!std::isfinite(h.comm_sm_fraction()) || h.comm_sm_fraction() < 0 ||
+      h.comm_sm_fraction() >= 1) {
+    errors.push_back({"comm_sm_fraction", "=" + Num(h.comm_sm_fraction()) + " must be in [0, 1)"});
+  } else if (h.comm_sm_fraction() > 0) {
+    out->comm_sm_fraction = h.comm_sm_fraction();
+  }
   ApplyKernelEfficiencies(h, out, &errors);
   return errors;
 }

@@ -118,6 +118,9 @@ struct HardwareProfile {
   double gemm_m_half = 0, gemm_n_half = 0, gemm_k_half = 0;
   // Calibrated per kernel (moesim.proto Hardware.kernel_memory_efficiency); 0 = memory_efficiency.
   std::array<double, kNumMemoryKernels> kernel_memory_efficiency{};
+  // Compute's share a communication kernel takes while it runs beside compute
+  // (moesim.proto Hardware.comm_sm_fraction); 0 = none.
+  double comm_sm_fraction = 0;
   double MemoryEfficiency(MemoryKernel k) const {
     const double e = kernel_memory_efficiency[static_cast<size_t>(k)];
     return e > 0 ? e : memory_efficiency;
@@ -237,6 +240,9 @@ struct TrainingSpec {
   bool prefetch_weights = true;
   bool overlap_grad_reduce = true;
   bool tp_comm_overlap = false;  // moesim.proto Training.tp_comm_overlap
+  // moesim.proto Training.overlap_moe_expert_parallel_comm / delay_wgrad_compute
+  bool overlap_moe_expert_parallel_comm = false;
+  bool delay_wgrad_compute = false;
   // Which layers each pipeline rank runs, from training.pipeline_layout or first/last_stage_layers;
   // no stages = the even split. Read it through ScenarioPipelineLayout().
   PipelineLayout pipeline_layout;

@@ -253,6 +253,52 @@ void ValidatePipelineLayout(const pb::Training& t, Checker& c, Scenario* s) {
   s->training.pipeline_layout = std::move(*placed);
 }
 
+// training.overlap_moe_expert_parallel_comm and delay_wgrad_compute, refused where Megatron-Core
+// refuses them (TransformerConfig.__post_init__): without expert parallelism, pipelined without
+// the interleaved schedule, with full recomputation, in fp32, beside --moe-shared-expert-overlap,
+// with more than one MTP layer; delay_wgrad_compute without the overlap.
+void ValidateEpOverlap(const pb::Training& t, Checker& c, Scenario* s) {
+  TrainingSpec& out = s->training;
+  out.overlap_moe_expert_parallel_comm = t.overlap_moe_expert_parallel_comm();
+  out.delay_wgrad_compute = t.delay_wgrad_compute();
+  const char* path = "training.overlap_moe_expert_parallel_comm";
+  const std::string what =
+      "training.overlap_moe_expert_parallel_comm overlaps the expert-parallel all-to-alls of one "
+      "micro-batch with another's compute, ";
+  if (t.delay_wgrad_compute() && !t.overlap_moe_expert_parallel_comm()) {
+    c.Fail("training.delay_wgrad_compute",
+           "training.delay_wgrad_compute delays weight gradients to run beside the all-to-alls of "
+           "training.overlap_moe_expert_parallel_comm, which is off");
+  }
+  if (!t.overlap_moe_expert_parallel_comm()) return;
+  const ModelSpec& m = s->model;
+  const ShardingSpec& sh = s->sharding;
+  if (!m.is_moe() || sh.ShardsFor(TensorClass::kMoeWeights, "experts") == 1) {
+    c.Fail(path, what + "and this scenario has no expert parallelism (no all-to-all)");
+  }
+  if (sh.mesh[MeshAxis::kPipeline] > 1 && out.pipeline_schedule != PipelineSchedule::kInterleaved) {
+    c.Fail(path, what +
+                     "and with pipeline parallelism Megatron-Core runs it only in the "
+                     "interleaved schedule (training.pipeline_schedule=INTERLEAVED, "
+                     "--num-layers-per-virtual-pipeline-stage)");
+  }
+  if (out.recompute == Recompute::kFull) {
+    c.Fail(path, what +
+                     "and Megatron-Core refuses it with full recomputation "
+                     "(training.recompute=FULL)");
+  }
+  if (out.precision == Precision::kFp32) {
+    c.Fail(path, what + "and Megatron-Core runs it only in bf16 or fp16 (training.precision=FP32)");
+  }
+  if (m.moe.shared_expert_overlap) {
+    c.Fail(path, what + "and Megatron-Core refuses it beside model.moe.shared_expert_overlap");
+  }
+  if (m.mtp_depth > 1) {
+    c.Fail(path, what + "and Megatron-Core runs it with at most one MTP layer (model.mtp_depth=" +
+                     Num(m.mtp_depth) + ")");
+  }
+}
+
 void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
   TrainingSpec& out = s->training;
   const ModelSpec& m = s->model;
@@ -302,6 +348,7 @@ void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
              "of size > 1, or MEGATRON with model > 1)");
     }
   }
+  ValidateEpOverlap(t, c, s);
   if (t.global_batch_tokens() <= 0) return;
 
   if (t.global_batch_tokens() % m.seq_len != 0) {
