@@ -169,6 +169,10 @@ Status RunDispatch(const Args& args, sim::DispatchDirection direction) {
     return Status::InvalidInput(std::string("--op ") + sim::DispatchDirectionName(direction) +
                                 ": give the EP group(s) with either --ep 8,16,... or --group");
   }
+  if (args.ranks_per_node < 0) {
+    return Status::InvalidInput("--ranks-per-node " + std::to_string(args.ranks_per_node) +
+                                ": must be > 0 (or 0: from the topology)");
+  }
   auto dispatcher = sim::ParseDispatcher(args.dispatcher);
   if (!dispatcher.ok()) return dispatcher.status().WithPrefix("--dispatcher: ");
   if (args.dispatch_precision != "fp8" && args.dispatch_precision != "bf16") {

@@ -8,8 +8,9 @@
 namespace moesim::sim {
 namespace {
 
-// A flat plan has n (n - 1) transfers: 16.8 M at this size, the most a plan here may hold.
-constexpr int64_t kMaxDispatchRanks = 4096;
+// A flat plan and the layout exchange have n (n - 1) transfers, which BuildCollectivePlan caps at
+// limits::kMaxCollectiveTransfers = 2^22 = 2048^2 (docs/limits.md).
+constexpr int64_t kMaxDispatchRanks = 2048;
 constexpr int64_t kMaxTokensPerRank = int64_t{1} << 31;
 constexpr int64_t kLayoutCountBytes = 4;  // DeepEP's counts are int32
 

@@ -130,7 +130,8 @@ struct DispatchSpec {
   double TokenBytes(DispatchDirection d) const;
 };
 
-// ValidateRouting plus: an empty group or repeated devices; tokens < 1 or > 2^31; hidden < 1 or
+// ValidateRouting plus: an empty group, more than 2048 ranks (a flat plan's n^2 transfers,
+// docs/limits.md), or repeated devices; tokens < 1 or > 2^31; hidden < 1 or
 // > 2^20; bytes per element not in (0, 8]; scale bytes < 0 or > 64; block < 1.
 Status ValidateDispatchSpec(const DispatchSpec& spec);
 

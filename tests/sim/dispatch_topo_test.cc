@@ -124,6 +124,10 @@ TEST(DispatchCli, BadInputExitsTwoWithAMessage) {
        "most 1048576\n"},
       {"--topology dgx-h100:1 --op dispatch --ep 16",
        "moesim collective: --ep 16: topology \"dgx-h100:1\" has 8 devices\n"},
+      {"--topology dgx-h100:8 --op dispatch --ep 8 --ranks-per-node -1",
+       "moesim collective: --ranks-per-node -1: must be > 0 (or 0: from the topology)\n"},
+      {"--topology dgx-h100:8 --op dispatch --ep 16 --hidden 0",
+       "moesim collective: EP 16: hidden=0 must be in [1, 2^20]\n"},
       {"--topology dgx-h100:1 --op all_reduce --group 8",
        "moesim collective: --op all_reduce: --group and --bytes are required\n"},
   };
