@@ -138,8 +138,18 @@ DispatchFanout ExpectedFanout(const ExpertRouting& r) {
   const int64_t pool = reach * per_node;  // experts of the M' chosen nodes
   const double chosen = static_cast<double>(reach) / static_cast<double>(nodes);
   DispatchFanout f;
-  f.rank_probability = chosen * (1 - MissAllProbability(pool, per_rank, r.top_k));
-  f.node_probability = chosen * (1 - MissAllProbability(pool, per_node, r.top_k));
+  if (reach < nodes && 2 * reach <= r.top_k) {
+    // Every chosen node gets one expert, uniform in the node, and the other k - M' are uniform
+    // among the pool's remaining experts: a rank of a chosen node is missed when the node's own
+    // expert is elsewhere in the node and the others all miss it.
+    f.node_probability = chosen;
+    f.rank_probability =
+        chosen * (1 - (1 - static_cast<double>(per_rank) / static_cast<double>(per_node)) *
+                          MissAllProbability(pool - reach, per_rank, r.top_k - reach));
+  } else {
+    f.rank_probability = chosen * (1 - MissAllProbability(pool, per_rank, r.top_k));
+    f.node_probability = chosen * (1 - MissAllProbability(pool, per_node, r.top_k));
+  }
   f.ranks = static_cast<double>(n) * f.rank_probability;
   f.other_ranks = static_cast<double>(n - 1) * f.rank_probability;
   f.nodes = static_cast<double>(nodes) * f.node_probability;

@@ -9,20 +9,30 @@
 // placed contiguously: rank r holds experts [r*e, (r+1)*e), e = num_experts / n, so node b holds
 // E/N consecutive experts (N nodes).
 //
-// Routing assumption (stated once; every formula below follows from it): each token picks
-// M' = min(M, N) of the N nodes uniformly at random (the sender's own node included; M = 0 means
-// M' = N, unrouted by node), then top_k distinct experts uniformly among the M' E / N experts of
-// those nodes. This is what DeepSeek-V3's node-limited routing (M = 4) does with i.i.d. scores, and
-// exactly how DeepEP's tests/test_internode.py draws its routing (random scores, top
-// num_topk_groups nodes by their best expert, top-k experts inside them). Trained routers are not
+// Routing assumption (stated once; every formula below follows from it). Without a node limit
+// (M = 0 or M >= N), top_k distinct experts uniformly among all E: exactly how DeepEP's tests
+// draw their routing (i.i.d. random scores) wherever every node may be reached. With a limit
+// (M' = min(M, N) < N), the token's M' nodes are uniform among the N (its own node included),
+// chosen for their best experts (DeepSeek-V3: the sum of each node's top k/M scores; DeepEP's
+// tests/legacy/test_internode.py: each node's best score), so that when k/M' >= 2 every chosen
+// node gets one of the token's experts, uniform in the node, and the other k - M' are uniform
+// among the remaining experts of the chosen nodes ("forced"); when k/M' < 2 the k experts are
+// uniform among the chosen nodes' experts. A Monte Carlo of both selection rules with i.i.d.
+// scores (|N(0,1)| + 1, DeepEP's; 4,000 to 20,000 tokens; 256 experts, top-8, 8 ranks per node;
+// DeepEP's rule is also in tests/sim/dispatch_test.cc) gives, for M = 4 of 8 nodes, 3.97-3.98
+// nodes and 7.47 ranks per token (this model: 4 and 7.48; a uniform draw inside the chosen nodes
+// would say 3.63 and 7.36); M = 4 of 16 and 32 nodes: 4.00 (4); M = 2 of 8: 2.00 (2);
+// M = 6 and 7 of 8: 5.2 and 5.3 (uniform: 4.65 and 5.00, -11% and -6%). Trained routers are not
 // uniform; imbalance is the step simulation's business, not this file's.
 //
 // Traffic (expected values; R(a, b, k) = C(a - b, k) / C(a, k), the chance that k draws without
 // replacement from a items all miss b given ones; C = binomial coefficient; E_N = E / N experts
-// per node, e = E / n per rank):
-//   P_rank = (M'/N) (1 - R(M' E_N, e,   k))   a given rank receives a given token (any rank,
-//                                             the sender's own included, by symmetry)
-//   P_node = (M'/N) (1 - R(M' E_N, E_N, k))   a given node receives a given token
+// per node, e = E / n per rank; P_rank: a given rank receives a given token, any rank, the
+// sender's own included, by symmetry; P_node: a given node does):
+//   uniform (no limit, or k/M' < 2):
+//     P_rank = (M'/N) (1 - R(M' E_N, e, k)),   P_node = (M'/N) (1 - R(M' E_N, E_N, k))
+//   forced (M' < N, k/M' >= 2):
+//     P_rank = (M'/N) (1 - (1 - e/E_N) R(M' E_N - M', e, k - M')),   P_node = M'/N
 //   distinct destination ranks per token  = n P_rank   (excluding the sender: (n - 1) P_rank)
 //   distinct destination nodes per token  = N P_node   (excluding its own: (N - 1) P_node)
 //
