@@ -19,11 +19,11 @@
 // among the remaining experts of the chosen nodes ("forced"); when k/M' < 2 the k experts are
 // uniform among the chosen nodes' experts. A Monte Carlo of both selection rules with i.i.d.
 // scores (|N(0,1)| + 1, DeepEP's; 4,000 to 20,000 tokens; 256 experts, top-8, 8 ranks per node;
-// DeepEP's rule is also in tests/sim/dispatch_test.cc) gives, for M = 4 of 8 nodes, 3.97-3.98
-// nodes and 7.47 ranks per token (this model: 4 and 7.48; a uniform draw inside the chosen nodes
-// would say 3.63 and 7.36); M = 4 of 16 and 32 nodes: 4.00 (4); M = 2 of 8: 2.00 (2);
-// M = 6 and 7 of 8: 5.2 and 5.3 (uniform: 4.65 and 5.00, -11% and -6%). Trained routers are not
-// uniform; imbalance is the step simulation's business, not this file's.
+// DeepEP's rule is in tests/sim/dispatch_test.cc, DeepSeek-V3's was run once) gives, for M = 4 of 8
+// nodes, 3.97-3.98 nodes and 7.47 ranks per token (this model: 4 and 7.48; a uniform draw inside
+// the chosen nodes would say 3.63 and 7.36); M = 4 of 16 and 32 nodes: 4.00 (4); M = 2 of 8: 2.00
+// (2); M = 6 and 7 of 8: 5.2 and 5.3 (uniform: 4.65 and 5.00, -11% and -6%). Trained routers are
+// not uniform; imbalance is the step simulation's business, not this file's.
 //
 // Traffic (expected values; R(a, b, k) = C(a - b, k) / C(a, k), the chance that k draws without
 // replacement from a items all miss b given ones; C = binomial coefficient; E_N = E / N experts
@@ -65,7 +65,8 @@
 //
 // Bottleneck bandwidth, as DeepEP defines it (tests/legacy/test_intranode.py and
 // test_internode.py in deepseek-ai/DeepEP): bytes per rank over the kernel time, where the bytes
-// are "logical" (the README: they include the local rank's own traffic):
+// are "logical": the test code counts the rank's own node (own tokens), and DeepEP's current
+// README says its figures contain "local rank traffic":
 //   internode (N > 1): RDMA bytes = T x (distinct nodes per token, its own included) x B
 //   intranode (N = 1): NVLink bytes = received tokens, its own included = T n P_rank B.
 //
