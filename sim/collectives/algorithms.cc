@@ -104,21 +104,23 @@ Step RingStep(const Groups& rings, double bytes, bool bidir, int64_t repeat) {
 enum class Reduce { kReduceScatter, kAllGather, kAllReduce };
 enum class RingKind { kUni, kBi, kTorus };
 
-RingKind AutoKind(const std::vector<GroupDim>& dims) {
+RingKind AutoKind(const std::vector<GroupDim>& dims, bool bidirectional_rings = false) {
   if (CountNontrivial(dims) >= 2) return RingKind::kTorus;
   for (const GroupDim& d : dims) {
-    if (d.size > 1) return d.wraps ? RingKind::kBi : RingKind::kUni;
+    if (d.size > 1) return d.wraps || bidirectional_rings ? RingKind::kBi : RingKind::kUni;
   }
   return RingKind::kUni;
 }
 
-// The ring family on congruent groups (same shape `dims`), all groups at once. S is the
-// per-device size in the nccl-tests convention of `op`.
-Stage RingFamily(Reduce op, const Groups& groups, const std::vector<GroupDim>& dims, double S,
-                 RingKind kind) {
-  Stage stage;
+// The ring family on congruent groups (same shape `dims`), all groups at once, as stages. S is
+// the per-device size in the nccl-tests convention of `op`. Torus: D parts, each its own stream;
+// at round r part p runs on dimension p + r (cyclically), so every round uses every dimension's
+// links once, and a round ends when its slowest part does (so parts never share links).
+std::vector<Stage> RingFamily(Reduce op, const Groups& groups, const std::vector<GroupDim>& dims,
+                              double S, RingKind kind) {
+  std::vector<Stage> stages;
   const int64_t n = groups.empty() ? 0 : static_cast<int64_t>(groups[0].size());
-  if (n <= 1) return stage;
+  if (n <= 1) return stages;
   std::vector<size_t> nd;  // nontrivial dimensions
   for (size_t j = 0; j < dims.size(); ++j) {
     if (dims[j].size > 1) nd.push_back(j);
@@ -127,8 +129,10 @@ Stage RingFamily(Reduce op, const Groups& groups, const std::vector<GroupDim>& d
   if (kind != RingKind::kTorus) {
     const double chunk = S / static_cast<double>(n);
     const int64_t steps = (op == Reduce::kAllReduce ? 2 : 1) * (n - 1);
+    Stage stage;
     stage.streams.push_back({RingStep(groups, chunk, kind == RingKind::kBi, steps)});
-    return stage;
+    stages.push_back(std::move(stage));
+    return stages;
   }
   std::vector<Groups> lines(dims.size());
   for (size_t j : nd) {
@@ -136,35 +140,37 @@ Stage RingFamily(Reduce op, const Groups& groups, const std::vector<GroupDim>& d
   }
   const size_t D = nd.size();
   const double part = S / static_cast<double>(D);
-  for (size_t p = 0; p < D; ++p) {
-    std::vector<size_t> order;
-    for (size_t k = 0; k < D; ++k) order.push_back(nd[(p + k) % D]);
-    Stream stream;
-    // M: the bytes of this part each device holds before the next step.
-    double M = op == Reduce::kAllGather ? part / static_cast<double>(n) : part;
-    if (op != Reduce::kAllGather) {
-      for (size_t j : order) {
-        const double d = static_cast<double>(dims[j].size);
-        stream.push_back(RingStep(lines[j], M / d, true, dims[j].size - 1));
-        M /= d;
-      }
+  // Round r of the reduce-scatter: part p on dimension nd[(p + r) % D], holding M / d of the
+  // bytes it held before (M = part at round 0). The all-gather runs the rounds in reverse with
+  // the same sizes.
+  auto round = [&](size_t r) {
+    Stage stage;
+    for (size_t p = 0; p < D; ++p) {
+      double M = part;
+      for (size_t k = 0; k < r; ++k) M /= static_cast<double>(dims[nd[(p + k) % D]].size);
+      const size_t j = nd[(p + r) % D];
+      const double d = static_cast<double>(dims[j].size);
+      stage.streams.push_back({RingStep(lines[j], M / d, true, dims[j].size - 1)});
     }
-    if (op != Reduce::kReduceScatter) {
-      for (auto it = order.rbegin(); it != order.rend(); ++it) {
-        const double d = static_cast<double>(dims[*it].size);
-        M *= d;
-        stream.push_back(RingStep(lines[*it], M / d, true, dims[*it].size - 1));
-      }
-    }
-    stage.streams.push_back(std::move(stream));
+    return stage;
+  };
+  if (op != Reduce::kAllGather) {
+    for (size_t r = 0; r < D; ++r) stages.push_back(round(r));
   }
-  return stage;
+  if (op != Reduce::kReduceScatter) {
+    for (size_t r = D; r-- > 0;) stages.push_back(round(r));
+  }
+  return stages;
 }
 
 void AddStage(Stage stage, CollectivePlan* plan) {
   bool any = false;
   for (const Stream& s : stage.streams) any = any || !s.empty();
   if (any) plan->stages.push_back(std::move(stage));
+}
+
+void AddStage(std::vector<Stage> stages, CollectivePlan* plan) {
+  for (Stage& stage : stages) AddStage(std::move(stage), plan);
 }
 
 Reduce ToReduce(CollectiveOp op) {
@@ -174,29 +180,13 @@ Reduce ToReduce(CollectiveOp op) {
 }
 
 void Hierarchical(const CollectiveSpec& spec, const std::vector<GroupDim>& dims,
-                  CollectivePlan* plan) {
+                  const AlgorithmOptions& options, CollectivePlan* plan) {
   const Group& g = spec.group;
   const int64_t n = static_cast<int64_t>(g.size());
-  // Inner = the trailing dimensions of the fastest class among the nontrivial ones; when all are
-  // of one class, the innermost nontrivial dimension alone.
-  int fastest = 1 << 30;
-  for (const GroupDim& d : dims) {
-    if (d.size > 1) fastest = std::min(fastest, d.speed_class);
-  }
-  size_t split = dims.size();
-  while (split > 0 && (dims[split - 1].size == 1 || dims[split - 1].speed_class == fastest)) {
-    --split;
-  }
-  std::vector<GroupDim> outer(dims.begin(), dims.begin() + static_cast<std::ptrdiff_t>(split));
-  std::vector<GroupDim> inner(dims.begin() + static_cast<std::ptrdiff_t>(split), dims.end());
-  if (Product(outer) == 1) {
-    // One speed class: the innermost nontrivial dimension is the "node".
-    size_t last = dims.size();
-    while (last > 0 && dims[last - 1].size == 1) --last;
-    if (last == 0) return;
-    outer.assign(dims.begin(), dims.begin() + static_cast<std::ptrdiff_t>(last - 1));
-    inner.assign(dims.begin() + static_cast<std::ptrdiff_t>(last - 1), dims.end());
-  }
+  const HierarchicalLevels levels = SplitHierarchical(dims);
+  if (levels.inner.empty()) return;
+  const std::vector<GroupDim>& outer = levels.outer;
+  const std::vector<GroupDim>& inner = levels.inner;
   const int64_t m = Product(inner);
   const int64_t N = n / m;
   Groups nodes, ranks;
@@ -208,7 +198,8 @@ void Hierarchical(const CollectiveSpec& spec, const std::vector<GroupDim>& dims,
     for (int64_t b = 0; b < N; ++b) ring.push_back(g[b * m + r]);
     ranks.push_back(std::move(ring));
   }
-  const RingKind ik = AutoKind(inner), ok = AutoKind(outer);
+  const RingKind ik = AutoKind(inner, options.bidirectional_rings),
+                 ok = AutoKind(outer, options.bidirectional_rings);
   const double S = spec.bytes, Sm = spec.bytes / static_cast<double>(m);
   switch (spec.op) {
     case CollectiveOp::kAllReduce:
@@ -440,7 +431,7 @@ Expected<CollectivePlan> BuildCollectivePlan(const CollectiveSpec& spec, Algorit
       HalvingDoubling(spec, &plan);
       break;
     case Algorithm::kHierarchical:
-      Hierarchical(spec, dims, &plan);
+      Hierarchical(spec, dims, options, &plan);
       break;
     case Algorithm::kDirect:
       if (spec.op == CollectiveOp::kSendRecv) {
@@ -458,6 +449,41 @@ Expected<CollectivePlan> BuildCollectivePlan(const CollectiveSpec& spec, Algorit
       break;
   }
   return plan;
+}
+
+HierarchicalLevels SplitHierarchical(const std::vector<GroupDim>& dims) {
+  HierarchicalLevels levels;
+  // Inner = the trailing dimensions of the fastest class among the nontrivial ones; when all are
+  // of one class, the innermost nontrivial dimension alone.
+  int fastest = 1 << 30;
+  for (const GroupDim& d : dims) {
+    if (d.size > 1) fastest = std::min(fastest, d.speed_class);
+  }
+  size_t split = dims.size();
+  while (split > 0 && (dims[split - 1].size == 1 || dims[split - 1].speed_class == fastest)) {
+    --split;
+  }
+  levels.outer.assign(dims.begin(), dims.begin() + static_cast<std::ptrdiff_t>(split));
+  levels.inner.assign(dims.begin() + static_cast<std::ptrdiff_t>(split), dims.end());
+  if (Product(levels.outer) == 1) {
+    size_t last = dims.size();
+    while (last > 0 && dims[last - 1].size == 1) --last;
+    if (last == 0) return {};
+    levels.outer.assign(dims.begin(), dims.begin() + static_cast<std::ptrdiff_t>(last - 1));
+    levels.inner.assign(dims.begin() + static_cast<std::ptrdiff_t>(last - 1), dims.end());
+  }
+  return levels;
+}
+
+Algorithm LevelAlgorithm(const std::vector<GroupDim>& dims, bool bidirectional_rings) {
+  switch (AutoKind(dims, bidirectional_rings)) {
+    case RingKind::kTorus:
+      return Algorithm::kTorus;
+    case RingKind::kBi:
+      return Algorithm::kBidirectionalRing;
+    default:
+      return Algorithm::kRing;
+  }
 }
 
 Algorithm DefaultAlgorithm(CollectiveOp op, const GroupShape& shape) {
@@ -478,14 +504,7 @@ Algorithm DefaultAlgorithm(CollectiveOp op, const GroupShape& shape) {
     classes_hi = std::max(classes_hi, d.speed_class);
   }
   if (classes_hi > classes_lo) return Algorithm::kHierarchical;
-  switch (AutoKind(shape.dims)) {
-    case RingKind::kTorus:
-      return Algorithm::kTorus;
-    case RingKind::kBi:
-      return Algorithm::kBidirectionalRing;
-    default:
-      return Algorithm::kRing;
-  }
+  return LevelAlgorithm(shape.dims);
 }
 
 }  // namespace moesim::sim

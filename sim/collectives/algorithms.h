@@ -17,7 +17,9 @@
 //   torus        XLA's multi-dimensional scheme: per torus dimension a bidirectional ring on every
 //                line along it; the data is split into one part per dimension, and part p
 //                reduce-scatters along dimensions p, p+1, ... (one dimension per part at a time,
-//                so all dimensions' links work at once), then all-gathers back in reverse.
+//                so all dimensions' links work at once), then all-gathers back in reverse. The
+//                parts move in rounds (one stage per round: a round ends when its slowest part
+//                does), so no two parts are ever on one dimension's links together.
 //   double_binary_tree  NCCL's two complementary binary trees (a device interior in one is a
 //                leaf in the other), each with half the data, pipelined in K chunks: reduce up,
 //                then broadcast down, K + depth - 1 steps each. All-reduce only.
@@ -83,6 +85,11 @@ struct AlgorithmOptions {
   // Pipeline chunks for double_binary_tree and broadcast; 0 = auto: one chunk per 512 KiB of a
   // tree's (chain's) data, between 1 and 64.
   int64_t pipeline_chunks = 0;
+  // Hierarchical's ring levels on one dimension without wraparound run as bidir_ring (two
+  // opposite rings, half the data each) instead of ring. The step lowering sets it when the
+  // placed routes make that no slower, as they do on full-duplex switched networks, where it
+  // halves the load that a unidirectional ring puts on the links between switches.
+  bool bidirectional_rings = false;
 };
 
 // Errors (kInvalidInput): an empty group or repeated devices, bytes < 0, a shape whose sizes do
@@ -93,5 +100,19 @@ Expected<CollectivePlan> BuildCollectivePlan(const CollectiveSpec& spec, Algorit
                                              const AlgorithmOptions& options = {});
 
 Algorithm DefaultAlgorithm(CollectiveOp op, const GroupShape& shape);
+
+// The structure choices the algorithms make, for closed forms of their plans
+// (sim/step/analytical_network.h):
+//   - hierarchical's levels: inner = the trailing dimensions of the fastest class among the
+//     nontrivial ones (the "node"), outer = the rest; when all are of one class, the innermost
+//     nontrivial dimension alone is inner. Both empty for a group of one.
+//   - the ring family one level (or a whole one-class group) uses: torus on two or more
+//     nontrivial dimensions, bidir_ring on one wrapped dimension (or on any one dimension with
+//     bidirectional_rings: AlgorithmOptions), ring otherwise.
+struct HierarchicalLevels {
+  std::vector<GroupDim> outer, inner;
+};
+HierarchicalLevels SplitHierarchical(const std::vector<GroupDim>& dims);
+Algorithm LevelAlgorithm(const std::vector<GroupDim>& dims, bool bidirectional_rings = false);
 
 }  // namespace moesim::sim

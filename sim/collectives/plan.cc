@@ -1,5 +1,7 @@
 #include "sim/collectives/plan.h"
 
+#include <algorithm>
+
 namespace moesim::sim {
 namespace {
 
@@ -73,6 +75,67 @@ int64_t CollectivePlan::TotalTransfers() const {
     }
   }
   return total;
+}
+
+namespace {
+
+bool SameShape(const Stage& a, const Stage& b) {
+  if (a.streams.size() != b.streams.size()) return false;
+  for (size_t j = 0; j < a.streams.size(); ++j) {
+    if (a.streams[j].size() != b.streams[j].size()) return false;
+    for (size_t k = 0; k < a.streams[j].size(); ++k) {
+      if (a.streams[j][k].repeat != b.streams[j][k].repeat) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+CollectivePlan MergeConcurrent(std::vector<CollectivePlan> plans) {
+  CollectivePlan out;
+  if (plans.empty()) return out;
+  out.algorithm = plans[0].algorithm;
+  size_t stages = 0;
+  for (const CollectivePlan& p : plans) stages = std::max(stages, p.stages.size());
+  out.stages.resize(stages);
+  for (size_t i = 0; i < stages; ++i) {
+    Stage& merged = out.stages[i];
+    bool first = true, same = true;
+    for (const CollectivePlan& p : plans) {
+      if (i >= p.stages.size()) continue;
+      if (first) {
+        merged = p.stages[i];
+        first = false;
+      } else {
+        same = same && SameShape(merged, p.stages[i]);
+      }
+    }
+    if (same) {
+      bool skip = true;  // the first contributing plan is already in
+      for (CollectivePlan& p : plans) {
+        if (i >= p.stages.size()) continue;
+        if (skip) {
+          skip = false;
+          continue;
+        }
+        for (size_t j = 0; j < merged.streams.size(); ++j) {
+          for (size_t k = 0; k < merged.streams[j].size(); ++k) {
+            auto& to = merged.streams[j][k].transfers;
+            auto& from = p.stages[i].streams[j][k].transfers;
+            to.insert(to.end(), from.begin(), from.end());
+          }
+        }
+      }
+    } else {
+      merged.streams.clear();
+      for (CollectivePlan& p : plans) {
+        if (i >= p.stages.size()) continue;
+        for (Stream& s : p.stages[i].streams) merged.streams.push_back(std::move(s));
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace moesim::sim

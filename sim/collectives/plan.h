@@ -71,4 +71,11 @@ struct CollectivePlan {
   int64_t TotalTransfers() const;
 };
 
+// Plans that run at the same time on disjoint groups (SPMD: every group of a mesh axis runs the
+// same collective at once), as one plan: where all plans have the same shape at stage i (as the
+// plans of congruent groups do), stream j's step k of the result holds every plan's stream j
+// step k transfers, so that they share links within one step; otherwise the result's stage i
+// lists all their streams side by side. The algorithm name is the first plan's.
+CollectivePlan MergeConcurrent(std::vector<CollectivePlan> plans);
+
 }  // namespace moesim::sim

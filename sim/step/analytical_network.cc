@@ -2,28 +2,15 @@
 
 #include <algorithm>
 #include <limits>
-#include <set>
+#include <tuple>
 
 namespace moesim {
-namespace {
-
-std::vector<int64_t> Coords(DeviceId id, const std::vector<PhysicalDim>& dims) {
-  std::vector<int64_t> c(dims.size());
-  int64_t rest = id;
-  for (size_t i = dims.size(); i-- > 0;) {
-    c[i] = rest % dims[i].size;
-    rest /= dims[i].size;
-  }
-  return c;
-}
-
-}  // namespace
 
 AnalyticalNetwork::AnalyticalNetwork(std::shared_ptr<const Topology> topo, MeshPlacement placement,
-                                     double link_efficiency, const Mesh& mesh)
-    : topo_(std::move(topo)),
+                                     double link_efficiency, const Mesh& mesh,
+                                     const sim::LinkEfficiencies& by_kind)
+    : net_(sim::TopologyNetwork::Make(std::move(topo), link_efficiency, by_kind)),
       placement_(std::move(placement)),
-      efficiency_(link_efficiency),
       pipeline_axis_(mesh.pipeline_axis) {
   axis_index_.assign(static_cast<size_t>(mesh.num_axes), -1);
   for (int a = 0; a < mesh.num_axes; ++a) {
@@ -33,7 +20,7 @@ AnalyticalNetwork::AnalyticalNetwork(std::shared_ptr<const Topology> topo, MeshP
         axis_index_[static_cast<size_t>(a)] = static_cast<int>(i);
     }
   }
-  stage_of_.assign(static_cast<size_t>(topo_->num_devices()), 0);
+  stage_of_.assign(static_cast<size_t>(net_.topology->num_devices()), 0);
   const int pi = axis_index_[static_cast<size_t>(pipeline_axis_)];
   if (pi >= 0) {
     int64_t inner = 1;
@@ -74,113 +61,92 @@ std::vector<std::vector<DeviceId>> AnalyticalNetwork::Groups(
   return out;
 }
 
+std::pair<double, double> AnalyticalNetwork::LoadOverRate(
+    const std::vector<std::pair<DeviceId, DeviceId>>& pairs) const {
+  const auto& links = net_.links;
+  std::vector<double> load(links.size(), 0);
+  std::vector<LinkId> route;
+  double latency = 0;
+  for (const auto& [a, b] : pairs) {
+    if (a == b) continue;
+    // Not the topology's route cache: rings over every group would only bloat it.
+    net_.topology->ComputeRoute(a, b, &(route = {}));
+    double l = 0;
+    for (LinkId id : route) {
+      load[static_cast<size_t>(id)] += 1;
+      l += links[static_cast<size_t>(id)].latency_s;
+    }
+    latency = std::max(latency, l);
+  }
+  double worst = 0;
+  for (size_t l = 0; l < links.size(); ++l) {
+    if (load[l] > 0) worst = std::max(worst, load[l] / links[l].bytes_per_s);
+  }
+  return {worst, latency};
+}
+
 AnalyticalNetwork::AxesNet AnalyticalNetwork::Compute(const std::vector<MeshAxis>& axes) const {
   AxesNet net;
-  const auto groups = Groups(axes);
-  net.groups = groups;
-  net.n = static_cast<int64_t>(groups.front().size());
-  const auto& links = topo_->links();
-  const auto& pdims = topo_->physical_dims();
-  auto rate = [&](LinkId l) { return links[static_cast<size_t>(l)].bytes_per_s * efficiency_; };
-  auto latency = [&](const std::vector<LinkId>& route) {
-    double s = 0;
-    for (LinkId l : route) s += links[static_cast<size_t>(l)].latency_s;
-    return s;
-  };
-  std::vector<LinkId> route;
+  net.groups = Groups(axes);
+  net.n = static_cast<int64_t>(net.groups.front().size());
+  for (const auto& g : net.groups) {
+    net.sorted.push_back(g);
+    std::sort(net.sorted.back().begin(), net.sorted.back().end());
+  }
+  net.shape = sim::GroupShapeOf(*net_.topology, net.sorted.front());
+  const auto& dims = net.shape.dims;
+  net.dims.resize(dims.size());
+  const auto& links = net_.links;
   if (net.n > 1) {
-    // Which physical dimensions the members vary along.
-    std::set<size_t> varying;
-    for (const auto& g : groups) {
-      const auto c0 = Coords(g.front(), pdims);
-      for (DeviceId d : g) {
-        const auto c = Coords(d, pdims);
-        for (size_t i = 0; i < c.size(); ++i) {
-          if (c[i] != c0[i]) varying.insert(i);
-        }
-      }
-      break;  // every group has the same shape
-    }
-    for (size_t d : varying) {
-      std::vector<double> fwd(links.size(), 0), rev(links.size(), 0);
-      DimRing ring;
-      ring.speed_class = pdims[d].speed_class;
-      for (const auto& g : groups) {
-        // Sub-rings along d: members sharing every other coordinate, ordered along d.
-        std::map<std::vector<int64_t>, std::vector<std::pair<int64_t, DeviceId>>> subs;
-        for (DeviceId dev : g) {
-          auto c = Coords(dev, pdims);
-          const int64_t along = c[d];
-          c[d] = 0;
-          subs[c].push_back({along, dev});
-        }
-        for (auto& [k, members] : subs) {
-          std::sort(members.begin(), members.end());
-          const size_t m = members.size();
-          ring.n = static_cast<int64_t>(m);
-          if (m < 2) continue;
-          std::vector<DeviceId> sub;
-          for (const auto& mem : members) sub.push_back(mem.second);
-          ring.subrings.push_back(std::move(sub));
-          for (size_t i = 0; i < m; ++i) {
-            const DeviceId a = members[i].second, b = members[(i + 1) % m].second;
-            topo_->ComputeRoute(a, b, &(route = {}));
-            for (LinkId l : route) fwd[static_cast<size_t>(l)] += 1;
-            ring.step_latency_s = std::max(ring.step_latency_s, latency(route));
-            topo_->ComputeRoute(b, a, &(route = {}));
-            for (LinkId l : route) rev[static_cast<size_t>(l)] += 1;
+    // Per shape dimension: the lines along it of every group (members whose row-major index over
+    // the shape differs only in that digit), as the algorithms' rings run them.
+    bool no_slower = true, faster = false;
+    for (size_t j = 0; j < dims.size(); ++j) {
+      DimRates& r = net.dims[j];
+      r.size = dims[j].size;
+      if (r.size < 2) continue;
+      int64_t stride = 1;
+      for (size_t k = j + 1; k < dims.size(); ++k) stride *= dims[k].size;
+      std::vector<std::pair<DeviceId, DeviceId>> fwd, both;
+      for (const auto& g : net.sorted) {
+        for (int64_t i = 0; i < net.n; ++i) {
+          if ((i / stride) % r.size != 0) continue;
+          for (int64_t k = 0; k < r.size; ++k) {
+            const DeviceId a = g[static_cast<size_t>(i + k * stride)];
+            const DeviceId b = g[static_cast<size_t>(i + ((k + 1) % r.size) * stride)];
+            fwd.push_back({a, b});
+            both.push_back({a, b});
+            both.push_back({b, a});
           }
         }
       }
-      double uni = std::numeric_limits<double>::infinity(), bi = uni;
-      for (size_t l = 0; l < links.size(); ++l) {
-        if (fwd[l] > 0) uni = std::min(uni, rate(static_cast<LinkId>(l)) / fwd[l]);
-        if (fwd[l] + rev[l] > 0) {
-          bi = std::min(bi, rate(static_cast<LinkId>(l)) / (fwd[l] + rev[l]));
-        }
-      }
-      ring.bytes_per_s = std::max(uni, 2 * bi);
-      ring.bidirectional = 2 * bi > uni;
-      if (ring.n > 1) net.dims.push_back(ring);
+      std::tie(r.uni_s_per_byte, r.uni_latency_s) = LoadOverRate(fwd);
+      std::tie(r.bi_s_per_byte, r.bi_latency_s) = LoadOverRate(both);
+      r.bi_s_per_byte /= 2;  // each direction carries half the data
+      no_slower = no_slower && r.bi_s_per_byte <= r.uni_s_per_byte;
+      faster = faster || r.bi_s_per_byte < r.uni_s_per_byte * (1 - 1e-9);
     }
-    std::stable_sort(net.dims.begin(), net.dims.end(), [](const DimRing& a, const DimRing& b) {
-      return a.speed_class < b.speed_class;
-    });
-    for (const DimRing& r : net.dims)
-      net.same_class = net.same_class && r.speed_class == net.dims[0].speed_class;
-
+    net.bidirectional = no_slower && faster;
     // All-to-all: every ordered pair of every group, exactly (a sample of sources overestimates
     // the most loaded link: the maximum of noisy counts is biased up). In closed form on torus
     // slices (Topology::AddAllPairsLoads), else O(n^2) routes per group; once per axis set,
     // shared by every point of a sweep.
     std::vector<double> pairs(links.size(), 0);
-    for (const auto& g : groups) topo_->AddAllPairsLoads(g, &pairs, &net.a2a_latency_s);
+    for (const auto& g : net.groups) net_.topology->AddAllPairsLoads(g, &pairs, &net.a2a_latency_s);
     for (size_t l = 0; l < links.size(); ++l) {
       if (pairs[l] > 0) {
         net.a2a_pairs_per_link_over_rate =
-            std::max(net.a2a_pairs_per_link_over_rate, pairs[l] / rate(static_cast<LinkId>(l)));
+            std::max(net.a2a_pairs_per_link_over_rate, pairs[l] / links[l].bytes_per_s);
       }
     }
   }
   // Pipeline neighbours: stage p to stage p + 1, every other coordinate equal.
   const int pi = axis_index_[static_cast<size_t>(pipeline_axis_)];
   if (pi >= 0 && placement_.axis_sizes[static_cast<size_t>(pi)] > 1) {
-    const auto stage_groups = Groups({pipeline_axis_});
-    std::vector<double> load(links.size(), 0);
-    for (const auto& g : stage_groups) {
-      for (size_t i = 0; i + 1 < g.size(); ++i) {
-        net.p2p_pairs.push_back({g[i], g[i + 1]});
-        topo_->ComputeRoute(g[i], g[i + 1], &(route = {}));
-        for (LinkId l : route) load[static_cast<size_t>(l)] += 1;
-        net.p2p_latency_s = std::max(net.p2p_latency_s, latency(route));
-      }
+    for (const auto& g : pipeline_groups_) {
+      for (size_t i = 0; i + 1 < g.size(); ++i) net.p2p_pairs.push_back({g[i], g[i + 1]});
     }
-    for (size_t l = 0; l < links.size(); ++l) {
-      if (load[l] > 0) {
-        net.p2p_load_over_rate =
-            std::max(net.p2p_load_over_rate, load[l] / rate(static_cast<LinkId>(l)));
-      }
-    }
+    std::tie(net.p2p_load_over_rate, net.p2p_latency_s) = LoadOverRate(net.p2p_pairs);
   }
   return net;
 }
@@ -200,49 +166,89 @@ const AnalyticalNetwork::ShiftNet& AnalyticalNetwork::Shift(
   std::lock_guard<std::mutex> lock(mu_);
   auto it = shift_cache_.find(axes);
   if (it != shift_cache_.end()) return *it->second;
-  auto shift = std::make_unique<ShiftNet>();
-  const auto& links = topo_->links();
-  std::vector<double> load(links.size(), 0);
-  std::vector<LinkId> route;
+  std::vector<std::pair<DeviceId, DeviceId>> pairs;
   for (const auto& g : net.groups) {
-    for (size_t i = 0; g.size() > 1 && i < g.size(); ++i) {
-      topo_->ComputeRoute(g[i], g[(i + 1) % g.size()], &(route = {}));
-      double latency = 0;
-      for (LinkId l : route) {
-        load[static_cast<size_t>(l)] += 1;
-        latency += links[static_cast<size_t>(l)].latency_s;
-      }
-      shift->latency_s = std::max(shift->latency_s, latency);
-    }
+    for (size_t i = 0; g.size() > 1 && i < g.size(); ++i)
+      pairs.push_back({g[i], g[(i + 1) % g.size()]});
   }
-  for (size_t l = 0; l < links.size(); ++l) {
-    if (load[l] > 0) {
-      shift->load_over_rate =
-          std::max(shift->load_over_rate, load[l] / (links[l].bytes_per_s * efficiency_));
-    }
-  }
+  auto shift = std::make_unique<ShiftNet>();
+  std::tie(shift->load_over_rate, shift->latency_s) = LoadOverRate(pairs);
   return *shift_cache_.emplace(axes, std::move(shift)).first->second;
 }
 
-double AnalyticalNetwork::ReduceScatterTime(const AxesNet& net, double bytes) const {
-  if (net.n <= 1 || net.dims.empty()) return 0;
-  double t = 0;
-  if (net.same_class) {
-    double sum = 0;
-    for (const DimRing& r : net.dims) {
-      sum += r.bytes_per_s;
-      t += static_cast<double>(r.n - 1) * r.step_latency_s;
+sim::Algorithm AnalyticalNetwork::PickAlgorithm(const AxesNet& net, sim::CollectiveOp op) {
+  const sim::Algorithm a = sim::DefaultAlgorithm(op, net.shape);
+  return a == sim::Algorithm::kRing && net.bidirectional ? sim::Algorithm::kBidirectionalRing : a;
+}
+
+double AnalyticalNetwork::RingFamilyTime(const AxesNet& net, Pass pass, size_t first, size_t last,
+                                         double bytes, sim::Algorithm algorithm) const {
+  int64_t n = 1;
+  std::vector<size_t> nd;  // nontrivial dimensions, outermost first
+  for (size_t j = first; j < last; ++j) {
+    n *= net.dims[j].size;
+    if (net.dims[j].size > 1) nd.push_back(j);
+  }
+  if (n <= 1) return 0;
+  if (algorithm == sim::Algorithm::kTorus && nd.size() <= 1) {
+    algorithm = sim::Algorithm::kBidirectionalRing;
+  }
+  const double twice = pass == Pass::kAllReduce ? 2 : 1;
+  if (algorithm != sim::Algorithm::kTorus) {
+    // One nontrivial dimension (sim::LevelAlgorithm picks torus on more).
+    const DimRates& r = net.dims[nd.front()];
+    const bool bi = algorithm == sim::Algorithm::kBidirectionalRing;
+    const double steps = twice * static_cast<double>(n - 1);
+    return steps * (bytes / static_cast<double>(n) * (bi ? r.bi_s_per_byte : r.uni_s_per_byte) +
+                    (bi ? r.bi_latency_s : r.uni_latency_s));
+  }
+  // Torus rounds: in round r part p (of S/D) runs on dimension nd[(p + r) % D] with M / d of
+  // the bytes, M its share before the round; a round lasts as long as its slowest part.
+  const size_t D = nd.size();
+  std::vector<double> M(D, bytes / static_cast<double>(D));
+  double total = 0;
+  for (size_t round = 0; round < D; ++round) {
+    double slowest = 0;
+    for (size_t p = 0; p < D; ++p) {
+      const DimRates& r = net.dims[nd[(p + round) % D]];
+      const double d = static_cast<double>(r.size);
+      slowest = std::max(slowest, (d - 1) * (M[p] / d * r.bi_s_per_byte + r.bi_latency_s));
+      M[p] /= d;
     }
-    const double n = static_cast<double>(net.n);
-    return t + (n - 1) / n * bytes / sum;
+    total += slowest;
   }
-  double s = bytes;
-  for (const DimRing& r : net.dims) {
-    const double n = static_cast<double>(r.n);
-    t += (n - 1) / n * s / r.bytes_per_s + (n - 1) * r.step_latency_s;
-    s /= n;
+  return twice * total;
+}
+
+double AnalyticalNetwork::ReduceTime(const AxesNet& net, Pass pass, double bytes) const {
+  if (net.n <= 1) return 0;
+  const sim::CollectiveOp op = pass == Pass::kReduceScatter ? sim::CollectiveOp::kReduceScatter
+                               : pass == Pass::kAllGather   ? sim::CollectiveOp::kAllGather
+                                                            : sim::CollectiveOp::kAllReduce;
+  const sim::Algorithm algorithm = PickAlgorithm(net, op);
+  const size_t all = net.dims.size();
+  if (algorithm != sim::Algorithm::kHierarchical) {
+    return RingFamilyTime(net, pass, 0, all, bytes, algorithm);
   }
-  return t;
+  const sim::HierarchicalLevels levels = sim::SplitHierarchical(net.shape.dims);
+  const size_t split = levels.outer.size();
+  double m = 1;
+  for (const sim::GroupDim& d : levels.inner) m *= static_cast<double>(d.size);
+  const sim::Algorithm inner = sim::LevelAlgorithm(levels.inner, net.bidirectional);
+  const sim::Algorithm outer = sim::LevelAlgorithm(levels.outer, net.bidirectional);
+  switch (pass) {
+    case Pass::kReduceScatter:
+      return RingFamilyTime(net, Pass::kReduceScatter, split, all, bytes, inner) +
+             RingFamilyTime(net, Pass::kReduceScatter, 0, split, bytes / m, outer);
+    case Pass::kAllGather:
+      return RingFamilyTime(net, Pass::kAllGather, 0, split, bytes / m, outer) +
+             RingFamilyTime(net, Pass::kAllGather, split, all, bytes, inner);
+    case Pass::kAllReduce:
+      return RingFamilyTime(net, Pass::kReduceScatter, split, all, bytes, inner) +
+             RingFamilyTime(net, Pass::kAllReduce, 0, split, bytes / m, outer) +
+             RingFamilyTime(net, Pass::kAllGather, split, all, bytes, inner);
+  }
+  return 0;
 }
 
 double AnalyticalNetwork::Time(const CollectiveWork& w) const {
@@ -254,10 +260,11 @@ double AnalyticalNetwork::Time(const CollectiveWork& w) const {
   if (net.n <= 1) return 0;
   switch (w.kind) {
     case CollectiveKind::kReduceScatter:
+      return ReduceTime(net, Pass::kReduceScatter, w.bytes);
     case CollectiveKind::kAllGather:
-      return ReduceScatterTime(net, w.bytes);
+      return ReduceTime(net, Pass::kAllGather, w.bytes);
     case CollectiveKind::kAllReduce:
-      return 2 * ReduceScatterTime(net, w.bytes);
+      return ReduceTime(net, Pass::kAllReduce, w.bytes);
     case CollectiveKind::kAllToAll:
       return w.bytes / static_cast<double>(net.n) * net.a2a_pairs_per_link_over_rate *
                  w.max_over_mean +
@@ -272,111 +279,80 @@ double AnalyticalNetwork::Time(const CollectiveWork& w) const {
   return 0;
 }
 
-void AnalyticalNetwork::RingPhase(const DimRing& r, double bytes,
-                                  std::vector<CollectiveFlow>* out) const {
-  // Each member sends (n-1)/n of its share to its ring neighbour, split over both directions
-  // when the bidirectional pair of rings is the faster way.
-  const double n = static_cast<double>(r.n);
-  const double volume = (n - 1) / n * bytes / (r.bidirectional ? 2 : 1);
-  for (const auto& ring : r.subrings) {
-    const size_t m = ring.size();
-    for (size_t i = 0; i < m; ++i) {
-      out->push_back({ring[i], ring[(i + 1) % m], volume});
-      if (r.bidirectional) out->push_back({ring[i], ring[(i + m - 1) % m], volume});
-    }
-  }
+namespace {
+
+// One step of transfers, as a plan of one stage.
+sim::CollectivePlan OneStep(const char* algorithm, sim::Step step) {
+  sim::CollectivePlan plan;
+  plan.algorithm = algorithm;
+  if (step.transfers.empty()) return plan;
+  sim::Stage stage;
+  stage.streams.push_back({std::move(step)});
+  plan.stages.push_back(std::move(stage));
+  return plan;
 }
 
-std::vector<CollectivePhase> AnalyticalNetwork::Phases(const CollectiveWork& w) const {
-  std::vector<CollectivePhase> phases;
+}  // namespace
+
+Expected<sim::CollectivePlan> AnalyticalNetwork::Plan(const CollectiveWork& w,
+                                                      int32_t stage) const {
   if (w.kind == CollectiveKind::kSendRecv) {
-    const AxesNet& net = Net({pipeline_axis_});
-    CollectivePhase ph;
-    ph.latency_s = net.p2p_latency_s;
-    for (const auto& [a, b] : net.p2p_pairs) ph.flows.push_back({a, b, w.bytes});
-    phases.push_back(std::move(ph));
-    return phases;
-  }
-  const AxesNet& net = Net(w.axes);
-  if (net.n <= 1) return phases;
-  if (w.kind == CollectiveKind::kRingShift) {
-    CollectivePhase ph;
-    ph.latency_s = Shift(w.axes).latency_s;
-    for (const auto& g : net.groups) {
-      for (size_t i = 0; i < g.size(); ++i)
-        ph.flows.push_back({g[i], g[(i + 1) % g.size()], w.bytes});
-    }
-    phases.push_back(std::move(ph));
-    return phases;
-  }
-  if (w.kind == CollectiveKind::kAllToAll) {
-    CollectivePhase ph;
-    ph.latency_s = net.a2a_latency_s;
-    const double pair = w.bytes / static_cast<double>(net.n) * w.max_over_mean;
-    for (const auto& g : net.groups) {
-      for (DeviceId a : g) {
-        for (DeviceId b : g) {
-          if (a != b) ph.flows.push_back({a, b, pair});
+    sim::Step step;
+    if (stage < 0) {
+      for (const auto& [a, b] : Net({pipeline_axis_}).p2p_pairs)
+        step.transfers.push_back({a, b, w.bytes});
+    } else {
+      const size_t from = static_cast<size_t>(stage), to = static_cast<size_t>(w.peer_program);
+      for (const auto& g : pipeline_groups_) {
+        if (from < g.size() && to < g.size() && from != to) {
+          step.transfers.push_back({g[from], g[to], w.bytes});
         }
       }
     }
-    phases.push_back(std::move(ph));
-    return phases;
+    return OneStep("direct", std::move(step));
   }
-  // Reduce-scatter (and all-gather, its mirror): the phases of one pass.
-  std::vector<CollectivePhase> pass;
-  if (net.same_class) {
-    double sum = 0;
-    for (const DimRing& r : net.dims) sum += r.bytes_per_s;
-    CollectivePhase ph;
-    const double n = static_cast<double>(net.n);
-    for (const DimRing& r : net.dims) {
-      // This dimension carries its bandwidth's share of the data; scaled so that the ring's
-      // (n_d-1)/n_d factor becomes the whole group's (n-1)/n.
-      const double nd = static_cast<double>(r.n);
-      const double share = w.bytes * (r.bytes_per_s / sum) * ((n - 1) / n) / ((nd - 1) / nd);
-      RingPhase(r, share, &ph.flows);
-      ph.latency_s = std::max(ph.latency_s, 0.0);
+  const AxesNet& net = Net(w.axes);
+  if (net.n <= 1) return sim::CollectivePlan{};
+  std::vector<size_t> chosen;
+  for (size_t i = 0; i < net.groups.size(); ++i) {
+    if (stage < 0 || StageOf(net.groups[i].front()) == stage) chosen.push_back(i);
+  }
+  if (w.kind == CollectiveKind::kRingShift) {
+    sim::Step step;
+    for (size_t i : chosen) {
+      const auto& g = net.groups[i];
+      for (size_t k = 0; k < g.size(); ++k)
+        step.transfers.push_back({g[k], g[(k + 1) % g.size()], w.bytes});
     }
-    for (const DimRing& r : net.dims)
-      ph.latency_s += static_cast<double>(r.n - 1) * r.step_latency_s;
-    pass.push_back(std::move(ph));
-  } else {
-    double bytes = w.bytes;
-    for (const DimRing& r : net.dims) {
-      CollectivePhase ph;
-      RingPhase(r, bytes, &ph.flows);
-      ph.latency_s = static_cast<double>(r.n - 1) * r.step_latency_s;
-      pass.push_back(std::move(ph));
-      bytes /= static_cast<double>(r.n);
-    }
+    return OneStep("ring_shift", std::move(step));
   }
-  phases = pass;
-  if (w.kind == CollectiveKind::kAllReduce) {
-    // All-gather back: the same phases in reverse order.
-    for (auto it = pass.rbegin(); it != pass.rend(); ++it) phases.push_back(*it);
+  sim::CollectiveSpec spec;
+  spec.bytes = w.bytes;
+  switch (w.kind) {
+    case CollectiveKind::kReduceScatter:
+      spec.op = sim::CollectiveOp::kReduceScatter;
+      break;
+    case CollectiveKind::kAllGather:
+      spec.op = sim::CollectiveOp::kAllGather;
+      break;
+    case CollectiveKind::kAllToAll:
+      spec.op = sim::CollectiveOp::kAllToAll;
+      spec.bytes = w.bytes * w.max_over_mean;
+      break;
+    default:
+      spec.op = sim::CollectiveOp::kAllReduce;
   }
-  return phases;
-}
-
-std::vector<CollectivePhase> AnalyticalNetwork::StagePhases(const CollectiveWork& w,
-                                                            int32_t stage) const {
-  if (w.kind == CollectiveKind::kSendRecv) {
-    CollectivePhase ph;
-    for (const auto& g : pipeline_groups_) {
-      const size_t from = static_cast<size_t>(stage), to = static_cast<size_t>(w.peer_program);
-      if (from < g.size() && to < g.size() && from != to) {
-        ph.flows.push_back({g[from], g[to], w.bytes});
-      }
-    }
-    return {std::move(ph)};
+  const sim::Algorithm algorithm = PickAlgorithm(net, spec.op);
+  sim::AlgorithmOptions options;
+  options.bidirectional_rings = net.bidirectional;
+  std::vector<sim::CollectivePlan> plans;
+  for (size_t i : chosen) {
+    spec.group = net.sorted[i];
+    auto plan = sim::BuildCollectivePlan(spec, algorithm, net.shape, options);
+    if (!plan.ok()) return plan.status();
+    plans.push_back(std::move(*plan));
   }
-  std::vector<CollectivePhase> phases = Phases(w);
-  if (placement_.axis_sizes.empty()) return phases;
-  for (CollectivePhase& ph : phases) {
-    std::erase_if(ph.flows, [&](const CollectiveFlow& f) { return StageOf(f.src) != stage; });
-  }
-  return phases;
+  return sim::MergeConcurrent(std::move(plans));
 }
 
 std::vector<std::vector<DeviceId>> AnalyticalNetwork::StageGroups(const std::vector<MeshAxis>& axes,
@@ -391,7 +367,7 @@ std::vector<std::vector<DeviceId>> AnalyticalNetwork::StageGroups(const std::vec
 double AnalyticalNetwork::RingBytesPerS(const std::vector<MeshAxis>& axes) const {
   const AxesNet& net = Net(axes);
   if (net.n <= 1) return 0;
-  const double t = ReduceScatterTime(net, 1e9);
+  const double t = ReduceTime(net, Pass::kReduceScatter, 1e9);
   const double n = static_cast<double>(net.n);
   return t > 0 ? (n - 1) / n * 1e9 / t : 0;
 }

@@ -1,33 +1,45 @@
 // analytical_network.h
 //
-// AnalyticalNetwork: the time of one collective of a step, alpha-beta style, from the bottleneck
-// links of its groups on the placed topology, with no contention between collectives (the
-// `analytical` network level; fast enough for sweeps). In SPMD every group of a mesh axis runs
-// the collective at once, so link loads are counted over all groups together.
+// AnalyticalNetwork: the collectives of a step on the placed topology, in one model with
+// sim/collectives. Every collective of a step (kind, mesh axes, bytes) is lowered to a
+// sim::CollectivePlan (Plan()): the groups of its axes (in SPMD every group runs it at once, so
+// they share links), each group's members in device order with its sim::GroupShape
+// (sim/topology/topology_network.h), the algorithm sim::DefaultAlgorithm() picks for that shape
+// (sim/collectives/algorithms.h: ring, bidir_ring, torus, hierarchical; direct for all-to-all),
+// with one-dimension rings run as two opposite rings (bidir_ring; AlgorithmOptions::
+// bidirectional_rings) when the placed routes make that faster on some dimension of the group
+// and no slower on any, and the groups' plans merged step by step (sim::MergeConcurrent). The flow
+// level runs that plan (flow_level.h); the `analytical` level (Time()) evaluates it in closed form,
+// which equals sim::AnalyticalCollectiveTimer on the plan (tests/step/collective_model_test.cc
+// proves it on a grid of topologies, group shapes, sizes and kinds).
 //
-// For one mesh axis the group's members vary along some physical dimensions of the topology
-// (torus dimensions, GPUs of a node, nodes, slices). For each such dimension d the sub-rings
-// along d get a ring bandwidth B_d: the better of a unidirectional ring and a bidirectional pair
-// of rings (each carrying half the data), each limited by its most loaded link
-// (bytes_per_s x link_efficiency / flows crossing it). Then, with n_d members along d:
-//   - all dimensions of one speed class (a torus): the data is split over the dimensions and
-//     reduced along all of them at once (XLA's multi-dimensional algorithm):
-//       reduce-scatter / all-gather: (n-1)/n * S / sum_d B_d;  all-reduce: twice that;
-//   - otherwise (NVLink inside nodes, InfiniBand / DCN between): hierarchically, fastest class
-//     first, each stage on the data left by the previous one:
-//       reduce-scatter: sum_i (n_i - 1)/n_i * S_i / B_i with S_i = S / (n_1 ... n_{i-1});
-//   - all-to-all: every pair exchanges S/n over its route; time = S/n x (the largest number of
-//     pairs on any link) / rate of that link; an all-to-all-v's busiest rank scales it (all n^2
-//     routes are counted: O(n^2) per axis set, once per placement);
-//   - send/recv between pipeline stages: the message over the most loaded link of all
-//     stage-to-stage pairs;
-//   - ring shift (one step of a context-parallel ring): every member sends S to its successor in
-//     its group; time = S x (the largest number of such routes on any link) / rate of that link.
-// Latency: (n-1) ring steps (2(n-1) for all-reduce) of the largest route latency between ring
-// neighbours; one route for all-to-all, send/recv and a ring shift.
+// Closed form. For every nontrivial dimension j of the group shape, over the lines along j of
+// all groups (members that differ only in coordinate j, in coordinate order):
+//   u_j = max over links of (ring-neighbour routes crossing it) / capacity      [s per byte]
+//   b_j = max over links of (routes of both directions crossing it) / capacity / 2
+//   latency_j = the largest route latency between ring neighbours (both directions for b_j).
+// A ring family (reduce-scatter RS, all-gather AG, all-reduce AR = RS then AG) over level dims L
+// with n = their product and S bytes (nccl-tests sizes: opgraph.h):
+//   ring / bidir_ring (one nontrivial dimension j): k (n-1) (S/n x r_j + latency_j), k = 2 for
+//     AR, r = u for ring, b for bidir_ring (half the data each way);
+//   torus (D >= 2 nontrivial dims): part p of S/D passes dims p, p+1, ... cyclically, one per
+//     round; round r of RS takes max over parts p of (d - 1) (M_p / d x b + latency) on the
+//     part's dimension, M_p its bytes before the round (S/D, then / d each round); AG the same
+//     rounds in reverse, AR twice;
+//   hierarchical (levels sim::SplitHierarchical: inner "node" of m members, outer): RS =
+//     RS_inner(S) + RS_outer(S/m); AG = AG_outer(S/m) + AG_inner(S); AR = RS_inner(S) +
+//     AR_outer(S/m) + AG_inner(S), each level by sim::LevelAlgorithm.
+// All-to-all (direct): every pair of every group exchanges S/n x max_over_mean; time = that x max
+// over links of (pairs crossing it / capacity) + the largest route latency (the pair counts in
+// closed form on torus slices: Topology::AddAllPairsLoads). Send/recv: every pipeline pair
+// (stage p to p + 1) at once; ring shift (one step of a context-parallel ring): every member sends
+// S to its successor in mesh order, at once; both: S x (routes on the most loaded link /
+// capacity) + the largest route latency.
+// Capacities are line rate x link efficiency per link kind, applied in one place:
+// sim::TopologyNetwork::Make.
 //
-// Thread safety: Time() may be called from several threads; per-axis results are computed once
-// under a lock.
+// Thread safety: Time() and Plan() may be called from several threads; per-axis results are
+// computed once under a lock.
 #pragma once
 
 #include <map>
@@ -35,80 +47,77 @@
 #include <mutex>
 #include <vector>
 
+#include "common/status.h"
 #include "costmodel/opgraph.h"
+#include "sim/collectives/algorithms.h"
+#include "sim/collectives/plan.h"
+#include "sim/topology/topology_network.h"
 #include "topologies/placement.h"
 #include "topologies/topology.h"
 
 namespace moesim {
 
-// One step of a collective as flows: every flow of a phase starts together; the next phase
-// starts when all have arrived and `latency_s` has passed.
-struct CollectiveFlow {
-  DeviceId src;
-  DeviceId dst;
-  double bytes;
-};
-struct CollectivePhase {
-  std::vector<CollectiveFlow> flows;
-  double latency_s = 0;
-};
-
 class AnalyticalNetwork {
  public:
   // REQUIRES: placement's axes carry the names of `mesh`'s axes (any order, all present) and are
-  // placed on `topo`. The default mesh is the legacy one: "data", "expert", "model", "pipeline".
+  // placed on `topo`; link_efficiency in (0, 1] (every kind not in `by_kind`). The default mesh
+  // is the legacy one: "data", "expert", "model", "pipeline".
   AnalyticalNetwork(std::shared_ptr<const Topology> topo, MeshPlacement placement,
-                    double link_efficiency, const Mesh& mesh = Mesh());
+                    double link_efficiency, const Mesh& mesh = Mesh(),
+                    const sim::LinkEfficiencies& by_kind = {});
 
   double Time(const CollectiveWork& work) const;
 
   // Effective ring bandwidth (bytes/s) of reduce-scatter over `axes`, for reports.
   double RingBytesPerS(const std::vector<MeshAxis>& axes) const;
 
-  // The same algorithm as flows on every group of the collective's axes, for the flow level:
-  // reduce-scatter / all-gather as (bidirectional) rings along each physical dimension, all
-  // dimensions at once on a torus (data split by their bandwidths) or one after another from
-  // the fastest (hierarchical); all-reduce as reduce-scatter then all-gather; all-to-all as all
-  // pairs at once; send/recv between pipeline neighbours; a ring shift as one flow from each
-  // member to its successor. With no contention each phase takes
-  // what Time() charges it.
-  std::vector<CollectivePhase> Phases(const CollectiveWork& work) const;
-  // Phases() of the groups inside pipeline stage `stage` only: in SPMD each stage runs its own
-  // program, so its collectives happen when that stage reaches them, not with the others'.
-  // Send/recv: one flow per pipeline group from its device in `stage` to its device in
-  // work.peer_program.
-  std::vector<CollectivePhase> StagePhases(const CollectiveWork& work, int32_t stage) const;
+  // The collective lowered to a plan over every group of its axes (stage < 0), or over the
+  // groups inside pipeline stage `stage` only (in SPMD each stage runs its own program, so its
+  // collectives happen when that stage reaches them). Send/recv: stage < 0 = every pipeline
+  // pair p -> p + 1; else one transfer per pipeline group from its device in `stage` to its
+  // device in work.peer_program. Errors: the algorithms' (an all-to-all past
+  // limits::kMaxCollectiveTransfers).
+  Expected<sim::CollectivePlan> Plan(const CollectiveWork& work, int32_t stage = -1) const;
+
   // The groups of `axes` inside pipeline stage `stage` (members in mesh order).
   std::vector<std::vector<DeviceId>> StageGroups(const std::vector<MeshAxis>& axes,
                                                  int32_t stage) const;
-  const Topology& topology() const { return *topo_; }
-  const std::shared_ptr<const Topology>& shared_topology() const { return topo_; }
-  double link_efficiency() const { return efficiency_; }
+  const Topology& topology() const { return *net_.topology; }
+  const std::shared_ptr<const Topology>& shared_topology() const { return net_.topology; }
+  // Links with their efficiencies applied, and routes: what the plan runners take.
+  const std::vector<sim::LinkSpec>& links() const { return net_.links; }
+  const sim::RouteFn& route() const { return net_.route; }
   int32_t StageOf(DeviceId d) const { return stage_of_[static_cast<size_t>(d)]; }
 
  private:
-  struct DimRing {
-    int64_t n = 1;
-    double bytes_per_s = 0;
-    double step_latency_s = 0;
-    int speed_class = 0;
-    bool bidirectional = false;                   // the rate came from a pair of rings
-    std::vector<std::vector<DeviceId>> subrings;  // every group's rings along this dimension
+  struct DimRates {
+    int64_t size = 1;
+    double uni_s_per_byte = 0, bi_s_per_byte = 0;
+    double uni_latency_s = 0, bi_latency_s = 0;
   };
   struct AxesNet {
     int64_t n = 1;
-    std::vector<DimRing> dims;  // fastest class first
-    bool same_class = true;
+    std::vector<std::vector<DeviceId>> groups;  // mesh order
+    std::vector<std::vector<DeviceId>> sorted;  // device order (the algorithms' order)
+    sim::GroupShape shape;                      // of every group
+    std::vector<DimRates> dims;                 // by shape dimension
+    // One-dimension ring levels run as two opposite rings: no slower on any dimension of the
+    // group, and faster on one.
+    bool bidirectional = false;
     double a2a_pairs_per_link_over_rate = 0;  // max over links of pairs / rate
     double a2a_latency_s = 0;
     double p2p_load_over_rate = 0;
     double p2p_latency_s = 0;
-    std::vector<std::vector<DeviceId>> groups;
     std::vector<std::pair<DeviceId, DeviceId>> p2p_pairs;
   };
-  void RingPhase(const DimRing& r, double bytes, std::vector<CollectiveFlow>* out) const;
+  enum class Pass { kReduceScatter, kAllGather, kAllReduce };
+  // sim::DefaultAlgorithm, with ring as bidir_ring when `net.bidirectional`.
+  static sim::Algorithm PickAlgorithm(const AxesNet& net, sim::CollectiveOp op);
+  // A ring family over shape dims [first, last) by `algorithm` (ring, bidir_ring or torus).
+  double RingFamilyTime(const AxesNet& net, Pass pass, size_t first, size_t last, double bytes,
+                        sim::Algorithm algorithm) const;
+  double ReduceTime(const AxesNet& net, Pass pass, double bytes) const;
   const AxesNet& Net(const std::vector<MeshAxis>& axes) const;
-  // Ring shift over `axes`: the most loaded link's routes over its rate, the largest latency.
   struct ShiftNet {
     double load_over_rate = 0;
     double latency_s = 0;
@@ -116,11 +125,13 @@ class AnalyticalNetwork {
   const ShiftNet& Shift(const std::vector<MeshAxis>& axes) const;
   AxesNet Compute(const std::vector<MeshAxis>& axes) const;
   std::vector<std::vector<DeviceId>> Groups(const std::vector<MeshAxis>& axes) const;
-  double ReduceScatterTime(const AxesNet& net, double bytes) const;
+  // The most loaded link's (routes crossing it / capacity) and the largest route latency of a
+  // set of transfers that start together.
+  std::pair<double, double> LoadOverRate(
+      const std::vector<std::pair<DeviceId, DeviceId>>& pairs) const;
 
-  std::shared_ptr<const Topology> topo_;
+  sim::TopologyNetwork net_;
   MeshPlacement placement_;
-  double efficiency_;
   std::vector<int> axis_index_;                         // MeshAxis -> index in placement
   MeshAxis pipeline_axis_ = MeshAxis::kPipeline;        // the mesh's pipeline axis
   std::vector<int32_t> stage_of_;                       // DeviceId -> pipeline stage

@@ -31,7 +31,7 @@ WorkKey KeyOf(const Op& op) {
 constexpr size_t kMaxFlowsPerPhase = 4096;
 
 struct Phase {
-  std::vector<CollectiveFlow> flows;
+  std::vector<sim::Transfer> flows;
   std::vector<const std::vector<LinkId>*> routes;  // by flow; the topology's cached routes
   // Bundle form (flows.size() > kMaxFlowsPerPhase, all of one size): links crossed and how many
   // of the flows cross each.
@@ -64,21 +64,28 @@ void StartPhase(sim::FlowNetwork& network, const Phase& ph, Next next, FlowStats
     });
   }
 }
-using Phases = std::vector<Phase>;
+// A collective as the flow level runs it: its plan's stages one after another; in a stage its
+// streams ("chains") run concurrently, each a sequence of phases, one per plan step with the
+// step's repeats run as one phase of repeat x the bytes (the same time alone on the network,
+// without a re-solve per ring step).
+using Chain = std::vector<Phase>;
+using FlowPlan = std::vector<std::vector<Chain>>;
 
-// Runs phases[i..] one after another on `network`: a phase starts when the previous one has been
-// delivered and its extra latency has passed; `done` runs when the last one has.
-void RunPhases(sim::FlowNetwork& network, std::shared_ptr<const Phases> phases, size_t i,
-               std::function<void()> done, FlowStats* stats) {
-  if (i == phases->size()) {
+// Runs chain[i..] one after another: a phase starts when the previous one has been delivered and
+// its extra latency has passed; `done` runs when the last one has.
+void RunChain(sim::FlowNetwork& network, std::shared_ptr<const FlowPlan> plan, size_t stage,
+              size_t chain, size_t i, std::function<void()> done, FlowStats* stats) {
+  const Chain& c = (*plan)[stage][chain];
+  if (i == c.size()) {
     done();
     return;
   }
-  const Phase& ph = (*phases)[i];
-  auto next = [&network, phases, i, done, stats] {
-    network.engine()->ScheduleAfter((*phases)[i].extra_latency, [&network, phases, i, done, stats] {
-      RunPhases(network, phases, i + 1, done, stats);
-    });
+  const Phase& ph = c[i];
+  auto next = [&network, plan, stage, chain, i, done, stats] {
+    network.engine()->ScheduleAfter((*plan)[stage][chain][i].extra_latency,
+                                    [&network, plan, stage, chain, i, done, stats] {
+                                      RunChain(network, plan, stage, chain, i + 1, done, stats);
+                                    });
   };
   if (ph.flows.empty() && !ph.bundle) {
     next();
@@ -87,15 +94,33 @@ void RunPhases(sim::FlowNetwork& network, std::shared_ptr<const Phases> phases, 
   StartPhase(network, ph, next, stats);
 }
 
+// Runs the plan's stages from `stage` on; `done` runs when the last chain of the last one ends.
+void RunPlan(sim::FlowNetwork& network, std::shared_ptr<const FlowPlan> plan, size_t stage,
+             std::function<void()> done, FlowStats* stats) {
+  if (stage == plan->size()) {
+    done();
+    return;
+  }
+  const size_t chains = (*plan)[stage].size();
+  if (chains == 0) {
+    RunPlan(network, plan, stage + 1, done, stats);
+    return;
+  }
+  auto left = std::make_shared<size_t>(chains);
+  for (size_t c = 0; c < chains; ++c) {
+    RunChain(
+        network, plan, stage, c, 0,
+        [&network, plan, stage, done, stats, left] {
+          if (--*left == 0) RunPlan(network, plan, stage + 1, done, stats);
+        },
+        stats);
+  }
+}
+
 class FlowRunner {
  public:
   FlowRunner(const OpGraph& g, const HardwareProfile& hw, const AnalyticalNetwork& net)
       : g_(g), hw_(hw), net_(net) {
-    const auto& tl = net.topology().links();
-    links_.reserve(tl.size());
-    for (const auto& l : tl) {
-      links_.push_back({l.bytes_per_s * net.link_efficiency(), l.latency_s});
-    }
     // Successors: dependencies plus the next op of the same in-order stream.
     succ_.resize(g.ops.size());
     waits_.assign(g.ops.size(), 0);
@@ -114,7 +139,7 @@ class FlowRunner {
   // their isolated time.
   Expected<ScheduleResult> Run(const std::vector<bool>& as_flows, FlowStats* stats) {
     sim::Engine engine;
-    sim::FlowNetwork network(&engine, links_);
+    sim::FlowNetwork network(&engine, net_.links());
     std::vector<int32_t> waits = waits_;
     ScheduleResult r;
     r.timing.assign(g_.ops.size(), {});
@@ -141,8 +166,14 @@ class FlowRunner {
       if (stats != nullptr) ++stats->collectives;
       if (as_flows[static_cast<size_t>(id)]) {
         if (stats != nullptr) ++stats->flow_runs;
-        RunPhases(
-            network, PhasesOf(op), 0, [&finish, id] { finish(id); }, stats);
+        auto plan = PlanOf(op);
+        if (!plan.ok()) {
+          error_ = plan.status();
+          engine.Stop();
+          return;
+        }
+        RunPlan(
+            network, *plan, 0, [&finish, id] { finish(id); }, stats);
         return;
       }
       if (stats != nullptr) ++stats->replayed;
@@ -172,11 +203,12 @@ class FlowRunner {
   }
 
  private:
-  std::shared_ptr<const Phases> PhasesOf(const Op& op) {
+  Expected<std::shared_ptr<const FlowPlan>> PlanOf(const Op& op) {
     const WorkKey key = KeyOf(op);
-    auto it = phases_.find(key);
-    if (it != phases_.end()) return it->second;
-    auto out = std::make_shared<Phases>();
+    auto it = plans_.find(key);
+    if (it != plans_.end()) return it->second;
+    auto out = std::make_shared<FlowPlan>();
+    const auto& links = net_.links();
     // An all-to-all too big to run flow by flow: its bundle straight from the topology's
     // all-pairs link loads (closed form on torus slices), without listing its flows.
     const CollectiveWork& w = op.collective;
@@ -191,7 +223,7 @@ class FlowRunner {
         ph.bundle = true;
         ph.bundle_flows = flows;
         ph.bundle_bytes = w.bytes / static_cast<double>(groups.front().size()) * w.max_over_mean;
-        std::vector<double> count(links_.size(), 0);
+        std::vector<double> count(links.size(), 0);
         double slowest_route = 0;
         for (const auto& g : groups) {
           net_.topology().AddAllPairsLoads(g, &count, &slowest_route);
@@ -203,50 +235,62 @@ class FlowRunner {
           }
         }
         ph.bundle_latency = sim::SimTime::FromSeconds(slowest_route);
-        out->push_back(std::move(ph));
-        phases_.emplace(key, out);
-        return out;
+        out->push_back({{std::move(ph)}});
+        plans_.emplace(key, out);
+        return std::shared_ptr<const FlowPlan>(out);
       }
     }
+    auto plan = net_.Plan(w, op.program);
+    if (!plan.ok()) return plan.status();
     std::vector<LinkId> route;
-    for (CollectivePhase& cp : net_.StagePhases(op.collective, op.program)) {
-      Phase ph;
-      double slowest_route = 0;
-      bool same_size = true;
-      for (const CollectiveFlow& f : cp.flows)
-        same_size = same_size && f.bytes == cp.flows[0].bytes;
-      if (cp.flows.size() > kMaxFlowsPerPhase && same_size) {
-        ph.bundle = true;
-        ph.bundle_flows = static_cast<int64_t>(cp.flows.size());
-        ph.bundle_bytes = cp.flows[0].bytes;
-        std::vector<double> count(links_.size(), 0);
-        for (const CollectiveFlow& f : cp.flows) {
-          // Not the topology's route cache: a million one-off routes would only bloat it.
-          net_.topology().ComputeRoute(f.src, f.dst, &(route = {}));
-          for (LinkId l : route) count[static_cast<size_t>(l)] += 1;
-          slowest_route = std::max(slowest_route, sim::RouteLatencySeconds(links_, route));
-        }
-        for (size_t l = 0; l < count.size(); ++l) {
-          if (count[l] > 0) {
-            ph.bundle_links.push_back(static_cast<LinkId>(l));
-            ph.bundle_counts.push_back(count[l]);
+    for (const sim::Stage& stage : plan->stages) {
+      std::vector<Chain>& chains = out->emplace_back();
+      for (const sim::Stream& stream : stage.streams) {
+        Chain& chain = chains.emplace_back();
+        for (const sim::Step& step : stream) {
+          Phase ph;
+          const double repeat = static_cast<double>(step.repeat);
+          double slowest_route = 0;
+          bool same_size = true;
+          for (const sim::Transfer& t : step.transfers) {
+            same_size = same_size && t.bytes == step.transfers[0].bytes;
           }
+          if (step.transfers.size() > kMaxFlowsPerPhase && same_size) {
+            ph.bundle = true;
+            ph.bundle_flows = static_cast<int64_t>(step.transfers.size());
+            ph.bundle_bytes = step.transfers[0].bytes * repeat;
+            std::vector<double> count(links.size(), 0);
+            for (const sim::Transfer& t : step.transfers) {
+              // Not the topology's route cache: a million one-off routes would only bloat it.
+              net_.topology().ComputeRoute(t.src, t.dst, &(route = {}));
+              for (LinkId l : route) count[static_cast<size_t>(l)] += 1;
+              slowest_route = std::max(slowest_route, sim::RouteLatencySeconds(links, route));
+            }
+            for (size_t l = 0; l < count.size(); ++l) {
+              if (count[l] > 0) {
+                ph.bundle_links.push_back(static_cast<LinkId>(l));
+                ph.bundle_counts.push_back(count[l]);
+              }
+            }
+            ph.bundle_latency = sim::SimTime::FromSeconds(slowest_route);
+          } else {
+            for (const sim::Transfer& t : step.transfers) {
+              const std::vector<LinkId>& r = net_.topology().Route(t.src, t.dst);
+              ph.routes.push_back(&r);
+              ph.flows.push_back({t.src, t.dst, t.bytes * repeat});
+              slowest_route = std::max(slowest_route,
+                                       sim::RouteLatencySeconds(links, std::span<const LinkId>(r)));
+            }
+          }
+          // A step's repeats each wait for the slowest route; the flows (or the bundle) account
+          // for one such wait.
+          ph.extra_latency = sim::SimTime::FromSeconds((repeat - 1) * slowest_route);
+          chain.push_back(std::move(ph));
         }
-        ph.bundle_latency = sim::SimTime::FromSeconds(slowest_route);
-      } else {
-        for (const CollectiveFlow& f : cp.flows) {
-          const std::vector<LinkId>& r = net_.topology().Route(f.src, f.dst);
-          ph.routes.push_back(&r);
-          slowest_route =
-              std::max(slowest_route, sim::RouteLatencySeconds(links_, std::span<const LinkId>(r)));
-        }
-        ph.flows = std::move(cp.flows);
       }
-      ph.extra_latency = sim::SimTime::FromSeconds(std::max(0.0, cp.latency_s - slowest_route));
-      out->push_back(std::move(ph));
     }
-    phases_.emplace(key, out);
-    return out;
+    plans_.emplace(key, out);
+    return std::shared_ptr<const FlowPlan>(out);
   }
 
   // The collective alone on an idle network, as flows.
@@ -255,10 +299,12 @@ class FlowRunner {
     auto it = alone_.find(key);
     if (it != alone_.end()) return it->second;
     sim::Engine engine;
-    sim::FlowNetwork network(&engine, links_);
+    sim::FlowNetwork network(&engine, net_.links());
     // The phases on a fresh engine; the duration is when the last one ends.
-    RunPhases(
-        network, PhasesOf(op), 0, [] {}, nullptr);
+    auto plan = PlanOf(op);
+    if (!plan.ok()) return plan.status();
+    RunPlan(
+        network, *plan, 0, [] {}, nullptr);
     Status st = engine.Run();
     if (!st.ok()) return st;
     alone_.emplace(key, engine.now());
@@ -268,10 +314,9 @@ class FlowRunner {
   const OpGraph& g_;
   const HardwareProfile& hw_;
   const AnalyticalNetwork& net_;
-  std::vector<sim::LinkSpec> links_;
   std::vector<std::vector<int32_t>> succ_;
   std::vector<int32_t> waits_;
-  std::map<WorkKey, std::shared_ptr<const Phases>> phases_;
+  std::map<WorkKey, std::shared_ptr<const FlowPlan>> plans_;
   std::map<WorkKey, sim::SimTime> alone_;
   Status error_;
 };

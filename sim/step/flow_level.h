@@ -7,11 +7,12 @@
 // links by max-min fairness instead of each seeing the whole network.
 //
 //   - compute op: its roofline time (ComputeTimeS), as in the analytical level;
-//   - collective op of stage p: AnalyticalNetwork::StagePhases(work, p) (the same algorithm as the
-//     analytical level, as flows on the groups of that stage); a phase's flows start together,
-//     the next phase starts when all have been delivered and the ring steps' latency beyond one
-//     route's has passed. Alone on the network a collective therefore takes what the analytical
-//     level charges it (to rounding); with others in flight, longer.
+//   - collective op of stage p: AnalyticalNetwork::Plan(work, p), the plan the analytical level
+//     evaluates in closed form, on the groups of that stage: its stages one after another, the
+//     streams of a stage concurrently, each step's transfers as flows that start together (a
+//     step's repeats as one flow of repeat x the bytes, followed by the repeats' further
+//     latency). Alone on the network a collective therefore takes what the analytical level
+//     charges it (to rounding); with others in flight, longer.
 //
 // Cost: O(flows x re-solves). Two reductions keep a 1,024-chip step under a second:
 //   - a collective step of more than 4,096 flows (an all-to-all over 64 chips of 16 groups is

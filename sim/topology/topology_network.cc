@@ -7,13 +7,18 @@ namespace moesim::sim {
 
 TopologyNetwork TopologyNetwork::Make(std::shared_ptr<const Topology> topology,
                                       const HardwareProfile& hw, const LinkEfficiencies& eff) {
+  return Make(std::move(topology), hw.link_efficiency, eff);
+}
+
+TopologyNetwork TopologyNetwork::Make(std::shared_ptr<const Topology> topology,
+                                      double link_efficiency, const LinkEfficiencies& eff) {
   TopologyNetwork net;
   net.topology = std::move(topology);
   const std::vector<Link>& links = net.topology->links();
   net.links.reserve(links.size());
   for (const Link& l : links) {
     const auto& e = eff.by_kind[static_cast<size_t>(l.kind)];
-    net.links.push_back(LinkSpec{l.bytes_per_s * e.value_or(hw.link_efficiency), l.latency_s});
+    net.links.push_back(LinkSpec{l.bytes_per_s * e.value_or(link_efficiency), l.latency_s});
   }
   // The function shares ownership of the topology: its spans stay valid as long as it lives.
   net.route = [topo = net.topology](DeviceId a, DeviceId b) -> std::span<const LinkId> {
@@ -28,35 +33,34 @@ GroupShape GroupShapeOf(const Topology& topo, const std::vector<DeviceId>& group
   GroupShape linear;
   linear.dims.push_back(GroupDim{static_cast<int64_t>(group.size()), false, 0});
   if (group.empty()) return linear;
-  // Coordinates of every member; the box is their bounding box.
+  // The coordinates the members take along each dimension; the group must be their product
+  // (a box, or a strided subset such as every other GPU of each node) in row-major order.
   std::vector<int64_t> stride(nd, 1);
   for (size_t d = nd; d-- > 1;) stride[d - 1] = stride[d] * pd[d].size;
   auto coord = [&](DeviceId dev, size_t d) { return (dev / stride[d]) % pd[d].size; };
-  std::vector<int64_t> lo(nd), hi(nd);
-  for (size_t d = 0; d < nd; ++d) {
-    lo[d] = hi[d] = coord(group[0], d);
-    for (DeviceId dev : group) {
-      lo[d] = std::min(lo[d], coord(dev, d));
-      hi[d] = std::max(hi[d], coord(dev, d));
-    }
-  }
+  std::vector<std::vector<int64_t>> taken(nd);
   int64_t volume = 1;
-  for (size_t d = 0; d < nd; ++d) volume *= hi[d] - lo[d] + 1;
+  for (size_t d = 0; d < nd; ++d) {
+    for (DeviceId dev : group) taken[d].push_back(coord(dev, d));
+    std::sort(taken[d].begin(), taken[d].end());
+    taken[d].erase(std::unique(taken[d].begin(), taken[d].end()), taken[d].end());
+    volume *= static_cast<int64_t>(taken[d].size());
+    if (volume > static_cast<int64_t>(group.size())) return linear;
+  }
   if (volume != static_cast<int64_t>(group.size())) return linear;
-  // Row-major order over the box.
   for (size_t i = 0; i < group.size(); ++i) {
     int64_t rest = static_cast<int64_t>(i);
     DeviceId expect = 0;
     for (size_t d = nd; d-- > 0;) {
-      const int64_t extent = hi[d] - lo[d] + 1;
-      expect += static_cast<DeviceId>((lo[d] + rest % extent) * stride[d]);
+      const int64_t extent = static_cast<int64_t>(taken[d].size());
+      expect += static_cast<DeviceId>(taken[d][static_cast<size_t>(rest % extent)] * stride[d]);
       rest /= extent;
     }
     if (group[i] != expect) return linear;
   }
   GroupShape shape;
   for (size_t d = 0; d < nd; ++d) {
-    const int64_t extent = hi[d] - lo[d] + 1;
+    const int64_t extent = static_cast<int64_t>(taken[d].size());
     shape.dims.push_back(GroupDim{extent, pd[d].wraps && extent == pd[d].size, pd[d].speed_class});
   }
   return shape;

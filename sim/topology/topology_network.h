@@ -12,9 +12,11 @@
 //   - latency of link l = the topology's per-hop latency;
 //   - routes = Topology::Route (cached, thread-safe, stable references);
 //   - GroupShape: the group's members are checked against the topology's physical_dims()
-//     (device ids are row-major over them): a group that is a box of those coordinates in
-//     row-major order gets the box's dimensions, with wraparound where the box spans a whole
-//     wrapping dimension and the dimension's speed class; any other group is one dimension.
+//     (device ids are row-major over them): a group that is the product of the coordinates its
+//     members take along each dimension (a box, or a strided subset such as GPUs 0, 2, 4, 6 of
+//     every node), listed in row-major order, gets one dimension per physical dimension (the
+//     number of coordinates taken), with wraparound where it takes a whole wrapping dimension,
+//     and that dimension's speed class; any other group is one dimension.
 // Thread safety: TopologyNetwork is immutable after Make(); share it across threads (its route
 // function reads the Topology's thread-safe cache).
 #pragma once
@@ -47,6 +49,9 @@ struct TopologyNetwork {
 
   // REQUIRES: topology non-null; efficiencies in (0, 1].
   static TopologyNetwork Make(std::shared_ptr<const Topology> topology, const HardwareProfile& hw,
+                              const LinkEfficiencies& eff = {});
+  // The same with the default efficiency given directly (hw.link_efficiency above).
+  static TopologyNetwork Make(std::shared_ptr<const Topology> topology, double link_efficiency,
                               const LinkEfficiencies& eff = {});
 };
 

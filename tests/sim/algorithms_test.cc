@@ -86,25 +86,30 @@ TEST(Algorithms, TorusSplitsTheDataOverDimensionsAndRotatesTheOrder) {
   //           way, 3 steps; then RS along dim 1 (rows) on 4096 bytes: 1024 per step, 512 each way;
   //           then AG back: rows (512 each way), columns (2048 each way).
   //   part 1: the same with the dimensions swapped.
+  // In rounds: one stage per round (RS round 0, RS round 1, AG round 1, AG round 0), each with
+  // both parts as streams of one step, on different dimensions.
   const CollectivePlan p = Build(CollectiveOp::kAllReduce, 16, 32768, Algorithm::kTorus,
                                  Shape({{4, true, 0}, {4, true, 0}}));
-  ASSERT_EQ(p.stages.size(), 1u);
-  ASSERT_EQ(p.stages[0].streams.size(), 2u);
-  const Stream& s0 = p.stages[0].streams[0];
-  const Stream& s1 = p.stages[0].streams[1];
-  ASSERT_EQ(s0.size(), 4u);
-  const double bytes0[] = {2048, 512, 512, 2048};
+  ASSERT_EQ(p.stages.size(), 4u);
+  const double bytes[] = {2048, 512, 512, 2048};
   for (int k = 0; k < 4; ++k) {
-    EXPECT_EQ(s0[k].repeat, 3);
-    ASSERT_EQ(s0[k].transfers.size(), 32u);  // 16 devices x 2 directions
-    EXPECT_DOUBLE_EQ(s0[k].transfers[0].bytes, bytes0[k]);
-    EXPECT_DOUBLE_EQ(s1[k].transfers[0].bytes, bytes0[k]);
+    ASSERT_EQ(p.stages[k].streams.size(), 2u);
+    for (int part = 0; part < 2; ++part) {
+      const Stream& s = p.stages[k].streams[part];
+      ASSERT_EQ(s.size(), 1u);
+      EXPECT_EQ(s[0].repeat, 3);
+      ASSERT_EQ(s[0].transfers.size(), 32u);  // 16 devices x 2 directions
+      EXPECT_DOUBLE_EQ(s[0].transfers[0].bytes, bytes[k]);
+    }
   }
-  // Part 0 starts along dim 0 (stride 4): device 0 sends to 4 and 12. Part 1 along dim 1: 1, 3.
-  EXPECT_EQ(s0[0].transfers[0].dst, 4);
-  EXPECT_EQ(s0[0].transfers[1].dst, 12);
-  EXPECT_EQ(s1[0].transfers[0].dst, 1);
-  EXPECT_EQ(s1[0].transfers[1].dst, 3);
+  // Round 0: part 0 along dim 0 (stride 4): device 0 sends to 4 and 12; part 1 along dim 1: 1, 3.
+  // Round 1 swaps them.
+  EXPECT_EQ(p.stages[0].streams[0][0].transfers[0].dst, 4);
+  EXPECT_EQ(p.stages[0].streams[0][0].transfers[1].dst, 12);
+  EXPECT_EQ(p.stages[0].streams[1][0].transfers[0].dst, 1);
+  EXPECT_EQ(p.stages[0].streams[1][0].transfers[1].dst, 3);
+  EXPECT_EQ(p.stages[1].streams[0][0].transfers[0].dst, 1);
+  EXPECT_EQ(p.stages[1].streams[1][0].transfers[0].dst, 4);
 }
 
 TEST(Algorithms, HierarchicalReducesInsideNodesThenAcrossThenBack) {

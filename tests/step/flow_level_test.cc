@@ -136,19 +136,28 @@ TEST(FlowLevel, PipelineSendsOnlyFromTheirStage) {
   Op send = Collective(0, CollectiveKind::kSendRecv, {MeshAxis::kPipeline}, 1e6, kP2pStream);
   send.program = 1;
   send.collective.peer_program = 2;
-  const auto phases = f.net->StagePhases(send.collective, 1);
-  ASSERT_EQ(phases.size(), 1u);
-  EXPECT_EQ(phases[0].flows.size(), 64u);
-  for (const auto& fl : phases[0].flows) {
-    EXPECT_EQ(f.net->StageOf(fl.src), 1);
-    EXPECT_EQ(f.net->StageOf(fl.dst), 2);
+  auto plan = f.net->Plan(send.collective, 1);
+  ASSERT_TRUE(plan.ok());
+  ASSERT_EQ(plan->stages.size(), 1u);
+  const auto& transfers = plan->stages[0].streams.at(0).at(0).transfers;
+  EXPECT_EQ(transfers.size(), 64u);
+  for (const auto& t : transfers) {
+    EXPECT_EQ(f.net->StageOf(t.src), 1);
+    EXPECT_EQ(f.net->StageOf(t.dst), 2);
   }
-  // And a data all-reduce of stage 2 has flows inside stage 2 only.
+  // And a data all-reduce of stage 2 has transfers inside stage 2 only.
   Op ar = Collective(1, CollectiveKind::kAllReduce, {MeshAxis::kData}, 1e6);
-  for (const auto& ph : f.net->StagePhases(ar.collective, 2)) {
-    for (const auto& fl : ph.flows) {
-      EXPECT_EQ(f.net->StageOf(fl.src), 2);
-      EXPECT_EQ(f.net->StageOf(fl.dst), 2);
+  auto ar_plan = f.net->Plan(ar.collective, 2);
+  ASSERT_TRUE(ar_plan.ok());
+  EXPECT_GT(ar_plan->TotalTransfers(), 0);
+  for (const auto& stage : ar_plan->stages) {
+    for (const auto& stream : stage.streams) {
+      for (const auto& step : stream) {
+        for (const auto& t : step.transfers) {
+          EXPECT_EQ(f.net->StageOf(t.src), 2);
+          EXPECT_EQ(f.net->StageOf(t.dst), 2);
+        }
+      }
     }
   }
 }
