@@ -108,6 +108,8 @@ Expected<std::vector<std::string>> MegatronArgs(const Scenario& sc) {
   add("--tensor-model-parallel-size", Str(tp));
   if (tp > 1) a.push_back("--sequence-parallel");
   if (t.tp_comm_overlap) a.push_back("--tp-comm-overlap");
+  if (t.overlap_moe_expert_parallel_comm) a.push_back("--overlap-moe-expert-parallel-comm");
+  if (t.delay_wgrad_compute) a.push_back("--delay-wgrad-compute");
   add("--context-parallel-size", Str(Or1(mp.context())));
   add("--pipeline-model-parallel-size", Str(pp));
   add("--expert-model-parallel-size", Str(Or1(mp.expert())));
@@ -218,7 +220,7 @@ bool IsSwitch(const std::string& f) {
        {"--sequence-parallel", "--use-distributed-optimizer", "--use-megatron-fsdp", "--bf16",
         "--fp16", "--swiglu", "--untie-embeddings-and-output-weights", "--disable-bias-linear",
         "--group-query-attention", "--multi-latent-attention", "--moe-shared-expert-overlap",
-        "--tp-comm-overlap"}) {
+        "--tp-comm-overlap", "--overlap-moe-expert-parallel-comm", "--delay-wgrad-compute"}) {
     if (f == s) return true;
   }
   return false;
@@ -469,6 +471,9 @@ Expected<MegatronImport> ParseMegatronArgs(const std::string& text) {
   }
   set("sharding.megatron.fsdp", fsdp ? "true" : "false");
   set("training.tp_comm_overlap", has("--tp-comm-overlap") ? "true" : "false");
+  set("training.overlap_moe_expert_parallel_comm",
+      has("--overlap-moe-expert-parallel-comm") ? "true" : "false");
+  set("training.delay_wgrad_compute", has("--delay-wgrad-compute") ? "true" : "false");
   if (tp > 1 && !has("--sequence-parallel")) {
     out.notes.push_back(
         "--tensor-model-parallel-size > 1 without --sequence-parallel: moesim models tensor "

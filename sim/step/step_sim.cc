@@ -1,6 +1,8 @@
 #include "sim/step/step_sim.h"
 
 #include <algorithm>
+#include <cmath>
+#include <utility>
 
 namespace moesim {
 
@@ -10,22 +12,109 @@ std::string CollectiveLabel(const CollectiveWork& w) {
   return s;
 }
 
-ScheduleResult SimulateSchedule(const OpGraph& g, const HardwareProfile& hw,
-                                const CollectiveTimer& collective_time) {
-  ScheduleResult r;
-  r.timing.resize(g.ops.size());
+namespace {
+
+// One pass over the ops in id order (ids are topological) with the given durations.
+void RunPass(const OpGraph& g, const std::vector<double>& dur, ScheduleResult* r) {
+  r->timing.assign(g.ops.size(), {});
+  r->step_time_s = 0;
   // End time of the last op issued on each (program, stream).
   std::vector<double> stream_free(static_cast<size_t>(g.num_programs * kNumStreams), 0.0);
   for (const Op& op : g.ops) {
     double start = stream_free[static_cast<size_t>(op.program * kNumStreams + op.stream)];
-    for (int32_t d : op.deps) start = std::max(start, r.timing[static_cast<size_t>(d)].end_s);
-    const double dur = op.is_collective ? collective_time(op.collective, op.program)
-                                        : ComputeTimeS(op.compute, hw);
-    OpTiming& t = r.timing[static_cast<size_t>(op.id)];
+    for (int32_t d : op.deps) start = std::max(start, r->timing[static_cast<size_t>(d)].end_s);
+    OpTiming& t = r->timing[static_cast<size_t>(op.id)];
     t.start_s = start;
-    t.end_s = start + dur;
+    t.end_s = start + dur[static_cast<size_t>(op.id)];
     stream_free[static_cast<size_t>(op.program * kNumStreams + op.stream)] = t.end_s;
-    r.step_time_s = std::max(r.step_time_s, t.end_s);
+    r->step_time_s = std::max(r->step_time_s, t.end_s);
+  }
+}
+
+// Passes at most: the slowdown of an op under a collective converges geometrically (by a factor
+// comm_sm_fraction per pass), so 64 passes reach double precision for any fraction below 0.55.
+constexpr int kMaxContentionPasses = 64;
+
+}  // namespace
+
+std::vector<double> CommSmContendedTimes(const OpGraph& g, double fraction,
+                                         const std::vector<double>& alone,
+                                         const std::vector<OpTiming>& timing) {
+  std::vector<double> out = alone;
+  if (fraction <= 0) return out;
+  // Per program, the union of its collectives' intervals, as sorted disjoint [begin, end) with
+  // the covered time before each.
+  struct Union {
+    std::vector<std::pair<double, double>> spans;
+    std::vector<double> before;  // covered time before spans[i]
+  };
+  std::vector<Union> cover(static_cast<size_t>(g.num_programs));
+  for (const Op& op : g.ops) {
+    const OpTiming& t = timing[static_cast<size_t>(op.id)];
+    if (op.is_collective && t.end_s > t.start_s) {
+      cover[static_cast<size_t>(op.program)].spans.push_back({t.start_s, t.end_s});
+    }
+  }
+  for (Union& u : cover) {
+    std::sort(u.spans.begin(), u.spans.end());
+    std::vector<std::pair<double, double>> merged;
+    for (const auto& s : u.spans) {
+      if (!merged.empty() && s.first <= merged.back().second) {
+        merged.back().second = std::max(merged.back().second, s.second);
+      } else {
+        merged.push_back(s);
+      }
+    }
+    u.spans = std::move(merged);
+    double acc = 0;
+    for (const auto& s : u.spans) {
+      u.before.push_back(acc);
+      acc += s.second - s.first;
+    }
+  }
+  // Covered time in [0, x).
+  auto covered_before = [](const Union& u, double x) {
+    auto it = std::upper_bound(u.spans.begin(), u.spans.end(), std::make_pair(x, x));
+    if (it == u.spans.begin()) return 0.0;
+    --it;
+    const size_t i = static_cast<size_t>(it - u.spans.begin());
+    return u.before[i] + std::min(x, it->second) - it->first;
+  };
+  for (const Op& op : g.ops) {
+    if (op.is_collective) continue;
+    const OpTiming& t = timing[static_cast<size_t>(op.id)];
+    const Union& u = cover[static_cast<size_t>(op.program)];
+    const double overlapped = covered_before(u, t.end_s) - covered_before(u, t.start_s);
+    // Work at full rate outside the overlap, at (1 - fraction) inside it:
+    // (d - o) + o (1 - fraction) = alone, so d = alone + fraction x o.
+    out[static_cast<size_t>(op.id)] += fraction * std::max(0.0, overlapped);
+  }
+  return out;
+}
+
+ScheduleResult SimulateSchedule(const OpGraph& g, const HardwareProfile& hw,
+                                const CollectiveTimer& collective_time) {
+  ScheduleResult r;
+  std::vector<double> alone(g.ops.size());
+  for (const Op& op : g.ops) {
+    alone[static_cast<size_t>(op.id)] = op.is_collective
+                                            ? collective_time(op.collective, op.program)
+                                            : ComputeTimeS(op.compute, hw);
+  }
+  RunPass(g, alone, &r);
+  // A communication kernel's SMs slow the compute it overlaps (Hardware.comm_sm_fraction): the
+  // overlap depends on the durations it changes, so passes repeat until they agree.
+  for (int pass = 0; hw.comm_sm_fraction > 0 && pass < kMaxContentionPasses; ++pass) {
+    const std::vector<double> dur = CommSmContendedTimes(g, hw.comm_sm_fraction, alone, r.timing);
+    ScheduleResult next;
+    RunPass(g, dur, &next);
+    bool same = true;
+    for (size_t i = 0; i < dur.size() && same; ++i) {
+      same = std::abs((next.timing[i].end_s - next.timing[i].start_s) -
+                      (r.timing[i].end_s - r.timing[i].start_s)) <= 1e-12 * (1 + dur[i]);
+    }
+    r = std::move(next);
+    if (same) break;
   }
   ComputeBreakdown(g, &r);
   return r;

@@ -48,9 +48,20 @@ struct ScheduleResult {
   Breakdown breakdown;           // of critical_program; its parts add up to step_time_s
 };
 
-// Times every op of `graph` given the collective timer, and derives the breakdown.
+// Times every op of `graph` given the collective timer, and derives the breakdown. With
+// hw.comm_sm_fraction > 0, compute that overlaps a collective of its own stage is slowed
+// (CommSmContendedTimes), the schedule rerun until the durations settle.
 ScheduleResult SimulateSchedule(const OpGraph& graph, const HardwareProfile& hw,
                                 const CollectiveTimer& collective_time);
+
+// The one place a communication kernel's share of the chip (Hardware.comm_sm_fraction) slows
+// compute: each compute op's duration given `timing`, its time alone plus fraction x the time
+// it overlaps any collective of its own program (at (1 - fraction) of its rate there:
+// (d - o) + o (1 - fraction) = alone). Collectives keep their `alone` time. fraction <= 0
+// returns `alone`.
+std::vector<double> CommSmContendedTimes(const OpGraph& graph, double fraction,
+                                         const std::vector<double>& alone,
+                                         const std::vector<OpTiming>& timing);
 
 // Fills the breakdown of `result` from its timings (also used by the flow-level executor).
 void ComputeBreakdown(const OpGraph& graph, ScheduleResult* result);
