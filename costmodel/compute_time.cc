@@ -75,6 +75,18 @@ const char* CollectiveKindName(CollectiveKind k) {
   return "?";
 }
 
+const char* TokenDispatcherName(TokenDispatcher d) {
+  switch (d) {
+    case TokenDispatcher::kAllToAll:
+      return "alltoall";
+    case TokenDispatcher::kAllGather:
+      return "allgather";
+    case TokenDispatcher::kHierarchical:
+      return "hierarchical";
+  }
+  return "?";
+}
+
 const char* StreamName(int32_t stream) {
   switch (stream) {
     case kComputeStream:

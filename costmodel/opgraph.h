@@ -79,12 +79,44 @@ struct ComputeWork {
   std::optional<MemoryKernel> kernel;
 };
 
+// An MoE layer's token dispatch or combine by a dispatcher other than the flat all-to-all
+// (moesim.proto Moe.token_dispatcher): the network lowers it with sim/collectives/dispatch.h from
+// the routing below instead of from `bytes`. The busiest rank pacing it scales every transfer by
+// CollectiveWork::max_over_mean.
+enum class TokenDispatcher { kAllToAll, kAllGather, kHierarchical };
+struct TokenExchange {
+  TokenDispatcher dispatcher = TokenDispatcher::kAllToAll;  // kAllToAll: not used
+  bool combine = false;  // from the experts back (the combine, or the dispatch's gradient)
+  double tokens = 0;     // tokens per expert-parallel rank entering the exchange
+  int64_t hidden = 0;    // elements per token row (d_model)
+  double bytes_per_element = 2;
+  double scale_bytes_per_block = 0;  // FP8 dispatch: one fp32 scale per 128 elements
+  double backward_bytes_per_element = 2;
+  int64_t num_experts = 0;
+  int64_t top_k = 0;
+  // Group-limited routing (moesim.proto Moe.router_num_groups, router_group_topk; 0 = none): the
+  // network turns it into the nodes a token may reach.
+  int64_t router_num_groups = 0;
+  int64_t router_group_topk = 0;
+  // The backward's mirror: the other direction, in backward_bytes_per_element, no scales.
+  TokenExchange Backward() const {
+    TokenExchange b = *this;
+    b.combine = !combine;
+    b.bytes_per_element = backward_bytes_per_element;
+    b.scale_bytes_per_block = 0;
+    return b;
+  }
+  auto operator<=>(const TokenExchange&) const = default;
+};
+const char* TokenDispatcherName(TokenDispatcher d);  // "alltoall", "allgather", "hierarchical"
+
 struct CollectiveWork {
   CollectiveKind kind = CollectiveKind::kAllReduce;
   std::vector<MeshAxis> axes;  // the group: devices that differ only along these mesh axes
   double bytes = 0;            // nccl-tests size, per device
   double max_over_mean = 1;    // all-to-all-v: the busiest rank's bytes over the mean
   int32_t peer_program = -1;   // send/recv: the receiving stage
+  TokenExchange exchange;      // all-to-all of an MoE layer with another dispatcher
 };
 
 struct Op {

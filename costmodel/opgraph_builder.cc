@@ -324,6 +324,7 @@ class Builder {
         CollectiveWork w = d.collective;
         if (backward) w.kind = Mirror(w.kind);
         if (backward && d.backward_bytes >= 0) w.bytes = d.backward_bytes;
+        if (backward) w.exchange = w.exchange.Backward();
         // Backward runs the ops in reverse: the GEMMs beside a collective swap sides.
         GemmOverlap overlap = d.overlap;
         if (backward && overlap != GemmOverlap::kNone) {

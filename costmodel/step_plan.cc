@@ -585,11 +585,28 @@ void MoeLayerOps(const Scenario& sc, int64_t experts, const Sizes& z,
   // --moe-shared-expert-overlap: the shared experts run beside the dispatch (validation ensures
   // shared experts and an expert-parallel group).
   const bool overlap_shared = moe.shared_expert_overlap && ep_ranks > 1;
+  // Another dispatcher than the flat all-to-all: the routing the network lowers it from.
+  TokenExchange exchange;
+  if (moe.token_dispatcher != TokenDispatcherKind::kAllToAll) {
+    exchange.dispatcher = moe.token_dispatcher == TokenDispatcherKind::kAllGather
+                              ? TokenDispatcher::kAllGather
+                              : TokenDispatcher::kHierarchical;
+    exchange.tokens = tokens * (1 - p.dropped_fraction);
+    exchange.hidden = static_cast<int64_t>(m_moe);
+    exchange.bytes_per_element = moe.fp8_dispatch ? 1 : z.ab;
+    exchange.scale_bytes_per_block = moe.fp8_dispatch ? 4 : 0;
+    exchange.backward_bytes_per_element = z.ab;
+    exchange.num_experts = experts;
+    exchange.top_k = moe.top_k;
+    exchange.router_num_groups = moe.router_num_groups;
+    exchange.router_group_topk = moe.router_group_topk;
+  }
   if (ep_ranks > 1) {
     OpDesc a =
         Collective("moe.dispatch_a2a", CollectiveKind::kAllToAll, p.ep_axes, p.dispatch_bytes);
     if (p.dispatch_bytes != p.a2a_bytes) a.backward_bytes = p.a2a_bytes;
     a.collective.max_over_mean = p.a2a_max_over_mean;
+    a.collective.exchange = exchange;
     if (overlap_shared) a.overlap = GemmOverlap::kWithNextGemms;
     o.push_back(a);
   }
@@ -611,6 +628,12 @@ void MoeLayerOps(const Scenario& sc, int64_t experts, const Sizes& z,
   if (ep_ranks > 1) {
     OpDesc a = Collective("moe.combine_a2a", CollectiveKind::kAllToAll, p.ep_axes, p.a2a_bytes);
     a.collective.max_over_mean = p.a2a_max_over_mean;
+    if (exchange.dispatcher != TokenDispatcher::kAllToAll) {
+      a.collective.exchange = exchange;
+      a.collective.exchange.combine = true;
+      a.collective.exchange.bytes_per_element = z.ab;
+      a.collective.exchange.scale_bytes_per_block = 0;
+    }
     o.push_back(a);
   }
   if (einsum) {

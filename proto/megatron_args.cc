@@ -97,7 +97,23 @@ Expected<std::vector<std::string>> MegatronArgs(const Scenario& sc) {
           Str(m.moe.num_shared_experts * m.moe.expert_d_ff));
     }
     add("--moe-layer-freq", LayerFreq(m));
-    add("--moe-token-dispatcher-type", "alltoall");
+    switch (m.moe.token_dispatcher) {
+      case TokenDispatcherKind::kAllGather:
+        add("--moe-token-dispatcher-type", "allgather");
+        break;
+      case TokenDispatcherKind::kDeepEp:
+      case TokenDispatcherKind::kHybridEp:
+        add("--moe-token-dispatcher-type", "flex");
+        add("--moe-flex-dispatcher-backend",
+            m.moe.token_dispatcher == TokenDispatcherKind::kDeepEp ? "deepep" : "hybridep");
+        break;
+      default:
+        add("--moe-token-dispatcher-type", "alltoall");
+    }
+    if (m.moe.router_num_groups > 0) {
+      add("--moe-router-num-groups", Str(m.moe.router_num_groups));
+      add("--moe-router-group-topk", Str(m.moe.router_group_topk));
+    }
     if (m.moe.shared_expert_overlap) a.push_back("--moe-shared-expert-overlap");
     // Megatron-LM's default is dropless: a capacity factor only where the scenario has one.
     if (!m.moe.dropless) add("--moe-expert-capacity-factor", Str(m.moe.capacity_factor));
@@ -220,7 +236,8 @@ bool IsSwitch(const std::string& f) {
        {"--sequence-parallel", "--use-distributed-optimizer", "--use-megatron-fsdp", "--bf16",
         "--fp16", "--swiglu", "--untie-embeddings-and-output-weights", "--disable-bias-linear",
         "--group-query-attention", "--multi-latent-attention", "--moe-shared-expert-overlap",
-        "--tp-comm-overlap", "--overlap-moe-expert-parallel-comm", "--delay-wgrad-compute"}) {
+        "--tp-comm-overlap", "--overlap-moe-expert-parallel-comm", "--delay-wgrad-compute",
+        "--moe-enable-deepep"}) {
     if (f == s) return true;
   }
   return false;
@@ -261,6 +278,9 @@ bool IsValueFlag(const std::string& f) {
                         "--moe-shared-expert-intermediate-size",
                         "--moe-layer-freq",
                         "--moe-token-dispatcher-type",
+                        "--moe-flex-dispatcher-backend",
+                        "--moe-router-num-groups",
+                        "--moe-router-group-topk",
                         "--moe-expert-capacity-factor",
                         "--q-lora-rank",
                         "--kv-lora-rank",
@@ -358,7 +378,7 @@ Expected<MegatronImport> ParseMegatronArgs(const std::string& text) {
         flag == "--moe-expert-capacity-factor" || flag == "--data-parallel-sharding-strategy" ||
         flag == "--recompute-granularity" || flag == "--recompute-method" ||
         flag == "--optimizer" || flag == "--normalization" || flag == "--position-embedding-type" ||
-        flag == "--moe-token-dispatcher-type") {
+        flag == "--moe-token-dispatcher-type" || flag == "--moe-flex-dispatcher-backend") {
       continue;
     }
     int64_t x = 0;
@@ -433,6 +453,27 @@ Expected<MegatronImport> ParseMegatronArgs(const std::string& text) {
       set("model.moe.placement_k", Str(k));
       set("model.moe.dispatch", "PERMUTE");
       set("model.moe.shared_expert_overlap", has("--moe-shared-expert-overlap") ? "true" : "false");
+      // Megatron-LM's default dispatcher is allgather; flex runs DeepEP (--moe-enable-deepep
+      // before core_r0.14) or the backend named.
+      const std::string type =
+          has("--moe-token-dispatcher-type") ? v["--moe-token-dispatcher-type"] : "allgather";
+      const std::string backend = has("--moe-flex-dispatcher-backend")
+                                      ? v["--moe-flex-dispatcher-backend"]
+                                      : (has("--moe-enable-deepep") ? "deepep" : "");
+      std::string dispatcher;
+      if (type == "alltoall" || type == "allgather") {
+        dispatcher = type == "alltoall" ? "ALLTOALL" : "ALLGATHER";
+      } else if (type == "flex" && (backend == "deepep" || backend == "hybridep")) {
+        dispatcher = backend == "deepep" ? "DEEPEP" : "HYBRIDEP";
+      } else {
+        return Status::InvalidInput(
+            "--moe-token-dispatcher-type \"" + type + "\"" +
+            (type == "flex" ? " with --moe-flex-dispatcher-backend \"" + backend + "\"" : "") +
+            ": moesim models alltoall, allgather, and flex with deepep or hybridep");
+      }
+      set("model.moe.token_dispatcher", dispatcher);
+      set("model.moe.router_num_groups", Str(get("--moe-router-num-groups", 0)));
+      set("model.moe.router_group_topk", Str(get("--moe-router-group-topk", 0)));
       // No capacity factor: Megatron-LM's dropless routing.
       const bool dropless = !has("--moe-expert-capacity-factor");
       set("model.moe.dropless", dropless ? "true" : "false");

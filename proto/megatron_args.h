@@ -17,7 +17,9 @@
 // --max-position-embeddings, --vocab-size, --swiglu, --normalization RMSNorm,
 // --position-embedding-type rope, --untie-embeddings-and-output-weights, --disable-bias-linear,
 // --num-experts, --moe-router-topk, --moe-ffn-hidden-size, --moe-shared-expert-intermediate-size,
-// --moe-layer-freq, --moe-token-dispatcher-type, --moe-shared-expert-overlap,
+// --moe-layer-freq, --moe-token-dispatcher-type alltoall|allgather|flex with
+// --moe-flex-dispatcher-backend deepep|hybridep (or the older --moe-enable-deepep),
+// --moe-router-num-groups, --moe-router-group-topk, --moe-shared-expert-overlap,
 // --moe-expert-capacity-factor (left out: dropless),
 // --multi-latent-attention with --q-lora-rank, --kv-lora-rank, --qk-head-dim,
 // --qk-pos-emb-head-dim, --v-head-dim, and --mtp-num-layers. Megatron-LM takes at most one of

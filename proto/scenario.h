@@ -23,6 +23,8 @@ enum class NormKind { kLayerNorm, kRmsNorm };
 enum class PositionKind { kLearned, kRope };
 enum class MoePlacement { kEveryK, kLastK, kFirstKDense };
 enum class MoeDispatch { kEinsum, kPermute };
+// moesim.proto Moe.token_dispatcher; kDeepEp and kHybridEp are one model (dispatch.h).
+enum class TokenDispatcherKind { kAllToAll, kAllGather, kDeepEp, kHybridEp };
 
 struct MoeSpec {
   int64_t num_experts = 0;  // 0 = dense
@@ -47,6 +49,9 @@ struct MoeSpec {
   double rank_load_sigma = -1;
   bool shared_expert_overlap = false;  // moesim.proto Moe.shared_expert_overlap
   bool fp8_dispatch = false;  // dispatch_precision FP8: forward dispatch rows in FP8 + scales
+  TokenDispatcherKind token_dispatcher = TokenDispatcherKind::kAllToAll;
+  int64_t router_num_groups = 0;  // group-limited routing; 0 = not limited
+  int64_t router_group_topk = 0;
 };
 
 // Multi-head Latent Attention (moesim.proto Mla). enabled = false: standard attention.

@@ -112,6 +112,51 @@ void ResolveRouting(const pb::Moe& e, const std::string& base_dir, Checker& c, M
   for (double v : w) moe->expert_load.push_back(v / total);
 }
 
+// model.moe.token_dispatcher and group-limited routing. REQUIRES moe->num_experts > 0.
+void ValidateTokenDispatch(const pb::Moe& e, Checker& c, MoeSpec* moe) {
+  switch (e.token_dispatcher()) {
+    case pb::Moe::ALLGATHER:
+      moe->token_dispatcher = TokenDispatcherKind::kAllGather;
+      break;
+    case pb::Moe::DEEPEP:
+      moe->token_dispatcher = TokenDispatcherKind::kDeepEp;
+      break;
+    case pb::Moe::HYBRIDEP:
+      moe->token_dispatcher = TokenDispatcherKind::kHybridEp;
+      break;
+    default:
+      moe->token_dispatcher = TokenDispatcherKind::kAllToAll;
+  }
+  if (moe->token_dispatcher != TokenDispatcherKind::kAllToAll && e.dispatch() != pb::Moe::PERMUTE) {
+    c.Fail("model.moe.token_dispatcher",
+           "model.moe.token_dispatcher=" + pb::Moe::TokenDispatcher_Name(e.token_dispatcher()) +
+               " is a GPU stack's dispatcher: it needs model.moe.dispatch: PERMUTE");
+  }
+  c.NonNegative("model.moe.router_num_groups", e.router_num_groups());
+  c.NonNegative("model.moe.router_group_topk", e.router_group_topk());
+  const int64_t groups = e.router_num_groups(), topk = e.router_group_topk();
+  if (groups == 0 && topk != 0) {
+    c.Fail("model.moe.router_group_topk",
+           "model.moe.router_group_topk=" + Num(topk) + " needs model.moe.router_num_groups");
+  } else if (groups > 0) {
+    if (e.num_experts() % groups != 0) {
+      c.Fail("model.moe.router_num_groups",
+             "model.moe.router_num_groups=" + Num(groups) +
+                 " must divide model.moe.num_experts=" + Num(e.num_experts()));
+    } else if (topk < 1 || topk > groups) {
+      c.Fail("model.moe.router_group_topk",
+             "model.moe.router_group_topk=" + Num(topk) +
+                 " must be in [1, model.moe.router_num_groups=" + Num(groups) + "]");
+    } else if (e.top_k() > topk * (e.num_experts() / groups)) {
+      c.Fail("model.moe.top_k", "model.moe.top_k=" + Num(e.top_k()) + " exceeds the " +
+                                    Num(topk * (e.num_experts() / groups)) +
+                                    " experts of model.moe.router_group_topk groups");
+    }
+  }
+  moe->router_num_groups = std::max<int64_t>(groups, 0);
+  moe->router_group_topk = std::max<int64_t>(topk, 0);
+}
+
 // model.mla (moesim.proto Mla): with it, num_kv_heads and head_dim are implied by the MLA sizes.
 void ValidateMla(const pb::Model& m, Checker& c, ModelSpec* out) {
   const pb::Mla& a = m.mla();
@@ -255,6 +300,7 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
   moe.dropless = e.dropless();
   moe.fp8_dispatch = e.dispatch_precision() == pb::Moe::FP8;
   moe.shared_expert_overlap = e.shared_expert_overlap();
+  ValidateTokenDispatch(e, c, &moe);
   if (e.shared_expert_overlap() && e.num_shared_experts() == 0) {
     c.Fail("model.moe.shared_expert_overlap",
            "model.moe.shared_expert_overlap overlaps the shared experts with the dispatch, and "

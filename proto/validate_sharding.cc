@@ -287,6 +287,11 @@ void ValidateEpOverlap(const pb::Training& t, Checker& c, Scenario* s) {
                      "and Megatron-Core refuses it with full recomputation "
                      "(training.recompute=FULL)");
   }
+  if (m.is_moe() && m.moe.token_dispatcher == TokenDispatcherKind::kAllGather) {
+    c.Fail(path, what +
+                     "and Megatron-Core refuses it with the allgather dispatcher "
+                     "(model.moe.token_dispatcher=ALLGATHER)");
+  }
   if (out.precision == Precision::kFp32) {
     c.Fail(path, what + "and Megatron-Core runs it only in bf16 or fp16 (training.precision=FP32)");
   }

@@ -1,8 +1,12 @@
 #include "sim/step/analytical_network.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <tuple>
+
+#include "sim/collectives/dispatch.h"
+#include "sim/collectives/runner.h"
 
 namespace moesim {
 
@@ -266,6 +270,11 @@ double AnalyticalNetwork::Time(const CollectiveWork& w) const {
     case CollectiveKind::kAllReduce:
       return ReduceTime(net, Pass::kAllReduce, w.bytes);
     case CollectiveKind::kAllToAll:
+      if (w.exchange.dispatcher == TokenDispatcher::kAllGather) return Time(AllGatherExchange(w));
+      if (w.exchange.dispatcher != TokenDispatcher::kAllToAll) {
+        auto t = ExchangeTime(w);
+        return t.ok() ? *t : 0;
+      }
       return w.bytes / static_cast<double>(net.n) * net.a2a_pairs_per_link_over_rate *
                  w.max_over_mean +
              net.a2a_latency_s;
@@ -317,6 +326,12 @@ Expected<sim::CollectivePlan> AnalyticalNetwork::Plan(const CollectiveWork& w,
   for (size_t i = 0; i < net.groups.size(); ++i) {
     if (stage < 0 || StageOf(net.groups[i].front()) == stage) chosen.push_back(i);
   }
+  if (w.kind == CollectiveKind::kAllToAll && w.exchange.dispatcher == TokenDispatcher::kAllGather) {
+    return Plan(AllGatherExchange(w), stage);
+  }
+  if (w.kind == CollectiveKind::kAllToAll && w.exchange.dispatcher != TokenDispatcher::kAllToAll) {
+    return ExchangePlan(net, w, chosen);
+  }
   if (w.kind == CollectiveKind::kRingShift) {
     sim::Step step;
     for (size_t i : chosen) {
@@ -353,6 +368,92 @@ Expected<sim::CollectivePlan> AnalyticalNetwork::Plan(const CollectiveWork& w,
     plans.push_back(std::move(*plan));
   }
   return sim::MergeConcurrent(std::move(plans));
+}
+
+CollectiveWork AnalyticalNetwork::AllGatherExchange(const CollectiveWork& w) const {
+  // Megatron-Core's allgather dispatcher: every rank all-gathers the n ranks' tokens (n T rows
+  // of the pass's precision), the busiest rank's share pacing it; combine reduce-scatters them.
+  const TokenExchange& x = w.exchange;
+  const int64_t blocks = (x.hidden + 127) / 128;
+  const double row = static_cast<double>(x.hidden) * x.bytes_per_element +
+                     static_cast<double>(blocks) * x.scale_bytes_per_block;
+  CollectiveWork g;
+  g.kind = x.combine ? CollectiveKind::kReduceScatter : CollectiveKind::kAllGather;
+  g.axes = w.axes;
+  g.bytes = static_cast<double>(Net(w.axes).n) * x.tokens * row * w.max_over_mean;
+  return g;
+}
+
+Expected<sim::CollectivePlan> AnalyticalNetwork::ExchangePlan(
+    const AxesNet& net, const CollectiveWork& w, const std::vector<size_t>& groups) const {
+  const TokenExchange& x = w.exchange;
+  // The node: the group's NVLink domain, its dimensions of speed class 0.
+  int64_t m = 1;
+  for (const sim::GroupDim& d : net.shape.dims) {
+    if (d.speed_class == 0) m *= d.size;
+  }
+  const int64_t n = net.n;
+  m = std::min(m, n);
+  const int64_t nodes = n / m;
+  sim::DispatchSpec spec;
+  spec.ranks_per_node = m;
+  const double tokens = std::max(1.0, x.tokens);
+  spec.tokens_per_rank = std::clamp<int64_t>(std::llround(tokens), 1, int64_t{1} << 31);
+  spec.hidden = x.hidden;
+  spec.dispatch_bytes_per_element = x.bytes_per_element;
+  spec.dispatch_scale_bytes_per_block = x.scale_bytes_per_block;
+  spec.combine_bytes_per_element = x.bytes_per_element;
+  spec.num_experts = (x.num_experts + n - 1) / n * n;  // padded to whole experts per rank
+  spec.top_k = x.top_k;
+  if (x.router_num_groups > 0 && x.router_group_topk > 0) {
+    const int64_t per_group = std::max<int64_t>(
+        1, (nodes + x.router_num_groups - 1) / x.router_num_groups);  // nodes a group spans
+    spec.max_nodes_per_token = std::min(nodes, x.router_group_topk * per_group);
+  }
+  const sim::DispatchDirection direction =
+      x.combine ? sim::DispatchDirection::kCombine : sim::DispatchDirection::kDispatch;
+  const sim::Dispatcher dispatcher = sim::Dispatcher::kHierarchical;
+  // The plan is built for whole tokens; its bytes scale to the tokens the busiest rank moves.
+  const double scale = tokens * w.max_over_mean / static_cast<double>(spec.tokens_per_rank);
+  std::vector<sim::CollectivePlan> plans;
+  for (size_t i : groups) {
+    spec.group = net.sorted[i];
+    auto plan = sim::BuildDispatchPlan(spec, dispatcher, direction, net.shape);
+    if (!plan.ok()) return plan.status();
+    for (sim::Stage& stage : plan->stages) {
+      for (sim::Stream& stream : stage.streams) {
+        for (sim::Step& step : stream) {
+          for (sim::Transfer& t : step.transfers) t.bytes *= scale;
+        }
+      }
+    }
+    if (dispatcher == sim::Dispatcher::kHierarchical &&
+        direction == sim::DispatchDirection::kDispatch) {
+      // DeepEP's layout exchange (num_tokens_per_rank) comes first.
+      auto layout = sim::BuildLayoutExchangePlan(spec);
+      if (!layout.ok()) return layout.status();
+      plan->stages.insert(plan->stages.begin(), layout->stages.begin(), layout->stages.end());
+    }
+    plans.push_back(std::move(*plan));
+  }
+  return sim::MergeConcurrent(std::move(plans));
+}
+
+Expected<double> AnalyticalNetwork::ExchangeTime(const CollectiveWork& w) const {
+  if (w.exchange.dispatcher == TokenDispatcher::kAllGather) return Time(AllGatherExchange(w));
+  const ExchangeKey key{w.axes, w.exchange, w.max_over_mean};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = exchange_cache_.find(key);
+    if (it != exchange_cache_.end()) return it->second;
+  }
+  auto plan = Plan(w);
+  if (!plan.ok()) return plan.status();
+  sim::AnalyticalCollectiveTimer timer(&net_.links, net_.route);
+  const double t = timer.Seconds(*plan);
+  std::lock_guard<std::mutex> lock(mu_);
+  exchange_cache_.emplace(key, t);
+  return t;
 }
 
 std::vector<std::vector<DeviceId>> AnalyticalNetwork::StageGroups(const std::vector<MeshAxis>& axes,

@@ -35,6 +35,14 @@
 // (stage p to p + 1) at once; ring shift (one step of a context-parallel ring): every member sends
 // S to its successor in mesh order, at once; both: S x (routes on the most loaded link /
 // capacity) + the largest route latency.
+// MoE token exchanges by another dispatcher (CollectiveWork::exchange): Megatron-Core's allgather
+// dispatcher is the all-gather of the group's n x T token rows (combine: their reduce-scatter),
+// lowered and timed as above; DeepEP / HybridEP's two-level exchange is lowered by
+// sim::BuildDispatchPlan (hierarchical) on each expert-parallel group, with the group's NVLink
+// domain (its dimensions of speed class 0) as the node and group-limited routing as at most min(N,
+// group_topk x max(1, ceil(N / num_groups))) of the N nodes per token (an upper bound when groups
+// are finer than nodes: two chosen groups may share a node); DeepEP's layout exchange precedes a
+// hierarchical dispatch. No closed form: the plan runner times them, once per distinct exchange.
 // Capacities are line rate x link efficiency per link kind, applied in one place:
 // sim::TopologyNetwork::Make.
 //
@@ -45,6 +53,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <tuple>
 #include <vector>
 
 #include "common/status.h"
@@ -67,6 +76,12 @@ class AnalyticalNetwork {
                     const sim::LinkEfficiencies& by_kind = {});
 
   double Time(const CollectiveWork& work) const;
+
+  // An MoE token exchange by another dispatcher than the flat all-to-all (work.exchange): its
+  // plan (sim/collectives/dispatch.h) timed by sim::AnalyticalCollectiveTimer, cached. Time()
+  // calls it and returns 0 on an error; callers that can report errors call this first
+  // (SimulateScenario does for every exchange of the step).
+  Expected<double> ExchangeTime(const CollectiveWork& work) const;
 
   // Effective ring bandwidth (bytes/s) of reduce-scatter over `axes`, for reports.
   double RingBytesPerS(const std::vector<MeshAxis>& axes) const;
@@ -127,6 +142,10 @@ class AnalyticalNetwork {
   std::vector<std::vector<DeviceId>> Groups(const std::vector<MeshAxis>& axes) const;
   // The most loaded link's (routes crossing it / capacity) and the largest route latency of a
   // set of transfers that start together.
+  // The allgather dispatcher's exchange as the all-gather (reduce-scatter) it is.
+  CollectiveWork AllGatherExchange(const CollectiveWork& work) const;
+  Expected<sim::CollectivePlan> ExchangePlan(const AxesNet& net, const CollectiveWork& work,
+                                             const std::vector<size_t>& groups) const;
   std::pair<double, double> LoadOverRate(
       const std::vector<std::pair<DeviceId, DeviceId>>& pairs) const;
 
@@ -139,6 +158,8 @@ class AnalyticalNetwork {
   mutable std::mutex mu_;
   mutable std::map<std::vector<MeshAxis>, std::unique_ptr<AxesNet>> cache_;
   mutable std::map<std::vector<MeshAxis>, std::unique_ptr<ShiftNet>> shift_cache_;
+  using ExchangeKey = std::tuple<std::vector<MeshAxis>, TokenExchange, double>;
+  mutable std::map<ExchangeKey, double> exchange_cache_;
 };
 
 }  // namespace moesim

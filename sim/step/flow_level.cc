@@ -13,7 +13,8 @@ namespace moesim {
 namespace {
 
 // What makes two collective ops the same transfer pattern.
-using WorkKey = std::tuple<int, std::vector<MeshAxis>, double, double, int32_t, int32_t>;
+using WorkKey =
+    std::tuple<int, std::vector<MeshAxis>, double, double, int32_t, int32_t, TokenExchange>;
 
 WorkKey KeyOf(const Op& op) {
   const CollectiveWork& w = op.collective;
@@ -22,7 +23,8 @@ WorkKey KeyOf(const Op& op) {
           w.bytes,
           w.max_over_mean,
           op.program,
-          w.kind == CollectiveKind::kSendRecv ? w.peer_program : -1};
+          w.kind == CollectiveKind::kSendRecv ? w.peer_program : -1,
+          w.exchange};
 }
 
 // A phase with more flows than this runs as one bundle (FlowNetwork::StartBundle): simulating
@@ -212,7 +214,8 @@ class FlowRunner {
     // An all-to-all too big to run flow by flow: its bundle straight from the topology's
     // all-pairs link loads (closed form on torus slices), without listing its flows.
     const CollectiveWork& w = op.collective;
-    if (w.kind == CollectiveKind::kAllToAll) {
+    if (w.kind == CollectiveKind::kAllToAll &&
+        w.exchange.dispatcher == TokenDispatcher::kAllToAll) {
       const auto groups = net_.StageGroups(w.axes, op.program);
       int64_t flows = 0;
       for (const auto& g : groups) {

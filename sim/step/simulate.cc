@@ -147,6 +147,17 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
         std::make_shared<AnalyticalNetwork>(topo, *placement, sc.hardware.link_efficiency, mesh);
   }
   const AnalyticalNetwork& net = *shared;
+  // MoE token exchanges by another dispatcher are lowered from the routing; their errors (a
+  // group past the dispatch limits) are the scenario's.
+  for (const Op& op : graph->ops) {
+    if (op.is_collective && op.collective.exchange.dispatcher != TokenDispatcher::kAllToAll) {
+      auto t = net.ExchangeTime(op.collective);
+      if (!t.ok()) {
+        return Status::InvalidInput(sc.source +
+                                    ": model.moe.token_dispatcher: " + t.status().message());
+      }
+    }
+  }
   ScheduleResult s;
   if (options.network == NetworkLevel::kFlow) {
     auto flow = SimulateScheduleFlow(*graph, sc.hardware, net, &r.flow);
