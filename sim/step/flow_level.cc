@@ -1,6 +1,7 @@
 #include "sim/step/flow_level.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <set>
@@ -135,7 +136,17 @@ class FlowRunner {
       waits_[static_cast<size_t>(op.id)] = static_cast<int32_t>(before.size());
       prev = op.id;
     }
+    compute_s_.assign(g.ops.size(), 0);
+    for (const Op& op : g.ops) {
+      if (!op.is_collective) compute_s_[static_cast<size_t>(op.id)] = ComputeTimeS(op.compute, hw);
+    }
+    alone_s_ = compute_s_;
   }
+
+  // Compute ops' durations alone (collectives: 0).
+  const std::vector<double>& alone_compute() const { return alone_s_; }
+  // The compute ops' durations for the next Run (Hardware.comm_sm_fraction's slowdown).
+  void set_compute_times(std::vector<double> s) { compute_s_ = std::move(s); }
 
   // One pass: collectives in `as_flows` run on the shared network, the others are replayed from
   // their isolated time.
@@ -161,7 +172,7 @@ class FlowRunner {
       const Op& op = g_.ops[static_cast<size_t>(id)];
       r.timing[static_cast<size_t>(id)].start_s = engine.now().seconds();
       if (!op.is_collective) {
-        engine.ScheduleAfter(sim::SimTime::FromSeconds(ComputeTimeS(op.compute, hw_)),
+        engine.ScheduleAfter(sim::SimTime::FromSeconds(compute_s_[static_cast<size_t>(id)]),
                              [&finish, id] { finish(id); });
         return;
       }
@@ -317,6 +328,7 @@ class FlowRunner {
   const OpGraph& g_;
   const HardwareProfile& hw_;
   const AnalyticalNetwork& net_;
+  std::vector<double> compute_s_, alone_s_;  // by op id; collectives 0
   std::vector<std::vector<int32_t>> succ_;
   std::vector<int32_t> waits_;
   std::map<WorkKey, std::shared_ptr<const FlowPlan>> plans_;
@@ -366,22 +378,43 @@ Expected<ScheduleResult> SimulateScheduleFlow(const OpGraph& graph, const Hardwa
   // so run, find the collectives that overlapped another, run those as flows, and repeat until
   // no replayed collective overlaps anything (the set only grows, so this ends).
   std::vector<bool> as_flows(graph.ops.size(), false);
-  for (;;) {
-    FlowStats pass;
-    auto r = runner.Run(as_flows, &pass);
-    if (!r.ok()) return r.status();
-    bool grew = false;
-    for (int32_t id : Overlapping(graph, *r)) {
-      if (!as_flows[static_cast<size_t>(id)]) {
-        as_flows[static_cast<size_t>(id)] = true;
-        grew = true;
+  auto run = [&]() -> Expected<ScheduleResult> {
+    for (;;) {
+      FlowStats pass;
+      auto r = runner.Run(as_flows, &pass);
+      if (!r.ok()) return r.status();
+      bool grew = false;
+      for (int32_t id : Overlapping(graph, *r)) {
+        if (!as_flows[static_cast<size_t>(id)]) {
+          as_flows[static_cast<size_t>(id)] = true;
+          grew = true;
+        }
+      }
+      if (!grew) {
+        if (stats != nullptr) *stats = pass;
+        return r;
       }
     }
-    if (!grew) {
-      if (stats != nullptr) *stats = pass;
-      return r;
+  };
+  auto r = run();
+  if (!r.ok()) return r;
+  // A communication kernel's SMs slow the compute it overlaps (Hardware.comm_sm_fraction, applied
+  // by CommSmContendedTimes as on the analytical level): passes repeat until they agree.
+  for (int pass = 0; hw.comm_sm_fraction > 0 && pass < kMaxContentionPasses; ++pass) {
+    std::vector<double> dur =
+        CommSmContendedTimes(graph, hw.comm_sm_fraction, runner.alone_compute(), r->timing);
+    runner.set_compute_times(dur);
+    auto next = run();
+    if (!next.ok()) return next;
+    bool same = true;
+    for (size_t i = 0; i < dur.size() && same; ++i) {
+      same = std::abs((next->timing[i].end_s - next->timing[i].start_s) -
+                      (r->timing[i].end_s - r->timing[i].start_s)) <= 1e-12 * (1 + dur[i]);
     }
+    r = std::move(next);
+    if (same) break;
   }
+  return r;
 }
 
 }  // namespace moesim

@@ -31,10 +31,6 @@ void RunPass(const OpGraph& g, const std::vector<double>& dur, ScheduleResult* r
   }
 }
 
-// Passes at most: the slowdown of an op under a collective converges geometrically (by a factor
-// comm_sm_fraction per pass), so 64 passes reach double precision for any fraction below 0.55.
-constexpr int kMaxContentionPasses = 64;
-
 }  // namespace
 
 std::vector<double> CommSmContendedTimes(const OpGraph& g, double fraction,

@@ -59,6 +59,10 @@ ScheduleResult SimulateSchedule(const OpGraph& graph, const HardwareProfile& hw,
 // it overlaps any collective of its own program (at (1 - fraction) of its rate there:
 // (d - o) + o (1 - fraction) = alone). Collectives keep their `alone` time. fraction <= 0
 // returns `alone`.
+// Passes of that fixed point at most (both network levels): the slowdown of an op under a
+// collective converges geometrically (by a factor comm_sm_fraction per pass), so 64 passes reach
+// double precision for any fraction below 0.55.
+inline constexpr int kMaxContentionPasses = 64;
 std::vector<double> CommSmContendedTimes(const OpGraph& graph, double fraction,
                                          const std::vector<double>& alone,
                                          const std::vector<OpTiming>& timing);

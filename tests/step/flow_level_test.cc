@@ -189,5 +189,32 @@ TEST(FlowLevel, SameInputSameOutputBitForBit) {
   EXPECT_EQ(r1->breakdown.exposed_comm_s, r2->breakdown.exposed_comm_s);
 }
 
+TEST(FlowLevel, CommSmFractionSlowsTheComputeUnderACollective) {
+  // Hardware.comm_sm_fraction on the flow level, as on the analytical one: a compute op of
+  // twice an all-reduce's length, beside it from time 0, is slowed by fraction x the time they
+  // overlap (the whole all-reduce): alone + 0.5 x t_collective.
+  Fixture f = Make("tpu-v5e", "tpu-v5e:16x16", {1, 16, 16, 1});
+  OpGraph g;
+  g.ops.push_back(Collective(0, CollectiveKind::kAllReduce, {MeshAxis::kData}, 1e9));
+  const double t_collective = f.net->Time(g.ops[0].collective);
+  Op c;
+  c.id = 1;
+  c.name = "c";
+  c.compute.flops = 1e12;
+  c.compute.flops *= 2 * t_collective / ComputeTimeS(c.compute, f.hw);
+  g.ops.push_back(c);
+  const double alone = ComputeTimeS(c.compute, f.hw);
+  HardwareProfile hw = f.hw;
+  hw.comm_sm_fraction = 0.5;
+  auto r = SimulateScheduleFlow(g, hw, *f.net);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const double flow_collective = r->timing[0].end_s - r->timing[0].start_s;
+  EXPECT_NEAR(r->timing[1].end_s, alone + 0.5 * flow_collective, 1e-9 * alone);
+  // And without it, the compute op takes its time alone.
+  auto r0 = SimulateScheduleFlow(g, f.hw, *f.net);
+  ASSERT_TRUE(r0.ok());
+  EXPECT_NEAR(r0->timing[1].end_s, alone, 1e-9 * alone);
+}
+
 }  // namespace
 }  // namespace moesim
