@@ -8,6 +8,10 @@ namespace moesim {
 
 std::string CollectiveLabel(const CollectiveWork& w) {
   std::string s = CollectiveKindName(w.kind);
+  // An MoE exchange by another dispatcher: "all_to_all/hierarchical", "all_to_all/allgather".
+  if (w.exchange.dispatcher != TokenDispatcher::kAllToAll) {
+    s += std::string("/") + TokenDispatcherName(w.exchange.dispatcher);
+  }
   for (MeshAxis a : w.axes) s += std::string(" ") + MeshAxisName(a);
   return s;
 }

@@ -70,7 +70,8 @@ std::vector<double> CommSmContendedTimes(const OpGraph& graph, double fraction,
 // Fills the breakdown of `result` from its timings (also used by the flow-level executor).
 void ComputeBreakdown(const OpGraph& graph, ScheduleResult* result);
 
-// "kind axis axis", the key of Breakdown::exposed_by_collective.
+// "kind axis axis", the key of Breakdown::exposed_by_collective; an MoE exchange by another
+// dispatcher than the flat all-to-all is "all_to_all/<dispatcher> axis ...".
 std::string CollectiveLabel(const CollectiveWork& w);
 
 }  // namespace moesim
