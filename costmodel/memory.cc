@@ -1,6 +1,7 @@
 #include "costmodel/memory.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "costmodel/einsum.h"
@@ -101,6 +102,12 @@ double InFlight(const TrainingSpec& t, int64_t stages, int64_t stage) {
       const double first = p * (1 + (p - 1) / (p * v));
       return std::min(n * 1.0, first - static_cast<double>(stage));
     }
+    case PipelineSchedule::kDualPipe:
+      // The DualPipe README's table (github.com/deepseek-ai/DualPipe): PP + 1 micro-batches of
+      // one model stage's activations per device, at the steady state's F0 of every rank
+      // (pipeline_schedule.h: P forwards in flight after steps 1-2, one more before the first
+      // backward of step 4). In units of the rank's two stages together: (PP + 1) / 2.
+      return (p + 1) / 2;
   }
   return 1;
 }
@@ -109,21 +116,75 @@ double InFlight(const TrainingSpec& t, int64_t stages, int64_t stage) {
 
 MoeGroups MoeGroupsOf(const Scenario& sc) {
   const ModelSpec& m = sc.model;
+  const MoeSpec& moe = m.moe;
+  const ShardingSpec& sh = sc.sharding;
   MoeGroups g;
-  g.outer = m.moe.outer_batch;
-  g.group_size = m.moe.group_size_tokens;
+  g.outer = moe.outer_batch;
+  g.group_size = moe.group_size_tokens;
   const int64_t tokens = sc.training.micro_batch_size *
-                         sc.sharding.ShardsFor(TensorClass::kDenseActivations, "batch") * m.seq_len;
+                         sh.ShardsFor(TensorClass::kDenseActivations, "batch") * m.seq_len;
   const int64_t per_outer = g.outer * g.group_size;
   g.groups = std::max<int64_t>(1, (tokens + per_outer - 1) / per_outer);
+  auto ceil_div = [](int64_t a, int64_t b) { return std::max<int64_t>(1, (a + b - 1) / b); };
+  g.outer_local = ceil_div(g.outer, sh.ShardsFor(TensorClass::kMoeActivations, "outer"));
+  g.groups_local = ceil_div(g.groups, sh.ShardsFor(TensorClass::kMoeActivations, "groups"));
+  g.tokens_local = g.outer_local * g.groups_local * g.group_size;
+
   // Padded experts (PADDED_2D) are real experts to the layer: capacity is per padded expert.
-  MoeSpec padded = m.moe;
-  padded.num_experts = std::max(m.moe.num_experts, sc.sharding.padded_num_experts);
-  g.capacity = ExpertCapacity(padded, g.group_size);
-  if (m.moe.dispatch == MoeDispatch::kPermute) {
-    padded.capacity_factor = 1.0;
-    padded.capacity_per_routed_token = true;
-    g.held = ExpertCapacity(padded, g.group_size);
+  const double e = static_cast<double>(std::max(moe.num_experts, sh.padded_num_experts));
+  const double k = static_cast<double>(moe.top_k), cf = moe.capacity_factor;
+  // The rounding of each stack, 1e-9 guarding against a product that lands a hair off an integer.
+  auto up = [](double x) {
+    return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(x - 1e-9)));
+  };
+  auto down = [](double x) {
+    return std::max<int64_t>(1, static_cast<int64_t>(std::floor(x + 1e-9)));
+  };
+  const double local_groups = static_cast<double>(g.outer_local * g.groups_local);
+  double groups_per_rank = local_groups;  // capacity groups in one device's tokens
+  g.capacity_group = g.group_size;
+  switch (moe.capacity_convention) {
+    case CapacityConvention::kPerRoutedToken:
+      g.group_capacity = up(cf * k * static_cast<double>(g.group_size) / e);
+      break;
+    case CapacityConvention::kPerToken:
+      g.group_capacity = up(cf * static_cast<double>(g.group_size) / e);
+      break;
+    case CapacityConvention::kMegatron:
+      // get_capacity(num_tokens = tokens x topk, num_experts, capacity_factor): the rank's tokens.
+      g.capacity_group = g.tokens_local;
+      g.group_capacity = up(static_cast<double>(g.tokens_local) * k / e * cf);
+      groups_per_rank = 1;
+      break;
+    case CapacityConvention::kMaxText: {
+      // generate_masks: tokens_per_batch = seq_len x top_k, per sequence of the batch.
+      g.capacity_group = m.seq_len;
+      const double slots = static_cast<double>(up(static_cast<double>(m.seq_len) * k / e));
+      g.group_capacity = down(std::max(slots * cf, cf));
+      groups_per_rank = static_cast<double>(g.tokens_local) / static_cast<double>(m.seq_len);
+      break;
+    }
+    case CapacityConvention::kAxLearn:
+      g.group_capacity = down(static_cast<double>(g.group_size) * cf / e);
+      break;
+  }
+  g.rank_capacity = static_cast<double>(g.group_capacity) * groups_per_rank;
+  // Einsum's padding per layout group: the capacity groups' slots over the layout's groups.
+  g.capacity =
+      g.capacity_group == g.group_size ? g.group_capacity : up(g.rank_capacity / local_groups);
+  if (moe.dispatch == MoeDispatch::kPermute) {
+    // The routed tokens, top_k x S / E per expert and group on average.
+    double held = k * static_cast<double>(g.group_size) / e;
+    const int64_t ep = sh.ShardsFor(TensorClass::kMoeWeights, "experts");
+    if (moe.token_dispatcher == TokenDispatcherKind::kRaggedAllToAll && ep > 1) {
+      // MaxText get_ragged_buffer_size: balanced size x ragged_buffer_factor, or the worst case
+      // min(EP degree, experts / top_k) when the factor is not > 0.
+      g.receive_buffer_factor = moe.ragged_buffer_factor > 0
+                                    ? moe.ragged_buffer_factor
+                                    : std::min(static_cast<double>(ep), e / k);
+      held *= g.receive_buffer_factor;
+    }
+    g.held = up(held);
   } else {
     g.held = g.capacity;
   }
@@ -175,10 +236,16 @@ MemoryReport ComputeMemory(const Scenario& sc) {
   const double wb = WeightBytesPerParam(t), ob = OptimizerBytesPerParam(t);
   std::vector<double> stage_peaks;
   for (int64_t stage = 0; stage < stages; ++stage) {
-    // The stage's own layers, all its model chunks together.
+    // The stage's own layers, all its model chunks together. DualPipe: rank r also holds a copy
+    // of model stage P-1-r (the README's "Parameter Per Device 2x"), with its own gradients and
+    // optimizer state.
+    const bool dualpipe = t.pipeline_schedule == PipelineSchedule::kDualPipe && stages > 1;
+    std::vector<const PipelineChunk*> held;
+    for (int64_t c = 0; c < layout.chunks; ++c) held.push_back(&layout.At(stage, c));
+    if (dualpipe) held.push_back(&layout.At(stages - 1 - stage, 0));
     int64_t n_moe = 0, on_stage = 0;
-    for (int64_t c = 0; c < layout.chunks; ++c) {
-      const PipelineChunk& chunk = layout.At(stage, c);
+    for (const PipelineChunk* held_chunk : held) {
+      const PipelineChunk& chunk = *held_chunk;
       for (int64_t l = chunk.first_layer; l < chunk.first_layer + chunk.num_layers; ++l) {
         n_moe += m.IsMoeLayer(l) ? 1 : 0;
       }
@@ -188,7 +255,10 @@ MemoryReport ComputeMemory(const Scenario& sc) {
     WeightTotals w;
     AddWeights(dense_w, static_cast<double>(n_dense), s, &w);
     AddWeights(moe_w, static_cast<double>(n_moe), s, &w);
-    const bool first = stage == 0, last = stage == stages - 1;
+    // DualPipe: the first and the last rank both hold model stages 0 and P-1, and both compute
+    // a loss (one per direction).
+    const bool first = stage == 0 || (dualpipe && stage == stages - 1);
+    const bool last = stage == stages - 1 || (dualpipe && stage == 0);
     for (const auto& e : emb_w) {
       const bool is_embed = e.name.rfind("embed.", 0) == 0;
       // The token embedding lives on the first stage, and on the last too when tied or when the

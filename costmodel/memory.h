@@ -53,25 +53,49 @@ struct MemoryReport {
 
 MemoryReport ComputeMemory(const Scenario& scenario);
 
-// Bytes per parameter of the working weights / gradients / optimizer state.
 // The tokens of one MoE layer for one micro-batch, all batch shards together, as GShard and
 // AXLearn lay them out: `outer` outer batches (model.moe.outer_batch) of `groups` routing groups
-// of `group_size` tokens (model.moe.group_size_tokens), and each expert's capacity per group
-// (ExpertCapacity: capacity factor and convention of model.moe, per padded expert with
-// PADDED_2D). The one place these are computed: the step plan's dispatch, routing and drops and
-// the memory of the dispatch buffers read them from here.
+// of `group_size` tokens (model.moe.group_size_tokens), and each expert's capacity per group.
+// The one place the capacity formula of every model.moe.capacity_convention lives (capacity
+// factor cf, top_k k, experts E, per padded expert with PADDED_2D; c = the capacity group):
+//   PER_ROUTED_TOKEN  ceil(cf x k x S / E)            c = a group of S = group_size tokens
+//   PER_TOKEN         ceil(cf x S / E)                c = a group
+//   MEGATRON          ceil(T x k / E x cf)            c = the T tokens of one rank
+//                     (Megatron-Core moe_utils.py apply_router_token_dropping / get_capacity)
+//   MAXTEXT           int(max(ceil(L x k / E) x cf, cf))  c = one sequence of L = seq_len tokens
+//                     (MaxText layers/moe.py generate_masks)
+//   AXLEARN           max(1, int(S x cf / E))         c = a group (AXLearn mixture_of_experts.py
+//                     _compute_expert_capacity)
+// all at least 1. The step plan's dispatch, routing and drops and the memory of the dispatch
+// buffers read them from here.
 struct MoeGroups {
   int64_t outer = 1;
   int64_t groups = 0;      // per outer batch, >= 1
   int64_t group_size = 0;  // tokens
-  int64_t capacity = 0;    // slots per expert and group: the drop limit, einsum's [E, C] padding
+  // Slots per expert and group: einsum's [E, C] padding (the capacity groups' capacity spread
+  // over the layout's groups where they differ: MAXTEXT with context parallelism).
+  int64_t capacity = 0;
   // Slots per expert and group the dispatch buffers hold: `capacity` for einsum dispatch; for
-  // permutation dispatch only the routed tokens, top_k x group_size / experts on average.
+  // permutation dispatch only the routed tokens, top_k x group_size / experts on average, and
+  // with RAGGED_ALL_TO_ALL over an expert-parallel group MaxText's receive buffer: that times
+  // `receive_buffer_factor`.
   int64_t held = 0;
+  // One device's share: outer batches and groups (rounded up), and its tokens.
+  int64_t outer_local = 1;
+  int64_t groups_local = 1;
+  int64_t tokens_local = 0;    // outer_local x groups_local x group_size
+  int64_t capacity_group = 0;  // tokens of one capacity group (see the table above)
+  int64_t group_capacity = 0;  // the formula's C for one capacity group
+  // Slots per expert for all of one device's tokens: the drop limit the routing applies.
+  double rank_capacity = 0;
+  // RAGGED_ALL_TO_ALL with expert parallelism: the receive buffer over the balanced size
+  // tokens_local x top_k (ragged_buffer_factor, or min(EP ranks, E / top_k)); 0 otherwise.
+  double receive_buffer_factor = 0;
 };
 // REQUIRES: scenario.model.is_moe(), a validated scenario.
 MoeGroups MoeGroupsOf(const Scenario& scenario);
 
+// Bytes per parameter of the working weights / gradients / optimizer state.
 double WeightBytesPerParam(const TrainingSpec& t);
 double OptimizerBytesPerParam(const TrainingSpec& t);
 

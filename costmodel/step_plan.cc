@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -522,16 +523,20 @@ void MoeLayerOps(const Scenario& sc, int64_t experts, const Sizes& z,
   // Outer batches, groups and capacity: one owner (memory.h MoeGroupsOf).
   const MoeGroups mg = MoeGroupsOf(sc);
   const double sg = static_cast<double>(mg.group_size);
-  const double o_loc = Ceil(static_cast<double>(mg.outer) / shards(TC::kMoeActivations, "outer"));
-  const double g_loc = Ceil(static_cast<double>(mg.groups) / shards(TC::kMoeActivations, "groups"));
+  const double o_loc = static_cast<double>(mg.outer_local);
+  const double g_loc = static_cast<double>(mg.groups_local);
   const double cap = static_cast<double>(mg.capacity);
   const double m_moe = Ceil(z.m / shards(TC::kMoeActivations, "embed"));
   const double h_loc =
       Ceil(static_cast<double>(moe.expert_d_ff) / shards(TC::kMoeWeights, "expert_mlp"));
   const double tokens = o_loc * g_loc * sg;  // this device's tokens in the MoE layer
-  // Each expert takes at most its capacity (unless dropless): C slots per group, for every group
-  // of the EP group.
-  const RoutingStats r = RouteOverExpertGroup(moe, tokens * ep, cap * o_loc * g_loc * ep, ep_ranks);
+  // Each expert takes at most its capacity (unless dropless): the capacity of every rank's tokens
+  // (MoeGroups::rank_capacity, per the convention's capacity group), for all ranks of the EP
+  // group; with RAGGED_ALL_TO_ALL each rank receives at most its buffer of tokens x k x factor.
+  const double buffer = mg.receive_buffer_factor > 0 ? tokens * k * mg.receive_buffer_factor
+                                                     : std::numeric_limits<double>::infinity();
+  const RoutingStats r =
+      RouteOverExpertGroup(moe, tokens * ep, mg.rank_capacity * ep, ep_ranks, buffer);
   p.busiest_rank_load = r.mean > 0 ? r.busiest / r.mean : 1;
   p.dropped_fraction = r.dropped_fraction;
   p.routed = r.mean;
@@ -587,7 +592,9 @@ void MoeLayerOps(const Scenario& sc, int64_t experts, const Sizes& z,
   const bool overlap_shared = moe.shared_expert_overlap && ep_ranks > 1;
   // Another dispatcher than the flat all-to-all: the routing the network lowers it from.
   TokenExchange exchange;
-  if (moe.token_dispatcher != TokenDispatcherKind::kAllToAll) {
+  // RAGGED_ALL_TO_ALL is the flat all-to-all(v) of the routed tokens, no capacity padding.
+  if (moe.token_dispatcher != TokenDispatcherKind::kAllToAll &&
+      moe.token_dispatcher != TokenDispatcherKind::kRaggedAllToAll) {
     exchange.dispatcher = moe.token_dispatcher == TokenDispatcherKind::kAllGather
                               ? TokenDispatcher::kAllGather
                               : TokenDispatcher::kHierarchical;

@@ -4,6 +4,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <optional>
 #include <sstream>
 
 #include <google/protobuf/descriptor.h>
@@ -279,13 +280,41 @@ Expected<std::string> MaxTextOverrides(const Scenario& s) {
                       : t.recompute == Recompute::kSelective ? "minimal"
                                                              : "minimal_with_context";
   add(std::string("remat_policy=") + remat);
+  // MoE paths MaxText names (configs/base.yml): written only for the scenarios that model one.
+  const MoeSpec& moe = s.model.moe;
+  if (s.model.is_moe() && moe.token_dispatcher == TokenDispatcherKind::kRaggedAllToAll) {
+    add("sparse_matmul=true");
+    if (moe.ragged_buffer_factor > 0) add("ragged_buffer_factor=" + Num(moe.ragged_buffer_factor));
+  } else if (s.model.is_moe() && moe.capacity_convention == CapacityConvention::kMaxText) {
+    add("sparse_matmul=false");
+    add("capacity_factor=" + Num(moe.capacity_factor));
+  }
   return out;
 }
+
+namespace {
+
+bool ParseBool(const std::string& s, bool* out) {
+  if (s == "true" || s == "True") {
+    *out = true;
+  } else if (s == "false" || s == "False") {
+    *out = false;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 Expected<MaxTextArgs> ParseMaxTextOverrides(const std::string& text) {
   MaxTextArgs args;
   std::istringstream in(text);
   std::string item;
+  // MaxText's MoE keys, applied after the loop whatever their order (base.yml: sparse_matmul
+  // true, capacity_factor -1, ragged_buffer_factor -1).
+  std::optional<bool> sparse;
+  std::optional<double> capacity_factor, ragged_factor;
   while (in >> item) {
     const std::string where = "--maxtext " + item + ": ";
     const size_t eq = item.find('=');
@@ -335,6 +364,15 @@ Expected<MaxTextArgs> ParseMaxTextOverrides(const std::string& text) {
         return Status::InvalidInput(where + "expected an integer >= 1");
       }
       args.sets.push_back("model.seq_len=" + value);
+    } else if (key == "sparse_matmul" || key == "megablox") {
+      bool b = false;
+      if (!ParseBool(value, &b)) return Status::InvalidInput(where + "expected true or false");
+      // megablox picks the grouped-GEMM kernel of the sparse path: no effect on the model.
+      if (key == "sparse_matmul") sparse = b;
+    } else if (key == "capacity_factor" || key == "ragged_buffer_factor") {
+      double v = 0;
+      if (!ParseDouble(value, &v)) return Status::InvalidInput(where + "expected a number");
+      (key == "capacity_factor" ? capacity_factor : ragged_factor) = v;
     } else if (key == "remat_policy") {
       const char* r = value == "full"                   ? "FULL"
                       : value == "minimal"              ? "SELECTIVE"
@@ -351,8 +389,47 @@ Expected<MaxTextArgs> ParseMaxTextOverrides(const std::string& text) {
           where + "not a MaxText key moesim reads (ici_*_parallelism and dcn_*_parallelism for " +
           "data, fsdp, fsdp_transpose, sequence, context, tensor, expert, pipeline; " +
           "per_device_batch_size, gradient_accumulation_steps, num_pipeline_microbatches, " +
-          "max_target_length, remat_policy)");
+          "max_target_length, remat_policy, sparse_matmul, megablox, capacity_factor, " +
+          "ragged_buffer_factor)");
     }
+  }
+  const bool dropping = capacity_factor && *capacity_factor > 0;
+  if (sparse.value_or(true)) {
+    // The sparse-matmul path: ragged all-to-all of the routed tokens, no expert capacity.
+    if (dropping) {
+      return Status::InvalidInput(
+          "--maxtext capacity_factor=" + Num(*capacity_factor) +
+          ": MaxText drops by capacity only with sparse_matmul=false (its dense_matmul path); "
+          "the sparse-matmul path has no capacity (ragged_buffer_factor bounds its buffer)");
+    }
+    if (sparse || ragged_factor) {
+      for (const char* kv :
+           {"model.moe.dispatch=PERMUTE", "model.moe.token_dispatcher=RAGGED_ALL_TO_ALL",
+            "model.moe.dropless=true", "model.moe.capacity_factor=0",
+            "model.moe.capacity_convention=PER_ROUTED_TOKEN"}) {
+        args.sets.push_back(kv);
+      }
+    }
+    if (ragged_factor) {
+      args.sets.push_back("model.moe.ragged_buffer_factor=" + Num(std::max(0.0, *ragged_factor)));
+    }
+  } else {
+    if (!dropping) {
+      return Status::InvalidInput(
+          "--maxtext sparse_matmul=false: moesim models MaxText's dense_matmul path with token "
+          "dropping; give capacity_factor > 0");
+    }
+    if (ragged_factor) {
+      return Status::InvalidInput("--maxtext ragged_buffer_factor=" + Num(*ragged_factor) +
+                                  ": it sizes the sparse-matmul path's buffer, and "
+                                  "sparse_matmul is false");
+    }
+    for (const char* kv : {"model.moe.dispatch=EINSUM", "model.moe.token_dispatcher=ALLTOALL",
+                           "model.moe.dropless=false", "model.moe.ragged_buffer_factor=0",
+                           "model.moe.capacity_convention=MAXTEXT"}) {
+      args.sets.push_back(kv);
+    }
+    args.sets.push_back("model.moe.capacity_factor=" + Num(*capacity_factor));
   }
   return args;
 }

@@ -24,7 +24,9 @@ enum class PositionKind { kLearned, kRope };
 enum class MoePlacement { kEveryK, kLastK, kFirstKDense };
 enum class MoeDispatch { kEinsum, kPermute };
 // moesim.proto Moe.token_dispatcher; kDeepEp and kHybridEp are one model (dispatch.h).
-enum class TokenDispatcherKind { kAllToAll, kAllGather, kDeepEp, kHybridEp };
+enum class TokenDispatcherKind { kAllToAll, kAllGather, kDeepEp, kHybridEp, kRaggedAllToAll };
+// moesim.proto Moe.CapacityConvention: whose capacity formula (costmodel/memory.h MoeGroupsOf).
+enum class CapacityConvention { kPerRoutedToken, kPerToken, kMegatron, kMaxText, kAxLearn };
 
 struct MoeSpec {
   int64_t num_experts = 0;  // 0 = dense
@@ -38,8 +40,9 @@ struct MoeSpec {
   MoeDispatch dispatch = MoeDispatch::kEinsum;
   int64_t group_size_tokens = 0;          // resolved (from num_groups when given)
   bool capacity_per_routed_token = true;  // C counts top_k (see moesim.proto)
-  int64_t num_groups_given = 0;           // model.moe.num_groups as written (0 = not given)
-  int64_t outer_batch = 1;                // resolved
+  CapacityConvention capacity_convention = CapacityConvention::kPerRoutedToken;
+  int64_t num_groups_given = 0;  // model.moe.num_groups as written (0 = not given)
+  int64_t outer_batch = 1;       // resolved
   // Share of routed tokens each expert receives: num_experts entries summing to 1 (uniform,
   // Zipf or a measured histogram, resolved by the loader). Experts are placed on expert-parallel
   // ranks round-robin (expert e on rank e % ranks), so hot experts spread over ranks.
@@ -52,6 +55,8 @@ struct MoeSpec {
   TokenDispatcherKind token_dispatcher = TokenDispatcherKind::kAllToAll;
   int64_t router_num_groups = 0;  // group-limited routing; 0 = not limited
   int64_t router_group_topk = 0;
+  // RAGGED_ALL_TO_ALL: MaxText's ragged_buffer_factor; 0 = its worst-case default.
+  double ragged_buffer_factor = 0;
 };
 
 // Multi-head Latent Attention (moesim.proto Mla). enabled = false: standard attention.
@@ -229,7 +234,7 @@ struct ShardingSpec {
 enum class Recompute { kNone, kSelective, kFull };
 enum class Precision { kBf16Mixed, kFp32 };
 enum class Optimizer { kAdamW, kSgd };
-enum class PipelineSchedule { kGpipe, kOneFOneB, kInterleaved };
+enum class PipelineSchedule { kGpipe, kOneFOneB, kInterleaved, kDualPipe };
 
 struct TrainingSpec {
   int64_t global_batch_tokens = 0;

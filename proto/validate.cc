@@ -124,14 +124,35 @@ void ValidateTokenDispatch(const pb::Moe& e, Checker& c, MoeSpec* moe) {
     case pb::Moe::HYBRIDEP:
       moe->token_dispatcher = TokenDispatcherKind::kHybridEp;
       break;
+    case pb::Moe::RAGGED_ALL_TO_ALL:
+      moe->token_dispatcher = TokenDispatcherKind::kRaggedAllToAll;
+      break;
     default:
       moe->token_dispatcher = TokenDispatcherKind::kAllToAll;
   }
   if (moe->token_dispatcher != TokenDispatcherKind::kAllToAll && e.dispatch() != pb::Moe::PERMUTE) {
     c.Fail("model.moe.token_dispatcher",
            "model.moe.token_dispatcher=" + pb::Moe::TokenDispatcher_Name(e.token_dispatcher()) +
-               " is a GPU stack's dispatcher: it needs model.moe.dispatch: PERMUTE");
+               " exchanges permuted tokens: it needs model.moe.dispatch: PERMUTE");
   }
+  const bool ragged = moe->token_dispatcher == TokenDispatcherKind::kRaggedAllToAll;
+  if (ragged && !e.dropless()) {
+    c.Fail("model.moe.token_dispatcher",
+           "model.moe.token_dispatcher=RAGGED_ALL_TO_ALL is MaxText's sparse-matmul path, which "
+           "has no expert capacity (its capacity_factor drops only in the dense_matmul path): set "
+           "model.moe.dropless: true (ragged_buffer_factor bounds the receive buffer)");
+  }
+  const double f = e.ragged_buffer_factor();
+  if (!(f >= 0 && f <= limits::kMaxCapacityFactor)) {  // NaN too
+    c.Fail("model.moe.ragged_buffer_factor",
+           "model.moe.ragged_buffer_factor=" + Num(f) + " must be in [0, " +
+               Num(limits::kMaxCapacityFactor) + "] (0 = MaxText's default -1, the worst case)");
+  } else if (f > 0 && !ragged) {
+    c.Fail("model.moe.ragged_buffer_factor",
+           "model.moe.ragged_buffer_factor sizes the receive buffer of "
+           "model.moe.token_dispatcher=RAGGED_ALL_TO_ALL only");
+  }
+  moe->ragged_buffer_factor = std::max(0.0, f);
   c.NonNegative("model.moe.router_num_groups", e.router_num_groups());
   c.NonNegative("model.moe.router_group_topk", e.router_group_topk());
   const int64_t groups = e.router_num_groups(), topk = e.router_group_topk();
@@ -155,6 +176,65 @@ void ValidateTokenDispatch(const pb::Moe& e, Checker& c, MoeSpec* moe) {
   }
   moe->router_num_groups = std::max<int64_t>(groups, 0);
   moe->router_group_topk = std::max<int64_t>(topk, 0);
+}
+
+// model.moe.capacity_convention: the stacks' conventions come with their own dispatch and
+// capacity group (moesim.proto Moe.CapacityConvention). REQUIRES moe->num_experts > 0.
+void ValidateCapacityConvention(const pb::Moe& e, Checker& c, MoeSpec* moe) {
+  const pb::Moe::CapacityConvention cc = e.capacity_convention();
+  switch (cc) {
+    case pb::Moe::PER_TOKEN:
+      moe->capacity_convention = CapacityConvention::kPerToken;
+      break;
+    case pb::Moe::MEGATRON:
+      moe->capacity_convention = CapacityConvention::kMegatron;
+      break;
+    case pb::Moe::MAXTEXT:
+      moe->capacity_convention = CapacityConvention::kMaxText;
+      break;
+    case pb::Moe::AXLEARN:
+      moe->capacity_convention = CapacityConvention::kAxLearn;
+      break;
+    default:
+      moe->capacity_convention = CapacityConvention::kPerRoutedToken;
+  }
+  // Whether the capacity counts the top_k copies of a token (moesim-real reads this).
+  moe->capacity_per_routed_token = cc != pb::Moe::PER_TOKEN && cc != pb::Moe::AXLEARN;
+  const std::string path = "model.moe.capacity_convention";
+  const std::string name = "model.moe.capacity_convention=" + pb::Moe::CapacityConvention_Name(cc);
+  const bool stack = cc == pb::Moe::MEGATRON || cc == pb::Moe::MAXTEXT || cc == pb::Moe::AXLEARN;
+  if (stack && e.dropless()) {
+    c.Fail(path, name +
+                     " sizes an expert capacity, and model.moe.dropless has none: remove one of "
+                     "them");
+    return;
+  }
+  if (cc == pb::Moe::MEGATRON) {
+    if (e.dispatch() != pb::Moe::PERMUTE) {
+      c.Fail(path, name +
+                       " drops on the sending rank before Megatron-Core's permuting "
+                       "dispatch: it needs model.moe.dispatch: PERMUTE");
+    }
+    if (e.group_size_tokens() > 0 || e.num_groups() > 0) {
+      c.Fail(e.num_groups() > 0 ? "model.moe.num_groups" : "model.moe.group_size_tokens",
+             name +
+                 ": the capacity group is the tokens of one rank; leave "
+                 "model.moe.group_size_tokens and model.moe.num_groups unset");
+    }
+  } else if (cc == pb::Moe::MAXTEXT) {
+    if (e.dispatch() == pb::Moe::PERMUTE) {
+      c.Fail(path, name +
+                       " is MaxText's dropping path (sparse_matmul: false), which dispatches "
+                       "with einsums: it needs model.moe.dispatch: EINSUM (sparse_matmul: "
+                       "true is model.moe.token_dispatcher: RAGGED_ALL_TO_ALL, dropless)");
+    }
+    if (e.group_size_tokens() > 0 || e.num_groups() > 0) {
+      c.Fail(e.num_groups() > 0 ? "model.moe.num_groups" : "model.moe.group_size_tokens",
+             name +
+                 ": the capacity group is one sequence (model.seq_len); leave "
+                 "model.moe.group_size_tokens and model.moe.num_groups unset");
+    }
+  }
 }
 
 // model.mla (moesim.proto Mla): with it, num_kv_heads and head_dim are implied by the MLA sizes.
@@ -357,7 +437,7 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
   moe.omit_router_flops = e.omit_router_flops();
   moe.dispatch = e.dispatch() == pb::Moe::PERMUTE ? MoeDispatch::kPermute : MoeDispatch::kEinsum;
   moe.group_size_tokens = e.group_size_tokens() > 0 ? e.group_size_tokens() : m.seq_len();
-  moe.capacity_per_routed_token = e.capacity_convention() != pb::Moe::PER_TOKEN;
+  ValidateCapacityConvention(e, c, &moe);
   moe.num_groups_given = e.num_groups();
   ResolveRouting(e, base_dir, c, &moe);
 }

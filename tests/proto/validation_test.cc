@@ -335,7 +335,8 @@ TEST(Overrides, UnknownPathListsTheFields) {
             "num_shared_experts, omit_router_flops, dispatch, group_size_tokens, outer_batch, "
             "routing, routing_zipf_exponent, routing_histogram_file, capacity_convention, "
             "num_groups, dropless, routing_lognormal_sigma, dispatch_precision, "
-            "shared_expert_overlap, token_dispatcher, router_num_groups, router_group_topk)");
+            "shared_expert_overlap, token_dispatcher, router_num_groups, router_group_topk, "
+            "ragged_buffer_factor)");
 }
 
 TEST(Overrides, NotAnInteger) {
