@@ -2,6 +2,7 @@
 // recomputation, FSDP prefetch, gradient reduction and the optimizer step.
 #include <algorithm>
 #include <array>
+#include <deque>
 #include <map>
 #include <set>
 #include <span>
@@ -9,19 +10,13 @@
 #include "costmodel/memory.h"
 #include "costmodel/model_cost.h"
 #include "costmodel/opgraph.h"
+#include "costmodel/pipeline_schedule.h"
 #include "costmodel/step_plan.h"
 
 namespace moesim {
 namespace {
 
-struct Task {
-  int32_t mb;
-  int32_t chunk;
-  bool forward;
-  // training.overlap_moe_expert_parallel_comm: this forward runs together with the backward
-  // after it in the list (Megatron-Core's combined 1F1B step).
-  bool paired = false;
-};
+using Task = PipelineTask;
 
 CollectiveKind Mirror(CollectiveKind k) {
   switch (k) {
@@ -46,6 +41,8 @@ class Builder {
     stage_carry_.resize(static_cast<size_t>(stages_));
     last_wgrad_.assign(static_cast<size_t>(stages_), -1);
     ep_overlap_ = sc.training.overlap_moe_expert_parallel_comm;
+    dualpipe_ = sc.training.pipeline_schedule == PipelineSchedule::kDualPipe && stages_ > 1;
+    zb_.resize(static_cast<size_t>(stages_));
     delay_wgrad_ = sc.training.delay_wgrad_compute;
     // The MoE layer's expert all-to-alls (dispatch, then combine) split it into five parts.
     for (size_t i = 0; i < plan_.moe_ops.size(); ++i) {
@@ -61,7 +58,8 @@ class Builder {
     g_.num_programs = stages_;
     g_.devices_per_program = sc_.sharding.mesh.NumDevices() / stages_;
     std::vector<std::vector<Task>> tasks(static_cast<size_t>(stages_));
-    for (int32_t p = 0; p < stages_; ++p) tasks[static_cast<size_t>(p)] = Schedule(p);
+    const PipelineShape shape{stages_, chunks_, n_mb_, sc_.training.pipeline_schedule, ep_overlap_};
+    for (int32_t p = 0; p < stages_; ++p) tasks[static_cast<size_t>(p)] = PipelineTasks(shape, p);
     // Emit tasks in an order where every cross-stage dependency is emitted first.
     std::vector<size_t> next(static_cast<size_t>(stages_), 0);
     bool progress = true;
@@ -76,6 +74,9 @@ class Builder {
           if (list[i].paired) {
             EmitPair(p, list[i], list[i + 1]);
             i += 2;
+          } else if (list[i].weight) {
+            EmitWeightTask(p);
+            ++i;
           } else {
             EmitTask(p, list[i]);
             ++i;
@@ -95,6 +96,7 @@ class Builder {
         }
       }
     }
+    if (dualpipe_) EmitMirrorGradExchange();
     for (int32_t p = 0; p < stages_; ++p) {
       carry_ = std::move(stage_carry_[static_cast<size_t>(p)]);
       EmitOptimizer(p);
@@ -111,52 +113,26 @@ class Builder {
   }
 
  private:
-  int32_t VirtualStage(int32_t program, int32_t chunk) const { return chunk * stages_ + program; }
-  int32_t LastVirtualStage() const { return stages_ * chunks_ - 1; }
-
-  std::vector<Task> Schedule(int32_t p) const {
-    std::vector<Task> t;
-    const int32_t n = n_mb_;
-    if (stages_ == 1 && !ep_overlap_) {
-      for (int32_t mb = 0; mb < n; ++mb) {
-        t.push_back({mb, 0, true});
-        t.push_back({mb, 0, false});
-      }
-      return t;
-    }
-    if (stages_ > 1 && sc_.training.pipeline_schedule == PipelineSchedule::kGpipe) {
-      for (int32_t mb = 0; mb < n; ++mb) t.push_back({mb, 0, true});
-      for (int32_t mb = 0; mb < n; ++mb) t.push_back({mb, 0, false});
-      return t;
-    }
-    // 1F1B, and its interleaved form (Megatron-LM's order): warm-up forwards, then one forward
-    // one backward, then the remaining backwards.
-    const int32_t total = n * chunks_;
-    const int32_t group = stages_ * chunks_;
-    auto fwd = [&](int32_t k) {
-      return Task{(k / group) * stages_ + k % stages_, (k % group) / stages_, true};
-    };
-    auto bwd = [&](int32_t k) {
-      return Task{(k / group) * stages_ + k % stages_, chunks_ - 1 - (k % group) / stages_, false};
-    };
-    // With the all-to-all overlap one more forward runs first, so that the forward and the
-    // backward of every steady-state pair are independent (Megatron-Core's
-    // get_pp_rank_microbatches); without a pipeline that is the only warm-up forward.
-    const int32_t extra = ep_overlap_ ? 1 : 0;
-    const int32_t warmup =
-        chunks_ == 1 ? std::min(stages_ - p - 1 + extra, total)
-                     : std::min((stages_ - p - 1) * 2 + (chunks_ - 1) * stages_ + extra, total);
-    for (int32_t k = 0; k < warmup; ++k) t.push_back(fwd(k));
-    for (int32_t k = 0; k < total - warmup; ++k) {
-      t.push_back(fwd(warmup + k));
-      t.back().paired = ep_overlap_;
-      t.push_back(bwd(k));
-    }
-    for (int32_t k = total - warmup; k < total; ++k) t.push_back(bwd(k));
-    return t;
+  // The position of (program, chunk) on its micro-batches' way through the model: the index of
+  // its PipelineChunk in layout_.stages. DualPipe (pipeline_schedule.h): rank r's chunk 1 runs
+  // model stage P-1-r, on the way of the micro-batches fed from rank P-1.
+  int32_t VirtualStage(int32_t program, int32_t chunk) const {
+    return dualpipe_ ? DualPipeStage(program, chunk, stages_) : chunk * stages_ + program;
+  }
+  int32_t LastVirtualStage() const { return static_cast<int32_t>(layout_.stages.size()) - 1; }
+  // The program that runs virtual stage `vs` for the micro-batches of `chunk`.
+  int32_t ProgramOf(int32_t chunk, int32_t vs) const {
+    return dualpipe_ ? DualPipeRank(vs, chunk, stages_) : vs % stages_;
+  }
+  // Model chunks a program holds: DualPipe's two copies, or the interleaved schedule's chunks.
+  int32_t ChunksPerProgram() const { return dualpipe_ ? 2 : chunks_; }
+  // The last micro-batch through a chunk: its backward is followed by the gradient syncs.
+  int32_t LastMicroBatch(int32_t chunk) const {
+    return dualpipe_ && chunk == 0 ? n_mb_ / 2 - 1 : n_mb_ - 1;
   }
 
   bool Ready(int32_t p, const Task& t) const {
+    if (t.weight) return true;
     const int32_t vs = VirtualStage(p, t.chunk);
     if (t.forward) return vs == 0 || p2p_fwd_.count({t.mb, vs - 1}) != 0;
     return vs == LastVirtualStage() || p2p_bwd_.count({t.mb, vs + 1}) != 0;
@@ -216,7 +192,7 @@ class Builder {
     auto collective = [&](const std::string& name, CollectiveWork w, GemmOverlap overlap) {
       Op op = Base(name, program, layer, mb, phase);
       op.is_collective = true;
-      const bool ep = ep_overlap_ && w.kind == CollectiveKind::kAllToAll;
+      const bool ep = (ep_overlap_ || dualpipe_) && w.kind == CollectiveKind::kAllToAll;
       op.stream = ep ? kEpStream : kCommStream;
       op.collective = std::move(w);
       const int32_t last = last_compute_[static_cast<size_t>(program)];
@@ -388,7 +364,7 @@ class Builder {
     const PipelineChunk& chunk = layout_.stages[static_cast<size_t>(vs)];
     const int32_t first_layer = static_cast<int32_t>(chunk.first_layer);
     const int32_t end_layer = first_layer + static_cast<int32_t>(chunk.num_layers);
-    const bool last_mb = t.mb == n_mb_ - 1;
+    const bool last_mb = t.mb == LastMicroBatch(t.chunk);
     std::vector<int32_t> deps = TakeCarry();
     if (t.forward && vs > 0) deps.push_back(p2p_fwd_.at({t.mb, vs - 1}));
     if (!t.forward && vs < LastVirtualStage()) deps.push_back(p2p_bwd_.at({t.mb, vs + 1}));
@@ -419,11 +395,27 @@ class Builder {
         EmitOps(plan_.head_ops, p, -1, t.mb, Phase::kForward, gated(plan_.head_sync, -1));
       } else {
         // An empty chunk forwards what it received: the send waits for the receive.
-        p2p_fwd_[{t.mb, vs}] = EmitSend(p, t.mb, act, Phase::kForward, (vs + 1) % stages_, deps);
+        p2p_fwd_[{t.mb, vs}] =
+            EmitSend(p, t.mb, act, Phase::kForward, ProgramOf(t.chunk, vs + 1), deps);
       }
       return;
     }
-    // Backward: head, layers in reverse (recomputing as configured), embedding.
+    // Backward: head, layers in reverse (recomputing as configured), embedding. A zero-bubble
+    // backward queues its weight gradients, and its gradient syncs after them, for a W task.
+    ZeroBubbleSet* zb = nullptr;
+    if (t.defer_wgrad) {
+      zb_[static_cast<size_t>(p)].emplace_back();
+      zb = &zb_[static_cast<size_t>(p)].back();
+      defer_ = &zb->wgrads;
+    }
+    auto sync_grads = [&](const WeightSync& sync, int32_t layer) {
+      if (!last_mb) return;
+      if (zb != nullptr) {
+        zb->syncs.push_back({&sync, layer, t.mb});
+      } else {
+        EmitGradSyncs(sync, p, layer, t.mb);
+      }
+    };
     int32_t prev_first = -1, prev_last = -1;
     auto gated = [&](const WeightSync& sync, int32_t layer) {
       const int32_t after = prefetch ? prev_first : prev_last;
@@ -437,7 +429,7 @@ class Builder {
       prev_first =
           EmitOps(plan_.head_ops, p, -1, t.mb, Phase::kBackward, gated(plan_.head_sync, -1));
       prev_last = last_compute_[static_cast<size_t>(p)];
-      if (last_mb) EmitGradSyncs(plan_.head_sync, p, -1, t.mb);
+      sync_grads(plan_.head_sync, -1);
     }
     for (int32_t l = end_layer - 1; l >= first_layer; --l) {
       const bool moe = sc_.model.IsMoeLayer(l);
@@ -455,14 +447,49 @@ class Builder {
       const int32_t b = EmitOps(ops, p, l, t.mb, Phase::kBackward, gate);
       prev_first = first >= 0 ? first : b;
       prev_last = last_compute_[static_cast<size_t>(p)];
-      if (last_mb) EmitGradSyncs(sync, p, l, t.mb);
+      sync_grads(sync, l);
     }
     if (chunk.embedding) {
       EmitOps(plan_.embed_ops, p, -1, t.mb, Phase::kBackward, gated(plan_.embed_sync, -1));
-      if (last_mb) EmitGradSyncs(plan_.embed_sync, p, -1, t.mb);
+      sync_grads(plan_.embed_sync, -1);
     } else {
       p2p_bwd_[{t.mb, vs}] =
-          EmitSend(p, t.mb, act, Phase::kBackward, (vs - 1 + stages_) % stages_, deps);
+          EmitSend(p, t.mb, act, Phase::kBackward, ProgramOf(t.chunk, vs - 1), deps);
+    }
+    defer_ = nullptr;
+  }
+
+  // DualPipe's W: the oldest queued weight gradients on the compute stream, then the gradient
+  // syncs that waited for them (the last micro-batch's).
+  void EmitWeightTask(int32_t p) {
+    auto& queue = zb_[static_cast<size_t>(p)];
+    if (queue.empty()) return;
+    ZeroBubbleSet set = std::move(queue.front());
+    queue.pop_front();
+    for (Op& w : set.wgrads) Emit(std::move(w));
+    for (const QueuedSync& s : set.syncs) EmitGradSyncs(*s.sync, p, s.layer, s.mb);
+  }
+
+  // DualPipe: ranks r and P-1-r hold copies of the same two model stages; before the optimizer
+  // each sends the other its gradients of both (the sum over the pair: an all-reduce of two,
+  // each rank sending one copy's worth), on the gradient stream after its last backward.
+  void EmitMirrorGradExchange() {
+    std::vector<int32_t> sent(static_cast<size_t>(stages_));
+    for (int32_t p = 0; p < stages_; ++p) {
+      Op op = Base("grads.dualpipe_mirror", p, -1, -1, Phase::kBackward);
+      op.is_collective = true;
+      op.stream = kGradStream;
+      op.collective.kind = CollectiveKind::kSendRecv;
+      op.collective.axes = {MeshAxis::kPipeline};
+      op.collective.bytes = ProgramParams(p) * static_cast<double>(plan_.weight_bytes);
+      op.collective.peer_program = stages_ - 1 - p;
+      op.deps.push_back(last_compute_[static_cast<size_t>(p)]);
+      for (int32_t id : grad_ids_[static_cast<size_t>(p)]) op.deps.push_back(id);
+      sent[static_cast<size_t>(p)] = Emit(std::move(op));
+    }
+    for (int32_t p = 0; p < stages_; ++p) {
+      grad_ids_[static_cast<size_t>(p)].push_back(sent[static_cast<size_t>(p)]);
+      grad_ids_[static_cast<size_t>(p)].push_back(sent[static_cast<size_t>(stages_ - 1 - p)]);
     }
   }
 
@@ -579,7 +606,7 @@ class Builder {
       c.wgrads.clear();
       last_compute_[static_cast<size_t>(p)] = keep;
     }
-    if (part == 0 && c.t.mb == n_mb_ - 1) EmitGradSyncs(SyncOf(l), p, l, c.t.mb);
+    if (part == 0 && c.t.mb == LastMicroBatch(c.t.chunk)) EmitGradSyncs(SyncOf(l), p, l, c.t.mb);
     Leave(p, c);
   }
 
@@ -593,9 +620,16 @@ class Builder {
   void EmitPair(int32_t p, const Task& ft, const Task& bt) {
     const std::vector<int32_t> carried = TakeCarry();
     Chain f = Open(p, ft, carried), b = Open(p, bt, carried);
+    if (dualpipe_) {
+      // DualPipe's _forward_backward_chunk receives both, computes both, then sends both.
+      f.deps.insert(f.deps.end(), b.deps.begin(), b.deps.end());
+      std::sort(f.deps.begin(), f.deps.end());
+      f.deps.erase(std::unique(f.deps.begin(), f.deps.end()), f.deps.end());
+      b.deps = f.deps;
+    }
     const PipelineChunk& fc = *f.chunk;
     const PipelineChunk& bc = *b.chunk;
-    const bool last_mb = bt.mb == n_mb_ - 1;
+    const bool last_mb = bt.mb == LastMicroBatch(bt.chunk);
     if (fc.embedding) {
       Enter(p, f);
       f.prev_first = EmitOps(plan_.embed_ops, p, -1, ft.mb, Phase::kForward,
@@ -636,8 +670,9 @@ class Builder {
       EmitOps(plan_.head_ops, p, -1, ft.mb, Phase::kForward,
               Gated(p, f, plan_.head_sync, -1, Phase::kForward));
     } else {
+      if (dualpipe_ && b.last_compute >= 0) f.deps.push_back(b.last_compute);
       p2p_fwd_[{ft.mb, f.vs}] =
-          EmitSend(p, ft.mb, ActBytes(), Phase::kForward, (f.vs + 1) % stages_, f.deps);
+          EmitSend(p, ft.mb, ActBytes(), Phase::kForward, ProgramOf(ft.chunk, f.vs + 1), f.deps);
     }
     Leave(p, f);
     Enter(p, b);
@@ -647,7 +682,7 @@ class Builder {
       if (last_mb) EmitGradSyncs(plan_.embed_sync, p, -1, bt.mb);
     } else {
       p2p_bwd_[{bt.mb, b.vs}] =
-          EmitSend(p, bt.mb, ActBytes(), Phase::kBackward, (b.vs - 1 + stages_) % stages_, b.deps);
+          EmitSend(p, bt.mb, ActBytes(), Phase::kBackward, ProgramOf(bt.chunk, b.vs - 1), b.deps);
     }
     Leave(p, b);
     last_compute_[static_cast<size_t>(p)] = std::max(f.last_compute, b.last_compute);
@@ -672,18 +707,28 @@ class Builder {
     return Emit(std::move(op));
   }
 
-  void EmitOptimizer(int32_t p) {
-    double params = 0;
+  // The weight syncs of every layer a program holds (DualPipe: both copies).
+  std::vector<const WeightSync*> ProgramSyncs(int32_t p) const {
     std::vector<const WeightSync*> syncs;
-    for (int32_t c = 0; c < chunks_; ++c) {
-      const PipelineChunk& chunk = layout_.At(p, c);
+    for (int32_t c = 0; c < ChunksPerProgram(); ++c) {
+      const PipelineChunk& chunk = layout_.stages[static_cast<size_t>(VirtualStage(p, c))];
       for (int64_t l = chunk.first_layer; l < chunk.first_layer + chunk.num_layers; ++l) {
         syncs.push_back(sc_.model.IsMoeLayer(l) ? &plan_.moe_sync : &plan_.dense_sync);
       }
       if (chunk.embedding) syncs.push_back(&plan_.embed_sync);
       if (chunk.head) syncs.push_back(&plan_.head_sync);
     }
-    for (const WeightSync* s : syncs) params += s->optimizer_params;
+    return syncs;
+  }
+  double ProgramParams(int32_t p) const {
+    double params = 0;
+    for (const WeightSync* s : ProgramSyncs(p)) params += s->optimizer_params;
+    return params;
+  }
+
+  void EmitOptimizer(int32_t p) {
+    const std::vector<const WeightSync*> syncs = ProgramSyncs(p);
+    const double params = ProgramParams(p);
     Op op = Base("optimizer.step", p, -1, -1, Phase::kOptimizer);
     // Read gradient, state and weights, write state and weights: with mixed precision the
     // state holds the fp32 master weights (2 x (2 + 12) bytes per parameter); in fp32 the working
@@ -723,50 +768,24 @@ class Builder {
   std::vector<int32_t> last_wgrad_;                // last delayed weight gradient per program
   std::vector<int32_t> carry_;                     // of the program being emitted
   std::vector<std::vector<int32_t>> stage_carry_;  // per program, between its tasks
-  bool ep_overlap_ = false, delay_wgrad_ = false;
+  bool ep_overlap_ = false, delay_wgrad_ = false, dualpipe_ = false;
+  // DualPipe's zero-bubble queue per program: each entry one backward's weight gradients and the
+  // gradient syncs that follow them.
+  struct QueuedSync {
+    const WeightSync* sync;
+    int32_t layer, mb;
+  };
+  struct ZeroBubbleSet {
+    std::vector<Op> wgrads;
+    std::vector<QueuedSync> syncs;
+  };
+  std::vector<std::deque<ZeroBubbleSet>> zb_;
   static constexpr size_t kNoSplit = static_cast<size_t>(-1);
   std::array<size_t, 2> a2a_at_ = {kNoSplit, kNoSplit};  // moe_ops' dispatch and combine
   std::vector<Op>* defer_ = nullptr;  // EmitOps holds back weight gradients here when set
 };
 
-// Ops one micro-batch of a layer kind emits at most: forward, recomputation, backward (two
-// GEMMs per forward GEMM, one op per other op), FSDP gathers both ways and gradient syncs.
-double OpsPerMicroBatch(const std::vector<OpDesc>& ops, const WeightSync& sync,
-                        Recompute recompute) {
-  double n = static_cast<double>(2 * sync.gathers.size() + sync.grad_syncs.size());
-  for (const OpDesc& d : ops) {
-    if (d.ring) {
-      // Steps: C - 1 forward (and recomputed), C backward; every chunk's ops each time.
-      const double steps = static_cast<double>(d.ring->steps);
-      const double recomputed = recompute == Recompute::kNone ? 0 : 1;
-      n += (steps - 1) * (1 + recomputed) + steps;
-      n += steps * OpsPerMicroBatch(d.ring->chunk, WeightSync{}, recompute);
-      continue;
-    }
-    n += 1;                                             // forward
-    n += recompute == Recompute::kNone ? 0 : 1;         // recomputation
-    n += !d.is_collective && d.compute.matmul ? 2 : 1;  // backward
-  }
-  return n;
-}
-
 }  // namespace
-
-double StepGraphOpBound(const Scenario& sc) {
-  const StepPlan plan = MakeStepPlan(sc);
-  const Recompute rc = sc.training.recompute;
-  const double moe_layers = static_cast<double>(sc.model.NumMoeLayers());
-  const double dense_layers = static_cast<double>(sc.model.num_layers) - moe_layers;
-  const double stages = static_cast<double>(sc.sharding.mesh[MeshAxis::kPipeline]);
-  const double chunks = static_cast<double>(sc.training.virtual_stages);
-  const double per_mb = dense_layers * OpsPerMicroBatch(plan.dense_ops, plan.dense_sync, rc) +
-                        moe_layers * OpsPerMicroBatch(plan.moe_ops, plan.moe_sync, rc) +
-                        OpsPerMicroBatch(plan.embed_ops, plan.embed_sync, rc) +
-                        OpsPerMicroBatch(plan.head_ops, plan.head_sync, rc) +
-                        2 * stages * chunks;  // sends of activations and gradients
-  // The optimizer: one step and at most one parameter gather per set of mesh axes (2^4).
-  return static_cast<double>(sc.training.num_micro_batches) * per_mb + stages * 17;
-}
 
 OpGraph BuildStepGraph(const Scenario& scenario) {
   OpGraph g;

@@ -54,6 +54,11 @@ Expected<std::vector<std::string>> MegatronArgs(const Scenario& sc) {
                                 ": training.pipeline_schedule=GPIPE has no Megatron-LM "
                                 "counterpart (it runs 1F1B, interleaved with virtual stages)");
   }
+  if (t.pipeline_schedule == PipelineSchedule::kDualPipe) {
+    return Status::InvalidInput(sc.source +
+                                ": training.pipeline_schedule=DUALPIPE has no Megatron-LM "
+                                "counterpart (it runs 1F1B, interleaved with virtual stages)");
+  }
   const pb::MegatronParallel& mp = in.sharding().megatron();
   const ModelSpec& m = sc.model;
   std::vector<std::string> a;

@@ -234,7 +234,7 @@ struct ShardingSpec {
 enum class Recompute { kNone, kSelective, kFull };
 enum class Precision { kBf16Mixed, kFp32 };
 enum class Optimizer { kAdamW, kSgd };
-enum class PipelineSchedule { kGpipe, kOneFOneB, kInterleaved };
+enum class PipelineSchedule { kGpipe, kOneFOneB, kInterleaved, kDualPipe };
 
 struct TrainingSpec {
   int64_t global_batch_tokens = 0;

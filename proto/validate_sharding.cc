@@ -253,6 +253,39 @@ void ValidatePipelineLayout(const pb::Training& t, Checker& c, Scenario* s) {
   s->training.pipeline_layout = std::move(*placed);
 }
 
+// training.pipeline_schedule=DUALPIPE, refused where DeepSeek's DualPipe.step asserts
+// (github.com/deepseek-ai/DualPipe, dualpipe/dualpipe.py: num_ranks % 2 == 0, num_chunks % 2 == 0,
+// num_chunks >= num_ranks * 2) and with FULL recomputation, which the paired forward/backward
+// emission does not run.
+void ValidateDualPipe(const TrainingSpec& out, const ShardingSpec& sh, Checker& c) {
+  if (out.pipeline_schedule != PipelineSchedule::kDualPipe) return;
+  const int64_t pp = sh.mesh[MeshAxis::kPipeline];
+  const std::string path = "training.pipeline_schedule";
+  const std::string what = "training.pipeline_schedule=DUALPIPE ";
+  if (pp < 2 || pp % 2 != 0) {
+    c.Fail(path, what +
+                     "feeds micro-batches from both ends of the pipeline and needs an even "
+                     "sharding.mesh.pipeline > 1, not " +
+                     Num(pp));
+  }
+  const int64_t n = out.num_micro_batches;
+  if (n % 2 != 0) {
+    c.Fail(path, what +
+                     "splits the micro-batches into two directions and needs an even number of "
+                     "them, not " +
+                     Num(n));
+  }
+  if (pp >= 2 && pp % 2 == 0 && n < 2 * pp) {
+    c.Fail(path, what + "needs at least 2 x sharding.mesh.pipeline=" + Num(2 * pp) +
+                     " micro-batches, not " + Num(n));
+  }
+  if (out.recompute == Recompute::kFull) {
+    c.Fail(path, what +
+                     "runs the forward and backward of two micro-batches together, which is "
+                     "not modelled with full recomputation (training.recompute=FULL)");
+  }
+}
+
 // training.overlap_moe_expert_parallel_comm and delay_wgrad_compute, refused where Megatron-Core
 // refuses them (TransformerConfig.__post_init__): without expert parallelism, pipelined without
 // the interleaved schedule, with full recomputation, in fp32, beside --moe-shared-expert-overlap,
@@ -324,10 +357,11 @@ void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
                                                              : Recompute::kNone;
   out.precision = t.precision() == pb::Training::FP32 ? Precision::kFp32 : Precision::kBf16Mixed;
   out.optimizer = t.optimizer() == pb::Training::SGD ? Optimizer::kSgd : Optimizer::kAdamW;
-  out.pipeline_schedule = t.pipeline_schedule() == pb::Training::GPIPE ? PipelineSchedule::kGpipe
-                          : t.pipeline_schedule() == pb::Training::INTERLEAVED
-                              ? PipelineSchedule::kInterleaved
-                              : PipelineSchedule::kOneFOneB;
+  out.pipeline_schedule =
+      t.pipeline_schedule() == pb::Training::GPIPE         ? PipelineSchedule::kGpipe
+      : t.pipeline_schedule() == pb::Training::INTERLEAVED ? PipelineSchedule::kInterleaved
+      : t.pipeline_schedule() == pb::Training::DUALPIPE    ? PipelineSchedule::kDualPipe
+                                                           : PipelineSchedule::kOneFOneB;
   out.virtual_stages = t.virtual_stages() > 0 ? t.virtual_stages() : 1;
   out.flash_attention = t.has_flash_attention() ? t.flash_attention() : true;
   out.num_steps = t.num_steps();
@@ -416,6 +450,7 @@ void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
                " micro-batches to be a multiple of sharding.mesh.pipeline=" +
                Num(sh.mesh[MeshAxis::kPipeline]));
   }
+  ValidateDualPipe(out, sh, c);
   ValidatePipelineLayout(t, c, s);
 
   if (!m.is_moe()) return;
