@@ -31,7 +31,7 @@ WorkKey KeyOf(const Op& op) {
 // A phase with more flows than this runs as one bundle (FlowNetwork::StartBundle): simulating
 // each of an all-to-all's 10^5..10^6 flows would cost seconds per step, and alone a bundle ends
 // when its slowest flow would.
-constexpr size_t kMaxFlowsPerPhase = 4096;
+constexpr size_t kMaxFlowsPerPhase = 1024;
 
 struct Phase {
   std::vector<sim::Transfer> flows;

@@ -15,7 +15,7 @@
 //     charges it (to rounding); with others in flight, longer.
 //
 // Cost: O(flows x re-solves). Two reductions keep a 1,024-chip step under a second:
-//   - a collective step of more than 4,096 flows (an all-to-all over 64 chips of 16 groups is
+//   - a collective step of more than 1,024 flows (an all-to-all over 64 chips of 16 groups is
 //     ~65,000) is one bundle (FlowNetwork::StartBundle): its flows share one rate, that of its
 //     most loaded link, so it shares links with other traffic as a whole; alone it ends exactly
 //     when its slowest flow would. Smaller steps run flow by flow;
