@@ -124,6 +124,21 @@ std::string Fmt(const char* format, double v) {
   return buf;
 }
 
+// The per-kind link efficiencies into j["link_efficiency_by_kind"]; returns them as text
+// (", KIND E" each) for the table's header.
+std::string PutEfficiencies(const sim::LinkEfficiencies& eff, nlohmann::json* j) {
+  nlohmann::json by_kind = nlohmann::json::object();
+  std::string text;
+  for (int k = 0; k < kNumLinkKinds; ++k) {
+    const auto& e = eff.by_kind[static_cast<size_t>(k)];
+    if (!e) continue;
+    by_kind[LinkKindName(static_cast<LinkKind>(k))] = *e;
+    text += std::string(", ") + LinkKindName(static_cast<LinkKind>(k)) + " " + Fmt("%.3g", *e);
+  }
+  (*j)["link_efficiency_by_kind"] = by_kind;
+  return text;
+}
+
 // "8,16,32" -> {8, 16, 32}.
 Expected<std::vector<int64_t>> ParseEpList(const std::string& text) {
   std::vector<int64_t> out;
@@ -238,16 +253,7 @@ Status RunDispatch(const Args& args, sim::DispatchDirection direction) {
   j["dispatch_precision"] = args.dispatch_precision;
   j["bytes_per_token"] = spec.TokenBytes(direction);
   j["link_efficiency"] = hw->link_efficiency;
-  nlohmann::json by_kind = nlohmann::json::object();
-  std::string by_kind_text;
-  for (int k = 0; k < kNumLinkKinds; ++k) {
-    const auto& e = eff.by_kind[static_cast<size_t>(k)];
-    if (!e) continue;
-    by_kind[LinkKindName(static_cast<LinkKind>(k))] = *e;
-    by_kind_text +=
-        std::string(", ") + LinkKindName(static_cast<LinkKind>(k)) + " " + Fmt("%.3g", *e);
-  }
-  j["link_efficiency_by_kind"] = by_kind;
+  const std::string by_kind_text = PutEfficiencies(eff, &j);
   const bool table = args.json != "-";
   if (table) {
     std::cout << "# moesim collective: " << op << " (" << sim::DispatcherName(*dispatcher)
@@ -373,16 +379,7 @@ Status Run(const Args& args) {
   j["algorithm"] = sim::AlgorithmName(algorithm);
   j["network"] = flow ? "flow" : "analytical";
   j["link_efficiency"] = hw->link_efficiency;
-  nlohmann::json by_kind = nlohmann::json::object();
-  std::string by_kind_text;
-  for (int k = 0; k < kNumLinkKinds; ++k) {
-    const auto& e = eff.by_kind[static_cast<size_t>(k)];
-    if (!e) continue;
-    by_kind[LinkKindName(static_cast<LinkKind>(k))] = *e;
-    by_kind_text +=
-        std::string(", ") + LinkKindName(static_cast<LinkKind>(k)) + " " + Fmt("%.3g", *e);
-  }
-  j["link_efficiency_by_kind"] = by_kind;
+  const std::string by_kind_text = PutEfficiencies(eff, &j);
   nlohmann::json rows = nlohmann::json::array();
   const bool table = args.json != "-";
   if (table) {

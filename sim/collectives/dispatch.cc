@@ -249,6 +249,24 @@ DispatchTraffic ExpectedTraffic(const DispatchSpec& spec, DispatchDirection d) {
   return out;
 }
 
+namespace {
+
+// `bytes` from every member of `group` to every other, in one direct step, named `name`.
+Expected<CollectivePlan> UniformAllToAll(const std::vector<DeviceId>& group, double bytes,
+                                         const char* name) {
+  const int64_t n = static_cast<int64_t>(group.size());
+  CollectiveSpec c;
+  c.op = CollectiveOp::kAllToAllV;
+  c.group = group;
+  c.matrix.assign(static_cast<size_t>(n * n), bytes);
+  for (int64_t i = 0; i < n; ++i) c.matrix[static_cast<size_t>(i * n + i)] = 0;
+  auto plan = BuildCollectivePlan(c, Algorithm::kDirect);
+  if (plan.ok()) plan->algorithm = name;
+  return plan;
+}
+
+}  // namespace
+
 Expected<CollectivePlan> BuildDispatchPlan(const DispatchSpec& spec, Dispatcher dispatcher,
                                            DispatchDirection d, const GroupShape& shape) {
   MOESIM_RETURN_IF_ERROR(ValidateDispatchSpec(spec));
@@ -258,15 +276,8 @@ Expected<CollectivePlan> BuildDispatchPlan(const DispatchSpec& spec, Dispatcher 
     case Dispatcher::kHierarchical:
       return HierarchicalPlan(spec, d);
     case Dispatcher::kFlat: {
-      const double bytes = t * ExpectedFanout(spec.Routing()).rank_probability * b;
-      CollectiveSpec c;
-      c.op = CollectiveOp::kAllToAllV;
-      c.group = spec.group;
-      c.matrix.assign(static_cast<size_t>(n * n), bytes);
-      for (int64_t i = 0; i < n; ++i) c.matrix[static_cast<size_t>(i * n + i)] = 0;
-      auto plan = BuildCollectivePlan(c, Algorithm::kDirect);
-      if (plan.ok()) plan->algorithm = "flat";
-      return plan;
+      return UniformAllToAll(spec.group, t * ExpectedFanout(spec.Routing()).rank_probability * b,
+                             "flat");
     }
     case Dispatcher::kAllGather: {
       CollectiveSpec c;
@@ -285,15 +296,8 @@ Expected<CollectivePlan> BuildDispatchPlan(const DispatchSpec& spec, Dispatcher 
 Expected<CollectivePlan> BuildLayoutExchangePlan(const DispatchSpec& spec) {
   MOESIM_RETURN_IF_ERROR(ValidateDispatchSpec(spec));
   const int64_t n = static_cast<int64_t>(spec.group.size());
-  const double bytes = static_cast<double>((1 + spec.num_experts / n) * kLayoutCountBytes);
-  CollectiveSpec c;
-  c.op = CollectiveOp::kAllToAllV;
-  c.group = spec.group;
-  c.matrix.assign(static_cast<size_t>(n * n), bytes);
-  for (int64_t i = 0; i < n; ++i) c.matrix[static_cast<size_t>(i * n + i)] = 0;
-  auto plan = BuildCollectivePlan(c, Algorithm::kDirect);
-  if (plan.ok()) plan->algorithm = "layout";
-  return plan;
+  return UniformAllToAll(
+      spec.group, static_cast<double>((1 + spec.num_experts / n) * kLayoutCountBytes), "layout");
 }
 
 std::optional<double> DeepEpPublishedBandwidth(const DispatchSpec& spec, DispatchDirection d) {
