@@ -172,7 +172,9 @@ MoeGroups MoeGroupsOf(const Scenario& sc) {
   // Einsum's padding per layout group: the capacity groups' slots over the layout's groups.
   g.capacity =
       g.capacity_group == g.group_size ? g.group_capacity : up(g.rank_capacity / local_groups);
-  if (moe.dispatch == MoeDispatch::kPermute) {
+  if (moe.dispatch == MoeDispatch::kPermute && moe.pad_to_capacity) {
+    g.held = g.capacity;  // every expert's capacity, padded
+  } else if (moe.dispatch == MoeDispatch::kPermute) {
     // The routed tokens, top_k x S / E per expert and group on average.
     double held = k * static_cast<double>(g.group_size) / e;
     const int64_t ep = sh.ShardsFor(TensorClass::kMoeWeights, "experts");

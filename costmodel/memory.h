@@ -76,9 +76,9 @@ struct MoeGroups {
   // over the layout's groups where they differ: MAXTEXT with context parallelism).
   int64_t capacity = 0;
   // Slots per expert and group the dispatch buffers hold: `capacity` for einsum dispatch; for
-  // permutation dispatch only the routed tokens, top_k x group_size / experts on average, and
-  // with RAGGED_ALL_TO_ALL over an expert-parallel group MaxText's receive buffer: that times
-  // `receive_buffer_factor`.
+  // permutation dispatch only the routed tokens, top_k x group_size / experts on average (with
+  // pad_expert_input_to_capacity: `capacity`), and with RAGGED_ALL_TO_ALL over an
+  // expert-parallel group MaxText's receive buffer: that times `receive_buffer_factor`.
   int64_t held = 0;
   // One device's share: outer batches and groups (rounded up), and its tokens.
   int64_t outer_local = 1;

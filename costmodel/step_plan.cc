@@ -541,7 +541,11 @@ void MoeLayerOps(const Scenario& sc, int64_t experts, const Sizes& z,
   p.dropped_fraction = r.dropped_fraction;
   p.routed = r.mean;
   const bool einsum = moe.dispatch == MoeDispatch::kEinsum;
-  p.slots = einsum ? o_loc * e_loc * g_loc * ep * cap : r.busiest;
+  // --moe-pad-expert-input-to-capacity: every rank sends each expert its whole capacity.
+  const bool padded = moe.pad_to_capacity;
+  p.slots = einsum   ? o_loc * e_loc * g_loc * ep * cap
+            : padded ? e_loc * ep * mg.rank_capacity
+                     : r.busiest;
   L['e'] = e_all;
   L['x'] = p.slots;
   L['h'] = h_loc;
@@ -549,6 +553,9 @@ void MoeLayerOps(const Scenario& sc, int64_t experts, const Sizes& z,
                 shards(TC::kDenseWeights, "mlp"));
   if (einsum) {
     p.a2a_bytes = o_loc * e_all * g_loc * cap * m_moe * z.ab;
+    p.a2a_max_over_mean = 1;
+  } else if (padded) {
+    p.a2a_bytes = e_all * mg.rank_capacity * m_moe * z.ab;
     p.a2a_max_over_mean = 1;
   } else {
     p.a2a_bytes = tokens * k * (1 - p.dropped_fraction) * m_moe * z.ab;

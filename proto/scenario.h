@@ -57,6 +57,7 @@ struct MoeSpec {
   int64_t router_group_topk = 0;
   // RAGGED_ALL_TO_ALL: MaxText's ragged_buffer_factor; 0 = its worst-case default.
   double ragged_buffer_factor = 0;
+  bool pad_to_capacity = false;  // Moe.pad_expert_input_to_capacity (MEGATRON)
 };
 
 // Multi-head Latent Attention (moesim.proto Mla). enabled = false: standard attention.

@@ -209,6 +209,14 @@ void ValidateCapacityConvention(const pb::Moe& e, Checker& c, MoeSpec* moe) {
                      "them");
     return;
   }
+  moe->pad_to_capacity = e.pad_expert_input_to_capacity();
+  if (e.pad_expert_input_to_capacity() &&
+      (cc != pb::Moe::MEGATRON || moe->token_dispatcher != TokenDispatcherKind::kAllToAll)) {
+    c.Fail("model.moe.pad_expert_input_to_capacity",
+           "model.moe.pad_expert_input_to_capacity pads Megatron-Core's all-to-all to its "
+           "capacity: it needs model.moe.capacity_convention: MEGATRON and "
+           "model.moe.token_dispatcher: ALLTOALL");
+  }
   if (cc == pb::Moe::MEGATRON) {
     if (e.dispatch() != pb::Moe::PERMUTE) {
       c.Fail(path, name +

@@ -78,6 +78,27 @@ TEST(CapacityConvention, MegatronPerRankByHand) {
   EXPECT_NEAR(p.slots, 4512, 1e-9);  // the busiest rank: expert 0 at its capacity
 }
 
+// --moe-pad-expert-input-to-capacity: each rank sends every expert its 564 slots, padded:
+// 8 x 564 = 4,512 rows of 1,024 bf16 per rank in each all-to-all (against 2,048 x 2 x 72.35%
+// routed ones unpadded), the grouped GEMM of the one local expert computes 8 senders x 564 =
+// 4,512 slots, and the expert input holds those 4,512 rows (282 per group of 1,024 tokens).
+TEST(CapacityConvention, MegatronPadToCapacityByHand) {
+  const Scenario sc = Load(
+      "dispatch: PERMUTE capacity_factor: 1.1 capacity_convention: MEGATRON "
+      "pad_expert_input_to_capacity: true");
+  const StepPlan p = MakeStepPlan(sc);
+  EXPECT_DOUBLE_EQ(p.a2a_bytes, 4512.0 * 1024 * 2);
+  EXPECT_DOUBLE_EQ(p.a2a_max_over_mean, 1);
+  EXPECT_DOUBLE_EQ(p.slots, 4512);
+  EXPECT_NEAR(p.dropped_fraction, ZipfDropped(4512), 1e-12);
+  EXPECT_EQ(MoeGroupsOf(sc).held, 282);
+  for (const TensorReport& t : ComputeMemory(sc).tensors) {
+    if (t.name == "moe.expert_in") {
+      EXPECT_DOUBLE_EQ(t.local_bytes, 4512.0 * 1024 * 2);
+    }
+  }
+}
+
 // Same layout with groups of 1,024 tokens (PER_ROUTED_TOKEN, the default): C = ceil(1.1 x 2 x
 // 1,024 / 8) = ceil(281.6) = 282 per group, 2 groups per rank: 564, the same here. With 1.01 the
 // rounding parts: per group ceil(258.56) = 259, 518 per rank; Megatron ceil(517.12) = 518 too;
@@ -262,6 +283,8 @@ TEST(CapacityConvention, RefusalsNameTheField) {
       "dispatch: PERMUTE dropless: true token_dispatcher: RAGGED_ALL_TO_ALL "
       "ragged_buffer_factor: -1",
       "model.moe.ragged_buffer_factor=-1 must be in [0, ");
+  expect_error("dispatch: PERMUTE capacity_factor: 1 pad_expert_input_to_capacity: true",
+               "model.moe.pad_expert_input_to_capacity pads Megatron-Core's all-to-all");
   expect_error("dispatch: PERMUTE dropless: true ragged_buffer_factor: 2",
                "model.moe.ragged_buffer_factor sizes the receive buffer of "
                "model.moe.token_dispatcher=RAGGED_ALL_TO_ALL only");

@@ -336,7 +336,7 @@ TEST(Overrides, UnknownPathListsTheFields) {
             "routing, routing_zipf_exponent, routing_histogram_file, capacity_convention, "
             "num_groups, dropless, routing_lognormal_sigma, dispatch_precision, "
             "shared_expert_overlap, token_dispatcher, router_num_groups, router_group_topk, "
-            "ragged_buffer_factor)");
+            "ragged_buffer_factor, pad_expert_input_to_capacity)");
 }
 
 TEST(Overrides, NotAnInteger) {
