@@ -150,12 +150,19 @@ MoeGroups MoeGroupsOf(const Scenario& sc) {
     case CapacityConvention::kPerToken:
       g.group_capacity = up(cf * static_cast<double>(g.group_size) / e);
       break;
-    case CapacityConvention::kMegatron:
-      // get_capacity(num_tokens = tokens x topk, num_experts, capacity_factor): the rank's tokens.
-      g.capacity_group = g.tokens_local;
-      g.group_capacity = up(static_cast<double>(g.tokens_local) * k / e * cf);
-      groups_per_rank = 1;
+    case CapacityConvention::kMegatron: {
+      // get_capacity(num_tokens = tokens x topk, num_experts, capacity_factor) on the tokens the
+      // rank's router sees: its micro-batch split over the sequence shards (context, and the
+      // tensor-parallel ranks' sequence parallelism). This device's MoE tokens hold
+      // tokens_local / T such groups (the tensor-parallel ranks' share of them).
+      const int64_t t =
+          std::max<int64_t>(1, sc.training.micro_batch_size * m.seq_len /
+                                   sh.ShardsFor(TensorClass::kDenseActivations, "seq"));
+      g.capacity_group = t;
+      g.group_capacity = up(static_cast<double>(t) * k / e * cf);
+      groups_per_rank = static_cast<double>(g.tokens_local) / static_cast<double>(t);
       break;
+    }
     case CapacityConvention::kMaxText: {
       // generate_masks: tokens_per_batch = seq_len x top_k, per sequence of the batch.
       g.capacity_group = m.seq_len;

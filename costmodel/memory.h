@@ -60,7 +60,8 @@ MemoryReport ComputeMemory(const Scenario& scenario);
 // factor cf, top_k k, experts E, per padded expert with PADDED_2D; c = the capacity group):
 //   PER_ROUTED_TOKEN  ceil(cf x k x S / E)            c = a group of S = group_size tokens
 //   PER_TOKEN         ceil(cf x S / E)                c = a group
-//   MEGATRON          ceil(T x k / E x cf)            c = the T tokens of one rank
+//   MEGATRON          ceil(T x k / E x cf)            c = the T tokens one rank routes (its
+//                     micro-batch over the sequence shards: context and sequence parallel)
 //                     (Megatron-Core moe_utils.py apply_router_token_dropping / get_capacity)
 //   MAXTEXT           int(max(ceil(L x k / E) x cf, cf))  c = one sequence of L = seq_len tokens
 //                     (MaxText layers/moe.py generate_masks)

@@ -115,6 +115,25 @@ TEST(CapacityConvention, MegatronGroupIsTheRank) {
   EXPECT_DOUBLE_EQ(g.rank_capacity, 528);
 }
 
+// With tensor parallelism (sequence parallel) each rank routes its share of the sequence: EP 4 x
+// TP 2, 4 sequences of 1,024 per EP rank; a TP rank's router sees 4 x 1,024 / 2 = 2,048 tokens,
+// C = ceil(2,048 x 2 / 8 x 1.1) = 564, and the 4,096 MoE tokens of the TP pair carry 2 x 564.
+TEST(CapacityConvention, MegatronGroupUnderSequenceParallelism) {
+  std::string text =
+      Replace(kEp8, "MOE", "dispatch: PERMUTE capacity_factor: 1.1 capacity_convention: MEGATRON");
+  text = Replace(
+      text, R"(axes { name: "ep" size: 8 role: EXPERT })",
+      R"(axes { name: "ep" size: 4 role: EXPERT } axes { name: "tp" size: 2 role: TENSOR })");
+  text = Replace(text, "micro_batch_size: 2", "micro_batch_size: 4");
+  auto sc = LoadText(text);
+  ASSERT_TRUE(sc.ok()) << sc.status().message();
+  const MoeGroups g = MoeGroupsOf(*sc);
+  EXPECT_EQ(g.tokens_local, 4096);
+  EXPECT_EQ(g.capacity_group, 2048);
+  EXPECT_EQ(g.group_capacity, 564);
+  EXPECT_DOUBLE_EQ(g.rank_capacity, 1128);
+}
+
 // MaxText's dropping path: per sequence of 1,024 tokens, tokens_per_batch = 1,024 x 2 = 2,048,
 // C = int(max(ceil(2,048 / 8) x 1.1, 1.1)) = int(281.6) = 281 (PER_ROUTED_TOKEN rounds up: 282).
 // 16 sequences in the EP group: 4,496 per expert. Dropped: (12,056.6 + 6,028.3 - 2 x 4,496) /
