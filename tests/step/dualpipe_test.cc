@@ -157,6 +157,28 @@ TEST(DualPipe, SimulatedBubbleIsTheReadmeFormula) {
   }
 }
 
+TEST(DualPipe, BubbleAcrossPipelineSizes) {
+  // The same toy at PP 2, 6 and 8 (2 layers a stage), against (PP/2-1)(F&B+B-3W): 0, 2 (F + 2B -
+  // 3W) and 3 (F + 2B - 3W), i.e. 0, 4F and 6F in the toy's units; the micro-batches do not
+  // change it (PP 8 with 16 and 20).
+  struct Case {
+    int pp, n;
+    const char* topology;
+  };
+  for (const Case& c : {Case{2, 4, "tpu-v5e:1x2"}, Case{6, 12, "tpu-v5e:2x3"},
+                        Case{8, 16, "tpu-v5e:2x4"}, Case{8, 20, "tpu-v5e:2x4"}}) {
+    std::string text = Replace(kToy, "pipeline: 4", "pipeline: " + std::to_string(c.pp));
+    text = Replace(text, "num_layers: 8", "num_layers: " + std::to_string(2 * c.pp));
+    text = Replace(text, "tpu-v5e:2x2", c.topology);
+    text = Replace(text, "global_batch_tokens: 128",
+                   "global_batch_tokens: " + std::to_string(16 * c.n));
+    const Simulated r = Simulate(text);
+    const Units& u = r.u;
+    const double readme = (c.pp / 2.0 - 1) * ((u.f + u.b) + u.b - 3 * u.w);
+    EXPECT_NEAR(r.result.breakdown.bubble_s, readme, 0.02 * u.f * c.pp) << c.pp << " " << c.n;
+  }
+}
+
 TEST(DualPipe, ParametersTwiceActivationsPpPlusOne) {
   auto sc = LoadText(kToy);
   ASSERT_TRUE(sc.ok()) << sc.status().message();
