@@ -122,6 +122,7 @@ Expected<std::vector<std::string>> MegatronArgs(const Scenario& sc) {
     if (m.moe.shared_expert_overlap) a.push_back("--moe-shared-expert-overlap");
     // Megatron-LM's default is dropless: a capacity factor only where the scenario has one.
     if (!m.moe.dropless) add("--moe-expert-capacity-factor", Str(m.moe.capacity_factor));
+    if (m.moe.pad_to_capacity) a.push_back("--moe-pad-expert-input-to-capacity");
   }
   if (m.mtp_depth > 0) add("--mtp-num-layers", Str(m.mtp_depth));
   // Parallelism.
@@ -242,7 +243,7 @@ bool IsSwitch(const std::string& f) {
         "--fp16", "--swiglu", "--untie-embeddings-and-output-weights", "--disable-bias-linear",
         "--group-query-attention", "--multi-latent-attention", "--moe-shared-expert-overlap",
         "--tp-comm-overlap", "--overlap-moe-expert-parallel-comm", "--delay-wgrad-compute",
-        "--moe-enable-deepep"}) {
+        "--moe-enable-deepep", "--moe-pad-expert-input-to-capacity"}) {
     if (f == s) return true;
   }
   return false;
@@ -483,6 +484,14 @@ Expected<MegatronImport> ParseMegatronArgs(const std::string& text) {
       const bool dropless = !has("--moe-expert-capacity-factor");
       set("model.moe.dropless", dropless ? "true" : "false");
       set("model.moe.capacity_factor", dropless ? "0" : v["--moe-expert-capacity-factor"]);
+      // A capacity is Megatron-Core's own: per rank's routed tokens, dropped before the exchange.
+      if (!dropless) {
+        set("model.moe.capacity_convention", "MEGATRON");
+        set("model.moe.group_size_tokens", "0");
+        set("model.moe.num_groups", "0");
+      }
+      set("model.moe.pad_expert_input_to_capacity",
+          has("--moe-pad-expert-input-to-capacity") ? "true" : "false");
     }
     if (has("--multi-latent-attention")) {
       set("model.mla.q_lora_rank", Str(get("--q-lora-rank", 0)));

@@ -20,7 +20,8 @@
 // --moe-layer-freq, --moe-token-dispatcher-type alltoall|allgather|flex with
 // --moe-flex-dispatcher-backend deepep|hybridep (or the older --moe-enable-deepep),
 // --moe-router-num-groups, --moe-router-group-topk, --moe-shared-expert-overlap,
-// --moe-expert-capacity-factor (left out: dropless),
+// --moe-expert-capacity-factor (left out: dropless; given: model.moe.capacity_convention
+// MEGATRON), --moe-pad-expert-input-to-capacity,
 // --multi-latent-attention with --q-lora-rank, --kv-lora-rank, --qk-head-dim,
 // --qk-pos-emb-head-dim, --v-head-dim, and --mtp-num-layers. Megatron-LM takes at most one of
 // the layout, --num-virtual-stages-per-pipeline-rank and --num-layers-per-virtual-pipeline-stage

@@ -206,6 +206,15 @@ TEST(TokenDispatch, MegatronFlagsRoundTrip) {
   overrides.clear();
   for (const auto& o : older->overrides) overrides += o + "\n";
   EXPECT_NE(overrides.find("model.moe.token_dispatcher=DEEPEP"), std::string::npos) << overrides;
+  // DeepSeek-V3 here has capacity factor 4: Megatron-Core's own capacity convention, and its
+  // padding switch.
+  EXPECT_NE(overrides.find("model.moe.capacity_convention=MEGATRON"), std::string::npos);
+  EXPECT_NE(overrides.find("model.moe.pad_expert_input_to_capacity=false"), std::string::npos);
+  auto padded = ParseMegatronArgs(joined + " --moe-pad-expert-input-to-capacity");
+  ASSERT_TRUE(padded.ok()) << padded.status().message();
+  overrides.clear();
+  for (const auto& o : padded->overrides) overrides += o + "\n";
+  EXPECT_NE(overrides.find("model.moe.pad_expert_input_to_capacity=true"), std::string::npos);
   auto mori = ParseMegatronArgs(Replace(joined, "hybridep", "mori"));
   ASSERT_FALSE(mori.ok());
   EXPECT_NE(mori.status().message().find("mori"), std::string::npos);
