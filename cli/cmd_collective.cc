@@ -173,6 +173,24 @@ bool ContainsH800(std::string name) {
   return name.find("H800") != std::string::npos;
 }
 
+// The topology of --topology with its default hardware and the --link-efficiency overrides.
+struct Setup {
+  HardwareProfile hw;
+  sim::LinkEfficiencies eff;
+  std::shared_ptr<const Topology> topology;
+};
+Expected<Setup> LoadTopology(const Args& args) {
+  Setup s;
+  auto hw = DefaultHardwareFor(args.topology);
+  if (!hw.ok()) return hw.status();
+  s.hw = *hw;
+  MOESIM_RETURN_IF_ERROR(ParseEfficiency(args.efficiency, &s.hw.link_efficiency, &s.eff));
+  auto topo = BuildTopology(args.topology, s.hw);
+  if (!topo.ok()) return topo.status();
+  s.topology = *topo;
+  return s;
+}
+
 Status RunDispatch(const Args& args, sim::DispatchDirection direction) {
   if (!args.bytes.empty() || !args.algorithm.empty()) {
     return Status::InvalidInput(std::string("--op ") + sim::DispatchDirectionName(direction) +
@@ -194,12 +212,11 @@ Status RunDispatch(const Args& args, sim::DispatchDirection direction) {
     return Status::InvalidInput("--dispatch-precision " + args.dispatch_precision +
                                 ": one of fp8, bf16");
   }
-  auto hw = DefaultHardwareFor(args.topology);
-  if (!hw.ok()) return hw.status();
-  sim::LinkEfficiencies eff;
-  MOESIM_RETURN_IF_ERROR(ParseEfficiency(args.efficiency, &hw->link_efficiency, &eff));
-  auto topo = BuildTopology(args.topology, *hw);
-  if (!topo.ok()) return topo.status();
+  auto setup = LoadTopology(args);
+  if (!setup.ok()) return setup.status();
+  const HardwareProfile* hw = &setup->hw;
+  const sim::LinkEfficiencies& eff = setup->eff;
+  const std::shared_ptr<const Topology>* topo = &setup->topology;
   std::vector<std::vector<DeviceId>> groups;
   if (!args.group.empty()) {
     auto g = sim::ParseDeviceGroup(**topo, args.group);
@@ -346,12 +363,11 @@ Status Run(const Args& args) {
   if (*hi < *lo) {
     return Status::InvalidInput("--bytes " + args.bytes + ": MAX is smaller than MIN");
   }
-  auto hw = DefaultHardwareFor(args.topology);
-  if (!hw.ok()) return hw.status();
-  sim::LinkEfficiencies eff;
-  MOESIM_RETURN_IF_ERROR(ParseEfficiency(args.efficiency, &hw->link_efficiency, &eff));
-  auto topo = BuildTopology(args.topology, *hw);
-  if (!topo.ok()) return topo.status();
+  auto setup = LoadTopology(args);
+  if (!setup.ok()) return setup.status();
+  const HardwareProfile* hw = &setup->hw;
+  const sim::LinkEfficiencies& eff = setup->eff;
+  const std::shared_ptr<const Topology>* topo = &setup->topology;
   auto group = sim::ParseDeviceGroup(**topo, args.group);
   if (!group.ok()) return group.status();
   const sim::GroupShape shape = sim::GroupShapeOf(**topo, *group);
