@@ -123,7 +123,7 @@ void RunPlan(sim::FlowNetwork& network, std::shared_ptr<const FlowPlan> plan, si
 class FlowRunner {
  public:
   FlowRunner(const OpGraph& g, const HardwareProfile& hw, const AnalyticalNetwork& net)
-      : g_(g), hw_(hw), net_(net) {
+      : g_(g), net_(net) {
     // Successors: dependencies plus the next op of the same in-order stream.
     succ_.resize(g.ops.size());
     waits_.assign(g.ops.size(), 0);
@@ -326,7 +326,6 @@ class FlowRunner {
   }
 
   const OpGraph& g_;
-  const HardwareProfile& hw_;
   const AnalyticalNetwork& net_;
   std::vector<double> compute_s_, alone_s_;  // by op id; collectives 0
   std::vector<std::vector<int32_t>> succ_;
