@@ -174,13 +174,13 @@ bool ContainsH800(std::string name) {
 }
 
 // The topology of --topology with its default hardware and the --link-efficiency overrides.
-struct Setup {
+struct TopologySetup {
   HardwareProfile hw;
   sim::LinkEfficiencies eff;
   std::shared_ptr<const Topology> topology;
 };
-Expected<Setup> LoadTopology(const Args& args) {
-  Setup s;
+Expected<TopologySetup> LoadTopology(const Args& args) {
+  TopologySetup s;
   auto hw = DefaultHardwareFor(args.topology);
   if (!hw.ok()) return hw.status();
   s.hw = *hw;
