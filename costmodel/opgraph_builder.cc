@@ -387,7 +387,7 @@ class Builder {
       }
       for (int32_t l = first_layer; l < end_layer; ++l) {
         const bool moe = sc_.model.IsMoeLayer(l);
-        prev_first = EmitOps(moe ? plan_.moe_ops : plan_.dense_ops, p, l, t.mb, Phase::kForward,
+        prev_first = EmitOps(plan_.LayerOps(sc_.model, l), p, l, t.mb, Phase::kForward,
                              gated(moe ? plan_.moe_sync : plan_.dense_sync, l));
         prev_last = last_compute_[static_cast<size_t>(p)];
       }
@@ -433,7 +433,7 @@ class Builder {
     }
     for (int32_t l = end_layer - 1; l >= first_layer; --l) {
       const bool moe = sc_.model.IsMoeLayer(l);
-      const auto& ops = moe ? plan_.moe_ops : plan_.dense_ops;
+      const auto& ops = plan_.LayerOps(sc_.model, l);
       const WeightSync& sync = moe ? plan_.moe_sync : plan_.dense_sync;
       auto gate = gated(sync, l);
       int32_t first = -1;
@@ -554,8 +554,7 @@ class Builder {
   // expert all-to-alls is all part 0.
   bool Split(int32_t l) const { return sc_.model.IsMoeLayer(l) && a2a_at_[0] != kNoSplit; }
   std::span<const OpDesc> Part(int32_t l, int32_t part) const {
-    const bool moe = sc_.model.IsMoeLayer(l);
-    const std::vector<OpDesc>& ops = moe ? plan_.moe_ops : plan_.dense_ops;
+    const std::vector<OpDesc>& ops = plan_.LayerOps(sc_.model, l);
     if (!Split(l)) return part == 0 ? std::span<const OpDesc>(ops) : std::span<const OpDesc>();
     const std::array<size_t, 6> at = {0,          a2a_at_[0],     a2a_at_[0] + 1,
                                       a2a_at_[1], a2a_at_[1] + 1, ops.size()};

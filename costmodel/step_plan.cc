@@ -663,6 +663,23 @@ void MoeLayerOps(const Scenario& sc, int64_t experts, const Sizes& z,
   o.push_back(Elementwise("moe.residual", 3 * z.bsm / z.sp, MemoryKernel::kAxpy, kResidualBwd));
 }
 
+// Per-layer routing (MoeSpec::layer_expert_load): each MoE layer's ops as MoeLayerOps builds them
+// from that layer's shares alone, so its routing figures (busiest rank, drops, slots) pace its
+// all-to-alls and expert GEMMs exactly as one histogram of those shares paces every layer.
+// `before`: the plan as MoeLayerOps found it.
+void PerLayerMoeOps(const Scenario& sc, int64_t experts, const Sizes& z,
+                    const std::vector<OpDesc>& attn, const StepPlan& before, StepPlan* out) {
+  const auto& rows = sc.model.moe.layer_expert_load;
+  if (rows.empty()) return;
+  Scenario layer_sc = sc;
+  for (const std::vector<double>& shares : rows) {
+    layer_sc.model.moe.expert_load = shares;
+    StepPlan layer = before;
+    MoeLayerOps(layer_sc, experts, z, attn, &layer);
+    out->moe_layer_ops.push_back(std::move(layer.moe_ops));
+  }
+}
+
 // The embedding lookup (vocab-parallel over the tensor axes) and the head: final norm, logits,
 // cross-entropy (vocab-parallel: its per-token statistics all-reduced).
 void EmbeddingAndHeadOps(const ShardingSpec& sh, const Sizes& z, StepPlan* out) {
@@ -731,7 +748,11 @@ StepPlan MakeStepPlan(const Scenario& sc) {
   const Sizes z = PlanLocalSizes(sc, &p);
   const std::vector<OpDesc> attn = AttentionOps(md, sc.sharding.mesh, z, &p);
   p.dense_ops = DenseLayerOps(md, sc.sharding.mesh, z, attn, p);
-  if (md.is_moe()) MoeLayerOps(sc, experts, z, attn, &p);
+  if (md.is_moe()) {
+    const StepPlan before = p;
+    MoeLayerOps(sc, experts, z, attn, &p);
+    PerLayerMoeOps(sc, experts, z, attn, before, &p);
+  }
   EmbeddingAndHeadOps(sc.sharding, z, &p);
   if (md.mtp_depth > 0) MtpOps(md, z, &p);
   return p;

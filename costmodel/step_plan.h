@@ -114,6 +114,11 @@ struct StepPlan {
 
   // Per layer kind, forward op descriptions.
   std::vector<OpDesc> dense_ops, moe_ops, embed_ops, head_ops;
+  // Per-layer routing (MoeSpec::layer_expert_load): the i-th MoE layer's ops, built from its own
+  // shares; empty: moe_ops for every MoE layer. moe_ops and the figures above are the first's.
+  std::vector<std::vector<OpDesc>> moe_layer_ops;
+  // The ops of model layer `layer`: dense_ops, moe_ops or its own (costmodel/layer_routing.cc).
+  const std::vector<OpDesc>& LayerOps(const ModelSpec& md, int64_t layer) const;
   // Per layer kind, the weights' collectives and sizes.
   WeightSync dense_sync, moe_sync, embed_sync, head_sync;
 };

@@ -17,6 +17,18 @@ bool ModelSpec::IsMoeLayer(int64_t layer) const {
   return false;
 }
 
+int64_t ModelSpec::MoeLayerIndex(int64_t layer) const {
+  switch (moe.placement) {
+    case MoePlacement::kEveryK:
+      return (layer + 1) / moe.placement_k - 1;
+    case MoePlacement::kLastK:
+      return layer - (num_layers - moe.placement_k);
+    case MoePlacement::kFirstKDense:
+      return layer - moe.placement_k;
+  }
+  return 0;
+}
+
 int64_t ModelSpec::NumMoeLayers() const {
   int64_t n = 0;
   for (int64_t i = 0; i < num_layers; ++i) n += IsMoeLayer(i) ? 1 : 0;

@@ -47,6 +47,9 @@ struct MoeSpec {
   // Zipf or a measured histogram, resolved by the loader). Experts are placed on expert-parallel
   // ranks round-robin (expert e on rank e % ranks), so hot experts spread over ranks.
   std::vector<double> expert_load;
+  // routing HISTOGRAM with one row per MoE layer: the i-th MoE layer's shares (layer order);
+  // expert_load is then the first row's. Empty: expert_load for every MoE layer.
+  std::vector<std::vector<double>> layer_expert_load;
   bool dropless = false;  // no capacity: nothing dropped (moesim.proto Moe.dropless)
   // routing LOGNORMAL: sigma of the per-rank load factor; < 0 = not given (expert_load decides).
   double rank_load_sigma = -1;
@@ -94,6 +97,8 @@ struct ModelSpec {
   // True when layer `layer` (0-based) has an MoE FFN.
   bool IsMoeLayer(int64_t layer) const;
   int64_t NumMoeLayers() const;
+  // How many MoE layers come before `layer`. REQUIRES: IsMoeLayer(layer).
+  int64_t MoeLayerIndex(int64_t layer) const;
   // Multi-token prediction modules' transformer layers are of the last layer's kind.
   bool MtpLayerIsMoe() const { return IsMoeLayer(num_layers - 1); }
 };

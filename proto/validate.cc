@@ -1,5 +1,6 @@
 #include "proto/validate.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -18,8 +19,125 @@
 namespace moesim {
 namespace {
 
-// Fills moe->expert_load from the routing fields. REQUIRES: moe->num_experts > 0.
-void ResolveRouting(const pb::Moe& e, const std::string& base_dir, Checker& c, MoeSpec* moe) {
+// routing HISTOGRAM: reads the file (moesim.proto Moe.routing_histogram_file) into
+// moe->expert_load (the counts, or the first row's) and, for one row per MoE layer,
+// moe->layer_expert_load (each row normalized). False after c.Fail.
+bool ReadHistogramFile(const std::string& file, const std::string& base_dir, int64_t moe_layers,
+                       Checker& c, MoeSpec* moe) {
+  const char* kField = "model.moe.routing_histogram_file";
+  const auto n = static_cast<size_t>(moe->num_experts);
+  const size_t layers = static_cast<size_t>(std::max<int64_t>(moe_layers, 1));
+  if (file.empty()) {
+    c.Fail(kField, "model.moe.routing_histogram_file is missing (required with routing HISTOGRAM)");
+    return false;
+  }
+  std::filesystem::path p(file);
+  if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
+  std::ifstream in(p);
+  if (!in) {
+    c.Fail(kField, "model.moe.routing_histogram_file=\"" + file + "\": cannot open " + p.string());
+    return false;
+  }
+  const std::string experts = " experts (model.moe.num_experts)";
+  std::vector<std::vector<double>> rows;  // the numbers of each line that has any
+  std::vector<int> row_line;
+  size_t count = 0;
+  const std::string kRows =
+      " (model.moe.routing_histogram_file holds one row, or one per MoE layer)";
+  // A row of other than n counts in a file of more than one histogram: fails it.
+  auto ShortRowFails = [&] {
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (rows[i].size() == n) continue;
+      c.Fail(kField, p.string() + ":" + std::to_string(row_line[i]) + ": " +
+                         std::to_string(rows[i].size()) + " counts for " + std::to_string(n) +
+                         experts + ": a file of one histogram per MoE layer holds one row of " +
+                         std::to_string(n) + " counts per line");
+      return true;
+    }
+    return false;
+  };
+  std::string line;
+  int line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    const std::string at = p.string() + ":" + std::to_string(line_no) + ": ";
+    line = line.substr(0, line.find('#'));
+    for (char& ch : line) {
+      if (ch == ',') ch = ' ';
+    }
+    std::istringstream words(line);
+    std::string word;
+    bool new_row = true;
+    while (words >> word) {
+      char* end = nullptr;
+      const double v = std::strtod(word.c_str(), &end);
+      if (end != word.c_str() + word.size() || !(v >= 0) || !std::isfinite(v)) {
+        c.Fail(kField, at + "\"" + word + "\" is not a non-negative number");
+        return false;
+      }
+      if ((!new_row && rows.back().size() == n) || count == n * layers) {
+        // Read no further than the MoE layers' experts need; no line holds more than n.
+        if (layers == 1 || (!new_row && rows.back().size() == n)) {
+          c.Fail(kField, at + "more than " + std::to_string(n) + " counts for " +
+                             std::to_string(n) + experts);
+        } else if (!ShortRowFails()) {
+          c.Fail(kField, at + "more than " + std::to_string(layers) + " rows of " +
+                             std::to_string(n) + " counts for " + std::to_string(layers) +
+                             " MoE layers" + kRows);
+        }
+        return false;
+      }
+      if (new_row) {
+        rows.emplace_back();
+        row_line.push_back(line_no);
+        new_row = false;
+      }
+      rows.back().push_back(v);
+      ++count;
+    }
+  }
+  if (count <= n) {  // one histogram, over any number of lines
+    if (count < n) {
+      c.Fail(kField, p.string() + " has " + std::to_string(count) + " counts for " +
+                         std::to_string(n) + experts);
+      return false;
+    }
+    std::vector<double> all;
+    for (const auto& r : rows) all.insert(all.end(), r.begin(), r.end());
+    rows.assign(1, all);
+  } else {
+    // One row (line) of num_experts counts per MoE layer.
+    if (ShortRowFails()) return false;
+    if (rows.size() != layers) {
+      c.Fail(kField, p.string() + ":" + std::to_string(row_line.back()) + ": " +
+                         std::to_string(rows.size()) + " rows for " + std::to_string(layers) +
+                         " MoE layers" + kRows);
+      return false;
+    }
+  }
+  moe->layer_expert_load.clear();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    double total = 0;
+    for (double v : rows[i]) total += v;
+    if (total <= 0) {
+      c.Fail(kField, rows.size() == 1 ? std::string("routing histogram sums to 0")
+                                      : p.string() + ":" + std::to_string(row_line[i]) +
+                                            ": routing histogram sums to 0");
+      return false;
+    }
+    if (rows.size() > 1) {
+      moe->layer_expert_load.emplace_back();
+      for (double v : rows[i]) moe->layer_expert_load.back().push_back(v / total);
+    }
+  }
+  moe->expert_load = rows[0];  // normalized by the caller
+  return true;
+}
+
+// Fills moe->expert_load from the routing fields (and moe->layer_expert_load from a per-layer
+// histogram file). REQUIRES: moe->num_experts > 0; moe_layers: the model's MoE layers.
+void ResolveRouting(const pb::Moe& e, const std::string& base_dir, int64_t moe_layers, Checker& c,
+                    MoeSpec* moe) {
   const auto n = static_cast<size_t>(moe->num_experts);
   std::vector<double> w(n, 1.0);
   if (e.routing() == pb::Moe::LOGNORMAL) {
@@ -52,55 +170,8 @@ void ResolveRouting(const pb::Moe& e, const std::string& base_dir, Checker& c, M
       w[i] = std::pow(static_cast<double>(i + 1), -e.routing_zipf_exponent());
     }
   } else if (e.routing() == pb::Moe::HISTOGRAM) {
-    const std::string& file = e.routing_histogram_file();
-    if (file.empty()) {
-      c.Fail("model.moe.routing_histogram_file",
-             "model.moe.routing_histogram_file is missing (required with routing HISTOGRAM)");
-      return;
-    }
-    std::filesystem::path p(file);
-    if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
-    std::ifstream in(p);
-    if (!in) {
-      c.Fail("model.moe.routing_histogram_file",
-             "model.moe.routing_histogram_file=\"" + file + "\": cannot open " + p.string());
-      return;
-    }
-    w.clear();
-    std::string line;
-    int line_no = 0;
-    while (std::getline(in, line)) {
-      ++line_no;
-      line = line.substr(0, line.find('#'));
-      for (char& ch : line) {
-        if (ch == ',') ch = ' ';
-      }
-      std::istringstream words(line);
-      std::string word;
-      while (words >> word) {
-        char* end = nullptr;
-        const double v = std::strtod(word.c_str(), &end);
-        if (end != word.c_str() + word.size() || !(v >= 0) || !std::isfinite(v)) {
-          c.Fail("model.moe.routing_histogram_file", p.string() + ":" + std::to_string(line_no) +
-                                                         ": \"" + word +
-                                                         "\" is not a non-negative number");
-          return;
-        }
-        if (w.size() == n) {  // read no further than the experts need
-          c.Fail("model.moe.routing_histogram_file",
-                 p.string() + ":" + std::to_string(line_no) + ": more than " + std::to_string(n) +
-                     " counts for " + std::to_string(n) + " experts (model.moe.num_experts)");
-          return;
-        }
-        w.push_back(v);
-      }
-    }
-    if (w.size() != n) {
-      c.Fail("model.moe.routing_histogram_file", p.string() + " has " + std::to_string(w.size()) +
-                                                     " counts for " + std::to_string(n) +
-                                                     " experts (model.moe.num_experts)");
-      return;
-    }
+    if (!ReadHistogramFile(e.routing_histogram_file(), base_dir, moe_layers, c, moe)) return;
+    w = moe->expert_load;
   }
   double total = 0;
   for (double v : w) total += v;
@@ -447,7 +518,10 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
   moe.group_size_tokens = e.group_size_tokens() > 0 ? e.group_size_tokens() : m.seq_len();
   ValidateCapacityConvention(e, c, &moe);
   moe.num_groups_given = e.num_groups();
-  ResolveRouting(e, base_dir, c, &moe);
+  ModelSpec placed;  // the MoE layers, as the placement above puts them
+  placed.num_layers = m.num_layers();
+  placed.moe = moe;
+  ResolveRouting(e, base_dir, placed.NumMoeLayers(), c, &moe);
 }
 
 void ValidateHardware(const pb::Hardware& h, const std::string& default_chip, Checker& c,
