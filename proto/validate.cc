@@ -518,10 +518,18 @@ void ValidateModel(const pb::Model& m, const std::string& base_dir, Checker& c, 
   moe.group_size_tokens = e.group_size_tokens() > 0 ? e.group_size_tokens() : m.seq_len();
   ValidateCapacityConvention(e, c, &moe);
   moe.num_groups_given = e.num_groups();
-  ModelSpec placed;  // the MoE layers, as the placement above puts them
-  placed.num_layers = m.num_layers();
-  placed.moe = moe;
-  ResolveRouting(e, base_dir, placed.NumMoeLayers(), c, &moe);
+  // The MoE layers, as the placement above puts them; none while the placement or the layer
+  // count is invalid (their errors are already reported).
+  int64_t moe_layers = 0;
+  const bool placement_ok =
+      moe.placement == MoePlacement::kEveryK ? moe.placement_k > 0 : moe.placement_k >= 0;
+  if (placement_ok && m.num_layers() > 0 && m.num_layers() <= limits::kMaxLayers) {
+    ModelSpec placed;
+    placed.num_layers = m.num_layers();
+    placed.moe = moe;
+    moe_layers = placed.NumMoeLayers();
+  }
+  ResolveRouting(e, base_dir, moe_layers, c, &moe);
 }
 
 void ValidateHardware(const pb::Hardware& h, const std::string& default_chip, Checker& c,

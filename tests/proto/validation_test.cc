@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "proto/scenario_loader.h"
 #include "proto/topology_name.h"
@@ -566,6 +567,21 @@ TEST(Loading, DefaultIsTheApple2024ScenarioFile) {
   EXPECT_EQ(builtin->sharding.mesh[MeshAxis::kData], 4);
   EXPECT_EQ(builtin->sharding.mesh[MeshAxis::kExpert], 64);
   EXPECT_EQ(builtin->sharding.mesh[MeshAxis::kModel], 1);
+}
+
+TEST(Validation, EveryKWithoutKIsAnErrorNotACrash) {
+  // placement EVERY_K needs placement_k > 0; the MoE layer count (for per-layer routing
+  // histograms) must not be taken from the invalid placement (a division by zero, found by the
+  // scenario fuzzer: tests/fuzz/regressions/scenario/).
+  std::ifstream in(
+      std::string(MOESIM_SOURCE_DIR) +
+      "/tests/fuzz/regressions/scenario/every-k-without-k-per-layer-histogram.textproto");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto sc = LoadScenarioFromText(text.str(), "t.textproto", {}, MOESIM_SOURCE_DIR);
+  ASSERT_FALSE(sc.ok());
+  EXPECT_NE(sc.status().message().find("model.moe.placement_k"), std::string::npos)
+      << sc.status().message();
 }
 
 }  // namespace
