@@ -95,8 +95,8 @@ Expected<std::vector<ValidationRow>> ReadValidationSet(const std::string& path) 
   return rows;
 }
 
-Expected<ValidationResult> EvaluateValidationRow(const std::string& set_path,
-                                                 const ValidationRow& row, NetworkLevel network) {
+Expected<Scenario> LoadValidationRowScenario(const std::string& set_path, const ValidationRow& row,
+                                             const std::vector<std::string>& extra) {
   const std::filesystem::path dir = std::filesystem::path(set_path).parent_path();
   std::string path;
   if (row.scenario != "default") {
@@ -115,13 +115,30 @@ Expected<ValidationResult> EvaluateValidationRow(const std::string& set_path,
   while (std::getline(ss, o, ';')) {
     if (!o.empty()) overrides.push_back(o);
   }
-  const std::string where = set_path + ":" + std::to_string(row.line) + ": row " + row.id + ": ";
+  overrides.insert(overrides.end(), extra.begin(), extra.end());
   auto sc = LoadScenario({path, overrides});
-  if (!sc.ok()) return sc.status().WithPrefix(where);
+  if (!sc.ok()) {
+    return sc.status().WithPrefix(set_path + ":" + std::to_string(row.line) + ": row " + row.id +
+                                  ": ");
+  }
+  return sc;
+}
+
+double ValidationMetric(const ValidationRow& row, const SimReport& r, const Scenario& sc) {
+  return Metric(row, r, sc);
+}
+
+Expected<ValidationResult> EvaluateValidationRow(const std::string& set_path,
+                                                 const ValidationRow& row, NetworkLevel network) {
+  auto sc = LoadValidationRowScenario(set_path, row);
+  if (!sc.ok()) return sc.status();
   SimulateOptions opts;
   opts.network = network;
   auto r = SimulateScenario(*sc, opts);
-  if (!r.ok()) return r.status().WithPrefix(where);
+  if (!r.ok()) {
+    return r.status().WithPrefix(set_path + ":" + std::to_string(row.line) + ": row " + row.id +
+                                 ": ");
+  }
   ValidationResult out;
   out.row = row;
   out.simulated = Metric(row, *r, *sc);

@@ -44,6 +44,13 @@ struct ValidationResult {
   double error_pct = 0;
 };
 
+// The scenario of one row of the set at `set_path` with the row's overrides, then `extra`
+// (PATH=VALUE, applied last). Errors are the scenario's, prefixed with "SET:LINE: row ID: ".
+Expected<Scenario> LoadValidationRowScenario(const std::string& set_path, const ValidationRow& row,
+                                             const std::vector<std::string>& extra = {});
+// The row's metric of a simulated report (simulated value of the row's `metric`).
+double ValidationMetric(const ValidationRow& row, const SimReport& report, const Scenario& sc);
+
 // Simulates one row of the set at `set_path`. Errors are the scenario's, prefixed with
 // "SET:LINE: row ID: ".
 Expected<ValidationResult> EvaluateValidationRow(const std::string& set_path,
