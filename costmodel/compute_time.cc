@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "costmodel/attention_model.h"
 #include "costmodel/opgraph.h"
 
 namespace moesim {
@@ -36,6 +37,13 @@ double MatmulEfficiency(const ComputeWork& w, const HardwareProfile& hw) {
 }
 
 double ComputeTimeS(const ComputeWork& w, const HardwareProfile& hw) {
+  if (w.attention && HasAttentionModel(hw)) {
+    // FlashAttention's core (costmodel/attention_model.h): its fitted kernel rate, which already
+    // holds the call's memory traffic and launch; HBM as a floor all the same.
+    const double bytes_s = w.bytes / (hw.hbm_bytes_per_s * hw.memory_efficiency);
+    return std::max(AttentionTimeS(*w.attention, hw), bytes_s);
+  }
+
   const double eff = MatmulEfficiency(w, hw);
   const double flops_s = w.flops > 0 ? w.flops / (hw.peak_flops_per_s * eff) : 0;
   const double mem_eff = w.kernel ? hw.MemoryEfficiency(*w.kernel) : hw.memory_efficiency;

@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "costmodel/attention_model.h"
 #include "proto/scenario.h"
 
 namespace moesim {
@@ -77,6 +78,10 @@ struct ComputeWork {
   // Elementwise ops: the streaming kernel they are made of, for its bandwidth efficiency
   // (HardwareProfile::MemoryEfficiency); none = memory_efficiency.
   std::optional<MemoryKernel> kernel;
+  // Attention's core under blockwise (flash) attention: its share of one FlashAttention call,
+  // timed by the attention model (costmodel/attention_model.h) where the chip has one; the
+  // GEMM fields above still describe it as einsums (FLOPs, the GEMM path without a model).
+  std::optional<AttentionShape> attention;
 };
 
 // An MoE layer's token dispatch or combine by a dispatcher other than the flat all-to-all

@@ -229,9 +229,12 @@ class Builder {
         compute(d.name, d.compute, gemm);
       } else if (d.compute.matmul) {
         // Two GEMMs of the forward's size: the input gradient and the weight gradient (or, for
-        // activation x activation einsums, the gradients of both inputs).
+        // activation x activation einsums, the gradients of both inputs). Attention's core: each
+        // of the four is a quarter of the FlashAttention backward call (attention_model.h).
+        ComputeWork g = d.compute;
+        if (g.attention) g.attention = g.attention->Backward();
         if (!d.first_operand_constant) {
-          compute(d.name + (d.matmul_with_weight ? ".dgrad" : ".grad_a"), d.compute, gemm);
+          compute(d.name + (d.matmul_with_weight ? ".dgrad" : ".grad_a"), g, gemm);
         }
         if (defer_ != nullptr && d.matmul_with_weight) {
           // training.delay_wgrad_compute: the weight gradient after the part's input gradients.
@@ -239,7 +242,7 @@ class Builder {
           w.compute = d.compute;
           defer_->push_back(std::move(w));
         } else {
-          compute(d.name + (d.matmul_with_weight ? ".wgrad" : ".grad_b"), d.compute, gemm);
+          compute(d.name + (d.matmul_with_weight ? ".wgrad" : ".grad_b"), g, gemm);
         }
       } else {
         ComputeWork w = d.compute;

@@ -91,6 +91,25 @@ OpDesc Collective(const std::string& name, CollectiveKind kind, std::vector<Mesh
 
 double Ceil(double x) { return std::max(1.0, std::ceil(x - 1e-9)); }
 
+// Attention's core under blockwise attention as one FlashAttention call
+// (costmodel/attention_model.h): b x heads query heads, this device's queries ('s') against the
+// keys in hand ('t': the whole sequence, or one context-parallel chunk), causal (every model
+// here is a decoder). Each of the two core ops (scores, context) is half of the call. Under
+// context parallelism every ring step is taken as a causal chunk of sl x sl: Megatron's
+// load-balanced split gives each step that much work on average (the diagonal step is causal,
+// the others half-size unmasked blocks), at the diagonal step's efficiency.
+AttentionShape FlashCore(const DimSizes& L, double heads, double head_dim, double head_dim_v) {
+  AttentionShape a;
+  a.batch_heads = L.at('b') * heads;
+  a.q_len = std::llround(L.at('s'));
+  a.kv_len = std::llround(L.at('t'));
+  a.head_dim = std::llround(head_dim);
+  a.head_dim_v = std::llround(head_dim_v);
+  a.causal = true;
+  a.share = 0.5;
+  return a;
+}
+
 }  // namespace
 
 std::vector<MeshAxis> AxesMinus(const std::vector<MeshAxis>& a, const std::vector<MeshAxis>& b) {
@@ -251,6 +270,7 @@ std::vector<OpDesc> MlaAttentionOps(const StepPlan& p, const ModelSpec& md, cons
     if (core && flash) {
       // Blockwise attention: scores read q and k, context reads v and writes the output.
       d.compute.bytes = b * s * heads * 2 * L.at(name == "attn.scores" ? 'j' : 'w') * ab;
+      d.compute.attention = FlashCore(L, heads, L.at('j'), L.at('w'));
     }
     d.recompute_selective = core;
     o.push_back(d);
@@ -444,6 +464,7 @@ std::vector<OpDesc> MhaOps(const ModelSpec& md, const Mesh& mesh, const Sizes& z
     if (core && z.flash) {
       // Blockwise attention never writes the [s, t] scores to HBM: reads q, k, v, writes out.
       d.compute.bytes = z.b * z.sl * (z.heads + z.kv) * L.at('d') * z.ab;
+      d.compute.attention = FlashCore(L, z.heads, L.at('d'), L.at('d'));
     }
     d.recompute_selective = core;
     attn.push_back(d);

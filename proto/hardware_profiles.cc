@@ -1,5 +1,6 @@
 #include "proto/hardware_profiles.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <map>
@@ -43,6 +44,28 @@ HardwareProfile Make(const char* chip, double peak, double hbm_bytes, double hbm
   p.scaleout_latency_s = scaleout_latency;
   p.devices_per_host = per_host;
   return p;
+}
+
+// Blockwise attention's kernel model per chip (costmodel/attention_model.h), fitted by
+// validation/data/attention/fit_attention.py to validation/data/attention/flash_attention.csv
+// (mean squared log error over the rows marked fit; seq_len 4096 rows held out):
+//   a100-sxm: FlashAttention-2, fwd+bwd figures of Dao 2023 (arXiv 2307.08691) Fig. 4; the
+//     backward's shape relative to the forward (max, head-dim and length halves) is FA2's own as
+//     its separate forward and backward bars on H100 give it (Shah et al. 2024 figures).
+//   h100-sxm: FlashAttention-3 BF16 forward and backward figures (Shah et al. 2024, arXiv
+//     2407.08608). H200: the same kernel on the same SMs (compute-bound: its HBM does not matter).
+//   b200, gb200: no published FlashAttention table in our sources: H100's fit (an assumption)
+//     with their 148 SMs as parallel tiles.
+// TPUs and cpu: none (no published splash-attention table known): attention's core as GEMMs.
+AttentionKernelProfile AttentionFit(const std::string& chip) {
+  AttentionKernelProfile a;
+  if (chip == "a100-sxm") {
+    a = {0.676, 0.750, 5.25, 24.0, 81.0, 202, 114, 108};
+  } else if (chip == "h100-sxm" || chip == "h200-sxm" || chip == "b200" || chip == "gb200") {
+    a = {0.935, 0.742, 50.8, 27.5, 224, 413, 168, 132};
+    if (chip == "b200" || chip == "gb200") a.parallel_tiles = 148;
+  }
+  return a;
 }
 
 const std::map<std::string, HardwareProfile>& Profiles() {
@@ -108,7 +131,9 @@ Expected<HardwareProfile> BuiltinHardwareProfile(const std::string& chip) {
     for (const auto& n : BuiltinHardwareProfileNames()) names += (names.empty() ? "" : ", ") + n;
     return Status::InvalidInput("unknown chip \"" + chip + "\" (built-in profiles: " + names + ")");
   }
-  return it->second;
+  HardwareProfile p = it->second;
+  p.attention = AttentionFit(chip);
+  return p;
 }
 
 std::vector<std::string> BuiltinHardwareProfileNames() {
@@ -218,6 +243,30 @@ std::vector<HardwareFieldError> ApplyHardwareFields(const pb::Hardware& h, Hardw
     errors.push_back({"comm_sm_fraction", "=" + Num(h.comm_sm_fraction()) + " must be in [0, 1)"});
   } else if (h.comm_sm_fraction() > 0) {
     out->comm_sm_fraction = h.comm_sm_fraction();
+  }
+  // The attention model (moesim.proto Hardware 30-37): the eight together when
+  // attention_fwd_max_efficiency > 0, each checked so that every bad one is reported.
+  {
+    const double most = limits::kMaxGemmHalf;
+    const bool ok[] = {
+        in_range("attention_fwd_max_efficiency", h.attention_fwd_max_efficiency(), true),
+        in_range("attention_bwd_max_efficiency", h.attention_bwd_max_efficiency(), true),
+        in_range("attention_fwd_head_dim_half", h.attention_fwd_head_dim_half(), false, most),
+        in_range("attention_bwd_head_dim_half", h.attention_bwd_head_dim_half(), false, most),
+        in_range("attention_fwd_seq_half", h.attention_fwd_seq_half(), false, most),
+        in_range("attention_bwd_seq_half", h.attention_bwd_seq_half(), false, most),
+        in_range("attention_causal_block", h.attention_causal_block(), false, most),
+        in_range("attention_parallel_tiles", h.attention_parallel_tiles(), false, most)};
+    const bool on = h.attention_fwd_max_efficiency() > 0;
+    if (on && ok[0] && ok[1] && !(h.attention_bwd_max_efficiency() > 0)) {
+      errors.push_back({"attention_bwd_max_efficiency",
+                        "=0 must be in (0, 1] when attention_fwd_max_efficiency is set"});
+    } else if (on && std::all_of(std::begin(ok), std::end(ok), [](bool b) { return b; })) {
+      out->attention = {h.attention_fwd_max_efficiency(), h.attention_bwd_max_efficiency(),
+                        h.attention_fwd_head_dim_half(),  h.attention_bwd_head_dim_half(),
+                        h.attention_fwd_seq_half(),       h.attention_bwd_seq_half(),
+                        h.attention_causal_block(),       h.attention_parallel_tiles()};
+    }
   }
   ApplyKernelEfficiencies(h, out, &errors);
   return errors;

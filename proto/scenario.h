@@ -114,6 +114,17 @@ bool ParseMemoryKernel(const std::string& name, MemoryKernel* out);
 // "copy, axpy, swiglu, rmsnorm, softmax, adamw": the choices, for error messages.
 std::string MemoryKernelChoices();
 
+// Blockwise attention's kernel model (costmodel/attention_model.h; moesim.proto Hardware fields
+// 30-37), fitted per chip to published FlashAttention figures. fwd_max_efficiency > 0 enables
+// it; 0 = attention's core timed as GEMMs. Efficiencies in (0, 1]; halves and block in elements.
+struct AttentionKernelProfile {
+  double fwd_max_efficiency = 0, bwd_max_efficiency = 0;
+  double fwd_head_dim_half = 0, bwd_head_dim_half = 0;
+  double fwd_seq_half = 0, bwd_seq_half = 0;
+  double causal_block = 0;
+  double parallel_tiles = 0;  // tiles in flight at once (SMs); 0 = no wave term
+};
+
 // A chip's figures. Starts from a built-in profile (hardware_profiles.h); fields may be overridden.
 struct HardwareProfile {
   std::string chip;
@@ -137,6 +148,7 @@ struct HardwareProfile {
   // Compute's share a communication kernel takes while it runs beside compute
   // (moesim.proto Hardware.comm_sm_fraction); 0 = none.
   double comm_sm_fraction = 0;
+  AttentionKernelProfile attention;  // moesim.proto Hardware.attention_*
   double MemoryEfficiency(MemoryKernel k) const {
     const double e = kernel_memory_efficiency[static_cast<size_t>(k)];
     return e > 0 ? e : memory_efficiency;

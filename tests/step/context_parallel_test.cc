@@ -105,15 +105,18 @@ TEST(ContextParallel, ActivationMemoryQuarters) {
 // of a layer spans c + (C - 1) x max(c, r): the exchange hides behind compute as far as it can.
 TEST(ContextParallel, RingOverlapsChunkCompute) {
   // Inside one node (NVLink) the chunk's attention outlasts a ring step; with the context axis
-  // across four nodes (InfiniBand, cp outermost) the ring step outlasts the chunk.
+  // across four nodes (InfiniBand, cp outermost) the ring step outlasts the chunk. The NVLink
+  // case runs 8,192-token sequences (chunks of 2,048): timed at FlashAttention-3's rate
+  // (costmodel/attention_model.h) a causal 1,024-token chunk takes about as long as its 4 MiB
+  // NVLink step, a 2,048-token one (4x the work, 2x the bytes) clearly longer.
   const std::string across =
       Replace(Replace(Replace(kDenseCp4, R"(name: "dp" size: 2)", R"(name: "dp" size: 8)"),
                       R"(axes { name: "cp" size: 4 role: CONTEXT })", ""),
               R"(axes { name: "dp")", R"(axes { name: "cp" size: 4 role: CONTEXT }
     axes { name: "dp")");
   std::set<bool> ring_bound;
-  for (const std::string& text :
-       {std::string(kDenseCp4), Replace(across, "dgx-h100:1", "dgx-h100:4")}) {
+  for (const std::string& text : {Replace(kDenseCp4, "seq_len: 4096", "seq_len: 8192"),
+                                  Replace(across, "dgx-h100:1", "dgx-h100:4")}) {
     const std::string seq = text.find("dgx-h100:4") != std::string::npos ? "IB" : "NVLink";
     auto sc = LoadText(text);
     ASSERT_TRUE(sc.ok()) << sc.status().message();
