@@ -1,5 +1,7 @@
 // StepGraphOpBound (opgraph.h): the ops BuildStepGraph emits at most, from the per-layer op lists
 // and the micro-batch count, without building the graph.
+#include <algorithm>
+
 #include "costmodel/opgraph.h"
 #include "costmodel/step_plan.h"
 
@@ -36,8 +38,10 @@ double StepGraphOpBound(const Scenario& sc) {
   const double dense_layers = static_cast<double>(sc.model.num_layers) - moe_layers;
   const double stages = static_cast<double>(sc.sharding.mesh[MeshAxis::kPipeline]);
   const double chunks = static_cast<double>(sc.training.virtual_stages);
+  // training.batch_split_factor: every sub-batch runs a MoE layer's ops (batch_split.h).
+  const double splits = static_cast<double>(std::max<int64_t>(1, sc.training.batch_split_factor));
   const double per_mb = dense_layers * OpsPerMicroBatch(plan.dense_ops, plan.dense_sync, rc) +
-                        moe_layers * OpsPerMicroBatch(plan.moe_ops, plan.moe_sync, rc) +
+                        moe_layers * splits * OpsPerMicroBatch(plan.moe_ops, plan.moe_sync, rc) +
                         OpsPerMicroBatch(plan.embed_ops, plan.embed_sync, rc) +
                         OpsPerMicroBatch(plan.head_ops, plan.head_sync, rc) +
                         2 * stages * chunks;  // sends of activations and gradients

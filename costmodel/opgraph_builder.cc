@@ -7,6 +7,7 @@
 #include <set>
 #include <span>
 
+#include "costmodel/batch_split.h"
 #include "costmodel/memory.h"
 #include "costmodel/model_cost.h"
 #include "costmodel/opgraph.h"
@@ -44,6 +45,13 @@ class Builder {
     dualpipe_ = sc.training.pipeline_schedule == PipelineSchedule::kDualPipe && stages_ > 1;
     zb_.resize(static_cast<size_t>(stages_));
     delay_wgrad_ = sc.training.delay_wgrad_compute;
+    batch_split_ = static_cast<int32_t>(sc.training.batch_split_factor);
+    if (batch_split_ > 1) {
+      // A sub-batch: 1/F of the micro-batch's sequences on each device (validated to divide).
+      Scenario sub = sc;
+      sub.training.micro_batch_size /= batch_split_;
+      sub_plan_ = MakeStepPlan(sub);
+    }
     // The MoE layer's expert all-to-alls (dispatch, then combine) split it into five parts.
     for (size_t i = 0; i < plan_.moe_ops.size(); ++i) {
       const OpDesc& d = plan_.moe_ops[i];
@@ -192,7 +200,8 @@ class Builder {
     auto collective = [&](const std::string& name, CollectiveWork w, GemmOverlap overlap) {
       Op op = Base(name, program, layer, mb, phase);
       op.is_collective = true;
-      const bool ep = (ep_overlap_ || dualpipe_) && w.kind == CollectiveKind::kAllToAll;
+      const bool ep =
+          (ep_overlap_ || dualpipe_ || batch_split_ > 1) && w.kind == CollectiveKind::kAllToAll;
       op.stream = ep ? kEpStream : kCommStream;
       op.collective = std::move(w);
       const int32_t last = last_compute_[static_cast<size_t>(program)];
@@ -390,6 +399,10 @@ class Builder {
       }
       for (int32_t l = first_layer; l < end_layer; ++l) {
         const bool moe = sc_.model.IsMoeLayer(l);
+        if (moe && batch_split_ > 1) {
+          l = EmitSplitRun(p, t, l, end_layer, false, deps, prev_first, prev_last) - 1;
+          continue;
+        }
         prev_first = EmitOps(plan_.LayerOps(sc_.model, l), p, l, t.mb, Phase::kForward,
                              gated(moe ? plan_.moe_sync : plan_.dense_sync, l));
         prev_last = last_compute_[static_cast<size_t>(p)];
@@ -436,6 +449,10 @@ class Builder {
     }
     for (int32_t l = end_layer - 1; l >= first_layer; --l) {
       const bool moe = sc_.model.IsMoeLayer(l);
+      if (moe && batch_split_ > 1) {
+        l = EmitSplitRun(p, t, l, first_layer - 1, last_mb, deps, prev_first, prev_last) + 1;
+        continue;
+      }
       const auto& ops = plan_.LayerOps(sc_.model, l);
       const WeightSync& sync = moe ? plan_.moe_sync : plan_.dense_sync;
       auto gate = gated(sync, l);
@@ -556,8 +573,8 @@ class Builder {
   // permutation), 1 the dispatch, 2 the experts, 3 the combine, 4 the rest; a layer without
   // expert all-to-alls is all part 0.
   bool Split(int32_t l) const { return sc_.model.IsMoeLayer(l) && a2a_at_[0] != kNoSplit; }
-  std::span<const OpDesc> Part(int32_t l, int32_t part) const {
-    const std::vector<OpDesc>& ops = plan_.LayerOps(sc_.model, l);
+  std::span<const OpDesc> Part(int32_t l, int32_t part, const StepPlan* plan = nullptr) const {
+    const std::vector<OpDesc>& ops = (plan != nullptr ? *plan : plan_).LayerOps(sc_.model, l);
     if (!Split(l)) return part == 0 ? std::span<const OpDesc>(ops) : std::span<const OpDesc>();
     const std::array<size_t, 6> at = {0,          a2a_at_[0],     a2a_at_[0] + 1,
                                       a2a_at_[1], a2a_at_[1] + 1, ops.size()};
@@ -692,6 +709,63 @@ class Builder {
     carry_.insert(carry_.end(), b.carry.begin(), b.carry.end());
   }
 
+  // training.batch_split_factor (costmodel/batch_split.h): the run of MoE layers from `l` up to
+  // `end` (exclusive; down in backward) as F sub-batch chains of sub_plan_'s ops in
+  // BatchSplitOrder's order, FSDP gathers before a layer's first step and its gradient reduction
+  // after its last. Without prefetch a layer's gathers wait for the latest compute op emitted
+  // (the previous layer's last sub-batch may still be running). Returns the layer after the run.
+  int32_t EmitSplitRun(int32_t p, const Task& t, int32_t l, int32_t end, bool last_mb,
+                       std::vector<int32_t>& deps, int32_t& prev_first, int32_t& prev_last) {
+    const bool backward = !t.forward;
+    const int32_t step = backward ? -1 : 1;
+    std::vector<int32_t> run;
+    for (int32_t i = l; i != end && sc_.model.IsMoeLayer(i); i += step) run.push_back(i);
+    std::vector<Chain> subs(static_cast<size_t>(batch_split_));
+    for (Chain& c : subs) c.last_compute = last_compute_[static_cast<size_t>(p)];
+    subs[0].carry = TakeCarry();
+    auto latest = [&] {
+      int32_t x = -1;
+      for (const Chain& c : subs) x = std::max(x, c.last_compute);
+      return x;
+    };
+    const Recompute rc = sc_.training.recompute;
+    for (const SplitStep& s :
+         BatchSplitOrder(run, batch_split_, backward, rc == Recompute::kFull)) {
+      Chain& c = subs[static_cast<size_t>(s.sub)];
+      Enter(p, c);
+      std::vector<int32_t> first = TakeCarry();
+      if (s.opens) {
+        const int32_t after = sc_.training.prefetch_weights ? prev_first : latest();
+        auto ids = EmitGathers(SyncOf(s.layer), p, s.layer, t.mb,
+                               backward ? Phase::kBackward : Phase::kForward, after);
+        ids.insert(ids.end(), deps.begin(), deps.end());
+        deps.clear();
+        first.insert(first.begin(), ids.begin(), ids.end());
+      }
+      const Phase phase = s.recompute ? Phase::kRecompute
+                          : backward  ? Phase::kBackward
+                                      : Phase::kForward;
+      const auto ops = Part(s.layer, s.part, &sub_plan_);
+      int32_t r = -1, b = -1;
+      if (ops.empty()) {
+        carry_ = std::move(first);  // for the sub-batch's next part
+      } else {
+        if (phase == Phase::kBackward && rc == Recompute::kSelective) {
+          r = EmitOps(ops, p, s.layer, t.mb, Phase::kRecompute, first, true);
+          if (r >= 0) first.clear();
+          if (r < 0) carry_.clear();  // nothing emitted: `first` is still to be taken
+        }
+        b = EmitOps(ops, p, s.layer, t.mb, phase, std::move(first));
+      }
+      if (s.opens) prev_first = r >= 0 ? r : b;
+      if (s.closes && backward && last_mb) EmitGradSyncs(SyncOf(s.layer), p, s.layer, t.mb);
+      Leave(p, c);
+    }
+    last_compute_[static_cast<size_t>(p)] = prev_last = latest();
+    for (Chain& c : subs) carry_.insert(carry_.end(), c.carry.begin(), c.carry.end());
+    return run.back() + step;
+  }
+
   // `extra` = dependencies not yet taken by an op of the task (an empty chunk's receive).
   int32_t EmitSend(int32_t p, int32_t mb, double bytes, Phase phase, int32_t to,
                    const std::vector<int32_t>& extra) {
@@ -771,6 +845,8 @@ class Builder {
   std::vector<int32_t> carry_;                     // of the program being emitted
   std::vector<std::vector<int32_t>> stage_carry_;  // per program, between its tasks
   bool ep_overlap_ = false, delay_wgrad_ = false, dualpipe_ = false;
+  int32_t batch_split_ = 1;  // training.batch_split_factor
+  StepPlan sub_plan_;        // one sub-batch's ops (batch_split_ > 1)
   // DualPipe's zero-bubble queue per program: each entry one backward's weight gradients and the
   // gradient syncs that follow them.
   struct QueuedSync {

@@ -289,6 +289,10 @@ Expected<std::string> MaxTextOverrides(const Scenario& s) {
     add("sparse_matmul=false");
     add("capacity_factor=" + Num(moe.capacity_factor));
   }
+  if (t.batch_split_factor > 1) {
+    add("use_batch_split_schedule=true");
+    add("batch_split_factor=" + Num(t.batch_split_factor));
+  }
   return out;
 }
 
@@ -315,6 +319,10 @@ Expected<MaxTextArgs> ParseMaxTextOverrides(const std::string& text) {
   // true, capacity_factor -1, ragged_buffer_factor -1).
   std::optional<bool> sparse;
   std::optional<double> capacity_factor, ragged_factor;
+  // The batch-split schedule (base.yml: use_batch_split_schedule false, batch_split_factor 1);
+  // MaxText reads batch_split_factor only when use_batch_split_schedule is true.
+  std::optional<bool> batch_split;
+  std::optional<int64_t> batch_split_factor;
   while (in >> item) {
     const std::string where = "--maxtext " + item + ": ";
     const size_t eq = item.find('=');
@@ -373,6 +381,15 @@ Expected<MaxTextArgs> ParseMaxTextOverrides(const std::string& text) {
       double v = 0;
       if (!ParseDouble(value, &v)) return Status::InvalidInput(where + "expected a number");
       (key == "capacity_factor" ? capacity_factor : ragged_factor) = v;
+    } else if (key == "use_batch_split_schedule") {
+      bool b = false;
+      if (!ParseBool(value, &b)) return Status::InvalidInput(where + "expected true or false");
+      batch_split = b;
+    } else if (key == "batch_split_factor") {
+      if (!ParseInt(value, &n) || n < 1) {
+        return Status::InvalidInput(where + "expected an integer >= 1");
+      }
+      batch_split_factor = n;
     } else if (key == "remat_policy") {
       const char* r = value == "full"                   ? "FULL"
                       : value == "minimal"              ? "SELECTIVE"
@@ -390,8 +407,14 @@ Expected<MaxTextArgs> ParseMaxTextOverrides(const std::string& text) {
           "data, fsdp, fsdp_transpose, sequence, context, tensor, expert, pipeline; " +
           "per_device_batch_size, gradient_accumulation_steps, num_pipeline_microbatches, " +
           "max_target_length, remat_policy, sparse_matmul, megablox, capacity_factor, " +
-          "ragged_buffer_factor)");
+          "ragged_buffer_factor, use_batch_split_schedule, batch_split_factor)");
     }
+  }
+  if (batch_split) {
+    // Off, or on with factor 1 (one part: nothing to interleave), is training.batch_split_factor
+    // 0; a factor without use_batch_split_schedule=true is ignored, as MaxText ignores it.
+    const int64_t f = *batch_split ? batch_split_factor.value_or(1) : 0;
+    args.sets.push_back("training.batch_split_factor=" + Num(f > 1 ? f : 0));
   }
   const bool dropping = capacity_factor && *capacity_factor > 0;
   if (sparse.value_or(true)) {

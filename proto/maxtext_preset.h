@@ -57,7 +57,8 @@ bool ExpandMaxTextMesh(const pb::Sharding& in, const std::string& topology, int6
 // gradient accumulation steps); without pipeline), gradient_accumulation_steps when > 1 (or
 // num_pipeline_microbatches with a pipeline), max_target_length (model.seq_len) and remat_policy
 // (full for FULL, minimal for SELECTIVE, minimal_with_context, which saves every named tensor,
-// for NONE). kInvalidInput for another mesh.
+// for NONE), and use_batch_split_schedule=true with batch_split_factor when
+// training.batch_split_factor > 1. kInvalidInput for another mesh.
 Expected<std::string> MaxTextOverrides(const Scenario& scenario);
 
 // MaxText overrides read back ("KEY=VALUE" separated by spaces; the keys above): the mesh keys,
@@ -69,6 +70,9 @@ struct MaxTextArgs {
   std::optional<int64_t> gradient_accumulation_steps;
   std::optional<int64_t> num_pipeline_microbatches;
 };
+// use_batch_split_schedule=true sets training.batch_split_factor to batch_split_factor (0, off,
+// for a factor of 1), =false sets it to 0; batch_split_factor alone changes nothing (MaxText
+// reads it only with the schedule on: maxtext@e591f30c configs/types.py).
 // kInvalidInput names the key: not KEY=VALUE, a key moesim does not read (MaxText's other mesh
 // keys are refused unless 1), a value that does not parse, a remat_policy with no counterpart.
 Expected<MaxTextArgs> ParseMaxTextOverrides(const std::string& text);

@@ -271,6 +271,9 @@ struct TrainingSpec {
   // moesim.proto Training.overlap_moe_expert_parallel_comm / delay_wgrad_compute
   bool overlap_moe_expert_parallel_comm = false;
   bool delay_wgrad_compute = false;
+  // moesim.proto Training.batch_split_factor: sub-batches per micro-batch in MoE layers (MaxText's
+  // batch-split schedule, costmodel/batch_split.h); 1 = off.
+  int64_t batch_split_factor = 1;
   // Which layers each pipeline rank runs, from training.pipeline_layout or first/last_stage_layers;
   // no stages = the even split. Read it through ScenarioPipelineLayout().
   PipelineLayout pipeline_layout;

@@ -337,6 +337,43 @@ void ValidateEpOverlap(const pb::Training& t, Checker& c, Scenario* s) {
   }
 }
 
+// training.batch_split_factor (MaxText's batch-split schedule): 0/1 off, 2..16 sub-batches of
+// each micro-batch's sequences on one device, in MoE layers; not with the paired emission of a
+// forward and a backward micro-batch (overlap_moe_expert_parallel_comm, DUALPIPE), which splits
+// the same MoE layers into parts of another schedule. REQUIRES micro_batch_size resolved.
+void ValidateBatchSplit(const pb::Training& t, Checker& c, Scenario* s) {
+  const char* path = "training.batch_split_factor";
+  const int64_t f = t.batch_split_factor();
+  s->training.batch_split_factor = 1;
+  if (f == 0 || f == 1) return;
+  const std::string what = "training.batch_split_factor=" + Num(f) + " ";
+  if (f < 0 || f > 16) {
+    c.Fail(path, what + "must be 0 or 1 (off) or 2..16");
+    return;
+  }
+  const TrainingSpec& out = s->training;
+  const size_t before = c.count();
+  if (s->model.NumMoeLayers() == 0) {
+    c.Fail(path, what + "splits the tokens of MoE layers, and the model has none");
+  }
+  if (out.micro_batch_size % f != 0) {
+    c.Fail(path, what + "does not divide the " + Num(out.micro_batch_size) +
+                     (out.micro_batch_size == 1 ? " sequence" : " sequences") +
+                     " of one micro-batch on one device (training.micro_batch_size)");
+  }
+  if (out.overlap_moe_expert_parallel_comm) {
+    c.Fail(path, what +
+                     "and training.overlap_moe_expert_parallel_comm are two schedules of the "
+                     "same all-to-alls: give one");
+  }
+  if (out.pipeline_schedule == PipelineSchedule::kDualPipe) {
+    c.Fail(path, what +
+                     "is not modelled with training.pipeline_schedule=DUALPIPE (its paired "
+                     "forward and backward chunks)");
+  }
+  if (c.count() == before) s->training.batch_split_factor = f;
+}
+
 void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
   TrainingSpec& out = s->training;
   const ModelSpec& m = s->model;
@@ -451,6 +488,7 @@ void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
                Num(sh.mesh[MeshAxis::kPipeline]));
   }
   ValidateDualPipe(out, sh, c);
+  ValidateBatchSplit(t, c, s);
   ValidatePipelineLayout(t, c, s);
 
   if (!m.is_moe()) return;
@@ -489,6 +527,20 @@ void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
            "the " + Num(groups) + " token groups per outer batch (model.moe.group_size_tokens=" +
                Num(moe.group_size_tokens) + ") do not divide over their " + Num(group_shards) +
                " shards (MOE_ACTIVATIONS groups)");
+  }
+  // training.batch_split_factor: each sub-batch holds 1/F of a micro-batch's token groups on
+  // every device (costmodel/memory.h MoeGroupsOf counts them per micro-batch).
+  const int64_t f = s->training.batch_split_factor;
+  const int64_t mb_tokens = s->training.micro_batch_size *
+                            sh.ShardsFor(TensorClass::kDenseActivations, "batch") *
+                            s->model.seq_len;
+  const int64_t per_mb = mb_tokens / (outer * moe.group_size_tokens);
+  if (f > 1 && mb_tokens % (outer * moe.group_size_tokens * f * group_shards) != 0) {
+    c.Fail("training.batch_split_factor",
+           "training.batch_split_factor=" + Num(f) + " splits the " + Num(per_mb) +
+               " MoE token groups of a micro-batch (model.moe.group_size_tokens=" +
+               Num(moe.group_size_tokens) + ") into sub-batches whose groups do not divide over " +
+               "their " + Num(group_shards) + " shards (MOE_ACTIVATIONS groups)");
   }
 }
 
