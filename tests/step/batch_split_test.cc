@@ -97,6 +97,7 @@ std::map<std::pair<int, int>, PartSpan> Parts(const SimReport& r, Phase phase) {
   int part = forward ? 0 : 4;  // the compute part sub-batch 0 is in
   for (const Op& op : r.program->ops) {
     if (op.layer != 0 || op.phase != phase) continue;
+    if (op.stream == kGradStream || op.stream == kPrefetchStream) continue;  // once per layer
     const int sub = seen[op.name]++;
     if (sub == 0) {
       // Names first appear in sub-batch 0's order: an all-to-all closes a compute part.
@@ -166,6 +167,29 @@ TEST(BatchSplit, ForwardAllToAllsRunBesideTheOtherSubBatchAsWorkedByHand) {
     EXPECT_GT(exposed, 0);
     EXPECT_LT(exposed, 2 * (d + c));  // the whole micro-batch would leave all four exposed
   }
+}
+
+// Backward mirrors it: compute R'0 R'1 E'0 E'1 A'0 A'1 (the parts' gradients, last part first),
+// ep C'0 C'1 D'0 D'1 (the combine's gradient after R', the dispatch's after E').
+TEST(BatchSplit, BackwardAllToAllsRunBesideTheOtherSubBatchAsWorkedByHand) {
+  const SimReport r = Simulated(kEp8);
+  auto p = Parts(r, Phase::kBackward);
+  ASSERT_EQ(p.size(), 10u);
+  const double x = p.at({0, 4}).busy, c = p.at({0, 3}).busy, e = p.at({0, 2}).busy;
+  const double d = p.at({0, 1}).busy, a = p.at({0, 0}).busy;
+  const double t0 = p.at({0, 4}).start;
+  const double r0 = t0 + x, r1 = r0 + x;
+  const double c0 = r0 + c, c1 = std::max(r1, c0) + c;
+  const double e0 = std::max(r1, c0) + e, e1 = std::max(e0, c1) + e;
+  const double d0 = std::max(e0, c1) + d, d1 = std::max(e1, d0) + d;
+  const double a0 = std::max(e1, d0) + a, a1 = std::max(a0, d1) + a;
+  EXPECT_NEAR(p.at({1, 3}).end, c1, 1e-12);
+  EXPECT_NEAR(p.at({1, 2}).end, e1, 1e-12);
+  EXPECT_NEAR(p.at({1, 1}).end, d1, 1e-12);
+  EXPECT_NEAR(p.at({0, 0}).end, a0, 1e-12);
+  EXPECT_NEAR(p.at({1, 0}).end, a1, 1e-12);
+  const double exposed = (a1 - t0) - 2 * (x + e + a);
+  EXPECT_LT(exposed, 2 * (d + c));
 }
 
 TEST(BatchSplit, SameFlopsAndLessExposedAllToAllThanOneBatch) {
