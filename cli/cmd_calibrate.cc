@@ -3,6 +3,9 @@
 // prints every fitted parameter, each fit's RMS relative residual and its worst points. Give
 // one bench file per rank count (1, 2, 4 ranks) so the collectives are fitted over group
 // sizes. --base: a built-in chip or a profile file (default: "cpu" for a CPU bench).
+// `moesim calibrate --gemm-table validation/data/gemm/CHIP.csv [--base CHIP] [--folds 5]`: fits
+// the GEMM kernel model (costmodel/gemm_model.h) to a measured GEMM table, per data type, and
+// prints the fitted Hardware fields and the k-fold held-out error (calib/gemm_table.h).
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -11,9 +14,11 @@
 
 #include "calib/bench_data.h"
 #include "calib/fit.h"
+#include "calib/gemm_table.h"
 #include "calib/profile_io.h"
 #include "calib/validation.h"
 #include "cli/command.h"
+#include "sim/planner/profile_fit.h"
 
 namespace moesim::cli {
 namespace {
@@ -28,6 +33,62 @@ std::string ChipOfDevice(const std::string& device) {
     if (device.find(key) != std::string::npos) return chip;
   }
   return "";
+}
+
+// The built-in chip of a GEMM table, from its file name (validation/data/gemm/h100.csv).
+std::string ChipOfTable(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  const std::string stem = path.substr(slash == std::string::npos ? 0 : slash + 1);
+  for (auto [key, chip] : {std::pair{"a100", "a100-sxm"},
+                           {"h100", "h100-sxm"},
+                           {"h200", "h200-sxm"},
+                           {"gb200", "gb200"},
+                           {"b200", "b200"}}) {
+    if (stem.rfind(key, 0) == 0) return chip;
+  }
+  return "";
+}
+
+Status FitTable(const std::string& path, std::string base, int folds) {
+  Expected<calib::GemmTable> table = calib::ReadGemmTable(path);
+  if (!table.ok()) return table.status();
+  if (base.empty()) base = ChipOfTable(path);
+  if (base.empty()) {
+    return Status::InvalidInput("calibrate: no built-in chip for " + path + "; give --base");
+  }
+  Expected<pb::Hardware> base_msg = calib::ReadProfileMessage(base);
+  if (!base_msg.ok()) return base_msg.status();
+  Expected<HardwareProfile> hw = calib::ResolveProfile(*base_msg);
+  if (!hw.ok()) return hw.status().WithPrefix("--base " + base + ": ");
+  std::printf("GEMM kernel model of %s fitted to %s (%zu rows)\n  source:%s\n", hw->chip.c_str(),
+              path.c_str(), table->rows.size(), table->source.c_str());
+  std::printf("  facts: %lld SMs, HBM %.4g B/s x memory_efficiency %.3g\n",
+              static_cast<long long>(hw->gemm_compute_units), hw->hbm_bytes_per_s,
+              hw->memory_efficiency);
+  std::printf("\n%-5s %6s %12s %12s %10s %12s %9s %9s %9s\n", "dtype", "rows", "peak_FLOP/s",
+              "max_fraction", "k_half", "overhead_s", "rms_ln", "med|err|", "p90|err|");
+  for (bool fp8 : {false, true}) {
+    const std::vector<calib::GemmTableRow> rows = calib::RowsOf(table->rows, fp8);
+    if (rows.empty()) continue;
+    const GemmParams p = GemmParamsOf(*hw, fp8);
+    if (fp8 && hw->fp8_peak_flops_per_s <= 0) {
+      std::printf("%-5s %6zu  (the profile has no FP8 peak: not fitted)\n", "fp8", rows.size());
+      continue;
+    }
+    Expected<calib::GemmTableFit> fit = calib::FitGemmTable(rows, p);
+    if (!fit.ok()) return fit.status();
+    Expected<calib::HeldOutError> held = calib::KFoldGemmTable(rows, p, folds);
+    if (!held.ok()) return held.status();
+    std::printf("%-5s %6zu %12.4g %12.4f %10.1f %12.3g %9.4f %8.1f%% %8.1f%%\n",
+                fp8 ? "fp8" : "bf16", rows.size(), p.peak_flops_per_s, fit->max_fraction,
+                fit->k_half, fit->overhead_s, fit->rms_log_error, 100 * held->median_abs_rel,
+                100 * held->p90_abs_rel);
+  }
+  std::printf(
+      "\nmed|err|, p90|err|: |model / measured - 1| of each row predicted by the fit "
+      "over the other folds (%d-fold, row i in fold i mod %d)\n",
+      folds, folds);
+  return Status::Ok();
 }
 
 void Print(const calib::FitReport& r) {
@@ -70,26 +131,112 @@ nlohmann::json ToJson(const calib::Calibration& c) {
   return {{"chip", c.profile.chip}, {"fits", fits}};
 }
 
+// `--published`: the step-level fit over public rows (sim/planner/profile_fit.h), printed per
+// chip with every row's in-sample and held-out error.
+Status FitPublishedSets(const std::vector<std::string>& sets, const PublishedFitOptions& o,
+                        const std::string& json) {
+  size_t last = 0;
+  auto progress = [&last](size_t done, size_t total) {
+    const size_t pct = total > 0 ? 100 * done / total : 100;
+    if (pct >= last + 10 || done == total) {
+      std::fprintf(stderr, "calibrate: %zu/%zu simulations (%zu%%)\n", done, total, pct);
+      last = pct;
+    }
+  };
+  auto fits = FitPublished(sets, o, progress);
+  if (!fits.ok()) return fits.status();
+  nlohmann::json out = nlohmann::json::array();
+  for (const ChipFit& f : *fits) {
+    std::printf("%s: hardware.%s = %.4f%s over %zu rows; in-sample MAPE %.1f%%, spread %.1f pp",
+                f.chip.c_str(), o.param.c_str(), f.value,
+                f.at_bound ? " (at the bound of the range)" : "", f.rows.size(), f.mape_in_pct,
+                f.spread_in_pp);
+    if (f.held_out_valid) {
+      std::printf("; %d-fold held-out MAPE %.1f%%\n", f.folds, f.mape_held_pct);
+    } else {
+      std::printf("; one row: no held-out error\n");
+    }
+    nlohmann::json rows = nlohmann::json::array();
+    for (const PublishedFitRow& r : f.rows) {
+      std::printf("  %-40s %-18s measured %-10.4g in-sample %+6.1f%%  held out %+6.1f%%\n",
+                  r.id.c_str(), r.metric.c_str(), r.measured, r.error_in_pct, r.error_held_pct);
+      rows.push_back({{"set", r.set},
+                      {"id", r.id},
+                      {"metric", r.metric},
+                      {"measured", r.measured},
+                      {"in_sample", r.in_sample},
+                      {"held_out", r.held_out},
+                      {"error_in_pct", r.error_in_pct},
+                      {"error_held_out_pct", r.error_held_pct},
+                      {"fold", r.fold}});
+    }
+    out.push_back({{"chip", f.chip},
+                   {"param", o.param},
+                   {"value", f.value},
+                   {"at_bound", f.at_bound},
+                   {"mape_in_pct", f.mape_in_pct},
+                   {"spread_in_pp", f.spread_in_pp},
+                   {"held_out_valid", f.held_out_valid},
+                   {"folds", f.folds},
+                   {"mape_held_out_pct", f.mape_held_pct},
+                   {"rows", rows}});
+  }
+  if (!json.empty()) return WriteJson(out, json);
+  return Status::Ok();
+}
+
 RunFn Setup(CLI::App* sub) {
   struct Args {
+    std::vector<std::string> published;
+    PublishedFitOptions fit;
     std::vector<std::string> bench;
     std::string base, out, json;
     int64_t cores = 0;
+    std::string gemm_table;
+    int folds = 5;
   };
   auto a = std::make_shared<Args>();
-  sub->add_option("bench", a->bench, "moesim-real bench --json output(s), one per rank count")
-      ->required();
+  sub->add_option("bench", a->bench, "moesim-real bench --json output(s), one per rank count");
+  sub->add_option("--gemm-table", a->gemm_table,
+                  "Fit the GEMM kernel model to a measured GEMM table "
+                  "(validation/data/gemm/CHIP.csv) instead, and print its k-fold error");
+  sub->add_option("--folds", a->folds,
+                  "--gemm-table, --published: folds of the held-out error (default 5)")
+      ->check(CLI::Range(2, 100));
+  sub->add_option("--published", a->published,
+                  "Fit one step-level Hardware parameter per chip over every row of these "
+                  "validation sets (validation/*.csv) and print its k-fold held-out error")
+      ->type_name("SET.csv ...");
+  sub->add_option("--param", a->fit.param,
+                  "--published: the Hardware field fitted (default matmul_efficiency)");
+  sub->add_option("--chip", a->fit.chips, "--published: fit only these built-in chips");
+  sub->add_option("--lo", a->fit.lo, "--published: lower end of the range searched (default 0.2)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--hi", a->fit.hi, "--published: upper end of the range searched (default 1)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--grid", a->fit.grid,
+                  "--published: values simulated per row across the range (default 15)")
+      ->check(CLI::Range(2, 200));
   sub->add_option("--base", a->base,
                   "Built-in chip or profile file the fit starts from (peak FLOP/s, memory "
                   "bandwidth); default: cpu for a CPU bench, the GPU's chip for a CUDA one");
-  sub->add_option("--out", a->out, "Calibrated profile (Hardware message, text format)")
-      ->required();
+  sub->add_option("--out", a->out,
+                  "Calibrated profile (Hardware message, text format); required with bench files");
   sub->add_option("--json", a->json, "Also write every fit and residual as JSON (FILE or -)");
   sub->add_option("--cores", a->cores,
                   "Cores of the host the bench ran on: collectives on more ranks than this are "
                   "fitted as their own (time-shared) group kind (default: this machine's)")
       ->check(CLI::PositiveNumber);
   return [a]() -> Status {
+    if (!a->gemm_table.empty()) return FitTable(a->gemm_table, a->base, a->folds);
+    if (!a->published.empty()) {
+      a->fit.folds = a->folds;
+      return FitPublishedSets(a->published, a->fit, a->json);
+    }
+    if (a->bench.empty())
+      return Status::InvalidInput("calibrate: give bench files or --gemm-table");
+    if (a->out.empty())
+      return Status::InvalidInput("calibrate: --out is required with bench files");
     calib::BenchData bench;
     for (const std::string& f : a->bench) {
       Expected<calib::BenchData> b = calib::ReadBenchJson(f);

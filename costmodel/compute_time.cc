@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "costmodel/attention_model.h"
+#include "costmodel/gemm_model.h"
 #include "costmodel/opgraph.h"
 
 namespace moesim {
@@ -23,6 +24,17 @@ double Saturation(int64_t d, double half) {
   return x / (x + half);
 }
 
+// A GEMM timed by the kernel model (costmodel/gemm_model.h): its shape as one GEMM (batch labels
+// folded into m by step_plan.cc Matmul()).
+bool UsesGemmModel(const ComputeWork& w, const HardwareProfile& hw) {
+  return w.matmul && hw.gemm_max_efficiency <= 0 && HasGemmModel(hw) && w.m > 0 && w.n > 0 &&
+         w.k > 0;
+}
+
+double PeakFlopsPerS(const ComputeWork& w, const HardwareProfile& hw) {
+  return w.fp8 && hw.fp8_peak_flops_per_s > 0 ? hw.fp8_peak_flops_per_s : hw.peak_flops_per_s;
+}
+
 }  // namespace
 
 double MatmulEfficiency(const ComputeWork& w, const HardwareProfile& hw) {
@@ -30,6 +42,15 @@ double MatmulEfficiency(const ComputeWork& w, const HardwareProfile& hw) {
     if (!w.matmul) return hw.gemm_max_efficiency;
     return hw.gemm_max_efficiency * Saturation(w.m, hw.gemm_m_half) *
            Saturation(w.n, hw.gemm_n_half) * Saturation(w.k, hw.gemm_k_half);
+  }
+  if (UsesGemmModel(w, hw)) {
+    // The kernel's compute term as a fraction of peak, times the step-level multiplier.
+    const GemmShape s{1, w.m, w.n, w.k, w.fp8};
+    const GemmParams p = GemmParamsOf(hw, w.fp8);
+    const double compute_s = GemmKernelTime(s, p).compute_s;
+    const double flops =
+        2.0 * static_cast<double>(w.m) * static_cast<double>(w.n) * static_cast<double>(w.k);
+    return flops / (compute_s * p.peak_flops_per_s) * hw.matmul_efficiency;
   }
   double eff = hw.matmul_efficiency;
   if (w.matmul) eff *= TileFill(w.m) * TileFill(w.n) * TileFill(w.k);
@@ -43,12 +64,13 @@ double ComputeTimeS(const ComputeWork& w, const HardwareProfile& hw) {
     const double bytes_s = w.bytes / (hw.hbm_bytes_per_s * hw.memory_efficiency);
     return std::max(AttentionTimeS(*w.attention, hw), bytes_s);
   }
-
   const double eff = MatmulEfficiency(w, hw);
-  const double flops_s = w.flops > 0 ? w.flops / (hw.peak_flops_per_s * eff) : 0;
+  const double flops_s = w.flops > 0 ? w.flops / (PeakFlopsPerS(w, hw) * eff) : 0;
   const double mem_eff = w.kernel ? hw.MemoryEfficiency(*w.kernel) : hw.memory_efficiency;
   const double bytes_s = w.bytes > 0 ? w.bytes / (hw.hbm_bytes_per_s * mem_eff) : 0;
-  return std::max(flops_s, bytes_s) + hw.op_overhead_s;
+  const double overhead_s =
+      UsesGemmModel(w, hw) ? GemmParamsOf(hw, w.fp8).overhead_s : hw.op_overhead_s;
+  return std::max(flops_s, bytes_s) + overhead_s;
 }
 
 const char* PhaseName(Phase p) {

@@ -75,6 +75,9 @@ struct ComputeWork {
   double bytes = 0;  // HBM bytes read and written
   bool matmul = false;
   int64_t m = 0, n = 0, k = 0;  // GEMM shape (matmul only), for tile efficiency
+  // The GEMM runs in FP8 (training.fp8_recipe): operands FP8 (e4m3, gradients e5m2 in the hybrid
+  // format), output BF16, at the chip's FP8 peak.
+  bool fp8 = false;
   // Elementwise ops: the streaming kernel they are made of, for its bandwidth efficiency
   // (HardwareProfile::MemoryEfficiency); none = memory_efficiency.
   std::optional<MemoryKernel> kernel;
@@ -162,10 +165,12 @@ OpGraph BuildStepGraph(const Scenario& scenario);
 void BuildStepGraph(const Scenario& scenario, OpGraph* out);
 
 // Roofline time: max(FLOPs / (peak x efficiency(shape)), bytes / (HBM bandwidth x efficiency))
-// plus the per-op overhead. Matmul efficiency = matmul_efficiency x the fraction of each GEMM
-// dimension that fills whole 128-wide tiles (MXU / tensor-core tiles).
-// With a calibrated GEMM model in the profile (gemm_max_efficiency > 0) the matmul efficiency
-// is that model's instead (proto/moesim.proto, Hardware.gemm_*).
+// plus the per-op overhead. A GEMM on a profile with the kernel model (gemm_compute_units or
+// gemm_mxu_size: costmodel/gemm_model.h, the one owner of GEMM time) reaches the model's compute
+// fraction (waves of tiles, split-K, k ramp; MXU padding on TPUs) x matmul_efficiency, at the FP8
+// peak when ComputeWork::fp8, plus the model's launch overhead. Without it: matmul_efficiency x
+// the fraction of each GEMM dimension that fills whole 128-wide tiles. A calibrated saturation
+// model (gemm_max_efficiency > 0, proto/moesim.proto Hardware.gemm_*) takes precedence.
 double ComputeTimeS(const ComputeWork& work, const HardwareProfile& hw);
 // The fraction of peak a compute op reaches under `hw` (the first term of ComputeTimeS).
 double MatmulEfficiency(const ComputeWork& work, const HardwareProfile& hw);

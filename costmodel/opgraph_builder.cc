@@ -242,16 +242,24 @@ class Builder {
         // of the four is a quarter of the FlashAttention backward call (attention_model.h).
         ComputeWork g = d.compute;
         if (g.attention) g.attention = g.attention->Backward();
+        // Their true shapes (the kernel model times a GEMM by its shape, gemm_model.h): forward
+        // C[m, n] = A[m, k] B[k, n]; dA[m, k] = dC[m, n] B^T (inner n); dB[k, n] = A^T dC
+        // (inner m). FLOPs and bytes are the forward's.
+        ComputeWork grad_a = g, grad_b = g;
+        grad_a.n = d.compute.k;
+        grad_a.k = d.compute.n;
+        grad_b.m = d.compute.k;
+        grad_b.k = d.compute.m;
         if (!d.first_operand_constant) {
-          compute(d.name + (d.matmul_with_weight ? ".dgrad" : ".grad_a"), g, gemm);
+          compute(d.name + (d.matmul_with_weight ? ".dgrad" : ".grad_a"), grad_a, gemm);
         }
         if (defer_ != nullptr && d.matmul_with_weight) {
           // training.delay_wgrad_compute: the weight gradient after the part's input gradients.
           Op w = Base(d.name + ".wgrad", program, layer, mb, phase);
-          w.compute = d.compute;
+          w.compute = grad_b;
           defer_->push_back(std::move(w));
         } else {
-          compute(d.name + (d.matmul_with_weight ? ".wgrad" : ".grad_b"), g, gemm);
+          compute(d.name + (d.matmul_with_weight ? ".wgrad" : ".grad_b"), grad_b, gemm);
         }
       } else {
         ComputeWork w = d.compute;

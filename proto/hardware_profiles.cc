@@ -20,6 +20,9 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 //   shows the residuals; refit of 2026-11-30 recorded in validation/calibration.md):
 //     A100 0.560 (3 Megatron SC21 rows), H100 0.608 (3 Megatron-Core rows + Mixtral),
 //     TPU v5e 0.667 (MaxText 16B), TPU v4 0.589 (MaxText 22B).
+//   On GPUs it multiplies the GEMM kernel model's rate (costmodel/gemm_model.h) since
+//   2026-12-03, refitted by the same rule over it: A100 0.719 (residuals +4.2, +1.1, -5.1%),
+//   H100 0.661 (1.7B +13.9%, 16B -8.8%, 177B -7.5%, Mixtral +4.2%).
 //   Chips without public measurements inherit their nearest sibling's fit, an assumption:
 //   H200, B200, GB200 <- H100 (same software stack, Hopper/Blackwell tensor cores at similar
 //   utilization); v5p <- v4 (3D-torus line); v6e <- v5e.
@@ -43,6 +46,41 @@ HardwareProfile Make(const char* chip, double peak, double hbm_bytes, double hbm
   p.scaleout_bytes_per_s = scaleout;
   p.scaleout_latency_s = scaleout_latency;
   p.devices_per_host = per_host;
+  return p;
+}
+
+// The GEMM kernel model (costmodel/gemm_model.h) of a GPU: the SM count is a fact (NVIDIA
+// architecture whitepapers: A100 108, H100 SXM 132, B200 148 per GPU), the rest is fitted once
+// per chip to OpenXLA's measured GEMM tables (validation/data/gemm/, `moesim calibrate
+// --gemm-table`; docs/compute.md "GEMMs" has the k-fold held-out errors).
+struct GemmKernel {
+  int64_t sms;
+  double bf16_fraction, bf16_k_half, fp8_fraction, fp8_k_half, overhead_s;
+};
+// H100 ("sm_90" table, 375 BF16 rows): 0.860 of peak, k_half 131, 5.29 us; 5-fold held-out
+// |error| median 4.2%, p90 14.9%. Its FP8 column is not used: 29 of its 375 rows exceed the
+// 1979 TFLOP/s dense FP8 peak (up to 2593), so FP8 takes BF16's fraction and ramp (assumed).
+constexpr GemmKernel kH100Gemm = {132, 0.860, 131, 0.860, 131, 5.29e-6};
+// B200 ("sm_100_B200"): BF16 0.760, k_half 211; FP8 0.817, k_half 447; 5.56 us. Held-out median
+// (p90) 5.4% (14.4%) BF16, 4.1% (16.2%) FP8. GB200 inherits it (same die).
+constexpr GemmKernel kB200Gemm = {148, 0.760, 211, 0.817, 447, 5.56e-6};
+// A100: OpenXLA publishes no A100 table. 0.85 of peak is the public large-GEMM figure (85-88%
+// of 312 TFLOP/s); k_half and overhead are H100's: an assumption until a table is found.
+constexpr GemmKernel kA100Gemm = {108, 0.85, 131, 0.85, 131, 5.29e-6};
+HardwareProfile WithGemm(HardwareProfile p, const GemmKernel& g, double fp8_peak) {
+  p.gemm_compute_units = g.sms;
+  p.fp8_peak_flops_per_s = fp8_peak;
+  p.gemm_peak_fraction = g.bf16_fraction;
+  p.gemm_tile_k_half = g.bf16_k_half;
+  p.fp8_gemm_peak_fraction = g.fp8_fraction;
+  p.fp8_gemm_tile_k_half = g.fp8_k_half;
+  p.gemm_overhead_s = g.overhead_s;
+  return p;
+}
+
+// A TPU's systolic array edge: 128 on v4, v5e, v5p; 256 on v6e (Trillium).
+HardwareProfile Tpu(HardwareProfile p, int64_t mxu) {
+  p.gemm_mxu_size = mxu;
   return p;
 }
 
@@ -79,32 +117,42 @@ const std::map<std::string, HardwareProfile>& Profiles() {
   // (scaling-book), ~2 us NVSwitch, ~5 us IB/DCN (assumed).
   static const std::map<std::string, HardwareProfile> profiles = {
       // cloud.google.com/tpu/docs/v4: 275 TF bf16, 32 GiB HBM2, 1200 GB/s; host = 4 chips.
-      {"tpu-v4",
-       Make("tpu-v4", 275e12, 32 * kGiB, 1200e9, 4.5e10, 1e-6, 2.5e10 / 4, 5e-6, 4, 0.589, 1e-6)},
+      {"tpu-v4", Tpu(Make("tpu-v4", 275e12, 32 * kGiB, 1200e9, 4.5e10, 1e-6, 2.5e10 / 4, 5e-6, 4,
+                          0.589, 1e-6),
+                     128)},
       // docs.cloud.google.com/tpu/docs/v5e: 197 TF, 16 GiB HBM2, 819 GB/s; host = 8 chips with
       // 2x100 Gb/s NICs (25 GB/s per host).
       {"tpu-v5e",
-       Make("tpu-v5e", 197e12, 16 * kGiB, 819e9, 5e10, 1e-6, 25e9 / 8, 5e-6, 8, 0.667, 1e-6)},
+       Tpu(Make("tpu-v5e", 197e12, 16 * kGiB, 819e9, 5e10, 1e-6, 25e9 / 8, 5e-6, 8, 0.667, 1e-6),
+           128)},
       // cloud.google.com/tpu/docs/v5p: 459 TF, 95 GiB HBM2e, 2765 GB/s; DCN 50 Gb/s per chip.
       {"tpu-v5p",
-       Make("tpu-v5p", 459e12, 95 * kGiB, 2765e9, 9e10, 1e-6, 6.25e9, 5e-6, 4, 0.589, 1e-6)},
+       Tpu(Make("tpu-v5p", 459e12, 95 * kGiB, 2765e9, 9e10, 1e-6, 6.25e9, 5e-6, 4, 0.589, 1e-6),
+           128)},
       // docs.cloud.google.com/tpu/docs/v6e: 918 TF, 32 GiB, 1638 GB/s; DCN per host as v4
       // (scaling-book's typical 2.5e10 B/s), 8 chips per host.
       {"tpu-v6e",
-       Make("tpu-v6e", 918e12, 32 * kGiB, 1638e9, 1e11, 1e-6, 2.5e10 / 8, 5e-6, 8, 0.667, 1e-6)},
+       Tpu(Make("tpu-v6e", 918e12, 32 * kGiB, 1638e9, 1e11, 1e-6, 2.5e10 / 8, 5e-6, 8, 0.667, 1e-6),
+           256)},
       // A100 SXM4 80GB: 312 TF, 80 GiB HBM2e, 2.0 TB/s, NVLink3 300 GB/s/dir, HDR 200 Gb/s.
-      {"a100-sxm",
-       Make("a100-sxm", 312e12, 80 * kGiB, 2.0e12, 300e9, 2e-6, 25e9, 5e-6, 8, 0.560, 4e-6)},
+      {"a100-sxm", WithGemm(Make("a100-sxm", 312e12, 80 * kGiB, 2.0e12, 300e9, 2e-6, 25e9, 5e-6, 8,
+                                 0.719, 4e-6),
+                            kA100Gemm, 0)},
       // H100 SXM5 80GB: 989 TF, 80 GiB HBM3, 3.35 TB/s, NVLink4 450 GB/s/dir, NDR 400 Gb/s.
-      {"h100-sxm",
-       Make("h100-sxm", 989e12, 80 * kGiB, 3.35e12, 450e9, 2e-6, 50e9, 5e-6, 8, 0.608, 4e-6)},
+      {"h100-sxm", WithGemm(Make("h100-sxm", 989e12, 80 * kGiB, 3.35e12, 450e9, 2e-6, 50e9, 5e-6, 8,
+                                 0.661, 4e-6),
+                            kH100Gemm, 1979e12)},
       // H200: as H100 with 141 GB HBM3e at 4.8 TB/s.
       {"h200-sxm",
-       Make("h200-sxm", 989e12, 141e9, 4.8e12, 450e9, 2e-6, 50e9, 5e-6, 8, 0.608, 4e-6)},
+       WithGemm(Make("h200-sxm", 989e12, 141e9, 4.8e12, 450e9, 2e-6, 50e9, 5e-6, 8, 0.661, 4e-6),
+                kH100Gemm, 1979e12)},
       // B200: 2.25 PF, 192 GB HBM3e, 8 TB/s, NVLink5 900 GB/s/dir, 400 Gb/s NIC.
-      {"b200", Make("b200", 2.25e15, 192e9, 8e12, 900e9, 2e-6, 50e9, 5e-6, 8, 0.608, 4e-6)},
+      {"b200", WithGemm(Make("b200", 2.25e15, 192e9, 8e12, 900e9, 2e-6, 50e9, 5e-6, 8, 0.661, 4e-6),
+                        kB200Gemm, 4.5e15)},
       // GB200 (per GPU): ~2.5 PF, ~186 GB, 8 TB/s, 900 GB/s/dir in a 72-GPU NVLink domain.
-      {"gb200", Make("gb200", 2.5e15, 186e9, 8e12, 900e9, 2e-6, 50e9, 5e-6, 4, 0.608, 4e-6)},
+      {"gb200",
+       WithGemm(Make("gb200", 2.5e15, 186e9, 8e12, 900e9, 2e-6, 50e9, 5e-6, 4, 0.661, 4e-6),
+                kB200Gemm, 5e15)},
       // cpu: ONE core of the development host (AMD EPYC, Zen 5: family 26, AVX-512 with two
       // 512-bit FMA pipes; 2.1 GHz as /proc/cpuinfo reports), which runs one moesim-real rank
       // (Eigen is single-threaded there). Peak fp32 = 2.1e9 Hz x 2 FMA pipes x 16 lanes x 2
@@ -243,6 +291,24 @@ std::vector<HardwareFieldError> ApplyHardwareFields(const pb::Hardware& h, Hardw
     errors.push_back({"comm_sm_fraction", "=" + Num(h.comm_sm_fraction()) + " must be in [0, 1)"});
   } else if (h.comm_sm_fraction() > 0) {
     out->comm_sm_fraction = h.comm_sm_fraction();
+  }
+  // GEMM kernel model (costmodel/gemm_model.h). Bounds: no GPU has 2^16 SMs nor a TPU an MXU
+  // wider than 2^12.
+  constexpr int64_t kMaxComputeUnits = int64_t{1} << 16, kMaxMxuSize = int64_t{1} << 12;
+  count("gemm_compute_units", h.gemm_compute_units(), &out->gemm_compute_units, kMaxComputeUnits);
+  count("gemm_mxu_size", h.gemm_mxu_size(), &out->gemm_mxu_size, kMaxMxuSize);
+  scalar("gemm_peak_fraction", h.gemm_peak_fraction(), &out->gemm_peak_fraction, true);
+  if (in_range("gemm_tile_k_half", h.gemm_tile_k_half(), false, limits::kMaxGemmHalf) &&
+      h.gemm_tile_k_half() > 0) {
+    out->gemm_tile_k_half = h.gemm_tile_k_half();
+  }
+  latency("gemm_overhead_s", h.gemm_overhead_s(), &out->gemm_overhead_s);
+  rate("fp8_peak_flops_per_s", h.fp8_peak_flops_per_s(), &out->fp8_peak_flops_per_s,
+       limits::kMaxFlopsPerS);
+  scalar("fp8_gemm_peak_fraction", h.fp8_gemm_peak_fraction(), &out->fp8_gemm_peak_fraction, true);
+  if (in_range("fp8_gemm_tile_k_half", h.fp8_gemm_tile_k_half(), false, limits::kMaxGemmHalf) &&
+      h.fp8_gemm_tile_k_half() > 0) {
+    out->fp8_gemm_tile_k_half = h.fp8_gemm_tile_k_half();
   }
   // The attention model (moesim.proto Hardware 30-37): the eight together when
   // attention_fwd_max_efficiency > 0, each checked so that every bad one is reported.

@@ -143,6 +143,17 @@ struct HardwareProfile {
   // Calibrated GEMM model (moesim.proto Hardware.gemm_*); 0 = the tile model.
   double gemm_max_efficiency = 0;
   double gemm_m_half = 0, gemm_n_half = 0, gemm_k_half = 0;
+  // GEMM kernel model (costmodel/gemm_model.h; moesim.proto Hardware fields 21-28). Enabled
+  // when gemm_compute_units (GPU SMs: waves of tiles) or gemm_mxu_size (TPU systolic array:
+  // padding) is > 0; otherwise the tile-fill model. Fractions in (0, 1], k halves in elements.
+  int64_t gemm_compute_units = 0;
+  int64_t gemm_mxu_size = 0;
+  double gemm_peak_fraction = 1;
+  double gemm_tile_k_half = 0;
+  double gemm_overhead_s = -1;      // < 0: op_overhead_s
+  double fp8_peak_flops_per_s = 0;  // dense FP8; 0 = no FP8 (FP8 GEMMs run at the BF16 peak)
+  double fp8_gemm_peak_fraction = 1;
+  double fp8_gemm_tile_k_half = 0;
   // Calibrated per kernel (moesim.proto Hardware.kernel_memory_efficiency); 0 = memory_efficiency.
   std::array<double, kNumMemoryKernels> kernel_memory_efficiency{};
   // Compute's share a communication kernel takes while it runs beside compute
