@@ -6,8 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <string>
+
 #include "costmodel/opgraph.h"
 #include "proto/hardware_profiles.h"
+#include "proto/scenario_loader.h"
 
 namespace moesim {
 namespace {
@@ -166,6 +170,62 @@ TEST(GemmModel, BuiltinProfilesCarryTheModel) {
   EXPECT_EQ(BuiltinHardwareProfile("tpu-v6e")->gemm_mxu_size, 256);
   EXPECT_EQ(BuiltinHardwareProfile("h100-sxm")->fp8_peak_flops_per_s, 1979e12);
   EXPECT_EQ(BuiltinHardwareProfile("a100-sxm")->fp8_peak_flops_per_s, 0);
+}
+
+TEST(GemmModel, HardwareFieldsAreChecked) {
+  auto hw = BuiltinHardwareProfile("h100-sxm");
+  ASSERT_TRUE(hw.ok());
+  pb::Hardware h;
+  h.set_gemm_peak_fraction(1.5);
+  h.set_gemm_tile_k_half(-1);
+  h.set_gemm_compute_units(int64_t{1} << 20);
+  h.set_fp8_gemm_peak_fraction(std::nan(""));
+  auto errors = ApplyHardwareFields(h, &*hw);
+  ASSERT_EQ(errors.size(), 4u);
+  EXPECT_EQ(errors[0].field, "gemm_compute_units");
+  EXPECT_EQ(errors[1].field, "gemm_peak_fraction");
+  EXPECT_EQ(errors[1].detail, "=1.5 must be in (0, 1]");
+  EXPECT_EQ(errors[2].field, "gemm_tile_k_half");
+  EXPECT_EQ(errors[3].field, "fp8_gemm_peak_fraction");
+  EXPECT_EQ(hw->gemm_compute_units, 132);  // bad values leave the profile's
+  pb::Hardware good;
+  good.set_gemm_compute_units(100);
+  good.set_gemm_peak_fraction(0.5);
+  good.set_gemm_tile_k_half(64);
+  good.set_gemm_overhead_s(1e-6);
+  good.set_fp8_peak_flops_per_s(3e15);
+  EXPECT_TRUE(ApplyHardwareFields(good, &*hw).empty());
+  EXPECT_EQ(hw->gemm_compute_units, 100);
+  EXPECT_EQ(hw->gemm_peak_fraction, 0.5);
+  EXPECT_EQ(hw->gemm_tile_k_half, 64);
+  EXPECT_EQ(hw->gemm_overhead_s, 1e-6);
+  EXPECT_EQ(hw->fp8_peak_flops_per_s, 3e15);
+}
+
+TEST(GemmModel, ScenarioErrorsNameFileAndLine) {
+  // The GEMM fields go through the loader's Hardware path: a bad one names file:line and field.
+  auto sc = LoadScenarioFromText(R"(name: "t"
+model {
+  num_layers: 2
+  d_model: 256
+  num_heads: 8
+  d_ff: 1024
+  vocab_size: 1024
+  seq_len: 128
+}
+cluster { topology: "tpu-v5e:4x4" }
+sharding { mesh { data: 16 expert: 1 model: 1 } }
+training { global_batch_tokens: 65536 }
+hardware {
+  gemm_peak_fraction: 2
+}
+)",
+                                 "t.textproto", {});
+  ASSERT_FALSE(sc.ok());
+  EXPECT_NE(sc.status().message().find("t.textproto:14: hardware.gemm_peak_fraction=2 must be in "
+                                       "(0, 1]"),
+            std::string::npos)
+      << sc.status().message();
 }
 
 }  // namespace
