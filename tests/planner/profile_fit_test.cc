@@ -24,8 +24,14 @@ sharding { strategy: DATA_PARALLEL mesh { data: 8 } }
 training { global_batch_tokens: 16384 }
 )";
 
+// Each test writes under its own directory: ctest runs the tests of this file as parallel
+// processes, and a shared scenario file would be rewritten while another test reads it.
 std::string Write(const std::string& name, const std::string& text) {
-  const fs::path p = fs::path(::testing::TempDir()) / name;
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("profile_fit_" + std::string(info->name()));
+  fs::create_directories(dir);
+  const fs::path p = dir / name;
   std::ofstream(p) << text;
   return p.string();
 }
