@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "costmodel/fp8.h"
 #include "costmodel/mla.h"
 
 namespace moesim {
@@ -221,6 +222,8 @@ std::vector<SavedTensor> LayerSavedActivations(const ModelSpec& m, LayerKind kin
   const TC da = TC::kDenseActivations;
   std::vector<SavedTensor> out;
   auto add = [&](std::string name, TC c, std::vector<TensorDim> dims, SavedKind k, int64_t b) {
+    // FP8 GEMMs' inputs are kept in FP8 for the weight gradient (fp8.h).
+    if (SavedInFp8(training.fp8_recipe, name)) b = 1;
     out.push_back({T(std::move(name), c, std::move(dims), b), k});
   };
   const TensorDim batch{"batch", a.batch}, seq{"seq", a.seq}, embed{"embed", m.d_model};

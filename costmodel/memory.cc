@@ -4,6 +4,8 @@
 #include <cmath>
 #include <set>
 
+#include "costmodel/fp8.h"
+
 #include "costmodel/einsum.h"
 #include "costmodel/layers.h"
 
@@ -264,6 +266,9 @@ MemoryReport ComputeMemory(const Scenario& sc) {
     WeightTotals w;
     AddWeights(dense_w, static_cast<double>(n_dense), s, &w);
     AddWeights(moe_w, static_cast<double>(n_moe), s, &w);
+    // The layers' FP8 weight copies (fp8.h; the router's and the norms' few parameters counted
+    // with them).
+    const double fp8_cache = w.weights * Fp8WeightCacheBytesPerParam(t.fp8_recipe);
     // DualPipe: the first and the last rank both hold model stages 0 and P-1, and both compute
     // a loss (one per direction).
     const bool first = stage == 0 || (dualpipe && stage == stages - 1);
@@ -281,7 +286,7 @@ MemoryReport ComputeMemory(const Scenario& sc) {
     r.capacity_bytes = sc.hardware.hbm_bytes;
     r.stage = stage;
     r.layers_on_stage = on_stage;
-    r.weights_bytes = w.weights * wb;
+    r.weights_bytes = w.weights * wb + fp8_cache;
     r.grads_bytes = w.weights * wb;
     r.optimizer_bytes = w.optimizer * ob;
     r.micro_batches_in_flight = InFlight(t, stages, stage);

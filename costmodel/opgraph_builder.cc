@@ -330,6 +330,8 @@ class Builder {
         collective(backward ? d.name + ".bwd" : d.name, w, overlap);
         continue;
       }
+      if (backward && d.passes == Passes::kForwardOnly) continue;
+      if (!backward && d.passes == Passes::kBackwardOnly) continue;
       compute_op(d);
     }
     pending.insert(pending.end(), beside.begin(), beside.end());

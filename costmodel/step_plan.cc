@@ -7,6 +7,7 @@
 #include <set>
 
 #include "costmodel/einsum.h"
+#include "costmodel/fp8.h"
 #include "costmodel/memory.h"
 #include "costmodel/mla.h"
 #include "costmodel/routing.h"
@@ -774,6 +775,11 @@ StepPlan MakeStepPlan(const Scenario& sc) {
     MoeLayerOps(sc, experts, z, attn, &p);
     PerLayerMoeOps(sc, experts, z, attn, before, &p);
   }
+  // FP8 GEMMs and their casts in every transformer layer (fp8.h), before the MTP modules copy
+  // them.
+  ApplyFp8(sc.training.fp8_recipe, p.act_bytes, &p.dense_ops);
+  ApplyFp8(sc.training.fp8_recipe, p.act_bytes, &p.moe_ops);
+  for (auto& layer : p.moe_layer_ops) ApplyFp8(sc.training.fp8_recipe, p.act_bytes, &layer);
   EmbeddingAndHeadOps(sc.sharding, z, &p);
   if (md.mtp_depth > 0) MtpOps(md, z, &p);
   return p;

@@ -1,5 +1,6 @@
 #include "proto/megatron_args.h"
 
+#include <cctype>
 #include <charconv>
 #include <map>
 #include <optional>
@@ -164,6 +165,15 @@ Expected<std::vector<std::string>> MegatronArgs(const Scenario& sc) {
     add("--recompute-granularity", "selective");
   }
   if (t.precision == Precision::kBf16Mixed) a.push_back("--bf16");
+  if (t.fp8_recipe != Fp8Recipe::kNone) {
+    // The format does not change time or memory; hybrid (e4m3 forward, e5m2 gradients) is the
+    // common one.
+    add("--fp8-format", "hybrid");
+    add("--fp8-recipe", t.fp8_recipe == Fp8Recipe::kDelayed      ? "delayed"
+                        : t.fp8_recipe == Fp8Recipe::kTensorwise ? "tensorwise"
+                        : t.fp8_recipe == Fp8Recipe::kBlockwise  ? "blockwise"
+                                                                 : "mxfp8");
+  }
   add("--optimizer", t.optimizer == Optimizer::kSgd ? "sgd" : "adam");
   return a;
 }
@@ -293,7 +303,9 @@ bool IsValueFlag(const std::string& f) {
                         "--qk-head-dim",
                         "--qk-pos-emb-head-dim",
                         "--v-head-dim",
-                        "--mtp-num-layers"}) {
+                        "--mtp-num-layers",
+                        "--fp8-format",
+                        "--fp8-recipe"}) {
     if (f == s) return true;
   }
   return false;
@@ -384,7 +396,8 @@ Expected<MegatronImport> ParseMegatronArgs(const std::string& text) {
         flag == "--moe-expert-capacity-factor" || flag == "--data-parallel-sharding-strategy" ||
         flag == "--recompute-granularity" || flag == "--recompute-method" ||
         flag == "--optimizer" || flag == "--normalization" || flag == "--position-embedding-type" ||
-        flag == "--moe-token-dispatcher-type" || flag == "--moe-flex-dispatcher-backend") {
+        flag == "--moe-token-dispatcher-type" || flag == "--moe-flex-dispatcher-backend" ||
+        flag == "--fp8-format" || flag == "--fp8-recipe") {
       continue;
     }
     int64_t x = 0;
@@ -529,6 +542,27 @@ Expected<MegatronImport> ParseMegatronArgs(const std::string& text) {
   set("training.overlap_moe_expert_parallel_comm",
       has("--overlap-moe-expert-parallel-comm") ? "true" : "false");
   set("training.delay_wgrad_compute", has("--delay-wgrad-compute") ? "true" : "false");
+  // FP8 is on with --fp8-format (arguments.py: --fp8-recipe defaults to delayed and does nothing
+  // alone).
+  std::string fp8 = "BF16";
+  if (has("--fp8-format")) {
+    const std::string& format = v["--fp8-format"];
+    if (format != "e4m3" && format != "hybrid") {
+      return Status::InvalidInput("--fp8-format \"" + format + "\" is not e4m3 or hybrid");
+    }
+    const std::string recipe = has("--fp8-recipe") ? v["--fp8-recipe"] : "delayed";
+    if (recipe == "delayed" || recipe == "tensorwise" || recipe == "blockwise" ||
+        recipe == "mxfp8") {
+      fp8.clear();
+      for (char ch : recipe) fp8 += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    } else {
+      return Status::InvalidInput("--fp8-recipe \"" + recipe +
+                                  "\" is not delayed, tensorwise, blockwise or mxfp8");
+    }
+  } else if (has("--fp8-recipe")) {
+    out.notes.push_back("--fp8-recipe without --fp8-format: FP8 is off, as in Megatron-LM");
+  }
+  set("training.fp8_recipe", fp8);
   if (tp > 1 && !has("--sequence-parallel")) {
     out.notes.push_back(
         "--tensor-model-parallel-size > 1 without --sequence-parallel: moesim models tensor "

@@ -264,6 +264,8 @@ enum class Recompute { kNone, kSelective, kFull };
 enum class Precision { kBf16Mixed, kFp32 };
 enum class Optimizer { kAdamW, kSgd };
 enum class PipelineSchedule { kGpipe, kOneFOneB, kInterleaved, kDualPipe };
+// moesim.proto Training.fp8_recipe: which FP8 recipe the linear layers' GEMMs use (kNone: BF16).
+enum class Fp8Recipe { kNone, kDelayed, kTensorwise, kBlockwise, kMxfp8 };
 
 struct TrainingSpec {
   int64_t global_batch_tokens = 0;
@@ -282,6 +284,7 @@ struct TrainingSpec {
   // moesim.proto Training.overlap_moe_expert_parallel_comm / delay_wgrad_compute
   bool overlap_moe_expert_parallel_comm = false;
   bool delay_wgrad_compute = false;
+  Fp8Recipe fp8_recipe = Fp8Recipe::kNone;  // moesim.proto Training.fp8_recipe
   // moesim.proto Training.batch_split_factor: sub-batches per micro-batch in MoE layers (MaxText's
   // batch-split schedule, costmodel/batch_split.h); 1 = off.
   int64_t batch_split_factor = 1;

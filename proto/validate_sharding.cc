@@ -286,6 +286,52 @@ void ValidateDualPipe(const TrainingSpec& out, const ShardingSpec& sh, Checker& 
   }
 }
 
+// training.fp8_recipe: FP8 GEMMs need a chip with an FP8 peak (Hopper and later); MXFP8 is
+// Transformer Engine's Blackwell recipe (MXFP8BlockScaling asserts compute capability >= 10.0).
+void ValidateFp8(const pb::Training& t, Checker& c, Scenario* s) {
+  if (t.fp8_recipe() == pb::Training::FP8_RECIPE_UNSPECIFIED ||
+      t.fp8_recipe() == pb::Training::BF16) {
+    return;
+  }
+  const char* path = "training.fp8_recipe";
+  const std::string recipe = pb::Training::Fp8Recipe_Name(t.fp8_recipe());
+  const HardwareProfile& hw = s->hardware;
+  if (!(hw.fp8_peak_flops_per_s > 0)) {
+    c.Fail(path, "training.fp8_recipe=" + recipe + " runs GEMMs in FP8, and hardware.chip=\"" +
+                     hw.chip + "\" has no FP8 peak (set hardware.fp8_peak_flops_per_s)");
+    return;
+  }
+  if (t.fp8_recipe() == pb::Training::MXFP8 && hw.chip != "b200" && hw.chip != "gb200") {
+    c.Fail(path,
+           "training.fp8_recipe=MXFP8 is Transformer Engine's Blackwell recipe (B200, GB200), "
+           "and hardware.chip=\"" +
+               hw.chip +
+               "\" is not Blackwell: use BLOCKWISE, "
+               "TENSORWISE or DELAYED");
+    return;
+  }
+  if (s->training.precision == Precision::kFp32) {
+    c.Fail(path, "training.fp8_recipe=" + recipe +
+                     " quantizes BF16 activations, and "
+                     "training.precision=FP32");
+    return;
+  }
+  switch (t.fp8_recipe()) {
+    case pb::Training::DELAYED:
+      s->training.fp8_recipe = Fp8Recipe::kDelayed;
+      break;
+    case pb::Training::TENSORWISE:
+      s->training.fp8_recipe = Fp8Recipe::kTensorwise;
+      break;
+    case pb::Training::BLOCKWISE:
+      s->training.fp8_recipe = Fp8Recipe::kBlockwise;
+      break;
+    default:
+      s->training.fp8_recipe = Fp8Recipe::kMxfp8;
+      break;
+  }
+}
+
 // training.overlap_moe_expert_parallel_comm and delay_wgrad_compute, refused where Megatron-Core
 // refuses them (TransformerConfig.__post_init__): without expert parallelism, pipelined without
 // the interleaved schedule, with full recomputation, in fp32, beside --moe-shared-expert-overlap,
@@ -425,6 +471,7 @@ void ValidateTraining(const pb::Training& t, Checker& c, Scenario* s) {
     }
   }
   ValidateEpOverlap(t, c, s);
+  ValidateFp8(t, c, s);
   if (t.global_batch_tokens() <= 0) return;
 
   if (t.global_batch_tokens() % m.seq_len != 0) {
