@@ -6,8 +6,10 @@
 // `moesim calibrate --gemm-table validation/data/gemm/CHIP.csv [--base CHIP] [--folds 5]`: fits
 // the GEMM kernel model (costmodel/gemm_model.h) to a measured GEMM table, per data type, and
 // prints the fitted Hardware fields and the k-fold held-out error (calib/gemm_table.h).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iostream>
@@ -131,6 +133,31 @@ nlohmann::json ToJson(const calib::Calibration& c) {
   return {{"chip", c.profile.chip}, {"fits", fits}};
 }
 
+// "FIELD=v1,v2,..." into the scan of `o`.
+Status ParseScan(const std::string& text, PublishedFitOptions* o) {
+  const size_t eq = text.find('=');
+  const auto bad = [&text](const std::string& why) {
+    return Status::InvalidInput("calibrate --scan " + text + ": " + why);
+  };
+  if (eq == std::string::npos || eq == 0) return bad("expected FIELD=V1,V2,...");
+  o->scan_param = text.substr(0, eq);
+  std::string rest = text.substr(eq + 1);
+  size_t at = 0;
+  while (at <= rest.size()) {
+    const size_t comma = std::min(rest.find(',', at), rest.size());
+    const std::string item = rest.substr(at, comma - at);
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    if (item.empty() || end != item.c_str() + item.size() || !std::isfinite(v) || v <= 0) {
+      return bad("\"" + item + "\" is not a positive number");
+    }
+    o->scan_values.push_back(v);
+    if (o->scan_values.size() > 32) return bad("at most 32 values");
+    at = comma + 1;
+  }
+  return Status::Ok();
+}
+
 // `--published`: the step-level fit over public rows (sim/planner/profile_fit.h), printed per
 // chip with every row's in-sample and held-out error.
 Status FitPublishedSets(const std::vector<std::string>& sets, const PublishedFitOptions& o,
@@ -151,6 +178,9 @@ Status FitPublishedSets(const std::vector<std::string>& sets, const PublishedFit
                 f.chip.c_str(), o.param.c_str(), f.value,
                 f.at_bound ? " (at the bound of the range)" : "", f.rows.size(), f.mape_in_pct,
                 f.spread_in_pp);
+    if (!o.scan_values.empty()) {
+      std::printf("; hardware.%s = %.4g", o.scan_param.c_str(), f.scan_value);
+    }
     if (f.held_out_valid) {
       std::printf("; %d-fold held-out MAPE %.1f%%\n", f.folds, f.mape_held_pct);
     } else {
@@ -172,6 +202,7 @@ Status FitPublishedSets(const std::vector<std::string>& sets, const PublishedFit
     }
     out.push_back({{"chip", f.chip},
                    {"param", o.param},
+                   {"rule", o.rule == FitRule::kMedian ? "median" : "mean"},
                    {"value", f.value},
                    {"at_bound", f.at_bound},
                    {"mape_in_pct", f.mape_in_pct},
@@ -180,6 +211,24 @@ Status FitPublishedSets(const std::vector<std::string>& sets, const PublishedFit
                    {"folds", f.folds},
                    {"mape_held_out_pct", f.mape_held_pct},
                    {"rows", rows}});
+    if (!o.scan_values.empty()) {
+      std::printf(
+          "  %s by %s:",
+          o.rule == FitRule::kMedian ? "sum of |log residual|" : "sum of squared log residuals",
+          o.scan_param.c_str());
+      for (size_t v = 0; v < o.scan_values.size(); ++v) {
+        if (std::isnan(f.scan_losses[v])) {
+          std::printf(" %.4g: - (too few rows)", o.scan_values[v]);
+        } else {
+          std::printf(" %.4g: %.4f", o.scan_values[v], f.scan_losses[v]);
+        }
+      }
+      std::printf("\n");
+      out.back()["scan"] = {{"param", o.scan_param},
+                            {"value", f.scan_value},
+                            {"values", o.scan_values},
+                            {"losses", f.scan_losses}};
+    }
   }
   if (!json.empty()) return WriteJson(out, json);
   return Status::Ok();
@@ -194,6 +243,8 @@ RunFn Setup(CLI::App* sub) {
     int64_t cores = 0;
     std::string gemm_table;
     int folds = 5;
+    std::string scan;
+    std::string rule = "mean";
   };
   auto a = std::make_shared<Args>();
   sub->add_option("bench", a->bench, "moesim-real bench --json output(s), one per rank count");
@@ -210,6 +261,17 @@ RunFn Setup(CLI::App* sub) {
   sub->add_option("--param", a->fit.param,
                   "--published: the Hardware field fitted (default matmul_efficiency)");
   sub->add_option("--chip", a->fit.chips, "--published: fit only these built-in chips");
+  sub->add_option("--scan-min-rows", a->fit.scan_min_rows,
+                  "--scan: chips with fewer rows keep the first value (default 5)")
+      ->check(CLI::Range(1, 1000000));
+  sub->add_option("--rule", a->rule,
+                  "--published: mean (geometric mean of simulated/measured speed is 1; "
+                  "default) or median (robust to a few rows another part of the model misses)")
+      ->check(CLI::IsMember({"mean", "median"}));
+  sub->add_option("--scan", a->scan,
+                  "--published: also fit a second Hardware field per chip over these values, "
+                  "the prior first (e.g. elementwise_efficiency=1,0.7,0.5,0.35,0.25)")
+      ->type_name("FIELD=V1,V2,...");
   sub->add_option("--lo", a->fit.lo, "--published: lower end of the range searched (default 0.2)")
       ->check(CLI::PositiveNumber);
   sub->add_option("--hi", a->fit.hi, "--published: upper end of the range searched (default 1)")
@@ -231,6 +293,8 @@ RunFn Setup(CLI::App* sub) {
     if (!a->gemm_table.empty()) return FitTable(a->gemm_table, a->base, a->folds);
     if (!a->published.empty()) {
       a->fit.folds = a->folds;
+      if (!a->scan.empty()) MOESIM_RETURN_IF_ERROR(ParseScan(a->scan, &a->fit));
+      a->fit.rule = a->rule == "median" ? FitRule::kMedian : FitRule::kGeometricMean;
       return FitPublishedSets(a->published, a->fit, a->json);
     }
     if (a->bench.empty())

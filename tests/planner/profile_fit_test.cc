@@ -126,5 +126,104 @@ TEST(ProfileFit, BadRangeIsRefused) {
   EXPECT_NE(r.status().message().find("0 < lo < hi"), std::string::npos);
 }
 
+// Rows whose "measured" values are the simulation itself at matmul_efficiency 0.6 and
+// elementwise_efficiency 0.5 on a GPU, for models of four widths (their elementwise share
+// differs: GEMM FLOPs grow with d^2, elementwise bytes with d). A scan over {1, 0.5, 0.25} must
+// find 0.5 and the fit 0.6 with no residual.
+const char* const kGpuScenario = R"(
+model { num_layers: 2 d_model: 512 num_heads: 8 d_ff: 2048 vocab_size: 1000 seq_len: 256
+        ffn_kind: SWIGLU }
+cluster { topology: "dgx-h100:1" }
+sharding { strategy: DATA_PARALLEL mesh { data: 8 } }
+training { global_batch_tokens: 16384 }
+)";
+
+double SimulatedAt(const std::string& set, const ValidationRow& row, const std::string& extra) {
+  ValidationRow r = row;
+  r.overrides += (r.overrides.empty() ? "" : ";") + extra;
+  auto res = EvaluateValidationRow(set, r, NetworkLevel::kAnalytical);
+  EXPECT_TRUE(res.ok()) << res.status().message();
+  return res.ok() ? res->simulated : 0;
+}
+
+// Writes a set of the four widths with measured = simulated under `truth`; row `outlier` (if
+// >= 0) gets twice its value.
+std::string SyntheticSet(const std::string& name, const std::string& truth, int outlier) {
+  Write("fit_gpu.textproto", kGpuScenario);
+  const std::string widths[] = {
+      "model.d_model=256;model.d_ff=1024", "model.d_model=512;model.d_ff=2048",
+      "model.d_model=1024;model.d_ff=4096", "model.d_model=2048;model.d_ff=8192;model.num_heads=16",
+      "model.d_model=768;model.d_ff=3072;model.num_heads=12"};
+  std::string rows;
+  for (int i = 0; i < 5; ++i) {
+    rows += "w" + std::to_string(i) + ",fit_gpu.textproto," + widths[i] +
+            ",tflops_per_device,1,synthetic\n";
+  }
+  const std::string draft = Write(name, "id,scenario,overrides,metric,measured,source\n" + rows);
+  auto read = ReadValidationSet(draft);
+  EXPECT_TRUE(read.ok());
+  rows.clear();
+  for (int i = 0; i < 5; ++i) {
+    double m = SimulatedAt(draft, (*read)[static_cast<size_t>(i)], truth);
+    if (i == outlier) m *= 2;
+    char v[64];
+    std::snprintf(v, sizeof(v), "%.17g", m);
+    rows += "w" + std::to_string(i) + ",fit_gpu.textproto," + widths[i] + ",tflops_per_device," +
+            v + ",synthetic\n";
+  }
+  return Write(name, "id,scenario,overrides,metric,measured,source\n" + rows);
+}
+
+TEST(ProfileFit, ScanRecoversTheSecondParameterOfSyntheticRows) {
+  const std::string set = SyntheticSet(
+      "fit_scan.csv", "hardware.matmul_efficiency=0.6;hardware.elementwise_efficiency=0.5", -1);
+  PublishedFitOptions o;
+  o.lo = 0.3;
+  o.grid = 25;
+  o.scan_param = "elementwise_efficiency";
+  o.scan_values = {1, 0.5, 0.25};
+  auto fits = FitPublished({set}, o);
+  ASSERT_TRUE(fits.ok()) << fits.status().message();
+  ASSERT_EQ(fits->size(), 1u);
+  const ChipFit& f = (*fits)[0];
+  EXPECT_EQ(f.scan_value, 0.5);
+  EXPECT_NEAR(f.value, 0.6, 0.006);
+  EXPECT_LT(f.mape_in_pct, 0.5);
+  ASSERT_EQ(f.scan_losses.size(), 3u);
+  EXPECT_GT(f.scan_losses[0], f.scan_losses[1]);
+  EXPECT_GT(f.scan_losses[2], f.scan_losses[1]);
+  // With too few rows for a scan, the first value is kept.
+  o.scan_min_rows = 6;
+  auto kept = FitPublished({set}, o);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ((*kept)[0].scan_value, 1);
+}
+
+TEST(ProfileFit, MedianRuleIgnoresOneOutlierTheMeanFollows) {
+  const std::string set =
+      SyntheticSet("fit_outlier.csv", "hardware.matmul_efficiency=0.6", /*outlier=*/2);
+  PublishedFitOptions o;
+  o.lo = 0.3;
+  o.grid = 25;
+  o.rule = FitRule::kMedian;
+  auto median = FitPublished({set}, o);
+  ASSERT_TRUE(median.ok()) << median.status().message();
+  // Four of five rows are exact at 0.6: their median residual is 0 there.
+  EXPECT_NEAR((*median)[0].value, 0.6, 0.006);
+  o.rule = FitRule::kGeometricMean;
+  auto mean = FitPublished({set}, o);
+  ASSERT_TRUE(mean.ok());
+  EXPECT_GT((*mean)[0].value / 0.6, 1.05);  // pulled toward the outlier's doubled speed
+}
+
+TEST(ProfileFit, ScanOfTheFittedFieldIsRefused) {
+  PublishedFitOptions o;
+  o.scan_param = "matmul_efficiency";
+  o.scan_values = {1};
+  auto r = FitPublished({Set("fit_set4.csv", kRows)}, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("--scan"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace moesim
