@@ -35,6 +35,19 @@ double PeakFlopsPerS(const ComputeWork& w, const HardwareProfile& hw) {
   return w.fp8 && hw.fp8_peak_flops_per_s > 0 ? hw.fp8_peak_flops_per_s : hw.peak_flops_per_s;
 }
 
+// A block-scaled FP8 GEMM's rate relative to a per-tensor one (1 otherwise).
+double BlockScaleRate(const ComputeWork& w, const HardwareProfile& hw) {
+  return w.fp8 && w.fp8_block_scaled ? hw.fp8_block_scaled_gemm_rate : 1.0;
+}
+
+// A step's elementwise layer op (norms, activations, residuals, rotary, softmax, permutation),
+// whose streaming efficiency Hardware.elementwise_efficiency scales; the optimizer and FP8 casts
+// are single fused kernels measured as such and are not scaled.
+bool IsLayerElementwise(const ComputeWork& w) {
+  if (w.matmul || w.attention) return false;
+  return !w.kernel || (*w.kernel != MemoryKernel::kAdamw && *w.kernel != MemoryKernel::kFp8Cast);
+}
+
 }  // namespace
 
 double MatmulEfficiency(const ComputeWork& w, const HardwareProfile& hw) {
@@ -50,9 +63,9 @@ double MatmulEfficiency(const ComputeWork& w, const HardwareProfile& hw) {
     const double compute_s = GemmKernelTime(s, p).compute_s;
     const double flops =
         2.0 * static_cast<double>(w.m) * static_cast<double>(w.n) * static_cast<double>(w.k);
-    return flops / (compute_s * p.peak_flops_per_s) * hw.matmul_efficiency;
+    return flops / (compute_s * p.peak_flops_per_s) * hw.matmul_efficiency * BlockScaleRate(w, hw);
   }
-  double eff = hw.matmul_efficiency;
+  double eff = hw.matmul_efficiency * BlockScaleRate(w, hw);
   if (w.matmul) eff *= TileFill(w.m) * TileFill(w.n) * TileFill(w.k);
   return eff;
 }
@@ -66,7 +79,8 @@ double ComputeTimeS(const ComputeWork& w, const HardwareProfile& hw) {
   }
   const double eff = MatmulEfficiency(w, hw);
   const double flops_s = w.flops > 0 ? w.flops / (PeakFlopsPerS(w, hw) * eff) : 0;
-  const double mem_eff = w.kernel ? hw.MemoryEfficiency(*w.kernel) : hw.memory_efficiency;
+  const double mem_eff = (w.kernel ? hw.MemoryEfficiency(*w.kernel) : hw.memory_efficiency) *
+                         (IsLayerElementwise(w) ? hw.elementwise_efficiency : 1.0);
   const double bytes_s = w.bytes > 0 ? w.bytes / (hw.hbm_bytes_per_s * mem_eff) : 0;
   const double overhead_s =
       UsesGemmModel(w, hw) ? GemmParamsOf(hw, w.fp8).overhead_s : hw.op_overhead_s;

@@ -69,7 +69,7 @@ void ApplyFp8(Fp8Recipe recipe, int64_t act_bytes, std::vector<OpDesc>* ops) {
                        *last_compute->compute.kernel == MemoryKernel::kRmsnorm;
     OpDesc c;
     c.name = d.name + ".fp8_cast";
-    c.compute.kernel = MemoryKernel::kCopy;
+    c.compute.kernel = MemoryKernel::kFp8Cast;
     if (fused) {
       // The norm writes FP8; only the output gradients are cast, in backward.
       c.compute.bytes = grads;
@@ -86,6 +86,7 @@ void ApplyFp8(Fp8Recipe recipe, int64_t act_bytes, std::vector<OpDesc>* ops) {
       const double operands = std::max(0.0, w.bytes / eb - OutputElements(w));
       w.bytes = operands + OutputElements(w) * eb;
       w.fp8 = true;
+      w.fp8_block_scaled = recipe == Fp8Recipe::kBlockwise || recipe == Fp8Recipe::kMxfp8;
       out.push_back(std::move(g));
     }
     last_compute = nullptr;

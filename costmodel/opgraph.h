@@ -78,6 +78,9 @@ struct ComputeWork {
   // The GEMM runs in FP8 (training.fp8_recipe): operands FP8 (e4m3, gradients e5m2 in the hybrid
   // format), output BF16, at the chip's FP8 peak.
   bool fp8 = false;
+  // ... with block scales (BLOCKWISE, MXFP8): at Hardware.fp8_block_scaled_gemm_rate of the
+  // per-tensor FP8 GEMM's speed.
+  bool fp8_block_scaled = false;
   // Elementwise ops: the streaming kernel they are made of, for its bandwidth efficiency
   // (HardwareProfile::MemoryEfficiency); none = memory_efficiency.
   std::optional<MemoryKernel> kernel;
@@ -174,5 +177,13 @@ void BuildStepGraph(const Scenario& scenario, OpGraph* out);
 double ComputeTimeS(const ComputeWork& work, const HardwareProfile& hw);
 // The fraction of peak a compute op reaches under `hw` (the first term of ComputeTimeS).
 double MatmulEfficiency(const ComputeWork& work, const HardwareProfile& hw);
+
+// The kernel class of a compute op, for the breakdown and the trace: "attention" (attention's
+// core under blockwise attention), "gemm" (every other matmul, FP8 or not), "memory" (streaming,
+// memory-bound ops: norms, activations, casts, the optimizer).
+inline const char* KernelClassName(const ComputeWork& w) {
+  if (w.attention) return "attention";
+  return w.matmul ? "gemm" : "memory";
+}
 
 }  // namespace moesim

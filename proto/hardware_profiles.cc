@@ -13,19 +13,27 @@ namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
+// The step-level fit (see Efficiencies below).
+constexpr double kA100MatmulFit = 0.709;
+constexpr double kH100MatmulFit = 0.717, kH100ElementwiseFit = 0.35;
+
 // Efficiencies (stated once):
-// - matmul_efficiency: the fraction of peak that a step's GEMMs reach, fitted per chip on the
-//   published measurements of validation/published.csv (geometric mean of simulated / measured
-//   TFLOP/s per device = 1 over the chip's rows; `moesim validate validation/published.csv`
-//   shows the residuals; refit of 2026-11-30 recorded in validation/calibration.md):
-//     A100 0.560 (3 Megatron SC21 rows), H100 0.608 (3 Megatron-Core rows + Mixtral),
-//     TPU v5e 0.667 (MaxText 16B), TPU v4 0.589 (MaxText 22B).
-//   On GPUs it multiplies the GEMM kernel model's rate (costmodel/gemm_model.h) since
-//   2026-12-03, refitted by the same rule over it: A100 0.719 (residuals +4.2, +1.1, -5.1%),
-//   H100 0.661 (1.7B +13.9%, 16B -8.8%, 177B -7.5%, Mixtral +4.2%).
-//   Chips without public measurements inherit their nearest sibling's fit, an assumption:
-//   H200, B200, GB200 <- H100 (same software stack, Hopper/Blackwell tensor cores at similar
-//   utilization); v5p <- v4 (3D-torus line); v6e <- v5e.
+// - matmul_efficiency (the fraction of the GEMM kernel model's rate, costmodel/gemm_model.h, a
+//   training step's GEMMs reach) and elementwise_efficiency (the fraction of the streaming rate
+//   a step's elementwise layer ops reach): one fit per chip over every public row of that chip
+//   in validation/published.csv and validation/moe_public.csv, by
+//     moesim calibrate --published validation/published.csv validation/moe_public.csv
+//       --rule median --scan elementwise_efficiency=1,0.7,0.5,0.35,0.25 --grid 9 --lo 0.3 --hi 1
+//   (sim/planner/profile_fit.h: the median of log(simulated / measured speed) is 0; the second
+//   parameter only where a chip has >= 5 rows; validation/calibration.md has the residuals and
+//   the 5-fold held-out error). The MaxText series (validation/maxtext-*.csv) are held out.
+//     A100 0.709 / 1 (3 Megatron SC21 rows: +3.0, +0.0, -6.3%);
+//     H100 0.717 / 0.35 (11 rows; Megatron-Core dense 1.7B +0.8, 16B -8.4, 177B -4.1%);
+//     TPU v5e 0.667, TPU v4 0.589 / 1 (one MaxText row each).
+//   Chips without public measurements of their own, or with one row, inherit their nearest
+//   sibling's fit, an assumption: H200, B200, GB200 <- H100 (same software stack, Hopper and
+//   Blackwell tensor cores at similar utilization); v5p <- v4 (3D-torus line); v6e <- v5e. Their
+//   single rows (GB200 Qwen3, v6e Mixtral) test that inheritance instead.
 // - memory_efficiency: streaming kernels reach ~85% of HBM bandwidth (prior, not fitted);
 // - link_efficiency: NCCL reaches ~80% of NVLink/IB line rate (nccl-tests#212: ~370 of 450 GB/s);
 //   we assume the same fraction on ICI, as no measured TPU curve is public in text.
@@ -53,20 +61,38 @@ HardwareProfile Make(const char* chip, double peak, double hbm_bytes, double hbm
 // architecture whitepapers: A100 108, H100 SXM 132, B200 148 per GPU), the rest is fitted once
 // per chip to OpenXLA's measured GEMM tables (validation/data/gemm/, `moesim calibrate
 // --gemm-table`; docs/compute.md "GEMMs" has the k-fold held-out errors).
+// Transformer Engine's FP8 quantize kernels, fraction of HBM bandwidth (derived below).
+constexpr double kFp8CastEfficiency = 0.72;
 struct GemmKernel {
   int64_t sms;
   double bf16_fraction, bf16_k_half, fp8_fraction, fp8_k_half, overhead_s;
+  double fp8_block_scaled_rate;  // Hardware.fp8_block_scaled_gemm_rate
 };
 // H100 ("sm_90" table, 375 BF16 rows): 0.860 of peak, k_half 131, 5.29 us; 5-fold held-out
 // |error| median 4.2%, p90 14.9%. Its FP8 column is not used: 29 of its 375 rows exceed the
 // 1979 TFLOP/s dense FP8 peak (up to 2593), so FP8 takes BF16's fraction and ramp (assumed).
-constexpr GemmKernel kH100Gemm = {132, 0.860, 131, 0.860, 131, 5.29e-6};
+//
+// FP8 beside it, from Transformer Engine's GEMM profiling tutorial (NVIDIA/TransformerEngine
+// docs/examples/gemm_profiling/gemm_profiling.rst @d0067d0; a 4096 / 16384 layer at 15,872
+// tokens, 12 GEMMs, per-layer ms): on H200 NVL, BF16 32.014; per-tensor current scaling 20.285
+// with its quantization, 16.785 pre-quantized; delayed scaling 18.978; FP8 block scaling 22.882
+// with its quantization (no pre-quantized figure: Hopper's cuBLAS has no 2D-by-2D
+// block GEMM). Derived, not fitted on our rows:
+// - quantization runs at ~0.72 of HBM bandwidth: current scaling's 3.50 ms quantize 2.48e9
+//   elements (the benchmark casts both operands of each GEMM) at 5 B each (amax pass, read,
+//   write), 12.4 GB / 3.5 ms = 3.54 TB/s of 4.8; delayed scaling's ~2.2 ms at 3 B each gives
+//   0.71 -> kernel_memory_efficiency fp8_cast 0.72 on GPUs;
+// - block scaling's quantization at 4 B per element (both orientations written) takes ~2.37
+//   ms of its 22.882, so its GEMMs take ~20.5 ms against 16.785 per-tensor: rate 0.82.
+// - Blackwell (B300 in the same tutorial): MXFP8 GEMMs 7.161 ms pre-quantized against 6.812
+//   per-tensor: rate 0.95.
+constexpr GemmKernel kH100Gemm = {132, 0.860, 131, 0.860, 131, 5.29e-6, 0.82};
 // B200 ("sm_100_B200"): BF16 0.760, k_half 211; FP8 0.817, k_half 447; 5.56 us. Held-out median
 // (p90) 5.4% (14.4%) BF16, 4.1% (16.2%) FP8. GB200 inherits it (same die).
-constexpr GemmKernel kB200Gemm = {148, 0.760, 211, 0.817, 447, 5.56e-6};
+constexpr GemmKernel kB200Gemm = {148, 0.760, 211, 0.817, 447, 5.56e-6, 0.95};
 // A100: OpenXLA publishes no A100 table. 0.85 of peak is the public large-GEMM figure (85-88%
 // of 312 TFLOP/s); k_half and overhead are H100's: an assumption until a table is found.
-constexpr GemmKernel kA100Gemm = {108, 0.85, 131, 0.85, 131, 5.29e-6};
+constexpr GemmKernel kA100Gemm = {108, 0.85, 131, 0.85, 131, 5.29e-6, 1};
 HardwareProfile WithGemm(HardwareProfile p, const GemmKernel& g, double fp8_peak) {
   p.gemm_compute_units = g.sms;
   p.fp8_peak_flops_per_s = fp8_peak;
@@ -75,6 +101,14 @@ HardwareProfile WithGemm(HardwareProfile p, const GemmKernel& g, double fp8_peak
   p.fp8_gemm_peak_fraction = g.fp8_fraction;
   p.fp8_gemm_tile_k_half = g.fp8_k_half;
   p.gemm_overhead_s = g.overhead_s;
+  p.fp8_block_scaled_gemm_rate = g.fp8_block_scaled_rate;
+  p.kernel_memory_efficiency[static_cast<size_t>(MemoryKernel::kFp8Cast)] = kFp8CastEfficiency;
+  return p;
+}
+
+// The step-level fit's second parameter (see Efficiencies).
+HardwareProfile WithElementwise(HardwareProfile p, double elementwise) {
+  p.elementwise_efficiency = elementwise;
   return p;
 }
 
@@ -136,23 +170,28 @@ const std::map<std::string, HardwareProfile>& Profiles() {
            256)},
       // A100 SXM4 80GB: 312 TF, 80 GiB HBM2e, 2.0 TB/s, NVLink3 300 GB/s/dir, HDR 200 Gb/s.
       {"a100-sxm", WithGemm(Make("a100-sxm", 312e12, 80 * kGiB, 2.0e12, 300e9, 2e-6, 25e9, 5e-6, 8,
-                                 0.719, 4e-6),
+                                 kA100MatmulFit, 4e-6),
                             kA100Gemm, 0)},
       // H100 SXM5 80GB: 989 TF, 80 GiB HBM3, 3.35 TB/s, NVLink4 450 GB/s/dir, NDR 400 Gb/s.
-      {"h100-sxm", WithGemm(Make("h100-sxm", 989e12, 80 * kGiB, 3.35e12, 450e9, 2e-6, 50e9, 5e-6, 8,
-                                 0.661, 4e-6),
-                            kH100Gemm, 1979e12)},
+      {"h100-sxm", WithElementwise(WithGemm(Make("h100-sxm", 989e12, 80 * kGiB, 3.35e12, 450e9,
+                                                 2e-6, 50e9, 5e-6, 8, kH100MatmulFit, 4e-6),
+                                            kH100Gemm, 1979e12),
+                                   kH100ElementwiseFit)},
       // H200: as H100 with 141 GB HBM3e at 4.8 TB/s.
-      {"h200-sxm",
-       WithGemm(Make("h200-sxm", 989e12, 141e9, 4.8e12, 450e9, 2e-6, 50e9, 5e-6, 8, 0.661, 4e-6),
-                kH100Gemm, 1979e12)},
+      {"h200-sxm", WithElementwise(WithGemm(Make("h200-sxm", 989e12, 141e9, 4.8e12, 450e9, 2e-6,
+                                                 50e9, 5e-6, 8, kH100MatmulFit, 4e-6),
+                                            kH100Gemm, 1979e12),
+                                   kH100ElementwiseFit)},
       // B200: 2.25 PF, 192 GB HBM3e, 8 TB/s, NVLink5 900 GB/s/dir, 400 Gb/s NIC.
-      {"b200", WithGemm(Make("b200", 2.25e15, 192e9, 8e12, 900e9, 2e-6, 50e9, 5e-6, 8, 0.661, 4e-6),
-                        kB200Gemm, 4.5e15)},
+      {"b200", WithElementwise(WithGemm(Make("b200", 2.25e15, 192e9, 8e12, 900e9, 2e-6, 50e9, 5e-6,
+                                             8, kH100MatmulFit, 4e-6),
+                                        kB200Gemm, 4.5e15),
+                               kH100ElementwiseFit)},
       // GB200 (per GPU): ~2.5 PF, ~186 GB, 8 TB/s, 900 GB/s/dir in a 72-GPU NVLink domain.
-      {"gb200",
-       WithGemm(Make("gb200", 2.5e15, 186e9, 8e12, 900e9, 2e-6, 50e9, 5e-6, 4, 0.661, 4e-6),
-                kB200Gemm, 5e15)},
+      {"gb200", WithElementwise(WithGemm(Make("gb200", 2.5e15, 186e9, 8e12, 900e9, 2e-6, 50e9, 5e-6,
+                                              4, kH100MatmulFit, 4e-6),
+                                         kB200Gemm, 5e15),
+                                kH100ElementwiseFit)},
       // cpu: ONE core of the development host (AMD EPYC, Zen 5: family 26, AVX-512 with two
       // 512-bit FMA pipes; 2.1 GHz as /proc/cpuinfo reports), which runs one moesim-real rank
       // (Eigen is single-threaded there). Peak fp32 = 2.1e9 Hz x 2 FMA pipes x 16 lanes x 2
@@ -306,6 +345,9 @@ std::vector<HardwareFieldError> ApplyHardwareFields(const pb::Hardware& h, Hardw
   rate("fp8_peak_flops_per_s", h.fp8_peak_flops_per_s(), &out->fp8_peak_flops_per_s,
        limits::kMaxFlopsPerS);
   scalar("fp8_gemm_peak_fraction", h.fp8_gemm_peak_fraction(), &out->fp8_gemm_peak_fraction, true);
+  scalar("fp8_block_scaled_gemm_rate", h.fp8_block_scaled_gemm_rate(),
+         &out->fp8_block_scaled_gemm_rate, true);
+  scalar("elementwise_efficiency", h.elementwise_efficiency(), &out->elementwise_efficiency, true);
   if (in_range("fp8_gemm_tile_k_half", h.fp8_gemm_tile_k_half(), false, limits::kMaxGemmHalf) &&
       h.fp8_gemm_tile_k_half() > 0) {
     out->fp8_gemm_tile_k_half = h.fp8_gemm_tile_k_half();

@@ -36,8 +36,8 @@ int64_t ModelSpec::NumMoeLayers() const {
 }
 
 namespace {
-constexpr const char* kMemoryKernelNames[kNumMemoryKernels] = {"copy",    "axpy",    "swiglu",
-                                                               "rmsnorm", "softmax", "adamw"};
+constexpr const char* kMemoryKernelNames[kNumMemoryKernels] = {
+    "copy", "axpy", "swiglu", "rmsnorm", "softmax", "adamw", "fp8_cast"};
 }  // namespace
 
 const char* MemoryKernelName(MemoryKernel k) { return kMemoryKernelNames[static_cast<int>(k)]; }

@@ -106,8 +106,9 @@ struct ModelSpec {
 // The streaming kernel an elementwise op is made of, as `moesim-real bench` names it: on CPUs
 // their speeds differ 100x (a copy against a softmax bound by exp()), on accelerators they are
 // all bound by memory bandwidth.
-enum class MemoryKernel { kCopy = 0, kAxpy, kSwiglu, kRmsnorm, kSoftmax, kAdamw };
-inline constexpr int kNumMemoryKernels = 6;
+// kFp8Cast: Transformer Engine's quantize / cast-transpose kernels (training.fp8_recipe).
+enum class MemoryKernel { kCopy = 0, kAxpy, kSwiglu, kRmsnorm, kSoftmax, kAdamw, kFp8Cast };
+inline constexpr int kNumMemoryKernels = 7;
 const char* MemoryKernelName(MemoryKernel k);  // "copy", "axpy", "swiglu", ...
 // false when `name` is none of them.
 bool ParseMemoryKernel(const std::string& name, MemoryKernel* out);
@@ -154,6 +155,12 @@ struct HardwareProfile {
   double fp8_peak_flops_per_s = 0;  // dense FP8; 0 = no FP8 (FP8 GEMMs run at the BF16 peak)
   double fp8_gemm_peak_fraction = 1;
   double fp8_gemm_tile_k_half = 0;
+  // moesim.proto Hardware.fp8_block_scaled_gemm_rate: a block-scaled FP8 GEMM's speed relative
+  // to a per-tensor one, (0, 1].
+  double fp8_block_scaled_gemm_rate = 1;
+  // moesim.proto Hardware.elementwise_efficiency: multiplies the streaming efficiency of a
+  // step's elementwise layer ops (IsLayerElementwise in costmodel/compute_time.cc), (0, 1].
+  double elementwise_efficiency = 1;
   // Calibrated per kernel (moesim.proto Hardware.kernel_memory_efficiency); 0 = memory_efficiency.
   std::array<double, kNumMemoryKernels> kernel_memory_efficiency{};
   // Compute's share a communication kernel takes while it runs beside compute

@@ -58,7 +58,7 @@ TEST(ProfileIo, BadEntriesAreNamedWithTheirLines) {
                 path + ":5: link_latency_s=-1e-06 must be >= 0\n" +       //
                 path +
                 ":2: kernel_memory_efficiency[0].kernel=\"exp\" is not a kernel (copy, axpy, "
-                "swiglu, rmsnorm, softmax, adamw)\n" +
+                "swiglu, rmsnorm, softmax, adamw, fp8_cast)\n" +
                 path + ":3: kernel_memory_efficiency[1].efficiency=0 must be in (0, 1]");
 }
 

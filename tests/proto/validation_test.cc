@@ -253,7 +253,7 @@ TEST(Validation, KernelEfficienciesNameLineAndEntry) {
               "}");
   EXPECT_EQ(Error(text),
             "t.textproto:26: hardware.kernel_memory_efficiency[1].kernel=\"gelu\" is not a kernel "
-            "(copy, axpy, swiglu, rmsnorm, softmax, adamw)\n"
+            "(copy, axpy, swiglu, rmsnorm, softmax, adamw, fp8_cast)\n"
             "t.textproto:27: hardware.kernel_memory_efficiency[2].efficiency=2 must be in (0, 1]\n"
             "t.textproto:28: hardware.kernel_memory_efficiency[3].kernel=\"softmax\" is listed "
             "twice");
