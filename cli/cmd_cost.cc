@@ -1,11 +1,13 @@
-// `moesim cost [SCENARIO] [--set ...] [--json FILE|-]`: parameters, FLOPs and per-device memory;
-// no simulation.
+// `moesim cost [SCENARIO] [--set ...] [--json FILE|-]`: parameters, FLOPs, per-device memory and
+// the compute time of a step by kernel class; no simulation.
 #include <algorithm>
 #include <iostream>
+#include <map>
 
 #include "cli/command.h"
 #include "cli/format.h"
 #include "costmodel/costmodel.h"
+#include "costmodel/opgraph.h"
 #include "proto/scenario_loader.h"
 
 namespace moesim::cli {
@@ -27,7 +29,37 @@ std::string MeshSizes(const Mesh& mesh) {
   return out;
 }
 
-nlohmann::json CostJson(const Scenario& sc, const ModelCost& cost, const MemoryReport& mem) {
+// Compute time of one step by kernel class (KernelClassName) on the busiest pipeline stage: each
+// op's time alone (ComputeTimeS), no communication, no overlap.
+struct ClassTime {
+  double time_s = 0, flops = 0;
+};
+struct StageCompute {
+  int32_t stage = 0;
+  std::map<std::string, ClassTime> by_class;
+  double total_s = 0;
+};
+StageCompute ComputeByClass(const Scenario& sc) {
+  OpGraph g;
+  BuildStepGraph(sc, &g);
+  std::vector<StageCompute> stages(static_cast<size_t>(g.num_programs));
+  for (const Op& op : g.ops) {
+    if (op.is_collective) continue;
+    StageCompute& s = stages[static_cast<size_t>(op.program)];
+    ClassTime& c = s.by_class[KernelClassName(op.compute)];
+    const double t = ComputeTimeS(op.compute, sc.hardware);
+    c.time_s += t;
+    c.flops += op.compute.flops;
+    s.total_s += t;
+  }
+  for (size_t p = 0; p < stages.size(); ++p) stages[p].stage = static_cast<int32_t>(p);
+  return *std::max_element(
+      stages.begin(), stages.end(),
+      [](const StageCompute& a, const StageCompute& b) { return a.total_s < b.total_s; });
+}
+
+nlohmann::json CostJson(const Scenario& sc, const ModelCost& cost, const MemoryReport& mem,
+                        const StageCompute& compute) {
   nlohmann::json j;
   j["name"] = sc.name;
   j["params"] = {{"total", cost.params.total},
@@ -44,6 +76,12 @@ nlohmann::json CostJson(const Scenario& sc, const ModelCost& cost, const MemoryR
       {"hardware",
        cost.flops_per_token.hardware * static_cast<double>(sc.training.global_batch_tokens)}};
   j["layers"] = {{"total", cost.num_layers}, {"moe", cost.num_moe_layers}};
+  nlohmann::json by_class = nlohmann::json::object();
+  for (const auto& [kind, c] : compute.by_class) {
+    by_class[kind] = {{"time_s", c.time_s}, {"flops", c.flops}};
+  }
+  j["compute_per_step"] = {
+      {"stage", compute.stage}, {"time_s", compute.total_s}, {"by_class", by_class}};
   nlohmann::json tensors = nlohmann::json::array();
   for (const auto& t : mem.tensors) {
     tensors.push_back({{"group", t.group},
@@ -155,6 +193,20 @@ void PrintTable(const Scenario& sc, const ModelCost& cost, const MemoryReport& m
             << (mem.fits ? "fits" : "DOES NOT FIT") << "\n";
 }
 
+void PrintCompute(const StageCompute& c) {
+  std::cout << "\ncompute per step (pipeline stage " << c.stage
+            << ", each op alone: no communication, no overlap)\n";
+  for (const auto& [kind, t] : c.by_class) {
+    std::cout << "  " << kind << std::string(kind.size() < 16 ? 17 - kind.size() : 1, ' ')
+              << Fixed(t.time_s, 4) << " s  " << Pct(t.time_s, c.total_s);
+    if (kind == "gemm" && t.flops > 0 && t.time_s > 0) {
+      std::cout << "  " << Fixed(t.flops / t.time_s / 1e12, 1) << " TFLOP/s achieved";
+    }
+    std::cout << "\n";
+  }
+  std::cout << "  total            " << Fixed(c.total_s, 4) << " s\n";
+}
+
 RunFn Setup(CLI::App* sub) {
   auto args = std::make_shared<ScenarioArgs>();
   auto json = std::make_shared<std::string>();
@@ -165,15 +217,21 @@ RunFn Setup(CLI::App* sub) {
     if (!sc.ok()) return sc.status();
     const ModelCost cost = ComputeScenarioCost(*sc);
     const MemoryReport mem = ComputeMemory(*sc);
-    if (*json != "-") PrintTable(*sc, cost, mem);
-    if (!json->empty()) return WriteJson(CostJson(*sc, cost, mem), *json);
+    const StageCompute compute = ComputeByClass(*sc);
+    if (*json != "-") {
+      PrintTable(*sc, cost, mem);
+      PrintCompute(compute);
+    }
+    if (!json->empty()) return WriteJson(CostJson(*sc, cost, mem, compute), *json);
     return Status::Ok();
   };
 }
 
 }  // namespace
 
-MOESIM_REGISTER_COMMAND("cost", "Parameters, FLOPs per token and per-device memory (no simulation)",
+MOESIM_REGISTER_COMMAND("cost",
+                        "Parameters, FLOPs per token, per-device memory and compute time by kernel "
+                        "class (no simulation)",
                         20, Setup);
 
 }  // namespace moesim::cli

@@ -18,6 +18,7 @@ nlohmann::json BreakdownJson(const Breakdown& b) {
   return {{"compute", b.compute_s},
           {"exposed_comm", b.exposed_comm_s},
           {"comm_total", b.comm_total_s},
+          {"compute_by_class", b.compute_by_class},
           {"bubble", b.bubble_s},
           {"idle", b.idle_s},
           {"exposed_comm_by_collective", b.exposed_by_collective}};
@@ -60,10 +61,6 @@ nlohmann::json SimulateJson(const Scenario& sc, const SimReport& r) {
       {"scenario", sc.resolved_text}};
 }
 
-std::string Pct(double part, double whole) {
-  return whole > 0 ? Fixed(100 * part / whole, 1) + "%" : "-";
-}
-
 // "data 4, expert 64, model 1, pipeline 1" (the legacy form), or a named mesh's axes as written:
 // "dp_out 32, dp_in 4, tp 2".
 std::string MeshText(const Mesh& mesh) {
@@ -99,8 +96,11 @@ void PrintTable(const Scenario& sc, const SimReport& r) {
   std::cout << "step time    " << Fixed(r.step_time_s, 4) << " s\n";
   const Breakdown& b = r.breakdown;
   std::cout << "  compute          " << Fixed(b.compute_s, 4) << " s  "
-            << Pct(b.compute_s, r.step_time_s) << "\n"
-            << "  exposed comm     " << Fixed(b.exposed_comm_s, 4) << " s  "
+            << Pct(b.compute_s, r.step_time_s) << "\n";
+  for (const auto& [kind, s] : b.compute_by_class) {
+    std::cout << "    " << kind << ": " << Fixed(s, 4) << " s\n";
+  }
+  std::cout << "  exposed comm     " << Fixed(b.exposed_comm_s, 4) << " s  "
             << Pct(b.exposed_comm_s, r.step_time_s) << "\n";
   for (const auto& [label, s] : b.exposed_by_collective) {
     if (s >= 1e-4 * r.step_time_s) std::cout << "    " << label << ": " << Fixed(s, 4) << " s\n";
@@ -140,7 +140,8 @@ void PrintTable(const Scenario& sc, const SimReport& r) {
   std::cout << "\n";
 }
 
-Status WriteTrace(const SimReport& r, const Mesh& mesh, const std::string& path) {
+Status WriteTrace(const SimReport& r, const Scenario& sc, const std::string& path) {
+  const Mesh& mesh = sc.sharding.mesh;
   nlohmann::json events = nlohmann::json::array();
   const OpGraph& g = *r.program;
   for (int32_t p = 0; p < g.num_programs; ++p) {
@@ -169,6 +170,18 @@ Status WriteTrace(const SimReport& r, const Mesh& mesh, const std::string& path)
     } else {
       args["flops"] = op.compute.flops;
       args["bytes"] = op.compute.bytes;
+      args["kernel_class"] = KernelClassName(op.compute);
+      const double dur = t.end_s - t.start_s;
+      const double peak =
+          op.compute.fp8 ? sc.hardware.fp8_peak_flops_per_s : sc.hardware.peak_flops_per_s;
+      if (op.compute.matmul && !op.compute.attention && op.compute.flops > 0 && dur > 0 &&
+          peak > 0) {
+        // A GEMM's achieved fraction over its whole time on the timeline (launch overhead and
+        // any slowdown beside communication included), against the peak of its precision.
+        // Not for attention: its FLOPs count the causal mask's skipped blocks.
+        args["fraction_of_peak"] = op.compute.flops / (dur * peak);
+      }
+      if (op.compute.fp8) args["fp8"] = true;
     }
     events.push_back({{"name", op.name},
                       {"cat", op.is_collective ? "collective" : "compute"},
@@ -220,7 +233,7 @@ RunFn Setup(CLI::App* sub) {
     auto r = SimulateScenario(*sc, opts);
     if (!r.ok()) return r.status();
     if (*json != "-") PrintTable(*sc, *r);
-    if (!trace->empty()) MOESIM_RETURN_IF_ERROR(WriteTrace(*r, sc->sharding.mesh, *trace));
+    if (!trace->empty()) MOESIM_RETURN_IF_ERROR(WriteTrace(*r, *sc, *trace));
     if (!json->empty()) return WriteJson(SimulateJson(*sc, *r), *json);
     return Status::Ok();
   };

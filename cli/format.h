@@ -32,4 +32,9 @@ inline std::string Fixed(double v, int decimals) {
   return buf;
 }
 
+// part / whole as a percentage with one decimal, "-" when whole is not positive.
+inline std::string Pct(double part, double whole) {
+  return whole > 0 ? Fixed(100 * part / whole, 1) + "%" : "-";
+}
+
 }  // namespace moesim::cli

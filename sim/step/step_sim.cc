@@ -165,6 +165,7 @@ void ComputeBreakdown(const OpGraph& g, ScheduleResult* r) {
       }
     }
     b.compute_s += t.end_s - t.start_s;
+    b.compute_by_class[KernelClassName(op.compute)] += t.end_s - t.start_s;
     cursor = t.end_s;
   }
   // After the stage's last compute op: its trailing collectives (exposed) or other stages.

@@ -32,7 +32,9 @@ struct OpTiming {
 };
 
 struct Breakdown {
-  double compute_s = 0;       // compute stream busy
+  double compute_s = 0;  // compute stream busy
+  // compute_s split by kernel class (KernelClassName: "gemm", "attention", "memory").
+  std::map<std::string, double> compute_by_class;
   double exposed_comm_s = 0;  // compute stream waiting on a collective of its own stage
   double comm_total_s = 0;    // sum of all collectives' durations (overlapped or not)
   double bubble_s = 0;        // waiting on another pipeline stage
