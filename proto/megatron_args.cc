@@ -60,6 +60,13 @@ Expected<std::vector<std::string>> MegatronArgs(const Scenario& sc) {
                                 ": training.pipeline_schedule=DUALPIPE has no Megatron-LM "
                                 "counterpart (it runs 1F1B, interleaved with virtual stages)");
   }
+  if (t.batch_split_factor > 1) {
+    return Status::InvalidInput(sc.source +
+                                ": training.batch_split_factor=" + Str(t.batch_split_factor) +
+                                " is MaxText's batch-split schedule and has no Megatron-LM "
+                                "counterpart (its all-to-all overlap is "
+                                "training.overlap_moe_expert_parallel_comm)");
+  }
   const pb::MegatronParallel& mp = in.sharding().megatron();
   const ModelSpec& m = sc.model;
   std::vector<std::string> a;

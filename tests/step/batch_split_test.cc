@@ -13,6 +13,7 @@
 #include "costmodel/batch_split.h"
 #include "costmodel/opgraph.h"
 #include "proto/maxtext_preset.h"
+#include "proto/megatron_args.h"
 #include "proto/scenario_loader.h"
 #include "sim/step/simulate.h"
 #include "tests/scenario_text.h"
@@ -331,6 +332,23 @@ TEST(BatchSplit, MaxTextKeysBothWays) {
                                     parsed->sets, MOESIM_SOURCE_DIR);
   ASSERT_TRUE(again.ok()) << again.status().message();
   EXPECT_EQ(again->training.batch_split_factor, 2);
+}
+
+// Megatron-LM has no batch-split schedule: its arguments are refused rather than written without
+// the factor (which would describe another run).
+TEST(BatchSplit, NoMegatronArguments) {
+  const std::string megatron = Replace(kEp8, R"(mesh { axes { name: "ep" size: 8 role: EXPERT } })",
+                                       "megatron { expert: 8 }");
+  auto sc = LoadText(megatron);
+  ASSERT_TRUE(sc.ok()) << sc.status().message();
+  auto args = MegatronArgs(*sc);
+  ASSERT_FALSE(args.ok());
+  EXPECT_NE(args.status().message().find("training.batch_split_factor=2 is MaxText's"),
+            std::string::npos)
+      << args.status().message();
+  auto plain = LoadText(Replace(megatron, "batch_split_factor: 2", ""));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(MegatronArgs(*plain).ok());
 }
 
 }  // namespace
