@@ -1,5 +1,6 @@
 // Schedules the StepPlan's layer ops into an OpGraph: micro-batches, pipeline schedules,
-// recomputation, FSDP prefetch, gradient reduction and the optimizer step.
+// recomputation, FSDP prefetch, gradient reduction and the optimizer step
+// (opgraph_builder_internal.h; the overlapped schedules are in opgraph_builder_overlap.cc).
 #include <algorithm>
 #include <array>
 #include <deque>
@@ -11,869 +12,560 @@
 #include "costmodel/memory.h"
 #include "costmodel/model_cost.h"
 #include "costmodel/opgraph.h"
+#include "costmodel/opgraph_builder_internal.h"
 #include "costmodel/pipeline_schedule.h"
 #include "costmodel/step_plan.h"
 
 namespace moesim {
-namespace {
+namespace opgraph_internal {
 
-using Task = PipelineTask;
+Builder::Builder(const Scenario& sc, OpGraph* out)
+    : sc_(sc), plan_(MakeStepPlan(sc)), g_(*out), layout_(ScenarioPipelineLayout(sc)) {
+  stages_ = static_cast<int32_t>(layout_.ranks);
+  chunks_ = static_cast<int32_t>(layout_.chunks);
+  n_mb_ = static_cast<int32_t>(sc.training.num_micro_batches);
+  grad_ids_.resize(static_cast<size_t>(stages_));
+  last_compute_.assign(static_cast<size_t>(stages_), -1);
+  stage_carry_.resize(static_cast<size_t>(stages_));
+  last_wgrad_.assign(static_cast<size_t>(stages_), -1);
+  ep_overlap_ = sc.training.overlap_moe_expert_parallel_comm;
+  dualpipe_ = sc.training.pipeline_schedule == PipelineSchedule::kDualPipe && stages_ > 1;
+  zb_.resize(static_cast<size_t>(stages_));
+  delay_wgrad_ = sc.training.delay_wgrad_compute;
+  batch_split_ = static_cast<int32_t>(sc.training.batch_split_factor);
+  if (batch_split_ > 1) {
+    // A sub-batch: 1/F of the micro-batch's sequences on each device (validated to divide).
+    Scenario sub = sc;
+    sub.training.micro_batch_size /= batch_split_;
+    sub_plan_ = MakeStepPlan(sub);
+  }
+  // The MoE layer's expert all-to-alls (dispatch, then combine) split it into five parts.
+  for (size_t i = 0; i < plan_.moe_ops.size(); ++i) {
+    const OpDesc& d = plan_.moe_ops[i];
+    if (d.is_collective && !d.ring && d.collective.kind == CollectiveKind::kAllToAll) {
+      (a2a_at_[0] == kNoSplit ? a2a_at_[0] : a2a_at_[1]) = i;
+    }
+  }
+  if (a2a_at_[1] == kNoSplit) a2a_at_[0] = kNoSplit;
+}
 
-CollectiveKind Mirror(CollectiveKind k) {
-  switch (k) {
-    case CollectiveKind::kAllGather:
-      return CollectiveKind::kReduceScatter;
-    case CollectiveKind::kReduceScatter:
-      return CollectiveKind::kAllGather;
-    default:
-      return k;
+void Builder::Build() {
+  g_.num_programs = stages_;
+  g_.devices_per_program = sc_.sharding.mesh.NumDevices() / stages_;
+  std::vector<std::vector<Task>> tasks(static_cast<size_t>(stages_));
+  const PipelineShape shape{stages_, chunks_, n_mb_, sc_.training.pipeline_schedule, ep_overlap_};
+  for (int32_t p = 0; p < stages_; ++p) tasks[static_cast<size_t>(p)] = PipelineTasks(shape, p);
+  // Emit tasks in an order where every cross-stage dependency is emitted first.
+  std::vector<size_t> next(static_cast<size_t>(stages_), 0);
+  bool progress = true;
+  while (progress) {
+    progress = false;
+    for (int32_t p = 0; p < stages_; ++p) {
+      auto& list = tasks[static_cast<size_t>(p)];
+      size_t& i = next[static_cast<size_t>(p)];
+      while (i < list.size() && Ready(p, list[i])) {
+        if (list[i].paired && !Ready(p, list[i + 1])) break;
+        carry_ = std::move(stage_carry_[static_cast<size_t>(p)]);
+        if (list[i].paired) {
+          EmitPair(p, list[i], list[i + 1]);
+          i += 2;
+        } else if (list[i].weight) {
+          EmitWeightTask(p);
+          ++i;
+        } else {
+          EmitTask(p, list[i]);
+          ++i;
+        }
+        stage_carry_[static_cast<size_t>(p)] = TakeCarry();
+        progress = true;
+      }
+    }
+    // A pair whose backward waits for a stage that waits for its forward: run the forward
+    // alone (the extra warm-up forward makes this not happen in Megatron-LM's order).
+    for (int32_t p = 0; p < stages_ && !progress; ++p) {
+      auto& list = tasks[static_cast<size_t>(p)];
+      const size_t i = next[static_cast<size_t>(p)];
+      if (i < list.size() && list[i].paired && Ready(p, list[i])) {
+        list[i].paired = false;
+        progress = true;
+      }
+    }
+  }
+  if (dualpipe_) EmitMirrorGradExchange();
+  for (int32_t p = 0; p < stages_; ++p) {
+    carry_ = std::move(stage_carry_[static_cast<size_t>(p)]);
+    EmitOptimizer(p);
+  }
+  const double tokens = static_cast<double>(sc_.training.global_batch_tokens);
+  g_.tokens_per_step = tokens;
+  g_.model_flops_per_step =
+      ComputeModelCost(sc_.model, sc_.training).flops_per_token.model * tokens;
+  double flops = 0;
+  for (const Op& op : g_.ops) flops += op.compute.flops;
+  g_.hardware_flops_per_step = flops * static_cast<double>(g_.devices_per_program);
+  g_.dropped_token_fraction = plan_.dropped_fraction;
+  g_.busiest_expert_rank_load = plan_.busiest_rank_load;
+}
+
+// The position of (program, chunk) on its micro-batches' way through the model: the index of
+// its PipelineChunk in layout_.stages. DualPipe (pipeline_schedule.h): rank r's chunk 1 runs
+// model stage P-1-r, on the way of the micro-batches fed from rank P-1.
+int32_t Builder::VirtualStage(int32_t program, int32_t chunk) const {
+  return dualpipe_ ? DualPipeStage(program, chunk, stages_) : chunk * stages_ + program;
+}
+
+// The program that runs virtual stage `vs` for the micro-batches of `chunk`.
+int32_t Builder::ProgramOf(int32_t chunk, int32_t vs) const {
+  return dualpipe_ ? DualPipeRank(vs, chunk, stages_) : vs % stages_;
+}
+
+// The last micro-batch through a chunk: its backward is followed by the gradient syncs.
+int32_t Builder::LastMicroBatch(int32_t chunk) const {
+  return dualpipe_ && chunk == 0 ? n_mb_ / 2 - 1 : n_mb_ - 1;
+}
+
+bool Builder::Ready(int32_t p, const Task& t) const {
+  if (t.weight) return true;
+  const int32_t vs = VirtualStage(p, t.chunk);
+  if (t.forward) return vs == 0 || p2p_fwd_.count({t.mb, vs - 1}) != 0;
+  return vs == LastVirtualStage() || p2p_bwd_.count({t.mb, vs + 1}) != 0;
+}
+
+int32_t Builder::Emit(Op op) {
+  op.id = static_cast<int32_t>(g_.ops.size());
+  if (!op.is_collective && op.stream == kComputeStream) {
+    last_compute_[static_cast<size_t>(op.program)] = op.id;
+  }
+  g_.ops.push_back(std::move(op));
+  return g_.ops.back().id;
+}
+
+Op Builder::Base(const std::string& name, int32_t program, int32_t layer, int32_t mb,
+                 Phase phase) const {
+  Op op;
+  op.name = (layer >= 0 ? "L" + std::to_string(layer) + "." : std::string()) + name;
+  op.program = program;
+  op.layer = layer;
+  op.micro_batch = mb;
+  op.phase = phase;
+  return op;
+}
+
+// Emits `ops` forward (or, with backward, their gradients in reverse). `first_deps` gate the
+// first compute op. Returns the id of the first compute op emitted.
+int32_t Builder::EmitOps(std::span<const OpDesc> ops, int32_t program, int32_t layer, int32_t mb,
+                         Phase phase, std::vector<int32_t> first_deps, bool selective_only) {
+  const bool backward = phase == Phase::kBackward;
+  std::vector<int32_t> pending = std::move(first_deps);
+  int32_t first_compute = -1;
+  // GEMM overlap (step_plan.h GemmOverlap): `beside` holds collectives running alongside the
+  // current run of GEMMs, which the first op after the run waits for; a run's start is kept
+  // so that a collective beside the run just emitted can start with it.
+  std::vector<int32_t> beside, run_deps;
+  bool in_run = false;
+  int32_t run_before = -1;
+  // `gemm`: a GEMM with a weight (or its gradient GEMMs), the ops a TP collective may overlap.
+  auto compute = [&](const std::string& name, ComputeWork w, bool gemm) {
+    const int32_t last = last_compute_[static_cast<size_t>(program)];
+    if (gemm && !in_run) {
+      in_run = true;
+      run_deps = pending;
+      run_before = last;
+    } else if (!gemm) {
+      in_run = false;
+      pending.insert(pending.end(), beside.begin(), beside.end());
+      beside.clear();
+    }
+    Op op = Base(name, program, layer, mb, phase);
+    op.compute = w;
+    op.deps = pending;  // the compute stream's order covers the previous compute op
+    pending.clear();
+    const int32_t id = Emit(std::move(op));
+    if (first_compute < 0) first_compute = id;
+  };
+  auto collective = [&](const std::string& name, CollectiveWork w, GemmOverlap overlap) {
+    Op op = Base(name, program, layer, mb, phase);
+    op.is_collective = true;
+    const bool ep =
+        (ep_overlap_ || dualpipe_ || batch_split_ > 1) && w.kind == CollectiveKind::kAllToAll;
+    op.stream = ep ? kEpStream : kCommStream;
+    op.collective = std::move(w);
+    const int32_t last = last_compute_[static_cast<size_t>(program)];
+    if (overlap == GemmOverlap::kWithPreviousGemms && in_run) {
+      // Starts with the run of GEMMs it overlaps; the next op waits for both.
+      op.deps = run_deps;
+      if (run_before >= 0) op.deps.push_back(run_before);
+    } else {
+      op.deps = pending;
+      if (last >= 0) op.deps.push_back(last);
+      op.deps.insert(op.deps.end(), beside.begin(), beside.end());
+      beside.clear();
+    }
+    in_run = false;
+    pending.clear();
+    const int32_t id = Emit(std::move(op));
+    if (overlap == GemmOverlap::kWithNextGemms) {
+      beside.push_back(id);  // the GEMMs after it do not wait for it
+    } else {
+      pending.push_back(id);
+    }
+  };
+  // A compute op forward, or its gradients backward.
+  auto compute_op = [&](const OpDesc& d) {
+    // An op that waits for the collectives beside the GEMMs before it also bounds the runs of
+    // GEMMs on both sides (backward visits it in reverse, before those GEMMs' gradients).
+    if (d.waits_beside) {
+      in_run = false;
+      pending.insert(pending.end(), beside.begin(), beside.end());
+      beside.clear();
+    }
+    const bool gemm = d.compute.matmul && d.matmul_with_weight;
+    if (!backward) {
+      compute(d.name, d.compute, gemm);
+    } else if (d.compute.matmul) {
+      // Two GEMMs of the forward's size: the input gradient and the weight gradient (or, for
+      // activation x activation einsums, the gradients of both inputs). Attention's core: each
+      // of the four is a quarter of the FlashAttention backward call (attention_model.h).
+      ComputeWork g = d.compute;
+      if (g.attention) g.attention = g.attention->Backward();
+      // Their true shapes (the kernel model times a GEMM by its shape, gemm_model.h): forward
+      // C[m, n] = A[m, k] B[k, n]; dA[m, k] = dC[m, n] B^T (inner n); dB[k, n] = A^T dC
+      // (inner m). FLOPs and bytes are the forward's.
+      ComputeWork grad_a = g, grad_b = g;
+      grad_a.n = d.compute.k;
+      grad_a.k = d.compute.n;
+      grad_b.m = d.compute.k;
+      grad_b.k = d.compute.m;
+      if (!d.first_operand_constant) {
+        compute(d.name + (d.matmul_with_weight ? ".dgrad" : ".grad_a"), grad_a, gemm);
+      }
+      if (defer_ != nullptr && d.matmul_with_weight) {
+        // training.delay_wgrad_compute: the weight gradient after the part's input gradients.
+        Op w = Base(d.name + ".wgrad", program, layer, mb, phase);
+        w.compute = grad_b;
+        defer_->push_back(std::move(w));
+      } else {
+        compute(d.name + (d.matmul_with_weight ? ".wgrad" : ".grad_b"), grad_b, gemm);
+      }
+    } else {
+      ComputeWork w = d.compute;
+      w.bytes *= d.backward_bytes_factor;
+      if (d.backward_kernel) w.kernel = d.backward_kernel;
+      compute(d.name + ".bwd", w, false);
+    }
+    if (d.waits_beside) in_run = false;
+  };
+  // Context-parallel attention (step_plan.h RingAttention): the ring's steps go out on the
+  // comm stream at once (in order on it); chunk j's compute waits for step j only, so each
+  // step overlaps the compute of the chunk before it.
+  auto ring = [&](const OpDesc& d) {
+    const RingAttention& r = *d.ring;
+    std::vector<int32_t> before = std::move(pending);
+    before.insert(before.end(), beside.begin(), beside.end());
+    beside.clear();
+    in_run = false;
+    auto shift = [&](const std::string& name, double bytes) {
+      Op op = Base(name, program, layer, mb, phase);
+      op.is_collective = true;
+      op.stream = kCommStream;
+      op.collective = r.shift;
+      op.collective.bytes = bytes;
+      op.deps = before;
+      const int32_t last = last_compute_[static_cast<size_t>(program)];
+      if (last >= 0) op.deps.push_back(last);
+      return Emit(std::move(op));
+    };
+    // Backward carries K,V and the partial dK,dV of the chunk in hand.
+    const double bytes = r.shift.bytes * (backward ? 2 : 1);
+    std::vector<int32_t> steps;
+    for (int64_t k = 1; k < r.steps; ++k) {
+      steps.push_back(shift(d.name + (backward ? ".bwd" : ""), bytes));
+    }
+    const int64_t n_chunk = static_cast<int64_t>(r.chunk.size());
+    for (int64_t k = 0; k < r.steps; ++k) {
+      pending = k == 0 ? before : std::vector<int32_t>{steps[static_cast<size_t>(k - 1)]};
+      for (int64_t i = 0; i < n_chunk; ++i) {
+        compute_op(r.chunk[static_cast<size_t>(backward ? n_chunk - 1 - i : i)]);
+      }
+    }
+    pending.clear();
+    // The last chunk's dK,dV go home; the K,V projections' backward waits for them.
+    if (backward) pending.push_back(shift(d.name + ".dkv", r.shift.bytes));
+  };
+  const int64_t n = static_cast<int64_t>(ops.size());
+  for (int64_t j = 0; j < n; ++j) {
+    const OpDesc& d = ops[static_cast<size_t>(backward ? n - 1 - j : j)];
+    if (selective_only && (d.is_collective || !d.recompute_selective)) continue;
+    if (d.ring) {
+      ring(d);
+      continue;
+    }
+    if (d.is_collective) {
+      if (backward && d.passes == Passes::kForwardOnly) continue;
+      if (!backward && d.passes == Passes::kBackwardOnly) continue;
+      CollectiveWork w = d.collective;
+      if (backward) w.kind = Mirror(w.kind);
+      if (backward && d.backward_bytes >= 0) w.bytes = d.backward_bytes;
+      if (backward) w.exchange = w.exchange.Backward();
+      // Backward runs the ops in reverse: the GEMMs beside a collective swap sides.
+      GemmOverlap overlap = d.overlap;
+      if (backward && overlap != GemmOverlap::kNone) {
+        overlap = overlap == GemmOverlap::kWithNextGemms ? GemmOverlap::kWithPreviousGemms
+                                                         : GemmOverlap::kWithNextGemms;
+      }
+      collective(backward ? d.name + ".bwd" : d.name, w, overlap);
+      continue;
+    }
+    if (backward && d.passes == Passes::kForwardOnly) continue;
+    if (!backward && d.passes == Passes::kBackwardOnly) continue;
+    compute_op(d);
+  }
+  pending.insert(pending.end(), beside.begin(), beside.end());
+  if (!pending.empty()) {
+    // A chunk ending in a collective: the next compute op on this program waits for it.
+    carry_ = pending;
+  }
+  return first_compute;
+}
+
+// FSDP all-gathers of a layer's weights, on the prefetch stream.
+std::vector<int32_t> Builder::EmitGathers(const WeightSync& sync, int32_t program, int32_t layer,
+                                          int32_t mb, Phase phase, int32_t after) {
+  std::vector<int32_t> ids;
+  for (const CollectiveWork& c : sync.gathers) {
+    Op op = Base(phase == Phase::kForward ? "weights.allgather" : "weights.allgather.bwd", program,
+                 layer, mb, phase);
+    op.is_collective = true;
+    op.stream = kPrefetchStream;
+    op.collective = c;
+    if (after >= 0) op.deps.push_back(after);
+    ids.push_back(Emit(std::move(op)));
+  }
+  return ids;
+}
+
+void Builder::EmitGradSyncs(const WeightSync& sync, int32_t program, int32_t layer, int32_t mb) {
+  for (const CollectiveWork& c : sync.grad_syncs) {
+    Op op = Base("grads." + std::string(CollectiveKindName(c.kind)), program, layer, mb,
+                 Phase::kBackward);
+    op.is_collective = true;
+    op.stream = kGradStream;
+    op.collective = c;
+    op.deps.push_back(last_compute_[static_cast<size_t>(program)]);
+    // Delayed weight gradients are not on the chain of last_compute_.
+    const int32_t wgrad = last_wgrad_[static_cast<size_t>(program)];
+    if (wgrad > op.deps.back()) op.deps.push_back(wgrad);
+    const int32_t id = Emit(std::move(op));
+    grad_ids_[static_cast<size_t>(program)].push_back(id);
+    if (!sc_.training.overlap_grad_reduce) carry_.push_back(id);
   }
 }
 
-class Builder {
- public:
-  Builder(const Scenario& sc, OpGraph* out)
-      : sc_(sc), plan_(MakeStepPlan(sc)), g_(*out), layout_(ScenarioPipelineLayout(sc)) {
-    stages_ = static_cast<int32_t>(layout_.ranks);
-    chunks_ = static_cast<int32_t>(layout_.chunks);
-    n_mb_ = static_cast<int32_t>(sc.training.num_micro_batches);
-    grad_ids_.resize(static_cast<size_t>(stages_));
-    last_compute_.assign(static_cast<size_t>(stages_), -1);
-    stage_carry_.resize(static_cast<size_t>(stages_));
-    last_wgrad_.assign(static_cast<size_t>(stages_), -1);
-    ep_overlap_ = sc.training.overlap_moe_expert_parallel_comm;
-    dualpipe_ = sc.training.pipeline_schedule == PipelineSchedule::kDualPipe && stages_ > 1;
-    zb_.resize(static_cast<size_t>(stages_));
-    delay_wgrad_ = sc.training.delay_wgrad_compute;
-    batch_split_ = static_cast<int32_t>(sc.training.batch_split_factor);
-    if (batch_split_ > 1) {
-      // A sub-batch: 1/F of the micro-batch's sequences on each device (validated to divide).
-      Scenario sub = sc;
-      sub.training.micro_batch_size /= batch_split_;
-      sub_plan_ = MakeStepPlan(sub);
-    }
-    // The MoE layer's expert all-to-alls (dispatch, then combine) split it into five parts.
-    for (size_t i = 0; i < plan_.moe_ops.size(); ++i) {
-      const OpDesc& d = plan_.moe_ops[i];
-      if (d.is_collective && !d.ring && d.collective.kind == CollectiveKind::kAllToAll) {
-        (a2a_at_[0] == kNoSplit ? a2a_at_[0] : a2a_at_[1]) = i;
-      }
-    }
-    if (a2a_at_[1] == kNoSplit) a2a_at_[0] = kNoSplit;
-  }
+std::vector<int32_t> Builder::TakeCarry() {
+  std::vector<int32_t> c;
+  c.swap(carry_);
+  return c;
+}
 
-  void Build() {
-    g_.num_programs = stages_;
-    g_.devices_per_program = sc_.sharding.mesh.NumDevices() / stages_;
-    std::vector<std::vector<Task>> tasks(static_cast<size_t>(stages_));
-    const PipelineShape shape{stages_, chunks_, n_mb_, sc_.training.pipeline_schedule, ep_overlap_};
-    for (int32_t p = 0; p < stages_; ++p) tasks[static_cast<size_t>(p)] = PipelineTasks(shape, p);
-    // Emit tasks in an order where every cross-stage dependency is emitted first.
-    std::vector<size_t> next(static_cast<size_t>(stages_), 0);
-    bool progress = true;
-    while (progress) {
-      progress = false;
-      for (int32_t p = 0; p < stages_; ++p) {
-        auto& list = tasks[static_cast<size_t>(p)];
-        size_t& i = next[static_cast<size_t>(p)];
-        while (i < list.size() && Ready(p, list[i])) {
-          if (list[i].paired && !Ready(p, list[i + 1])) break;
-          carry_ = std::move(stage_carry_[static_cast<size_t>(p)]);
-          if (list[i].paired) {
-            EmitPair(p, list[i], list[i + 1]);
-            i += 2;
-          } else if (list[i].weight) {
-            EmitWeightTask(p);
-            ++i;
-          } else {
-            EmitTask(p, list[i]);
-            ++i;
-          }
-          stage_carry_[static_cast<size_t>(p)] = TakeCarry();
-          progress = true;
-        }
-      }
-      // A pair whose backward waits for a stage that waits for its forward: run the forward
-      // alone (the extra warm-up forward makes this not happen in Megatron-LM's order).
-      for (int32_t p = 0; p < stages_ && !progress; ++p) {
-        auto& list = tasks[static_cast<size_t>(p)];
-        const size_t i = next[static_cast<size_t>(p)];
-        if (i < list.size() && list[i].paired && Ready(p, list[i])) {
-          list[i].paired = false;
-          progress = true;
-        }
-      }
-    }
-    if (dualpipe_) EmitMirrorGradExchange();
-    for (int32_t p = 0; p < stages_; ++p) {
-      carry_ = std::move(stage_carry_[static_cast<size_t>(p)]);
-      EmitOptimizer(p);
-    }
-    const double tokens = static_cast<double>(sc_.training.global_batch_tokens);
-    g_.tokens_per_step = tokens;
-    g_.model_flops_per_step =
-        ComputeModelCost(sc_.model, sc_.training).flops_per_token.model * tokens;
-    double flops = 0;
-    for (const Op& op : g_.ops) flops += op.compute.flops;
-    g_.hardware_flops_per_step = flops * static_cast<double>(g_.devices_per_program);
-    g_.dropped_token_fraction = plan_.dropped_fraction;
-    g_.busiest_expert_rank_load = plan_.busiest_rank_load;
-  }
-
- private:
-  // The position of (program, chunk) on its micro-batches' way through the model: the index of
-  // its PipelineChunk in layout_.stages. DualPipe (pipeline_schedule.h): rank r's chunk 1 runs
-  // model stage P-1-r, on the way of the micro-batches fed from rank P-1.
-  int32_t VirtualStage(int32_t program, int32_t chunk) const {
-    return dualpipe_ ? DualPipeStage(program, chunk, stages_) : chunk * stages_ + program;
-  }
-  int32_t LastVirtualStage() const { return static_cast<int32_t>(layout_.stages.size()) - 1; }
-  // The program that runs virtual stage `vs` for the micro-batches of `chunk`.
-  int32_t ProgramOf(int32_t chunk, int32_t vs) const {
-    return dualpipe_ ? DualPipeRank(vs, chunk, stages_) : vs % stages_;
-  }
-  // Model chunks a program holds: DualPipe's two copies, or the interleaved schedule's chunks.
-  int32_t ChunksPerProgram() const { return dualpipe_ ? 2 : chunks_; }
-  // The last micro-batch through a chunk: its backward is followed by the gradient syncs.
-  int32_t LastMicroBatch(int32_t chunk) const {
-    return dualpipe_ && chunk == 0 ? n_mb_ / 2 - 1 : n_mb_ - 1;
-  }
-
-  bool Ready(int32_t p, const Task& t) const {
-    if (t.weight) return true;
-    const int32_t vs = VirtualStage(p, t.chunk);
-    if (t.forward) return vs == 0 || p2p_fwd_.count({t.mb, vs - 1}) != 0;
-    return vs == LastVirtualStage() || p2p_bwd_.count({t.mb, vs + 1}) != 0;
-  }
-
-  int32_t Emit(Op op) {
-    op.id = static_cast<int32_t>(g_.ops.size());
-    if (!op.is_collective && op.stream == kComputeStream) {
-      last_compute_[static_cast<size_t>(op.program)] = op.id;
-    }
-    g_.ops.push_back(std::move(op));
-    return g_.ops.back().id;
-  }
-
-  Op Base(const std::string& name, int32_t program, int32_t layer, int32_t mb, Phase phase) const {
-    Op op;
-    op.name = (layer >= 0 ? "L" + std::to_string(layer) + "." : std::string()) + name;
-    op.program = program;
-    op.layer = layer;
-    op.micro_batch = mb;
-    op.phase = phase;
-    return op;
-  }
-
-  // Emits `ops` forward (or, with backward, their gradients in reverse). `first_deps` gate the
-  // first compute op. Returns the id of the first compute op emitted.
-  int32_t EmitOps(std::span<const OpDesc> ops, int32_t program, int32_t layer, int32_t mb,
-                  Phase phase, std::vector<int32_t> first_deps, bool selective_only = false) {
-    const bool backward = phase == Phase::kBackward;
-    std::vector<int32_t> pending = std::move(first_deps);
-    int32_t first_compute = -1;
-    // GEMM overlap (step_plan.h GemmOverlap): `beside` holds collectives running alongside the
-    // current run of GEMMs, which the first op after the run waits for; a run's start is kept
-    // so that a collective beside the run just emitted can start with it.
-    std::vector<int32_t> beside, run_deps;
-    bool in_run = false;
-    int32_t run_before = -1;
-    // `gemm`: a GEMM with a weight (or its gradient GEMMs), the ops a TP collective may overlap.
-    auto compute = [&](const std::string& name, ComputeWork w, bool gemm) {
-      const int32_t last = last_compute_[static_cast<size_t>(program)];
-      if (gemm && !in_run) {
-        in_run = true;
-        run_deps = pending;
-        run_before = last;
-      } else if (!gemm) {
-        in_run = false;
-        pending.insert(pending.end(), beside.begin(), beside.end());
-        beside.clear();
-      }
-      Op op = Base(name, program, layer, mb, phase);
-      op.compute = w;
-      op.deps = pending;  // the compute stream's order covers the previous compute op
-      pending.clear();
-      const int32_t id = Emit(std::move(op));
-      if (first_compute < 0) first_compute = id;
-    };
-    auto collective = [&](const std::string& name, CollectiveWork w, GemmOverlap overlap) {
-      Op op = Base(name, program, layer, mb, phase);
-      op.is_collective = true;
-      const bool ep =
-          (ep_overlap_ || dualpipe_ || batch_split_ > 1) && w.kind == CollectiveKind::kAllToAll;
-      op.stream = ep ? kEpStream : kCommStream;
-      op.collective = std::move(w);
-      const int32_t last = last_compute_[static_cast<size_t>(program)];
-      if (overlap == GemmOverlap::kWithPreviousGemms && in_run) {
-        // Starts with the run of GEMMs it overlaps; the next op waits for both.
-        op.deps = run_deps;
-        if (run_before >= 0) op.deps.push_back(run_before);
-      } else {
-        op.deps = pending;
-        if (last >= 0) op.deps.push_back(last);
-        op.deps.insert(op.deps.end(), beside.begin(), beside.end());
-        beside.clear();
-      }
-      in_run = false;
-      pending.clear();
-      const int32_t id = Emit(std::move(op));
-      if (overlap == GemmOverlap::kWithNextGemms) {
-        beside.push_back(id);  // the GEMMs after it do not wait for it
-      } else {
-        pending.push_back(id);
-      }
-    };
-    // A compute op forward, or its gradients backward.
-    auto compute_op = [&](const OpDesc& d) {
-      // An op that waits for the collectives beside the GEMMs before it also bounds the runs of
-      // GEMMs on both sides (backward visits it in reverse, before those GEMMs' gradients).
-      if (d.waits_beside) {
-        in_run = false;
-        pending.insert(pending.end(), beside.begin(), beside.end());
-        beside.clear();
-      }
-      const bool gemm = d.compute.matmul && d.matmul_with_weight;
-      if (!backward) {
-        compute(d.name, d.compute, gemm);
-      } else if (d.compute.matmul) {
-        // Two GEMMs of the forward's size: the input gradient and the weight gradient (or, for
-        // activation x activation einsums, the gradients of both inputs). Attention's core: each
-        // of the four is a quarter of the FlashAttention backward call (attention_model.h).
-        ComputeWork g = d.compute;
-        if (g.attention) g.attention = g.attention->Backward();
-        // Their true shapes (the kernel model times a GEMM by its shape, gemm_model.h): forward
-        // C[m, n] = A[m, k] B[k, n]; dA[m, k] = dC[m, n] B^T (inner n); dB[k, n] = A^T dC
-        // (inner m). FLOPs and bytes are the forward's.
-        ComputeWork grad_a = g, grad_b = g;
-        grad_a.n = d.compute.k;
-        grad_a.k = d.compute.n;
-        grad_b.m = d.compute.k;
-        grad_b.k = d.compute.m;
-        if (!d.first_operand_constant) {
-          compute(d.name + (d.matmul_with_weight ? ".dgrad" : ".grad_a"), grad_a, gemm);
-        }
-        if (defer_ != nullptr && d.matmul_with_weight) {
-          // training.delay_wgrad_compute: the weight gradient after the part's input gradients.
-          Op w = Base(d.name + ".wgrad", program, layer, mb, phase);
-          w.compute = grad_b;
-          defer_->push_back(std::move(w));
-        } else {
-          compute(d.name + (d.matmul_with_weight ? ".wgrad" : ".grad_b"), grad_b, gemm);
-        }
-      } else {
-        ComputeWork w = d.compute;
-        w.bytes *= d.backward_bytes_factor;
-        if (d.backward_kernel) w.kernel = d.backward_kernel;
-        compute(d.name + ".bwd", w, false);
-      }
-      if (d.waits_beside) in_run = false;
-    };
-    // Context-parallel attention (step_plan.h RingAttention): the ring's steps go out on the
-    // comm stream at once (in order on it); chunk j's compute waits for step j only, so each
-    // step overlaps the compute of the chunk before it.
-    auto ring = [&](const OpDesc& d) {
-      const RingAttention& r = *d.ring;
-      std::vector<int32_t> before = std::move(pending);
-      before.insert(before.end(), beside.begin(), beside.end());
-      beside.clear();
-      in_run = false;
-      auto shift = [&](const std::string& name, double bytes) {
-        Op op = Base(name, program, layer, mb, phase);
-        op.is_collective = true;
-        op.stream = kCommStream;
-        op.collective = r.shift;
-        op.collective.bytes = bytes;
-        op.deps = before;
-        const int32_t last = last_compute_[static_cast<size_t>(program)];
-        if (last >= 0) op.deps.push_back(last);
-        return Emit(std::move(op));
-      };
-      // Backward carries K,V and the partial dK,dV of the chunk in hand.
-      const double bytes = r.shift.bytes * (backward ? 2 : 1);
-      std::vector<int32_t> steps;
-      for (int64_t k = 1; k < r.steps; ++k) {
-        steps.push_back(shift(d.name + (backward ? ".bwd" : ""), bytes));
-      }
-      const int64_t n_chunk = static_cast<int64_t>(r.chunk.size());
-      for (int64_t k = 0; k < r.steps; ++k) {
-        pending = k == 0 ? before : std::vector<int32_t>{steps[static_cast<size_t>(k - 1)]};
-        for (int64_t i = 0; i < n_chunk; ++i) {
-          compute_op(r.chunk[static_cast<size_t>(backward ? n_chunk - 1 - i : i)]);
-        }
-      }
-      pending.clear();
-      // The last chunk's dK,dV go home; the K,V projections' backward waits for them.
-      if (backward) pending.push_back(shift(d.name + ".dkv", r.shift.bytes));
-    };
-    const int64_t n = static_cast<int64_t>(ops.size());
-    for (int64_t j = 0; j < n; ++j) {
-      const OpDesc& d = ops[static_cast<size_t>(backward ? n - 1 - j : j)];
-      if (selective_only && (d.is_collective || !d.recompute_selective)) continue;
-      if (d.ring) {
-        ring(d);
-        continue;
-      }
-      if (d.is_collective) {
-        if (backward && d.passes == Passes::kForwardOnly) continue;
-        if (!backward && d.passes == Passes::kBackwardOnly) continue;
-        CollectiveWork w = d.collective;
-        if (backward) w.kind = Mirror(w.kind);
-        if (backward && d.backward_bytes >= 0) w.bytes = d.backward_bytes;
-        if (backward) w.exchange = w.exchange.Backward();
-        // Backward runs the ops in reverse: the GEMMs beside a collective swap sides.
-        GemmOverlap overlap = d.overlap;
-        if (backward && overlap != GemmOverlap::kNone) {
-          overlap = overlap == GemmOverlap::kWithNextGemms ? GemmOverlap::kWithPreviousGemms
-                                                           : GemmOverlap::kWithNextGemms;
-        }
-        collective(backward ? d.name + ".bwd" : d.name, w, overlap);
-        continue;
-      }
-      if (backward && d.passes == Passes::kForwardOnly) continue;
-      if (!backward && d.passes == Passes::kBackwardOnly) continue;
-      compute_op(d);
-    }
-    pending.insert(pending.end(), beside.begin(), beside.end());
-    if (!pending.empty()) {
-      // A chunk ending in a collective: the next compute op on this program waits for it.
-      carry_ = pending;
-    }
-    return first_compute;
-  }
-
-  // FSDP all-gathers of a layer's weights, on the prefetch stream.
-  std::vector<int32_t> EmitGathers(const WeightSync& sync, int32_t program, int32_t layer,
-                                   int32_t mb, Phase phase, int32_t after) {
-    std::vector<int32_t> ids;
-    for (const CollectiveWork& c : sync.gathers) {
-      Op op = Base(phase == Phase::kForward ? "weights.allgather" : "weights.allgather.bwd",
-                   program, layer, mb, phase);
-      op.is_collective = true;
-      op.stream = kPrefetchStream;
-      op.collective = c;
-      if (after >= 0) op.deps.push_back(after);
-      ids.push_back(Emit(std::move(op)));
-    }
-    return ids;
-  }
-
-  void EmitGradSyncs(const WeightSync& sync, int32_t program, int32_t layer, int32_t mb) {
-    for (const CollectiveWork& c : sync.grad_syncs) {
-      Op op = Base("grads." + std::string(CollectiveKindName(c.kind)), program, layer, mb,
-                   Phase::kBackward);
-      op.is_collective = true;
-      op.stream = kGradStream;
-      op.collective = c;
-      op.deps.push_back(last_compute_[static_cast<size_t>(program)]);
-      // Delayed weight gradients are not on the chain of last_compute_.
-      const int32_t wgrad = last_wgrad_[static_cast<size_t>(program)];
-      if (wgrad > op.deps.back()) op.deps.push_back(wgrad);
-      const int32_t id = Emit(std::move(op));
-      grad_ids_[static_cast<size_t>(program)].push_back(id);
-      if (!sc_.training.overlap_grad_reduce) carry_.push_back(id);
-    }
-  }
-
-  std::vector<int32_t> TakeCarry() {
-    std::vector<int32_t> c;
-    c.swap(carry_);
-    return c;
-  }
-
-  void EmitTask(int32_t p, const Task& t) {
-    const int32_t vs = VirtualStage(p, t.chunk);
-    const PipelineChunk& chunk = layout_.stages[static_cast<size_t>(vs)];
-    const int32_t first_layer = static_cast<int32_t>(chunk.first_layer);
-    const int32_t end_layer = first_layer + static_cast<int32_t>(chunk.num_layers);
-    const bool last_mb = t.mb == LastMicroBatch(t.chunk);
-    std::vector<int32_t> deps = TakeCarry();
-    if (t.forward && vs > 0) deps.push_back(p2p_fwd_.at({t.mb, vs - 1}));
-    if (!t.forward && vs < LastVirtualStage()) deps.push_back(p2p_bwd_.at({t.mb, vs + 1}));
-    const double act = ActBytes();
-    const bool prefetch = sc_.training.prefetch_weights;
-    if (t.forward) {
-      int32_t prev_first = -1, prev_last = -1;
-      auto gated = [&](const WeightSync& sync, int32_t layer) {
-        const int32_t after = prefetch ? prev_first : prev_last;
-        auto ids = EmitGathers(sync, p, layer, t.mb, Phase::kForward, after);
-        ids.insert(ids.end(), deps.begin(), deps.end());
-        deps.clear();
-        for (int32_t c : TakeCarry()) ids.push_back(c);
-        return ids;
-      };
-      if (chunk.embedding) {
-        prev_first =
-            EmitOps(plan_.embed_ops, p, -1, t.mb, Phase::kForward, gated(plan_.embed_sync, -1));
-        prev_last = last_compute_[static_cast<size_t>(p)];
-      }
-      for (int32_t l = first_layer; l < end_layer; ++l) {
-        const bool moe = sc_.model.IsMoeLayer(l);
-        if (moe && batch_split_ > 1) {
-          l = EmitSplitRun(p, t, l, end_layer, false, deps, prev_first, prev_last) - 1;
-          continue;
-        }
-        prev_first = EmitOps(plan_.LayerOps(sc_.model, l), p, l, t.mb, Phase::kForward,
-                             gated(moe ? plan_.moe_sync : plan_.dense_sync, l));
-        prev_last = last_compute_[static_cast<size_t>(p)];
-      }
-      if (chunk.head) {
-        EmitOps(plan_.head_ops, p, -1, t.mb, Phase::kForward, gated(plan_.head_sync, -1));
-      } else {
-        // An empty chunk forwards what it received: the send waits for the receive.
-        p2p_fwd_[{t.mb, vs}] =
-            EmitSend(p, t.mb, act, Phase::kForward, ProgramOf(t.chunk, vs + 1), deps);
-      }
-      return;
-    }
-    // Backward: head, layers in reverse (recomputing as configured), embedding. A zero-bubble
-    // backward queues its weight gradients, and its gradient syncs after them, for a W task.
-    ZeroBubbleSet* zb = nullptr;
-    if (t.defer_wgrad) {
-      zb_[static_cast<size_t>(p)].emplace_back();
-      zb = &zb_[static_cast<size_t>(p)].back();
-      defer_ = &zb->wgrads;
-    }
-    auto sync_grads = [&](const WeightSync& sync, int32_t layer) {
-      if (!last_mb) return;
-      if (zb != nullptr) {
-        zb->syncs.push_back({&sync, layer, t.mb});
-      } else {
-        EmitGradSyncs(sync, p, layer, t.mb);
-      }
-    };
+void Builder::EmitTask(int32_t p, const Task& t) {
+  const int32_t vs = VirtualStage(p, t.chunk);
+  const PipelineChunk& chunk = layout_.stages[static_cast<size_t>(vs)];
+  const int32_t first_layer = static_cast<int32_t>(chunk.first_layer);
+  const int32_t end_layer = first_layer + static_cast<int32_t>(chunk.num_layers);
+  const bool last_mb = t.mb == LastMicroBatch(t.chunk);
+  std::vector<int32_t> deps = TakeCarry();
+  if (t.forward && vs > 0) deps.push_back(p2p_fwd_.at({t.mb, vs - 1}));
+  if (!t.forward && vs < LastVirtualStage()) deps.push_back(p2p_bwd_.at({t.mb, vs + 1}));
+  const double act = ActBytes();
+  const bool prefetch = sc_.training.prefetch_weights;
+  if (t.forward) {
     int32_t prev_first = -1, prev_last = -1;
     auto gated = [&](const WeightSync& sync, int32_t layer) {
       const int32_t after = prefetch ? prev_first : prev_last;
-      auto ids = EmitGathers(sync, p, layer, t.mb, Phase::kBackward, after);
+      auto ids = EmitGathers(sync, p, layer, t.mb, Phase::kForward, after);
       ids.insert(ids.end(), deps.begin(), deps.end());
       deps.clear();
       for (int32_t c : TakeCarry()) ids.push_back(c);
       return ids;
     };
-    if (chunk.head) {
+    if (chunk.embedding) {
       prev_first =
-          EmitOps(plan_.head_ops, p, -1, t.mb, Phase::kBackward, gated(plan_.head_sync, -1));
+          EmitOps(plan_.embed_ops, p, -1, t.mb, Phase::kForward, gated(plan_.embed_sync, -1));
       prev_last = last_compute_[static_cast<size_t>(p)];
-      sync_grads(plan_.head_sync, -1);
     }
-    for (int32_t l = end_layer - 1; l >= first_layer; --l) {
+    for (int32_t l = first_layer; l < end_layer; ++l) {
       const bool moe = sc_.model.IsMoeLayer(l);
       if (moe && batch_split_ > 1) {
-        l = EmitSplitRun(p, t, l, first_layer - 1, last_mb, deps, prev_first, prev_last) + 1;
+        l = EmitSplitRun(p, t, l, end_layer, false, deps, prev_first, prev_last) - 1;
         continue;
       }
-      const auto& ops = plan_.LayerOps(sc_.model, l);
-      const WeightSync& sync = moe ? plan_.moe_sync : plan_.dense_sync;
-      auto gate = gated(sync, l);
-      int32_t first = -1;
-      if (sc_.training.recompute == Recompute::kFull) {
-        first = EmitOps(ops, p, l, t.mb, Phase::kRecompute, gate);
-        gate.clear();
-      } else if (sc_.training.recompute == Recompute::kSelective) {
-        first = EmitOps(ops, p, l, t.mb, Phase::kRecompute, gate, true);
-        if (first >= 0) gate.clear();
-      }
-      const int32_t b = EmitOps(ops, p, l, t.mb, Phase::kBackward, gate);
-      prev_first = first >= 0 ? first : b;
+      prev_first = EmitOps(plan_.LayerOps(sc_.model, l), p, l, t.mb, Phase::kForward,
+                           gated(moe ? plan_.moe_sync : plan_.dense_sync, l));
       prev_last = last_compute_[static_cast<size_t>(p)];
-      sync_grads(sync, l);
     }
-    if (chunk.embedding) {
-      EmitOps(plan_.embed_ops, p, -1, t.mb, Phase::kBackward, gated(plan_.embed_sync, -1));
-      sync_grads(plan_.embed_sync, -1);
+    if (chunk.head) {
+      EmitOps(plan_.head_ops, p, -1, t.mb, Phase::kForward, gated(plan_.head_sync, -1));
     } else {
-      p2p_bwd_[{t.mb, vs}] =
-          EmitSend(p, t.mb, act, Phase::kBackward, ProgramOf(t.chunk, vs - 1), deps);
+      // An empty chunk forwards what it received: the send waits for the receive.
+      p2p_fwd_[{t.mb, vs}] =
+          EmitSend(p, t.mb, act, Phase::kForward, ProgramOf(t.chunk, vs + 1), deps);
     }
-    defer_ = nullptr;
+    return;
   }
-
-  // DualPipe's W: the oldest queued weight gradients on the compute stream, then the gradient
-  // syncs that waited for them (the last micro-batch's).
-  void EmitWeightTask(int32_t p) {
-    auto& queue = zb_[static_cast<size_t>(p)];
-    if (queue.empty()) return;
-    ZeroBubbleSet set = std::move(queue.front());
-    queue.pop_front();
-    for (Op& w : set.wgrads) Emit(std::move(w));
-    for (const QueuedSync& s : set.syncs) EmitGradSyncs(*s.sync, p, s.layer, s.mb);
+  // Backward: head, layers in reverse (recomputing as configured), embedding. A zero-bubble
+  // backward queues its weight gradients, and its gradient syncs after them, for a W task.
+  ZeroBubbleSet* zb = nullptr;
+  if (t.defer_wgrad) {
+    zb_[static_cast<size_t>(p)].emplace_back();
+    zb = &zb_[static_cast<size_t>(p)].back();
+    defer_ = &zb->wgrads;
   }
-
-  // DualPipe: ranks r and P-1-r hold copies of the same two model stages; before the optimizer
-  // each sends the other its gradients of both (the sum over the pair: an all-reduce of two,
-  // each rank sending one copy's worth), on the gradient stream after its last backward.
-  void EmitMirrorGradExchange() {
-    std::vector<int32_t> sent(static_cast<size_t>(stages_));
-    for (int32_t p = 0; p < stages_; ++p) {
-      Op op = Base("grads.dualpipe_mirror", p, -1, -1, Phase::kBackward);
-      op.is_collective = true;
-      op.stream = kGradStream;
-      op.collective.kind = CollectiveKind::kSendRecv;
-      op.collective.axes = {MeshAxis::kPipeline};
-      op.collective.bytes = ProgramParams(p) * static_cast<double>(plan_.weight_bytes);
-      op.collective.peer_program = stages_ - 1 - p;
-      op.deps.push_back(last_compute_[static_cast<size_t>(p)]);
-      for (int32_t id : grad_ids_[static_cast<size_t>(p)]) op.deps.push_back(id);
-      sent[static_cast<size_t>(p)] = Emit(std::move(op));
+  auto sync_grads = [&](const WeightSync& sync, int32_t layer) {
+    if (!last_mb) return;
+    if (zb != nullptr) {
+      zb->syncs.push_back({&sync, layer, t.mb});
+    } else {
+      EmitGradSyncs(sync, p, layer, t.mb);
     }
-    for (int32_t p = 0; p < stages_; ++p) {
-      grad_ids_[static_cast<size_t>(p)].push_back(sent[static_cast<size_t>(p)]);
-      grad_ids_[static_cast<size_t>(p)].push_back(sent[static_cast<size_t>(stages_ - 1 - p)]);
-    }
-  }
-
-  // Activations (or their gradients) one micro-batch sends to the next pipeline stage.
-  double ActBytes() const {
-    return plan_.tokens * static_cast<double>(sc_.model.d_model) *
-           static_cast<double>(plan_.act_bytes) /
-           static_cast<double>(AxesSize(sc_.sharding.mesh, plan_.sp_axes));
-  }
-
-  // --- training.overlap_moe_expert_parallel_comm: Megatron-Core's combined 1F1B step ---
-  // A forward and a backward task of one stage emitted together, layer by layer, each as a
-  // chain of its own (its last compute op and its pending dependencies), interleaved in the
-  // order of Megatron-Core's TransformerLayerSchedulePlan.run: per pair of layers
-  //   ep stream:      combine.bwd | dispatch.fwd  dispatch.bwd | combine.fwd
-  //   compute stream: attn.fwd    | experts.bwd  experts.fwd   | attn.bwd
-  // where each side's ops wait only for their own chain, so each all-to-all runs beside the
-  // other chain's compute and only what outlasts that compute is exposed.
-  struct Chain {
-    Task t{};
-    int32_t vs = 0;
-    const PipelineChunk* chunk = nullptr;
-    std::vector<int32_t> deps;  // the pipeline receive and what the stage carried, not yet taken
-    int32_t prev_first = -1, prev_last = -1;  // the layer before: FSDP gathers start after it
-    int32_t last_compute = -1;
-    std::vector<int32_t> carry;
-    std::vector<Op> wgrads;  // delayed weight gradients not yet emitted
   };
-
-  Chain Open(int32_t p, const Task& t, const std::vector<int32_t>& carried) {
-    Chain c;
-    c.t = t;
-    c.vs = VirtualStage(p, t.chunk);
-    c.chunk = &layout_.stages[static_cast<size_t>(c.vs)];
-    c.deps = carried;
-    if (t.forward && c.vs > 0) c.deps.push_back(p2p_fwd_.at({t.mb, c.vs - 1}));
-    if (!t.forward && c.vs < LastVirtualStage()) c.deps.push_back(p2p_bwd_.at({t.mb, c.vs + 1}));
-    c.last_compute = last_compute_[static_cast<size_t>(p)];
-    return c;
-  }
-  void Enter(int32_t p, Chain& c) {
-    last_compute_[static_cast<size_t>(p)] = c.last_compute;
-    carry_ = std::move(c.carry);
-    c.carry.clear();
-  }
-  void Leave(int32_t p, Chain& c) {
-    c.last_compute = last_compute_[static_cast<size_t>(p)];
-    c.carry = TakeCarry();
-  }
-  std::vector<int32_t> Gated(int32_t p, Chain& c, const WeightSync& sync, int32_t layer,
-                             Phase phase) {
-    const int32_t after = sc_.training.prefetch_weights ? c.prev_first : c.prev_last;
-    auto ids = EmitGathers(sync, p, layer, c.t.mb, phase, after);
-    ids.insert(ids.end(), c.deps.begin(), c.deps.end());
-    c.deps.clear();
-    for (int32_t x : TakeCarry()) ids.push_back(x);
+  int32_t prev_first = -1, prev_last = -1;
+  auto gated = [&](const WeightSync& sync, int32_t layer) {
+    const int32_t after = prefetch ? prev_first : prev_last;
+    auto ids = EmitGathers(sync, p, layer, t.mb, Phase::kBackward, after);
+    ids.insert(ids.end(), deps.begin(), deps.end());
+    deps.clear();
+    for (int32_t c : TakeCarry()) ids.push_back(c);
     return ids;
+  };
+  if (chunk.head) {
+    prev_first = EmitOps(plan_.head_ops, p, -1, t.mb, Phase::kBackward, gated(plan_.head_sync, -1));
+    prev_last = last_compute_[static_cast<size_t>(p)];
+    sync_grads(plan_.head_sync, -1);
   }
+  for (int32_t l = end_layer - 1; l >= first_layer; --l) {
+    const bool moe = sc_.model.IsMoeLayer(l);
+    if (moe && batch_split_ > 1) {
+      l = EmitSplitRun(p, t, l, first_layer - 1, last_mb, deps, prev_first, prev_last) + 1;
+      continue;
+    }
+    const auto& ops = plan_.LayerOps(sc_.model, l);
+    const WeightSync& sync = moe ? plan_.moe_sync : plan_.dense_sync;
+    auto gate = gated(sync, l);
+    int32_t first = -1;
+    if (sc_.training.recompute == Recompute::kFull) {
+      first = EmitOps(ops, p, l, t.mb, Phase::kRecompute, gate);
+      gate.clear();
+    } else if (sc_.training.recompute == Recompute::kSelective) {
+      first = EmitOps(ops, p, l, t.mb, Phase::kRecompute, gate, true);
+      if (first >= 0) gate.clear();
+    }
+    const int32_t b = EmitOps(ops, p, l, t.mb, Phase::kBackward, gate);
+    prev_first = first >= 0 ? first : b;
+    prev_last = last_compute_[static_cast<size_t>(p)];
+    sync_grads(sync, l);
+  }
+  if (chunk.embedding) {
+    EmitOps(plan_.embed_ops, p, -1, t.mb, Phase::kBackward, gated(plan_.embed_sync, -1));
+    sync_grads(plan_.embed_sync, -1);
+  } else {
+    p2p_bwd_[{t.mb, vs}] =
+        EmitSend(p, t.mb, act, Phase::kBackward, ProgramOf(t.chunk, vs - 1), deps);
+  }
+  defer_ = nullptr;
+}
 
-  // Part `part` of layer l's ops: 0 up to the dispatch all-to-all (attention, router,
-  // permutation), 1 the dispatch, 2 the experts, 3 the combine, 4 the rest; a layer without
-  // expert all-to-alls is all part 0.
-  bool Split(int32_t l) const { return sc_.model.IsMoeLayer(l) && a2a_at_[0] != kNoSplit; }
-  std::span<const OpDesc> Part(int32_t l, int32_t part, const StepPlan* plan = nullptr) const {
-    const std::vector<OpDesc>& ops = (plan != nullptr ? *plan : plan_).LayerOps(sc_.model, l);
-    if (!Split(l)) return part == 0 ? std::span<const OpDesc>(ops) : std::span<const OpDesc>();
-    const std::array<size_t, 6> at = {0,          a2a_at_[0],     a2a_at_[0] + 1,
-                                      a2a_at_[1], a2a_at_[1] + 1, ops.size()};
-    return std::span<const OpDesc>(ops).subspan(
-        at[static_cast<size_t>(part)],
-        at[static_cast<size_t>(part) + 1] - at[static_cast<size_t>(part)]);
-  }
-  const WeightSync& SyncOf(int32_t l) const {
-    return sc_.model.IsMoeLayer(l) ? plan_.moe_sync : plan_.dense_sync;
-  }
+// DualPipe's W: the oldest queued weight gradients on the compute stream, then the gradient
+// syncs that waited for them (the last micro-batch's).
+void Builder::EmitWeightTask(int32_t p) {
+  auto& queue = zb_[static_cast<size_t>(p)];
+  if (queue.empty()) return;
+  ZeroBubbleSet set = std::move(queue.front());
+  queue.pop_front();
+  for (Op& w : set.wgrads) Emit(std::move(w));
+  for (const QueuedSync& s : set.syncs) EmitGradSyncs(*s.sync, p, s.layer, s.mb);
+}
 
-  void ForwardPart(int32_t p, Chain& c, int32_t l, int32_t part) {
-    const auto ops = Part(l, part);
-    if (ops.empty()) return;
-    Enter(p, c);
-    auto first = part == 0 ? Gated(p, c, SyncOf(l), l, Phase::kForward) : TakeCarry();
-    const int32_t id = EmitOps(ops, p, l, c.t.mb, Phase::kForward, std::move(first));
-    if (part == 0) c.prev_first = id;
-    c.prev_last = last_compute_[static_cast<size_t>(p)];
-    Leave(p, c);
-  }
-
-  // Backward parts run 4 down to 0; selective recomputation just before the part it serves.
-  // With delay_wgrad_compute a part's weight gradients follow its input gradients, the experts'
-  // after the dispatch's backward has been issued.
-  void BackwardPart(int32_t p, Chain& c, int32_t l, int32_t part) {
-    const auto ops = Part(l, part);
-    if (ops.empty()) return;
-    Enter(p, c);
-    const bool first_part = part == (Split(l) ? 4 : 0);
-    auto first = first_part ? Gated(p, c, SyncOf(l), l, Phase::kBackward) : TakeCarry();
-    int32_t r = -1;
-    if (sc_.training.recompute == Recompute::kSelective) {
-      r = EmitOps(ops, p, l, c.t.mb, Phase::kRecompute, first, true);
-      if (r >= 0) first.clear();
-      if (r < 0) carry_.clear();  // nothing emitted: `first` is still to be taken
-    }
-    defer_ = delay_wgrad_ ? &c.wgrads : nullptr;
-    const int32_t b = EmitOps(ops, p, l, c.t.mb, Phase::kBackward, std::move(first));
-    defer_ = nullptr;
-    if (first_part) c.prev_first = r >= 0 ? r : b;
-    c.prev_last = last_compute_[static_cast<size_t>(p)];
-    if (part != 2) {
-      // Weight gradients on the compute stream, off the chain: the chain's next op does not
-      // wait for them (the gradient reduction does).
-      const int32_t keep = last_compute_[static_cast<size_t>(p)];
-      for (Op& w : c.wgrads) last_wgrad_[static_cast<size_t>(p)] = Emit(std::move(w));
-      c.wgrads.clear();
-      last_compute_[static_cast<size_t>(p)] = keep;
-    }
-    if (part == 0 && c.t.mb == LastMicroBatch(c.t.chunk)) EmitGradSyncs(SyncOf(l), p, l, c.t.mb);
-    Leave(p, c);
-  }
-
-  void ForwardLayer(int32_t p, Chain& c, int32_t l) {
-    for (int32_t part = 0; part < 5; ++part) ForwardPart(p, c, l, part);
-  }
-  void BackwardLayer(int32_t p, Chain& c, int32_t l) {
-    for (int32_t part = 4; part >= 0; --part) BackwardPart(p, c, l, part);
-  }
-
-  void EmitPair(int32_t p, const Task& ft, const Task& bt) {
-    const std::vector<int32_t> carried = TakeCarry();
-    Chain f = Open(p, ft, carried), b = Open(p, bt, carried);
-    if (dualpipe_) {
-      // DualPipe's _forward_backward_chunk receives both, computes both, then sends both.
-      f.deps.insert(f.deps.end(), b.deps.begin(), b.deps.end());
-      std::sort(f.deps.begin(), f.deps.end());
-      f.deps.erase(std::unique(f.deps.begin(), f.deps.end()), f.deps.end());
-      b.deps = f.deps;
-    }
-    const PipelineChunk& fc = *f.chunk;
-    const PipelineChunk& bc = *b.chunk;
-    const bool last_mb = bt.mb == LastMicroBatch(bt.chunk);
-    if (fc.embedding) {
-      Enter(p, f);
-      f.prev_first = EmitOps(plan_.embed_ops, p, -1, ft.mb, Phase::kForward,
-                             Gated(p, f, plan_.embed_sync, -1, Phase::kForward));
-      f.prev_last = last_compute_[static_cast<size_t>(p)];
-      Leave(p, f);
-    }
-    if (bc.head) {
-      Enter(p, b);
-      b.prev_first = EmitOps(plan_.head_ops, p, -1, bt.mb, Phase::kBackward,
-                             Gated(p, b, plan_.head_sync, -1, Phase::kBackward));
-      b.prev_last = last_compute_[static_cast<size_t>(p)];
-      if (last_mb) EmitGradSyncs(plan_.head_sync, p, -1, bt.mb);
-      Leave(p, b);
-    }
-    const int32_t nf = static_cast<int32_t>(fc.num_layers);
-    const int32_t nb = static_cast<int32_t>(bc.num_layers);
-    const int32_t f0 = static_cast<int32_t>(fc.first_layer);
-    const int32_t b_end = static_cast<int32_t>(bc.first_layer) + nb;
-    const int32_t both = std::min(nf, nb);
-    for (int32_t i = 0; i < both; ++i) {
-      const int32_t lf = f0 + i, lb = b_end - 1 - i;
-      BackwardPart(p, b, lb, 4);
-      BackwardPart(p, b, lb, 3);  // combine.bwd beside attn.fwd
-      ForwardPart(p, f, lf, 0);
-      BackwardPart(p, b, lb, 2);  // experts.bwd beside dispatch.fwd
-      ForwardPart(p, f, lf, 1);
-      BackwardPart(p, b, lb, 1);  // dispatch.bwd beside experts.fwd (and delayed wgrads)
-      ForwardPart(p, f, lf, 2);
-      ForwardPart(p, f, lf, 3);  // combine.fwd beside attn.bwd
-      BackwardPart(p, b, lb, 0);
-      ForwardPart(p, f, lf, 4);
-    }
-    for (int32_t i = both; i < nb; ++i) BackwardLayer(p, b, b_end - 1 - i);
-    for (int32_t i = both; i < nf; ++i) ForwardLayer(p, f, f0 + i);
-    Enter(p, f);
-    if (fc.head) {
-      EmitOps(plan_.head_ops, p, -1, ft.mb, Phase::kForward,
-              Gated(p, f, plan_.head_sync, -1, Phase::kForward));
-    } else {
-      if (dualpipe_ && b.last_compute >= 0) f.deps.push_back(b.last_compute);
-      p2p_fwd_[{ft.mb, f.vs}] =
-          EmitSend(p, ft.mb, ActBytes(), Phase::kForward, ProgramOf(ft.chunk, f.vs + 1), f.deps);
-    }
-    Leave(p, f);
-    Enter(p, b);
-    if (bc.embedding) {
-      EmitOps(plan_.embed_ops, p, -1, bt.mb, Phase::kBackward,
-              Gated(p, b, plan_.embed_sync, -1, Phase::kBackward));
-      if (last_mb) EmitGradSyncs(plan_.embed_sync, p, -1, bt.mb);
-    } else {
-      p2p_bwd_[{bt.mb, b.vs}] =
-          EmitSend(p, bt.mb, ActBytes(), Phase::kBackward, ProgramOf(bt.chunk, b.vs - 1), b.deps);
-    }
-    Leave(p, b);
-    last_compute_[static_cast<size_t>(p)] = std::max(f.last_compute, b.last_compute);
-    carry_ = std::move(f.carry);
-    carry_.insert(carry_.end(), b.carry.begin(), b.carry.end());
-  }
-
-  // training.batch_split_factor (costmodel/batch_split.h): the run of MoE layers from `l` up to
-  // `end` (exclusive; down in backward) as F sub-batch chains of sub_plan_'s ops in
-  // BatchSplitOrder's order, FSDP gathers before a layer's first step and its gradient reduction
-  // after its last. Without prefetch a layer's gathers wait for the latest compute op emitted
-  // (the previous layer's last sub-batch may still be running). Returns the layer after the run.
-  int32_t EmitSplitRun(int32_t p, const Task& t, int32_t l, int32_t end, bool last_mb,
-                       std::vector<int32_t>& deps, int32_t& prev_first, int32_t& prev_last) {
-    const bool backward = !t.forward;
-    const int32_t step = backward ? -1 : 1;
-    std::vector<int32_t> run;
-    for (int32_t i = l; i != end && sc_.model.IsMoeLayer(i); i += step) run.push_back(i);
-    std::vector<Chain> subs(static_cast<size_t>(batch_split_));
-    for (Chain& c : subs) c.last_compute = last_compute_[static_cast<size_t>(p)];
-    subs[0].carry = TakeCarry();
-    auto latest = [&] {
-      int32_t x = -1;
-      for (const Chain& c : subs) x = std::max(x, c.last_compute);
-      return x;
-    };
-    const Recompute rc = sc_.training.recompute;
-    for (const SplitStep& s :
-         BatchSplitOrder(run, batch_split_, backward, rc == Recompute::kFull)) {
-      Chain& c = subs[static_cast<size_t>(s.sub)];
-      Enter(p, c);
-      std::vector<int32_t> first = TakeCarry();
-      if (s.opens) {
-        const int32_t after = sc_.training.prefetch_weights ? prev_first : latest();
-        auto ids = EmitGathers(SyncOf(s.layer), p, s.layer, t.mb,
-                               backward ? Phase::kBackward : Phase::kForward, after);
-        ids.insert(ids.end(), deps.begin(), deps.end());
-        deps.clear();
-        first.insert(first.begin(), ids.begin(), ids.end());
-      }
-      const Phase phase = s.recompute ? Phase::kRecompute
-                          : backward  ? Phase::kBackward
-                                      : Phase::kForward;
-      const auto ops = Part(s.layer, s.part, &sub_plan_);
-      int32_t r = -1, b = -1;
-      if (ops.empty()) {
-        carry_ = std::move(first);  // for the sub-batch's next part
-      } else {
-        if (phase == Phase::kBackward && rc == Recompute::kSelective) {
-          r = EmitOps(ops, p, s.layer, t.mb, Phase::kRecompute, first, true);
-          if (r >= 0) first.clear();
-          if (r < 0) carry_.clear();  // nothing emitted: `first` is still to be taken
-        }
-        b = EmitOps(ops, p, s.layer, t.mb, phase, std::move(first));
-      }
-      if (s.opens) prev_first = r >= 0 ? r : b;
-      if (s.closes && backward && last_mb) EmitGradSyncs(SyncOf(s.layer), p, s.layer, t.mb);
-      Leave(p, c);
-    }
-    last_compute_[static_cast<size_t>(p)] = prev_last = latest();
-    for (Chain& c : subs) carry_.insert(carry_.end(), c.carry.begin(), c.carry.end());
-    return run.back() + step;
-  }
-
-  // `extra` = dependencies not yet taken by an op of the task (an empty chunk's receive).
-  int32_t EmitSend(int32_t p, int32_t mb, double bytes, Phase phase, int32_t to,
-                   const std::vector<int32_t>& extra) {
-    Op op = Base(phase == Phase::kForward ? "p2p.activations" : "p2p.gradients", p, -1, mb, phase);
+// DualPipe: ranks r and P-1-r hold copies of the same two model stages; before the optimizer
+// each sends the other its gradients of both (the sum over the pair: an all-reduce of two,
+// each rank sending one copy's worth), on the gradient stream after its last backward.
+void Builder::EmitMirrorGradExchange() {
+  std::vector<int32_t> sent(static_cast<size_t>(stages_));
+  for (int32_t p = 0; p < stages_; ++p) {
+    Op op = Base("grads.dualpipe_mirror", p, -1, -1, Phase::kBackward);
     op.is_collective = true;
-    op.stream = kP2pStream;
+    op.stream = kGradStream;
     op.collective.kind = CollectiveKind::kSendRecv;
     op.collective.axes = {MeshAxis::kPipeline};
-    op.collective.bytes = bytes;
-    op.collective.peer_program = to;
-    const int32_t last = last_compute_[static_cast<size_t>(p)];
-    if (last >= 0) op.deps.push_back(last);
-    for (int32_t c : TakeCarry()) op.deps.push_back(c);
-    op.deps.insert(op.deps.end(), extra.begin(), extra.end());
-    return Emit(std::move(op));
+    op.collective.bytes = ProgramParams(p) * static_cast<double>(plan_.weight_bytes);
+    op.collective.peer_program = stages_ - 1 - p;
+    op.deps.push_back(last_compute_[static_cast<size_t>(p)]);
+    for (int32_t id : grad_ids_[static_cast<size_t>(p)]) op.deps.push_back(id);
+    sent[static_cast<size_t>(p)] = Emit(std::move(op));
   }
+  for (int32_t p = 0; p < stages_; ++p) {
+    grad_ids_[static_cast<size_t>(p)].push_back(sent[static_cast<size_t>(p)]);
+    grad_ids_[static_cast<size_t>(p)].push_back(sent[static_cast<size_t>(stages_ - 1 - p)]);
+  }
+}
 
-  // The weight syncs of every layer a program holds (DualPipe: both copies).
-  std::vector<const WeightSync*> ProgramSyncs(int32_t p) const {
-    std::vector<const WeightSync*> syncs;
-    for (int32_t c = 0; c < ChunksPerProgram(); ++c) {
-      const PipelineChunk& chunk = layout_.stages[static_cast<size_t>(VirtualStage(p, c))];
-      for (int64_t l = chunk.first_layer; l < chunk.first_layer + chunk.num_layers; ++l) {
-        syncs.push_back(sc_.model.IsMoeLayer(l) ? &plan_.moe_sync : &plan_.dense_sync);
-      }
-      if (chunk.embedding) syncs.push_back(&plan_.embed_sync);
-      if (chunk.head) syncs.push_back(&plan_.head_sync);
+// Activations (or their gradients) one micro-batch sends to the next pipeline stage.
+double Builder::ActBytes() const {
+  return plan_.tokens * static_cast<double>(sc_.model.d_model) *
+         static_cast<double>(plan_.act_bytes) /
+         static_cast<double>(AxesSize(sc_.sharding.mesh, plan_.sp_axes));
+}
+
+// The weight syncs of every layer a program holds (DualPipe: both copies).
+std::vector<const WeightSync*> Builder::ProgramSyncs(int32_t p) const {
+  std::vector<const WeightSync*> syncs;
+  for (int32_t c = 0; c < ChunksPerProgram(); ++c) {
+    const PipelineChunk& chunk = layout_.stages[static_cast<size_t>(VirtualStage(p, c))];
+    for (int64_t l = chunk.first_layer; l < chunk.first_layer + chunk.num_layers; ++l) {
+      syncs.push_back(sc_.model.IsMoeLayer(l) ? &plan_.moe_sync : &plan_.dense_sync);
     }
-    return syncs;
+    if (chunk.embedding) syncs.push_back(&plan_.embed_sync);
+    if (chunk.head) syncs.push_back(&plan_.head_sync);
   }
-  double ProgramParams(int32_t p) const {
-    double params = 0;
-    for (const WeightSync* s : ProgramSyncs(p)) params += s->optimizer_params;
-    return params;
+  return syncs;
+}
+
+double Builder::ProgramParams(int32_t p) const {
+  double params = 0;
+  for (const WeightSync* s : ProgramSyncs(p)) params += s->optimizer_params;
+  return params;
+}
+
+void Builder::EmitOptimizer(int32_t p) {
+  const std::vector<const WeightSync*> syncs = ProgramSyncs(p);
+  const double params = ProgramParams(p);
+  Op op = Base("optimizer.step", p, -1, -1, Phase::kOptimizer);
+  // Read gradient, state and weights, write state and weights: with mixed precision the
+  // state holds the fp32 master weights (2 x (2 + 12) bytes per parameter); in fp32 the working
+  // weights are the master and are read too (2 x 4 + 2 x 8 + 4 = 28).
+  const double wb = static_cast<double>(plan_.weight_bytes);
+  const bool fp32 = sc_.training.precision == Precision::kFp32;
+  op.compute.bytes = params * (2 * wb + 2 * OptimizerBytesPerParam(sc_.training) + (fp32 ? wb : 0));
+  op.compute.kernel = MemoryKernel::kAdamw;
+  op.deps = grad_ids_[static_cast<size_t>(p)];
+  for (int32_t c : TakeCarry()) op.deps.push_back(c);
+  const int32_t opt = Emit(std::move(op));
+  std::map<std::vector<MeshAxis>, double> gathers;
+  for (const WeightSync* s : syncs) {
+    for (const CollectiveWork& c : s->param_gathers) gathers[c.axes] += c.bytes;
   }
-
-  void EmitOptimizer(int32_t p) {
-    const std::vector<const WeightSync*> syncs = ProgramSyncs(p);
-    const double params = ProgramParams(p);
-    Op op = Base("optimizer.step", p, -1, -1, Phase::kOptimizer);
-    // Read gradient, state and weights, write state and weights: with mixed precision the
-    // state holds the fp32 master weights (2 x (2 + 12) bytes per parameter); in fp32 the working
-    // weights are the master and are read too (2 x 4 + 2 x 8 + 4 = 28).
-    const double wb = static_cast<double>(plan_.weight_bytes);
-    const bool fp32 = sc_.training.precision == Precision::kFp32;
-    op.compute.bytes =
-        params * (2 * wb + 2 * OptimizerBytesPerParam(sc_.training) + (fp32 ? wb : 0));
-    op.compute.kernel = MemoryKernel::kAdamw;
-    op.deps = grad_ids_[static_cast<size_t>(p)];
-    for (int32_t c : TakeCarry()) op.deps.push_back(c);
-    const int32_t opt = Emit(std::move(op));
-    std::map<std::vector<MeshAxis>, double> gathers;
-    for (const WeightSync* s : syncs) {
-      for (const CollectiveWork& c : s->param_gathers) gathers[c.axes] += c.bytes;
-    }
-    for (const auto& [axes, bytes] : gathers) {
-      Op g = Base("params.allgather", p, -1, -1, Phase::kOptimizer);
-      g.is_collective = true;
-      g.stream = kGradStream;
-      g.collective.kind = CollectiveKind::kAllGather;
-      g.collective.axes = axes;
-      g.collective.bytes = bytes;
-      g.deps.push_back(opt);
-      Emit(std::move(g));
-    }
+  for (const auto& [axes, bytes] : gathers) {
+    Op g = Base("params.allgather", p, -1, -1, Phase::kOptimizer);
+    g.is_collective = true;
+    g.stream = kGradStream;
+    g.collective.kind = CollectiveKind::kAllGather;
+    g.collective.axes = axes;
+    g.collective.bytes = bytes;
+    g.deps.push_back(opt);
+    Emit(std::move(g));
   }
+}
 
-  const Scenario& sc_;
-  StepPlan plan_;
-  OpGraph& g_;
-  PipelineLayout layout_;  // which layers each (rank, chunk) runs
-  int32_t stages_ = 1, chunks_ = 1, n_mb_ = 1;
-  std::map<std::pair<int32_t, int32_t>, int32_t> p2p_fwd_, p2p_bwd_;  // (mb, vs) -> send op
-  std::vector<std::vector<int32_t>> grad_ids_;
-  std::vector<int32_t> last_compute_;
-  std::vector<int32_t> last_wgrad_;                // last delayed weight gradient per program
-  std::vector<int32_t> carry_;                     // of the program being emitted
-  std::vector<std::vector<int32_t>> stage_carry_;  // per program, between its tasks
-  bool ep_overlap_ = false, delay_wgrad_ = false, dualpipe_ = false;
-  int32_t batch_split_ = 1;  // training.batch_split_factor
-  StepPlan sub_plan_;        // one sub-batch's ops (batch_split_ > 1)
-  // DualPipe's zero-bubble queue per program: each entry one backward's weight gradients and the
-  // gradient syncs that follow them.
-  struct QueuedSync {
-    const WeightSync* sync;
-    int32_t layer, mb;
-  };
-  struct ZeroBubbleSet {
-    std::vector<Op> wgrads;
-    std::vector<QueuedSync> syncs;
-  };
-  std::vector<std::deque<ZeroBubbleSet>> zb_;
-  static constexpr size_t kNoSplit = static_cast<size_t>(-1);
-  std::array<size_t, 2> a2a_at_ = {kNoSplit, kNoSplit};  // moe_ops' dispatch and combine
-  std::vector<Op>* defer_ = nullptr;  // EmitOps holds back weight gradients here when set
-};
-
-}  // namespace
+}  // namespace opgraph_internal
 
 OpGraph BuildStepGraph(const Scenario& scenario) {
   OpGraph g;
@@ -886,7 +578,7 @@ void BuildStepGraph(const Scenario& scenario, OpGraph* out) {
   storage.clear();
   *out = OpGraph{};
   out->ops = std::move(storage);
-  Builder(scenario, out).Build();
+  opgraph_internal::Builder(scenario, out).Build();
 }
 
 }  // namespace moesim
