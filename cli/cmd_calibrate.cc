@@ -137,7 +137,7 @@ nlohmann::json ToJson(const calib::Calibration& c) {
 Status ParseScan(const std::string& text, PublishedFitOptions* o) {
   const size_t eq = text.find('=');
   const auto bad = [&text](const std::string& why) {
-    return Status::InvalidInput("calibrate --scan " + text + ": " + why);
+    return Status::InvalidInput("--scan " + text + ": " + why);
   };
   if (eq == std::string::npos || eq == 0) return bad("expected FIELD=V1,V2,...");
   o->scan_param = text.substr(0, eq);
