@@ -2,44 +2,13 @@
 // the parallel commands at --jobs 1 against --jobs 2, give byte-identical stdout and JSON.
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <cctype>
-#include <filesystem>
 #include <string>
-#include <vector>
 
 #include "tests/run_command.h"
+#include "tests/shipped_files.h"
 
 namespace moesim::test_cli {
 namespace {
-
-namespace fs = std::filesystem;
-
-// Files with extension `ext` under `dir` of the source tree (its subfolders too when `deep`).
-std::vector<std::string> ShippedFiles(const std::string& dir, const std::string& ext, bool deep) {
-  std::vector<std::string> out;
-  const fs::path root = fs::path(MOESIM_SOURCE_DIR) / dir;
-  auto take = [&](const fs::directory_entry& e) {
-    if (e.is_regular_file() && e.path().extension() == ext) {
-      out.push_back(fs::relative(e.path(), MOESIM_SOURCE_DIR).string());
-    }
-  };
-  if (deep) {
-    for (const auto& e : fs::recursive_directory_iterator(root)) take(e);
-  } else {
-    for (const auto& e : fs::directory_iterator(root)) take(e);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::string TestName(const testing::TestParamInfo<std::string>& info) {
-  std::string name = info.param;
-  for (char& c : name) {
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  }
-  return name;
-}
 
 // `moesim ARGS` run from the source root, as the shipped files name their paths.
 RunResult RunFromSource(const std::string& args) {
@@ -82,9 +51,8 @@ TEST_P(ScenarioDeterminism, SweepAtOneAndTwoJobs) {
   EXPECT_NE(out.find("flash_attention"), std::string::npos) << out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Shipped, ScenarioDeterminism,
-                         testing::ValuesIn(ShippedFiles("scenarios", ".textproto", true)),
-                         TestName);
+INSTANTIATE_TEST_SUITE_P(Shipped, ScenarioDeterminism, testing::ValuesIn(ShippedScenarios()),
+                         PathTestName);
 
 class ValidationDeterminism : public testing::TestWithParam<std::string> {};
 
@@ -93,8 +61,8 @@ TEST_P(ValidationDeterminism, ValidateTableAndJsonTwice) {
   ExpectSameTwice("validate " + GetParam() + " --json -");
 }
 
-INSTANTIATE_TEST_SUITE_P(Shipped, ValidationDeterminism,
-                         testing::ValuesIn(ShippedFiles("validation", ".csv", false)), TestName);
+INSTANTIATE_TEST_SUITE_P(Shipped, ValidationDeterminism, testing::ValuesIn(ShippedValidationSets()),
+                         PathTestName);
 
 TEST(PlanDeterminism, SameOutputAtOneAndTwoJobs) {
   // The wall-clock time goes to stderr: stdout is identical run to run and across job counts.
