@@ -1,8 +1,14 @@
 // Speed of the step simulation (issue 5's goals): one analytical simulate of the 1.1T MoE on
 // 1,024 TPU-v4 chips with 3D sharding, cold (graph, placement and network built) and warm (as in
-// a sweep, topology and analytical network shared); and the default scenario.
+// a sweep, topology and analytical network shared); the default scenario; and Megatron-Core's
+// GPT 177B (TP 8 x PP 6) with the data axis grown with the cluster, 2,304 and 9,216 H100, cold
+// (scripts/bench-scale.sh times the larger clusters end to end).
 // Run: build/bench/step_bench
 #include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #include "proto/scenario_loader.h"
 #include "sim/planner/planner.h"
@@ -63,6 +69,28 @@ void BM_SimulateDefault(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_SimulateDefault)->Unit(benchmark::kMillisecond);
+
+// scenarios/published/megatron-h100-177b.textproto on `gpus` H100: DP = gpus / 48, the global
+// batch grown with DP (98,304 tokens per replica, as shipped).
+Scenario Megatron177B(int64_t gpus) {
+  const int64_t dp = gpus / 48;
+  auto sc = LoadScenario(
+      {std::string(MOESIM_SOURCE_DIR) + "/scenarios/published/megatron-h100-177b.textproto",
+       {"cluster.topology=dgx-h100:" + std::to_string(gpus / 8),
+        "sharding.mesh.data=" + std::to_string(dp),
+        "training.global_batch_tokens=" + std::to_string(dp * 98304)}});
+  if (!sc.ok()) std::abort();
+  return *sc;
+}
+
+void BM_Simulate177BCold(benchmark::State& state) {
+  const Scenario sc = Megatron177B(state.range(0));
+  for (auto _ : state) {
+    auto r = SimulateScenario(sc, {});
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_Simulate177BCold)->Arg(2304)->Arg(9216)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace moesim
