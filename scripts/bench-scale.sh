@@ -7,8 +7,9 @@
 #   - Artetxe et al.'s MoE 1.1T on 1,024 TPU-v4 (tpu-v4:8x8x16, 3D sharding, expert 512);
 #   - a Megatron 1T-like deep pipeline (Narayanan et al. 2021: 128 layers, d_model 25600, TP 8 x
 #     PP 64 x DP 6 on 3,072 A100, micro-batch 1, 512 micro-batches), from the shipped 145.6B.
-# Each case runs under `timeout` (a case past it is reported, not waited for); the table's last
-# columns are each case's time and memory over the first case's.
+# Each case runs under `timeout` (a case past it is reported, not waited for; a failed case is a
+# row saying so, the first lines of its error under it); the table's last columns are each
+# case's time and memory over the first case's.
 #
 # Usage: scripts/bench-scale.sh [--quick] [--timeout SECONDS]
 #   --quick            only the small cases (177B at 2,304 GPUs, both levels; 9,216 analytical):
@@ -79,6 +80,7 @@ printf '%-24s %8s %-10s %10s %12s %8s %8s  %s\n' case devices network wall_s pea
 status=0
 base_wall="" base_rss=""
 for c in "${cases[@]}"; do
+  c=${c//$'\n'/ }  # one line: read stops at a newline
   IFS='|' read -r name devices network args <<<"$c"
   # shellcheck disable=SC2086  # the arguments are words
   if /usr/bin/time -f "%e %M" -o "$tmp/time" timeout "$limit" "$MOESIM" simulate $args \
@@ -97,10 +99,10 @@ for c in "${cases[@]}"; do
   if [[ $result == ok ]]; then
     step=$(sed -n 's/^step time *:\{0,1\} *//p' "$tmp/out" | head -n 1)
     [[ -n "$step" ]] && result="ok, step $step"
-  else
-    head -n 3 "$tmp/err" | sed 's/^/    /' >&2
   fi
   printf '%-24s %8s %-10s %10s %12s %8s %8s  %s\n' "$name" "$devices" "$network" "$wall" "$rss" \
     "$xw" "$xr" "$result"
+  # A failed case: the first lines of its error, under its row.
+  [[ $result == ok* ]] || head -n 3 "$tmp/err" | sed 's/^/    /'
 done
 exit $status
