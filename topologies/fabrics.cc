@@ -27,7 +27,9 @@
 // hosts. Default k=16, levels = the fewest that hold N. D-mod-k up-down routing.
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <numeric>
+#include <unordered_map>
 
 #include "topologies/builders.h"
 
@@ -68,24 +70,178 @@ class GpuClusterRouter : public Router {
   explicit GpuClusterRouter(GpuLayout layout) : l_(layout) {}
   void Route(const Topology& topo, DeviceId a, DeviceId b,
              std::vector<LinkId>* out) const override {
+    const LinkTable& t = Table(topo);
     if (a / l_.domain == b / l_.domain) {
-      const auto nvs = static_cast<VertexId>(l_.first_nvswitch + a / l_.domain);
-      out->push_back(topo.FindLink(a, nvs));
-      out->push_back(topo.FindLink(nvs, b));
+      out->push_back(t.to_nvswitch[static_cast<size_t>(a)]);
+      out->push_back(t.from_nvswitch[static_cast<size_t>(b)]);
       return;
     }
-    const VertexId la = l_.LeafOf(a), lb = l_.LeafOf(b);
-    out->push_back(topo.FindLink(a, la));
+    const int64_t la = l_.LeafOf(a) - l_.first_leaf, lb = l_.LeafOf(b) - l_.first_leaf;
+    out->push_back(t.to_leaf[static_cast<size_t>(a)]);
     if (la != lb) {
-      const auto spine = static_cast<VertexId>(l_.first_spine + (b / l_.rails) % l_.spines);
-      out->push_back(topo.FindLink(la, spine));
-      out->push_back(topo.FindLink(spine, lb));
+      const int64_t spine = (b / l_.rails) % l_.spines;
+      out->push_back(t.leaf_to_spine[static_cast<size_t>(la * l_.spines + spine)]);
+      out->push_back(t.spine_to_leaf[static_cast<size_t>(lb * l_.spines + spine)]);
     }
-    out->push_back(topo.FindLink(lb, b));
+    out->push_back(t.from_leaf[static_cast<size_t>(b)]);
+  }
+
+  // The pairs of a group of distinct GPUs by kind of route, from counts per NVLink domain, leaf
+  // and spine instead of pair by pair (a pair's links depend only on the ends' domains, leaves and
+  // the destination's spine):
+  //   NVLink: a's uplink carries (members in a's domain - 1) pairs, b's downlink likewise;
+  //   a's IB uplink: members outside a's domain; b's IB downlink: likewise for b;
+  //   leaf L -> spine s: over members a on L, members b outside a's domain, off L, whose host
+  //     picks s (counted as all on s, minus those on L, minus those in a's domain, plus those in
+  //     both, so as not to subtract them twice);
+  //   spine s -> leaf L: over members b on L picking s, members a off L outside b's domain.
+  // Latency: the longest route kind present, its hops summed in route order (every NVLink hop
+  // has one latency and every IB hop one, as the builder makes them; otherwise no closed form).
+  bool AddAllPairsLoads(const Topology& topo, std::span<const DeviceId> group,
+                        std::vector<double>* pairs_per_link, double* max_latency_s) const override {
+    const LinkTable& t = Table(topo);
+    if (!t.uniform_latency) return false;
+    if (group.size() < 2) return true;
+    std::vector<DeviceId> sorted(group.begin(), group.end());
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) return false;
+    auto& load = *pairs_per_link;
+    const double n = static_cast<double>(group.size());
+    // Members per domain (sorted: domain-major ids make each domain a run).
+    std::unordered_map<int64_t, double> in_domain;
+    for (DeviceId d : group) in_domain[d / l_.domain] += 1;
+    bool nvlink_pairs = false, ib_pairs = false;
+    for (DeviceId d : group) {
+      const double same = in_domain[d / l_.domain];
+      if (same > 1) {
+        nvlink_pairs = true;
+        load[static_cast<size_t>(t.to_nvswitch[static_cast<size_t>(d)])] += same - 1;
+        load[static_cast<size_t>(t.from_nvswitch[static_cast<size_t>(d)])] += same - 1;
+      }
+      if (n - same > 0) {
+        ib_pairs = true;
+        load[static_cast<size_t>(t.to_leaf[static_cast<size_t>(d)])] += n - same;
+        load[static_cast<size_t>(t.from_leaf[static_cast<size_t>(d)])] += n - same;
+      }
+    }
+    bool spine_pairs = false;
+    if (ib_pairs) {
+      const auto spines = static_cast<size_t>(l_.spines);
+      auto leaf_of = [&](DeviceId d) { return l_.LeafOf(d) - l_.first_leaf; };
+      auto spine_of = [&](DeviceId d) { return static_cast<size_t>((d / l_.rails) % l_.spines); };
+      // Counts of members by spine picked, and by (leaf), (leaf, spine), (domain, spine),
+      // (domain, leaf), (domain, leaf, spine).
+      std::vector<double> on_spine(spines, 0);
+      std::unordered_map<int64_t, double> on_leaf, leaf_spine, domain_spine, domain_leaf,
+          domain_leaf_spine;
+      const int64_t leaves = l_.rails * l_.leaves_per_rail;
+      auto dl = [&](DeviceId d) { return d / l_.domain * leaves + leaf_of(d); };
+      for (DeviceId d : group) {
+        const auto s = static_cast<int64_t>(spine_of(d));
+        on_spine[static_cast<size_t>(s)] += 1;
+        on_leaf[leaf_of(d)] += 1;
+        leaf_spine[leaf_of(d) * l_.spines + s] += 1;
+        domain_spine[d / l_.domain * l_.spines + s] += 1;
+        domain_leaf[dl(d)] += 1;
+        domain_leaf_spine[dl(d) * l_.spines + s] += 1;
+      }
+      // Uplinks: once per (domain, leaf) cell of sources.
+      for (const auto& [cell, k] : domain_leaf) {
+        const int64_t dom = cell / leaves, leaf = cell % leaves;
+        for (int64_t s = 0; s < l_.spines; ++s) {
+          auto get = [](const std::unordered_map<int64_t, double>& m, int64_t key) {
+            auto it = m.find(key);
+            return it == m.end() ? 0.0 : it->second;
+          };
+          const double dests =
+              on_spine[static_cast<size_t>(s)] - get(leaf_spine, leaf * l_.spines + s) -
+              get(domain_spine, dom * l_.spines + s) + get(domain_leaf_spine, cell * l_.spines + s);
+          if (dests > 0) {
+            spine_pairs = true;
+            load[static_cast<size_t>(t.leaf_to_spine[static_cast<size_t>(leaf * l_.spines + s)])] +=
+                k * dests;
+          }
+        }
+      }
+      // Downlinks: per destination.
+      for (DeviceId d : group) {
+        const double sources =
+            n - on_leaf[leaf_of(d)] - in_domain[d / l_.domain] + domain_leaf[dl(d)];
+        if (sources > 0) {
+          load[static_cast<size_t>(
+              t.spine_to_leaf[static_cast<size_t>(leaf_of(d) * l_.spines) + spine_of(d)])] +=
+              sources;
+        }
+      }
+    }
+    // Route latencies summed as the per-pair sum does (from 0, hop by hop).
+    if (nvlink_pairs) *max_latency_s = std::max(*max_latency_s, 0.0 + t.nvlink_s + t.nvlink_s);
+    if (ib_pairs) {
+      *max_latency_s =
+          std::max(*max_latency_s,
+                   spine_pairs ? 0.0 + t.ib_s + t.ib_s + t.ib_s + t.ib_s : 0.0 + t.ib_s + t.ib_s);
+    }
+    return true;
   }
 
  private:
+  // Link ids by position, so a route is array lookups (a hash lookup per hop dominated routing
+  // large groups). Built on first use (the router is installed before the links), once.
+  struct LinkTable {
+    std::vector<LinkId> to_nvswitch, from_nvswitch, to_leaf, from_leaf;  // by GPU
+    std::vector<LinkId> leaf_to_spine, spine_to_leaf;  // by leaf index x spines + spine
+    bool uniform_latency = true;  // one NVLink hop latency and one IB hop latency
+    double nvlink_s = 0, ib_s = 0;
+  };
+  const LinkTable& Table(const Topology& topo) const {
+    std::call_once(table_once_, [&] {
+      LinkTable& t = table_;
+      const auto n = static_cast<size_t>(topo.num_devices());
+      t.to_nvswitch.resize(n);
+      t.from_nvswitch.resize(n);
+      t.to_leaf.assign(n, -1);
+      t.from_leaf.assign(n, -1);
+      std::vector<LinkId> nv, ib;
+      for (DeviceId g = 0; g < static_cast<DeviceId>(n); ++g) {
+        const auto nvs = static_cast<VertexId>(l_.first_nvswitch + g / l_.domain);
+        t.to_nvswitch[static_cast<size_t>(g)] = topo.FindLink(g, nvs);
+        t.from_nvswitch[static_cast<size_t>(g)] = topo.FindLink(nvs, g);
+        nv.push_back(t.to_nvswitch[static_cast<size_t>(g)]);
+        nv.push_back(t.from_nvswitch[static_cast<size_t>(g)]);
+        if (l_.spines > 0) {
+          t.to_leaf[static_cast<size_t>(g)] = topo.FindLink(g, l_.LeafOf(g));
+          t.from_leaf[static_cast<size_t>(g)] = topo.FindLink(l_.LeafOf(g), g);
+          ib.push_back(t.to_leaf[static_cast<size_t>(g)]);
+          ib.push_back(t.from_leaf[static_cast<size_t>(g)]);
+        }
+      }
+      const int64_t leaves = l_.rails * l_.leaves_per_rail;
+      for (int64_t leaf = 0; l_.spines > 0 && leaf < leaves; ++leaf) {
+        for (int64_t s = 0; s < l_.spines; ++s) {
+          const auto lv = static_cast<VertexId>(l_.first_leaf + leaf);
+          const auto sv = static_cast<VertexId>(l_.first_spine + s);
+          t.leaf_to_spine.push_back(topo.FindLink(lv, sv));
+          t.spine_to_leaf.push_back(topo.FindLink(sv, lv));
+          ib.push_back(t.leaf_to_spine.back());
+          ib.push_back(t.spine_to_leaf.back());
+        }
+      }
+      auto one_latency = [&](const std::vector<LinkId>& ids, double* lat) {
+        for (LinkId id : ids) {
+          const double x = topo.links()[static_cast<size_t>(id)].latency_s;
+          if (id == ids.front()) *lat = x;
+          if (x != *lat) return false;
+        }
+        return true;
+      };
+      t.uniform_latency = one_latency(nv, &t.nvlink_s) && one_latency(ib, &t.ib_s);
+    });
+    return table_;
+  }
+
   GpuLayout l_;
+  mutable std::once_flag table_once_;
+  mutable LinkTable table_;
 };
 
 struct FatTreeLayout {
