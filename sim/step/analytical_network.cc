@@ -45,23 +45,28 @@ std::vector<std::vector<DeviceId>> AnalyticalNetwork::Groups(
   const auto& sizes = placement_.axis_sizes;
   std::vector<bool> in(sizes.size(), false);
   for (MeshAxis a : axes) in[static_cast<size_t>(axis_index_[static_cast<size_t>(a)])] = true;
-  std::map<std::vector<int64_t>, std::vector<DeviceId>> groups;
-  std::vector<int64_t> coord(sizes.size(), 0);
+  // A group is the mesh positions that agree on every axis outside `axes`; groups in row-major
+  // order of those coordinates (the order of their coordinate tuples), members in mesh order.
+  // Per axis, the stride of its coordinate in the group index (0 on the group's own axes).
+  std::vector<int64_t> group_stride(sizes.size(), 0);
+  int64_t num_groups = 1;
+  for (size_t i = sizes.size(); i-- > 0;) {
+    if (in[i]) continue;
+    group_stride[i] = num_groups;
+    num_groups *= sizes[i];
+  }
   const int64_t total = static_cast<int64_t>(placement_.device_of.size());
+  std::vector<std::vector<DeviceId>> out(static_cast<size_t>(num_groups));
+  for (auto& g : out) g.reserve(static_cast<size_t>(total / num_groups));
   for (int64_t idx = 0; idx < total; ++idx) {
-    int64_t rest = idx;
+    int64_t rest = idx, group = 0;
     for (size_t i = sizes.size(); i-- > 0;) {
-      coord[i] = rest % sizes[i];
+      group += rest % sizes[i] * group_stride[i];
       rest /= sizes[i];
     }
-    std::vector<int64_t> key = coord;
-    for (size_t i = 0; i < key.size(); ++i) {
-      if (in[i]) key[i] = 0;
-    }
-    groups[key].push_back(placement_.device_of[static_cast<size_t>(idx)]);
+    out[static_cast<size_t>(group)].push_back(placement_.device_of[static_cast<size_t>(idx)]);
   }
-  std::vector<std::vector<DeviceId>> out;
-  for (auto& [k, g] : groups) out.push_back(std::move(g));
+  std::erase_if(out, [](const std::vector<DeviceId>& g) { return g.empty(); });
   return out;
 }
 
@@ -100,7 +105,6 @@ AnalyticalNetwork::AxesNet AnalyticalNetwork::Compute(const std::vector<MeshAxis
   net.shape = sim::GroupShapeOf(*net_.topology, net.sorted.front());
   const auto& dims = net.shape.dims;
   net.dims.resize(dims.size());
-  const auto& links = net_.links;
   if (net.n > 1) {
     // Per shape dimension: the lines along it of every group (members whose row-major index over
     // the shape differs only in that digit), as the algorithms' rings run them.
@@ -131,22 +135,12 @@ AnalyticalNetwork::AxesNet AnalyticalNetwork::Compute(const std::vector<MeshAxis
       faster = faster || r.bi_s_per_byte < r.uni_s_per_byte * (1 - 1e-9);
     }
     net.bidirectional = no_slower && faster;
-    // All-to-all: every ordered pair of every group, exactly (a sample of sources overestimates
-    // the most loaded link: the maximum of noisy counts is biased up). In closed form on torus
-    // slices (Topology::AddAllPairsLoads), else O(n^2) routes per group; once per axis set,
-    // shared by every point of a sweep.
-    std::vector<double> pairs(links.size(), 0);
-    for (const auto& g : net.groups) net_.topology->AddAllPairsLoads(g, &pairs, &net.a2a_latency_s);
-    for (size_t l = 0; l < links.size(); ++l) {
-      if (pairs[l] > 0) {
-        net.a2a_pairs_per_link_over_rate =
-            std::max(net.a2a_pairs_per_link_over_rate, pairs[l] / links[l].bytes_per_s);
-      }
-    }
   }
-  // Pipeline neighbours: stage p to stage p + 1, every other coordinate equal.
+  // Pipeline neighbours: stage p to stage p + 1, every other coordinate equal (read from the
+  // pipeline axis's entry only).
   const int pi = axis_index_[static_cast<size_t>(pipeline_axis_)];
-  if (pi >= 0 && placement_.axis_sizes[static_cast<size_t>(pi)] > 1) {
+  if (axes == std::vector<MeshAxis>{pipeline_axis_} && pi >= 0 &&
+      placement_.axis_sizes[static_cast<size_t>(pi)] > 1) {
     for (const auto& g : pipeline_groups_) {
       for (size_t i = 0; i + 1 < g.size(); ++i) net.p2p_pairs.push_back({g[i], g[i + 1]});
     }
@@ -178,6 +172,28 @@ const AnalyticalNetwork::ShiftNet& AnalyticalNetwork::Shift(
   auto shift = std::make_unique<ShiftNet>();
   std::tie(shift->load_over_rate, shift->latency_s) = LoadOverRate(pairs);
   return *shift_cache_.emplace(axes, std::move(shift)).first->second;
+}
+
+const AnalyticalNetwork::A2aNet& AnalyticalNetwork::A2a(const std::vector<MeshAxis>& axes) const {
+  const AxesNet& net = Net(axes);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = a2a_cache_.find(axes);
+  if (it != a2a_cache_.end()) return *it->second;
+  // Every ordered pair of every group, exactly (a sample of sources overestimates the most loaded
+  // link: the maximum of noisy counts is biased up). In closed form on torus slices and GPU
+  // clusters (Topology::AddAllPairsLoads), else O(n^2) routes per group; once per axis set, on the
+  // first all-to-all over it, shared by every point of a sweep.
+  auto a2a = std::make_unique<A2aNet>();
+  const auto& links = net_.links;
+  std::vector<double> pairs(links.size(), 0);
+  for (const auto& g : net.groups) net_.topology->AddAllPairsLoads(g, &pairs, &a2a->latency_s);
+  for (size_t l = 0; l < links.size(); ++l) {
+    if (pairs[l] > 0) {
+      a2a->pairs_per_link_over_rate =
+          std::max(a2a->pairs_per_link_over_rate, pairs[l] / links[l].bytes_per_s);
+    }
+  }
+  return *a2a_cache_.emplace(axes, std::move(a2a)).first->second;
 }
 
 sim::Algorithm AnalyticalNetwork::PickAlgorithm(const AxesNet& net, sim::CollectiveOp op) {
@@ -275,9 +291,12 @@ double AnalyticalNetwork::Time(const CollectiveWork& w) const {
         auto t = ExchangeTime(w);
         return t.ok() ? *t : 0;
       }
-      return w.bytes / static_cast<double>(net.n) * net.a2a_pairs_per_link_over_rate *
-                 w.max_over_mean +
-             net.a2a_latency_s;
+      {
+        const A2aNet& a2a = A2a(w.axes);
+        return w.bytes / static_cast<double>(net.n) * a2a.pairs_per_link_over_rate *
+                   w.max_over_mean +
+               a2a.latency_s;
+      }
     case CollectiveKind::kRingShift: {
       const ShiftNet& shift = Shift(w.axes);
       return w.bytes * shift.load_over_rate + shift.latency_s;

@@ -31,7 +31,9 @@
 //     AR_outer(S/m) + AG_inner(S), each level by sim::LevelAlgorithm.
 // All-to-all (direct): every pair of every group exchanges S/n x max_over_mean; time = that x max
 // over links of (pairs crossing it / capacity) + the largest route latency (the pair counts in
-// closed form on torus slices: Topology::AddAllPairsLoads). Send/recv: every pipeline pair
+// closed form on torus slices and GPU clusters: Topology::AddAllPairsLoads; counted on the first
+// all-to-all over the axes, so axes that never run one never pay for their n^2 pairs). Send/recv:
+// every pipeline pair
 // (stage p to p + 1) at once; ring shift (one step of a context-parallel ring): every member sends
 // S to its successor in mesh order, at once; both: S x (routes on the most loaded link /
 // capacity) + the largest route latency.
@@ -119,8 +121,7 @@ class AnalyticalNetwork {
     // One-dimension ring levels run as two opposite rings: no slower on any dimension of the
     // group, and faster on one.
     bool bidirectional = false;
-    double a2a_pairs_per_link_over_rate = 0;  // max over links of pairs / rate
-    double a2a_latency_s = 0;
+    // Pipeline sends (stage p to p + 1): set on the pipeline axis's entry only.
     double p2p_load_over_rate = 0;
     double p2p_latency_s = 0;
     std::vector<std::pair<DeviceId, DeviceId>> p2p_pairs;
@@ -133,6 +134,14 @@ class AnalyticalNetwork {
                         sim::Algorithm algorithm) const;
   double ReduceTime(const AxesNet& net, Pass pass, double bytes) const;
   const AxesNet& Net(const std::vector<MeshAxis>& axes) const;
+  // All-to-all over the axes: max over links of (pairs crossing it / rate), the longest route.
+  // Computed on the first all-to-all over the axes (a dense model's data-parallel axis never
+  // needs its O(n^2) pairs).
+  struct A2aNet {
+    double pairs_per_link_over_rate = 0;
+    double latency_s = 0;
+  };
+  const A2aNet& A2a(const std::vector<MeshAxis>& axes) const;
   struct ShiftNet {
     double load_over_rate = 0;
     double latency_s = 0;
@@ -158,6 +167,7 @@ class AnalyticalNetwork {
   mutable std::mutex mu_;
   mutable std::map<std::vector<MeshAxis>, std::unique_ptr<AxesNet>> cache_;
   mutable std::map<std::vector<MeshAxis>, std::unique_ptr<ShiftNet>> shift_cache_;
+  mutable std::map<std::vector<MeshAxis>, std::unique_ptr<A2aNet>> a2a_cache_;
   using ExchangeKey = std::tuple<std::vector<MeshAxis>, TokenExchange, double>;
   mutable std::map<ExchangeKey, double> exchange_cache_;
 };
