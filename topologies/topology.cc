@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <boost/graph/breadth_first_search.hpp>
-#include <boost/graph/strong_components.hpp>
 #include <cmath>
 #include <mutex>
 #include <numeric>
@@ -17,6 +16,16 @@ namespace {
 
 uint64_t PairKey(VertexId u, VertexId v) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(u)) << 32) | static_cast<uint32_t>(v);
+}
+
+// splitmix64's finalizer: spreads keys that differ in low bits of src or dst over the table.
+size_t SlotOf(uint64_t key, size_t mask) {
+  key ^= key >> 30;
+  key *= 0xbf58476d1ce4e5b9ULL;
+  key ^= key >> 27;
+  key *= 0x94d049bb133111ebULL;
+  key ^= key >> 31;
+  return static_cast<size_t>(key) & mask;
 }
 
 // Default router: breadth-first shortest paths over all links (Boost BFS). Out-edges are visited
@@ -89,8 +98,50 @@ Topology::Topology() : route_shards_(new RouteShard[kRouteShards]) {}
 Topology::~Topology() = default;
 
 LinkId Topology::FindLink(VertexId u, VertexId v) const {
-  auto it = link_index_.find(PairKey(u, v));
-  return it == link_index_.end() ? -1 : it->second;
+  const uint64_t key = PairKey(u, v);
+  if (link_keys_.empty() || key == kNoKey) return -1;
+  const size_t mask = link_keys_.size() - 1;
+  for (size_t i = SlotOf(key, mask);; i = (i + 1) & mask) {
+    if (link_keys_[i] == key) return link_slots_[i];
+    if (link_keys_[i] == kNoKey) return -1;
+  }
+}
+
+bool Topology::IndexLink(uint64_t key, LinkId id) {
+  if (2 * (links_.size() + 1) > link_keys_.size()) {  // keep the table at most half full
+    std::vector<uint64_t> keys(std::max<size_t>(64, 2 * link_keys_.size()), kNoKey);
+    std::vector<LinkId> slots(keys.size(), -1);
+    const size_t mask = keys.size() - 1;
+    for (size_t j = 0; j < link_keys_.size(); ++j) {
+      if (link_keys_[j] == kNoKey) continue;
+      size_t i = SlotOf(link_keys_[j], mask);
+      while (keys[i] != kNoKey) i = (i + 1) & mask;
+      keys[i] = link_keys_[j];
+      slots[i] = link_slots_[j];
+    }
+    link_keys_ = std::move(keys);
+    link_slots_ = std::move(slots);
+  }
+  const size_t mask = link_keys_.size() - 1;
+  size_t i = SlotOf(key, mask);
+  for (; link_keys_[i] != kNoKey; i = (i + 1) & mask) {
+    if (link_keys_[i] == key) return false;
+  }
+  link_keys_[i] = key;
+  link_slots_[i] = id;
+  return true;
+}
+
+const TopologyGraph& Topology::graph() const {
+  std::call_once(graph_once_, [&] {
+    graph_ = std::make_unique<TopologyGraph>(static_cast<size_t>(num_vertices()));
+    for (LinkId id = 0; id < static_cast<LinkId>(links_.size()); ++id) {
+      const Link& l = links_[static_cast<size_t>(id)];
+      boost::add_edge(static_cast<size_t>(l.src), static_cast<size_t>(l.dst), TopologyEdge{id},
+                      graph_->g);
+    }
+  });
+  return *graph_;
 }
 
 std::array<int64_t, kNumLinkKinds> Topology::LinkCountsByKind() const {
@@ -168,7 +219,7 @@ Status TopologyBuilder::AddLink(VertexId src, VertexId dst, double bytes_per_s, 
                                 ": bytes_per_s must be > 0 and latency_s >= 0");
   }
   const LinkId id = static_cast<LinkId>(t_->links_.size());
-  if (!t_->link_index_.emplace(PairKey(src, dst), id).second) {
+  if (!t_->IndexLink(PairKey(src, dst), id)) {
     return Status::InvalidInput("link " + std::to_string(src) + " -> " + std::to_string(dst) +
                                 " given twice");
   }
@@ -219,21 +270,38 @@ Expected<std::shared_ptr<const Topology>> TopologyBuilder::Finish() && {
   }
 
   t.out_links_.assign(static_cast<size_t>(t.num_vertices()), {});
-  t.graph_ = std::make_unique<TopologyGraph>(static_cast<size_t>(t.num_vertices()));
-  auto& g = t.graph_->g;
+  std::vector<std::vector<LinkId>> in_links(static_cast<size_t>(t.num_vertices()));
   for (LinkId id = 0; id < static_cast<LinkId>(t.links_.size()); ++id) {
     const Link& l = t.links_[static_cast<size_t>(id)];
-    boost::add_edge(static_cast<size_t>(l.src), static_cast<size_t>(l.dst), TopologyEdge{id}, g);
     t.out_links_[static_cast<size_t>(l.src)].push_back(id);
+    in_links[static_cast<size_t>(l.dst)].push_back(id);
   }
 
-  // Every device must reach every other: all devices in one strongly connected component.
+  // Every device must reach every other: every device reaches device 0 and is reached from it
+  // (the strongly connected component of device 0), by a search each way over the links.
   if (n > 1) {
-    std::vector<int> component(static_cast<size_t>(t.num_vertices()));
-    boost::strong_components(g, boost::make_iterator_property_map(
-                                    component.begin(), boost::get(boost::vertex_index, g)));
+    auto reached = [&](bool forward) {
+      std::vector<char> seen(static_cast<size_t>(t.num_vertices()), 0);
+      std::vector<VertexId> stack = {0};
+      seen[0] = 1;
+      while (!stack.empty()) {
+        const VertexId v = stack.back();
+        stack.pop_back();
+        for (LinkId id :
+             forward ? t.out_links_[static_cast<size_t>(v)] : in_links[static_cast<size_t>(v)]) {
+          const Link& l = t.links_[static_cast<size_t>(id)];
+          const VertexId w = forward ? l.dst : l.src;
+          if (!seen[static_cast<size_t>(w)]) {
+            seen[static_cast<size_t>(w)] = 1;
+            stack.push_back(w);
+          }
+        }
+      }
+      return seen;
+    };
+    const std::vector<char> from0 = reached(true), to0 = reached(false);
     for (DeviceId d = 1; d < n; ++d) {
-      if (component[static_cast<size_t>(d)] != component[0]) {
+      if (!from0[static_cast<size_t>(d)] || !to0[static_cast<size_t>(d)]) {
         return Status::InvalidInput("topology \"" + t.name_ + "\": device " + std::to_string(d) +
                                     " and device 0 cannot reach each other");
       }

@@ -25,6 +25,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -103,7 +104,7 @@ class Topology {
   int64_t num_vertices() const { return static_cast<int64_t>(vertex_kinds_.size()); }
   VertexKind vertex_kind(VertexId v) const { return vertex_kinds_[v]; }
   const std::vector<Link>& links() const { return links_; }
-  // The link from u to v, or -1 when there is none.
+  // The link from u to v, or -1 when there is none. O(1): a flat hash of (u, v).
   LinkId FindLink(VertexId u, VertexId v) const;
   // Links leaving v, in increasing id order.
   const std::vector<LinkId>& out_links(VertexId v) const { return out_links_[v]; }
@@ -131,14 +132,16 @@ class Topology {
   bool routes_are_shortest_paths() const;
   // Link loads of an all-to-all over `group`: for every ordered pair (a != b), +1 on each link
   // of Route(a, b); *max_latency_s raised to the largest route latency. The same numbers as
-  // routing every pair, in O(group) on a torus slice when the group is a box of coordinates
-  // (Router::AddAllPairsLoads), else by routing every pair. REQUIRES pairs_per_link sized to
-  // links().size().
+  // routing every pair, in closed form (Router::AddAllPairsLoads) on a torus slice when the group
+  // is a box of coordinates (O(group)) and on GPU clusters for any group of distinct GPUs
+  // (O(group x spines), from counts per NVLink domain, leaf and spine), else by routing every
+  // pair. REQUIRES pairs_per_link sized to links().size().
   void AddAllPairsLoads(std::span<const DeviceId> group, std::vector<double>* pairs_per_link,
                         double* max_latency_s) const;
 
   // The Boost.Graph adjacency view over all vertices and links (edge property = LinkId).
-  const TopologyGraph& graph() const { return *graph_; }
+  // Built on first use (routing by shortest paths, analysis), once; thread-safe.
+  const TopologyGraph& graph() const;
 
  private:
   friend class TopologyBuilder;
@@ -150,12 +153,20 @@ class Topology {
   std::vector<VertexKind> vertex_kinds_;
   std::vector<Link> links_;
   std::vector<std::vector<LinkId>> out_links_;
-  std::unordered_map<uint64_t, LinkId> link_index_;
+  // FindLink's index: open addressing (linear probing) over keys src << 32 | dst, a power-of-two
+  // table at most half full; empty slots hold kNoKey. Flat arrays: O(1) lookups without a node
+  // per link to allocate, rehash and free (hundreds of thousands of links at 100k devices).
+  static constexpr uint64_t kNoKey = ~uint64_t{0};
+  std::vector<uint64_t> link_keys_;
+  std::vector<LinkId> link_slots_;
+  // Inserts key -> id; false when the key is present.
+  bool IndexLink(uint64_t key, LinkId id);
   std::vector<PhysicalDim> physical_dims_;
   std::vector<DeviceId> diameter_sources_;
   std::vector<std::vector<DeviceId>> bisection_orders_;
   std::unique_ptr<const Router> router_;
-  std::unique_ptr<TopologyGraph> graph_;
+  mutable std::once_flag graph_once_;
+  mutable std::unique_ptr<TopologyGraph> graph_;
 
   // Route cache, sharded to keep lock contention low. unordered_map nodes are stable, so a
   // reference handed out stays valid while the Topology lives.
