@@ -17,6 +17,7 @@
 
 #include "cli/command.h"
 #include "cli/format.h"
+#include "cli/mpi_share.h"
 #include "cli/progress.h"
 #include "common/limits.h"
 #include "proto/megatron_args.h"
@@ -82,8 +83,11 @@ RunFn Setup(CLI::App* sub) {
   sub->add_option("--objective", a->objective, "step_time | tokens_in_budget")
       ->check(CLI::IsMember({"step_time", "tokens_in_budget"}));
   sub->add_option("--top", a->top, "Configurations to list")->check(CLI::PositiveNumber);
-  sub->add_option("--jobs", a->jobs, "Parallel simulations (default: all cores)")
-      ->check(CLI::Range(int64_t{1}, limits::kMaxJobs));
+  CLI::Option* jobs =
+      sub->add_option("--jobs", a->jobs,
+                      "Parallel simulations (default: all cores; under mpirun, per rank: the "
+                      "node's cores over its ranks)")
+          ->check(CLI::Range(int64_t{1}, limits::kMaxJobs));
   AddMaxMemoryOption(sub, &a->max_memory);
   sub->add_option("--max-pipeline", a->space.max_pipeline, "Largest pipeline axis tried")
       ->check(CLI::PositiveNumber);
@@ -114,7 +118,8 @@ RunFn Setup(CLI::App* sub) {
       ->delimiter(',')
       ->check(CLI::IsMember({"NONE", "SELECTIVE", "FULL"}));
   sub->add_option("--fsdp", m.fsdp, "Megatron: FSDP off/on tried (default false)")->delimiter(',');
-  return [a]() -> Status {
+  return [a, jobs]() -> Status {
+    MpiSession mpi;
     auto sc = LoadScenario({a->scenario.path, a->scenario.overrides});
     if (!sc.ok()) {
       // The search replaces the mesh: a base whose own mesh no longer fits the cluster (e.g.
@@ -131,9 +136,10 @@ RunFn Setup(CLI::App* sub) {
     }
     const auto start = std::chrono::steady_clock::now();
     RunOptions opts;
-    opts.jobs = a->jobs;
+    opts.jobs = jobs->count() == 0 ? DefaultJobs(mpi) : a->jobs;
     opts.max_memory_bytes = static_cast<double>(a->max_memory);
     opts.simulate_unfit = false;
+    opts.distributor = mpi.distributor();
     Progress progress("plan", "configurations", std::cerr, StderrIsTerminal());
     opts.progress = [&progress](size_t done, size_t total) { progress.Update(done, total); };
     auto seconds = [&]() {

@@ -1,6 +1,7 @@
 // `moesim sweep SCENARIO --vary PATH=V1,V2,... [--vary ...] [--set ...] [--csv FILE|-]
 // [--jobs N] [--network ...]`: the grid over every --vary, simulated in parallel; a readable
-// table on stdout, one CSV row per point, progress on stderr. Invalid or unfit points are rows
+// table on stdout, one CSV row per point, progress on stderr. Under mpirun the points are
+// split over the ranks (cli/mpi_share.h). Invalid or unfit points are rows
 // too (status column), not failures.
 #include <iostream>
 #include <sstream>
@@ -8,6 +9,7 @@
 
 #include "cli/command.h"
 #include "cli/format.h"
+#include "cli/mpi_share.h"
 #include "cli/planner_output.h"
 #include "cli/progress.h"
 #include "common/limits.h"
@@ -29,17 +31,22 @@ RunFn Setup(CLI::App* sub) {
       ->required();
   sub->add_option("--csv", *csv, "Write one CSV row per point to FILE (- for stdout)")
       ->type_name("FILE|-");
-  sub->add_option("--jobs", *jobs, "Parallel simulations (default: all cores)")
-      ->check(CLI::Range(int64_t{1}, limits::kMaxJobs));
+  CLI::Option* jobs_option =
+      sub->add_option("--jobs", *jobs,
+                      "Parallel simulations (default: all cores; under mpirun, per rank: the "
+                      "node's cores over its ranks)")
+          ->check(CLI::Range(int64_t{1}, limits::kMaxJobs));
   auto max_memory = std::make_shared<uint64_t>(0);
   AddMaxMemoryOption(sub, max_memory.get());
   sub->add_option("--network", *network, "analytical | flow")
       ->check(CLI::IsMember({"analytical", "flow"}));
-  return [args, vary, csv, jobs, network, max_memory]() -> Status {
+  return [args, vary, csv, jobs, jobs_option, network, max_memory]() -> Status {
+    MpiSession mpi;
     auto points = GridPoints(args->overrides, *vary);
     if (!points.ok()) return points.status();
     RunOptions opts;
-    opts.jobs = *jobs;
+    opts.jobs = jobs_option->count() == 0 ? DefaultJobs(mpi) : *jobs;
+    opts.distributor = mpi.distributor();
     opts.max_memory_bytes = static_cast<double>(*max_memory);
     opts.network = *network == "flow" ? NetworkLevel::kFlow : NetworkLevel::kAnalytical;
     Progress progress("sweep", "points", std::cerr, StderrIsTerminal());
@@ -49,7 +56,8 @@ RunFn Setup(CLI::App* sub) {
     for (const std::string& spec : *vary) columns.push_back(spec.substr(0, spec.find('=')));
     const size_t base = args->overrides.size();
     if (*csv != "-") PrintPointsTable(results, columns, base, std::cout);
-    if (!csv->empty()) return WritePointsCsv(results, columns, base, *csv);
+    // Under mpirun every rank has every result; rank 0 alone writes them.
+    if (!csv->empty() && mpi.rank() == 0) return WritePointsCsv(results, columns, base, *csv);
     return Status::Ok();
   };
 }

@@ -3,12 +3,15 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
+#include <optional>
 #include <sstream>
 #include <system_error>
 #include <thread>
 
 #include "common/limits.h"
 #include "common/system_memory.h"
+#include "sim/planner/point_share.h"
 
 #include "proto/scenario_loader.h"
 
@@ -57,10 +60,13 @@ namespace {
 
 using PointLoader = std::function<Expected<Scenario>(const std::vector<std::string>& overrides)>;
 
-std::vector<PointResult> RunLoadedPoints(const PointLoader& load,
-                                         const std::vector<std::vector<std::string>>& points,
-                                         const RunOptions& options) {
-  std::vector<PointResult> results(points.size());
+// Evaluates points[indices[k]] into results[indices[k]] with up to options.jobs threads, each
+// loaded by load(index); done(k) after the k-th finishes (serialized).
+void EvaluatePoints(const std::function<Expected<Scenario>(size_t)>& load,
+                    const std::vector<std::vector<std::string>>& points,
+                    const std::vector<size_t>& indices, const RunOptions& options,
+                    const std::function<void(size_t)>& finished,
+                    std::vector<PointResult>* results) {
   TopologyCache cache;
   std::atomic<size_t> next{0};
   std::mutex progress_mu;
@@ -68,27 +74,30 @@ std::vector<PointResult> RunLoadedPoints(const PointLoader& load,
   // Never more threads than points (or limits::kMaxJobs); a thread the system cannot start
   // leaves its work to the ones that did (every worker takes points until none is left).
   const size_t jobs =
-      std::min({static_cast<size_t>(std::max(1, options.jobs)), std::max<size_t>(points.size(), 1),
+      std::min({static_cast<size_t>(std::max(1, options.jobs)), std::max<size_t>(indices.size(), 1),
                 static_cast<size_t>(limits::kMaxJobs)});
   // Points run `jobs` at a time: each may use its share of the memory budget.
   const double budget =
       options.max_memory_bytes > 0 ? options.max_memory_bytes : PhysicalMemoryBytes();
   const double per_point_memory = budget / static_cast<double>(jobs);
+  auto report_done = [&]() {
+    if (!finished) return;
+    std::lock_guard<std::mutex> lock(progress_mu);
+    finished(++done);
+  };
   auto worker = [&]() {
-    for (size_t i = next++; i < points.size(); i = next++) {
-      PointResult& r = results[i];
+    for (size_t k = next++; k < indices.size(); k = next++) {
+      const size_t i = indices[k];
+      PointResult& r = (*results)[i];
       r.overrides = points[i];
       if (options.cancel != nullptr && options.cancel->load()) {
         r.outcome = PointResult::Outcome::kInvalid;
         r.message = "cancelled";
         r.cancelled = true;
-        if (options.progress) {
-          std::lock_guard<std::mutex> lock(progress_mu);
-          options.progress(++done, points.size());
-        }
+        report_done();
         continue;
       }
-      auto sc = load(points[i]);
+      auto sc = load(i);
       if (!sc.ok()) {
         r.outcome = PointResult::Outcome::kInvalid;
         r.message = sc.status().message();
@@ -117,10 +126,7 @@ std::vector<PointResult> RunLoadedPoints(const PointLoader& load,
           r.report.memory = mem;
         }
       }
-      if (options.progress) {
-        std::lock_guard<std::mutex> lock(progress_mu);
-        options.progress(++done, points.size());
-      }
+      report_done();
     }
   };
   std::vector<std::thread> threads;
@@ -133,6 +139,68 @@ std::vector<PointResult> RunLoadedPoints(const PointLoader& load,
   }
   worker();
   for (auto& t : threads) t.join();
+}
+
+// Runs `fn(i)` for i in [0, n) on up to `jobs` threads.
+void ParallelFor(size_t n, int jobs, const std::function<void(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  auto worker = [&]() {
+    for (size_t i = next++; i < n; i = next++) fn(i);
+  };
+  std::vector<std::thread> threads;
+  const size_t count = std::min({static_cast<size_t>(std::max(1, jobs)), std::max<size_t>(n, 1),
+                                 static_cast<size_t>(limits::kMaxJobs)});
+  for (size_t j = 1; j < count; ++j) {
+    try {
+      threads.emplace_back(worker);
+    } catch (const std::system_error&) {
+      break;
+    }
+  }
+  worker();
+  for (auto& t : threads) t.join();
+}
+
+// Under a PointDistributor: every process loads every point once (for its cost), evaluates its
+// share from those, and reloads nothing but the scenarios of the points others evaluated.
+std::vector<PointResult> RunDistributed(const PointLoader& load,
+                                        const std::vector<std::vector<std::string>>& points,
+                                        const RunOptions& options) {
+  std::vector<std::optional<Expected<Scenario>>> loaded(points.size());
+  std::vector<double> costs(points.size());
+  ParallelFor(points.size(), options.jobs, [&](size_t i) {
+    loaded[i].emplace(load(points[i]));
+    costs[i] = EstimatePointCost(*loaded[i], options.simulate_unfit);
+  });
+  std::vector<bool> mine(points.size(), false);
+  auto evaluate = [&](const std::vector<size_t>& indices, const std::function<void(size_t)>& done) {
+    for (size_t i : indices) mine[i] = true;
+    std::vector<PointResult> results(points.size());
+    EvaluatePoints([&](size_t i) { return std::move(*loaded[i]); }, points, indices, options, done,
+                   &results);
+    return results;
+  };
+  std::vector<PointResult> results = options.distributor->Run(costs, evaluate, options.progress);
+  // The other processes' points: their overrides, and the scenario of each that loaded.
+  ParallelFor(points.size(), options.jobs, [&](size_t i) {
+    if (mine[i]) return;
+    results[i].overrides = points[i];
+    if (loaded[i]->ok()) results[i].scenario = std::move(**loaded[i]);
+  });
+  return results;
+}
+
+std::vector<PointResult> RunLoadedPoints(const PointLoader& load,
+                                         const std::vector<std::vector<std::string>>& points,
+                                         const RunOptions& options) {
+  if (options.distributor != nullptr) return RunDistributed(load, points, options);
+  std::vector<PointResult> results(points.size());
+  std::vector<size_t> all(points.size());
+  std::iota(all.begin(), all.end(), size_t{0});
+  std::function<void(size_t)> finished;
+  if (options.progress) finished = [&](size_t done) { options.progress(done, points.size()); };
+  EvaluatePoints([&](size_t i) { return load(points[i]); }, points, all, options, finished,
+                 &results);
   return results;
 }
 

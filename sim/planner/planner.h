@@ -45,6 +45,8 @@ struct PointResult {
   SimReport report;        // kOk and kDoesNotFit (simulated anyway: the user may want the time)
 };
 
+class PointDistributor;  // sim/planner/point_share.h
+
 struct RunOptions {
   int jobs = 1;  // worker threads; never more than the points or limits::kMaxJobs
   NetworkLevel network = NetworkLevel::kAnalytical;
@@ -58,6 +60,10 @@ struct RunOptions {
   // message "cancelled") and RunPoints returns once the running ones finish: an interactive
   // caller (the GUI) abandons a long sweep without waiting for it. Progress still counts them.
   const std::atomic<bool>* cancel = nullptr;
+  // When set, the points are split over processes (`mpirun`, cli/mpi_share.h): this process
+  // evaluates its share and gets every result back; progress counts all processes' points.
+  // Every process must make the same RunPoints calls. Null: this process runs every point.
+  PointDistributor* distributor = nullptr;
 };
 
 // A base scenario given as text rather than a file: what an editor holds before it is saved.
