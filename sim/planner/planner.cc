@@ -161,8 +161,8 @@ void ParallelFor(size_t n, int jobs, const std::function<void(size_t)>& fn) {
   for (auto& t : threads) t.join();
 }
 
-// Under a PointDistributor: every process loads every point once (for its cost), evaluates its
-// share from those, and reloads nothing but the scenarios of the points others evaluated.
+// Under a PointDistributor: every process loads every point once (for its cost) and evaluates
+// its share from those; every result then gets its point's overrides and loaded scenario.
 std::vector<PointResult> RunDistributed(const PointLoader& load,
                                         const std::vector<std::vector<std::string>>& points,
                                         const RunOptions& options) {
@@ -172,18 +172,13 @@ std::vector<PointResult> RunDistributed(const PointLoader& load,
     loaded[i].emplace(load(points[i]));
     costs[i] = EstimatePointCost(*loaded[i], options.simulate_unfit);
   });
-  std::vector<bool> mine(points.size(), false);
   auto evaluate = [&](const std::vector<size_t>& indices, const std::function<void(size_t)>& done) {
-    for (size_t i : indices) mine[i] = true;
     std::vector<PointResult> results(points.size());
-    EvaluatePoints([&](size_t i) { return std::move(*loaded[i]); }, points, indices, options, done,
-                   &results);
+    EvaluatePoints([&](size_t i) { return *loaded[i]; }, points, indices, options, done, &results);
     return results;
   };
   std::vector<PointResult> results = options.distributor->Run(costs, evaluate, options.progress);
-  // The other processes' points: their overrides, and the scenario of each that loaded.
   ParallelFor(points.size(), options.jobs, [&](size_t i) {
-    if (mine[i]) return;
     results[i].overrides = points[i];
     if (loaded[i]->ok()) results[i].scenario = std::move(**loaded[i]);
   });
