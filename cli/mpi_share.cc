@@ -63,6 +63,7 @@ class MpiDistributor : public PointDistributor {
       SendProgress(mine.size(), done, finished);
     }
     share.join();
+    WaitForAll();
 
     // Every rank gets every result: the bytes of each rank's share, in rank order.
     const std::string bytes = EncodePointResults(results, mine);
@@ -136,6 +137,19 @@ class MpiDistributor : public PointDistributor {
       }
       if (all_done) return;
       std::this_thread::sleep_for(kPoll);
+    }
+  }
+
+  // Returns once every rank has finished its share, sleeping meanwhile: a rank blocked in a
+  // collective spins on its core, which a rank still computing on the same node needs.
+  static void WaitForAll() {
+    MPI_Request request = MPI_REQUEST_NULL;
+    Check(MPI_Ibarrier(MPI_COMM_WORLD, &request), "Ibarrier");
+    for (;;) {
+      int flag = 0;
+      Check(MPI_Test(&request, &flag, MPI_STATUS_IGNORE), "Test");
+      if (flag != 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   }
 
