@@ -190,7 +190,7 @@ class NullBuffer : public std::streambuf {
 }  // namespace
 
 int EnvironmentWorldSize() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"}) {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}) {
     if (const int n = EnvInt(name); n > 0) return n;
   }
   return 1;

@@ -2,7 +2,7 @@
 //
 // `mpirun -n N moesim plan|sweep ...`: the configurations split over MPI ranks. An MpiSession
 // in a command's run starts MPI when the process runs under mpirun with more than one rank
-// (OMPI_COMM_WORLD_SIZE, PMI_SIZE or PMIX_SIZE in the environment) and this build has MPI;
+// (OMPI_COMM_WORLD_SIZE or PMI_SIZE in the environment) and this build has MPI;
 // otherwise it does nothing and the command runs as one process. Under it:
 //   - every rank enumerates the same points and takes the share AssignByCost gives it
 //     (sim/planner/point_share.h), evaluated with its own --jobs threads;

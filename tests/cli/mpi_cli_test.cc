@@ -27,7 +27,8 @@ class MpiCli : public testing::Test {
  protected:
   void SetUp() override {
     if (kMpiexec.empty() || !std::filesystem::exists(kMpiexec)) {
-      GTEST_SKIP() << "mpirun not found (MPI not installed): the two-rank runs are not tested";
+      GTEST_SKIP() << "moesim built without MPI, or mpirun not found: the two-rank runs are not "
+                      "tested";
     }
   }
   // `moesim ARGS` in the source tree, as one process and under mpirun -np 2.
