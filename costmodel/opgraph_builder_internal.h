@@ -16,11 +16,15 @@
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <limits>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "costmodel/compact_graph.h"
 #include "costmodel/opgraph.h"
 #include "costmodel/pipeline_schedule.h"
 #include "costmodel/step_plan.h"
@@ -46,6 +50,11 @@ class Builder {
   Builder(const Scenario& sc, OpGraph* out);
 
   void Build();
+
+  // compact_graph.h: the same program with each distinct task of a stage built once
+  // (opgraph_builder_compact.cc). Compactable(): no paired tasks, queues or DualPipe.
+  bool Compactable() const { return !dualpipe_ && !ep_overlap_; }
+  void BuildCompact(CompactGraph* out);
 
  private:
   // The position of (program, chunk) on its micro-batches' way through the model: the index of
@@ -154,6 +163,30 @@ class Builder {
   double ProgramParams(int32_t p) const;
 
   void EmitOptimizer(int32_t p);
+
+  // BuildCompact's units. A unit is built by running its emission on an empty graph after
+  // placeholder ops for what it may wait for (UnitContext); its ports say where the builder's
+  // state points after it, as unit ops (>= 0) or inputs (-1 - slot); kNoPort: nowhere.
+  static constexpr int32_t kNoPort = std::numeric_limits<int32_t>::min();
+  struct UnitContext {
+    int32_t program = 0;
+    int32_t mb = -1;
+    bool has_last_compute = false;                    // input slot 0: the program's last compute op
+    size_t carry = 0;                                 // then the ops carried from its previous task
+    std::optional<std::pair<int32_t, int32_t>> recv;  // then this (mb, vs) receive: p2p map
+    bool forward = true;                              // p2p_fwd_ (else p2p_bwd_)
+    size_t grads = 0;  // then the program's gradient syncs (the optimizer)
+    std::optional<std::pair<int32_t, int32_t>> send;  // the (mb, vs) send it emits
+  };
+  struct UnitPorts {
+    int32_t last_compute = kNoPort;
+    std::vector<int32_t> carry;
+    int32_t send = kNoPort;
+    std::vector<int32_t> grads;  // gradient syncs it adds
+  };
+  // Appends the unit to out->units and returns its index.
+  int32_t MakeUnit(const UnitContext& ctx, const std::function<void()>& emit, CompactGraph* out,
+                   UnitPorts* ports);
 
   const Scenario& sc_;
   StepPlan plan_;

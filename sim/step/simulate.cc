@@ -1,5 +1,6 @@
 #include "sim/step/simulate.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -89,7 +90,10 @@ std::string Bytes(double b) {
   return buf;
 }
 
-Status CheckSize(const Scenario& sc, const SimulateOptions& options) {
+// A compact program (costmodel/compact_graph.h) is not held op by op: its replay's time follows
+// the ops it expands to, bounded by limits::kMaxLayerMicroBatches where the scenario is read
+// (up to ~60 ops per layer and micro-batch), so only its memory is checked.
+Status CheckSize(const Scenario& sc, const SimulateOptions& options, bool compact) {
   const double ops = StepGraphOpBound(sc);
   const std::string what =
       sc.source + ": the step program (model.num_layers=" + std::to_string(sc.model.num_layers) +
@@ -98,12 +102,12 @@ Status CheckSize(const Scenario& sc, const SimulateOptions& options) {
       std::to_string(sc.training.micro_batch_size) + ") would have up to ";
   char count[32];
   std::snprintf(count, sizeof(count), "%.4g", ops);
-  if (ops > static_cast<double>(limits::kMaxStepOps)) {
+  if (!compact && ops > static_cast<double>(limits::kMaxStepOps)) {
     return Status::InvalidInput(what + count + " ops, past the limit of " +
                                 std::to_string(limits::kMaxStepOps) +
                                 " (docs/limits.md): use larger micro-batches or fewer layers");
   }
-  const double need = EstimateSimulationBytes(sc);
+  const double need = EstimateSimulationBytes(sc, compact);
   const double budget =
       options.max_memory_bytes > 0 ? options.max_memory_bytes : PhysicalMemoryBytes();
   if (budget > 0 && need > budget) {
@@ -115,14 +119,49 @@ Status CheckSize(const Scenario& sc, const SimulateOptions& options) {
   return Status::Ok();
 }
 
+// What a report takes from the program, full or compact.
+struct GraphFigures {
+  double tokens_per_step = 0, model_flops_per_step = 0, hardware_flops_per_step = 0;
+  double dropped_token_fraction = 0;
+  int64_t num_ops = 0;
+  void Take(const OpGraph& g) {
+    tokens_per_step = g.tokens_per_step;
+    model_flops_per_step = g.model_flops_per_step;
+    hardware_flops_per_step = g.hardware_flops_per_step;
+    dropped_token_fraction = g.dropped_token_fraction;
+    num_ops = static_cast<int64_t>(g.ops.size());
+  }
+  void Take(const CompactGraph& g) {  // hardware_flops_per_step: from the replay
+    tokens_per_step = g.tokens_per_step;
+    model_flops_per_step = g.model_flops_per_step;
+    dropped_token_fraction = g.dropped_token_fraction;
+    num_ops = g.num_ops;
+  }
+};
+
 }  // namespace
 
-double EstimateSimulationBytes(const Scenario& scenario) {
-  return StepGraphOpBound(scenario) * kBytesPerOp;
+double EstimateSimulationBytes(const Scenario& scenario, bool compact) {
+  const double ops = StepGraphOpBound(scenario);
+  if (!compact) return ops * kBytesPerOp;
+  // Units: at most 8 tasks' worth of ops per (stage, chunk, direction) (last micro-batch or not,
+  // first on its stage or not, ops carried in), of the micro-batches' ops; instances: one per
+  // task with its bindings and exported end times, ~128 bytes.
+  const double mb = static_cast<double>(std::max<int64_t>(scenario.training.num_micro_batches, 1));
+  const PipelineLayout layout = ScenarioPipelineLayout(scenario);
+  const double tasks =
+      2 * mb * static_cast<double>(layout.stages.size()) + static_cast<double>(layout.ranks);
+  return ops * std::min(1.0, 8 / mb) * kBytesPerOp + tasks * 128;
+}
+
+bool UseCompactGraph(const Scenario& sc, const SimulateOptions& options) {
+  return !options.keep_program && options.network == NetworkLevel::kAnalytical &&
+         sc.hardware.comm_sm_fraction <= 0 && HasCompactStepGraph(sc);
 }
 
 Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& options) {
-  MOESIM_RETURN_IF_ERROR(CheckSize(sc, options));
+  const bool compact = UseCompactGraph(sc, options);
+  MOESIM_RETURN_IF_ERROR(CheckSize(sc, options, compact));
   std::shared_ptr<const Topology> topo = options.topology;
   if (topo == nullptr) {
     auto built = BuildTopology(sc.cluster.topology, sc.hardware);
@@ -135,12 +174,6 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
 
   SimReport r;
   r.network = NetworkLevelName(options.network);
-  // One graph per thread is reused unless the caller keeps the program (see BuildStepGraph).
-  thread_local OpGraph scratch;
-  std::shared_ptr<OpGraph> kept;
-  if (options.keep_program) kept = std::make_shared<OpGraph>();
-  OpGraph* graph = kept != nullptr ? kept.get() : &scratch;
-  BuildStepGraph(sc, graph);
   std::shared_ptr<const AnalyticalNetwork> shared = options.analytical;
   if (shared == nullptr) {
     shared =
@@ -149,23 +182,44 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
   const AnalyticalNetwork& net = *shared;
   // MoE token exchanges by another dispatcher are lowered from the routing; their errors (a
   // group past the dispatch limits) are the scenario's.
-  for (const Op& op : graph->ops) {
-    if (op.is_collective && op.collective.exchange.dispatcher != TokenDispatcher::kAllToAll) {
-      auto t = net.ExchangeTime(op.collective);
-      if (!t.ok()) {
-        return Status::InvalidInput(sc.source +
-                                    ": model.moe.token_dispatcher: " + t.status().message());
+  auto check_exchanges = [&](const std::vector<Op>& ops) -> Status {
+    for (const Op& op : ops) {
+      if (op.is_collective && op.collective.exchange.dispatcher != TokenDispatcher::kAllToAll) {
+        auto t = net.ExchangeTime(op.collective);
+        if (!t.ok()) {
+          return Status::InvalidInput(sc.source +
+                                      ": model.moe.token_dispatcher: " + t.status().message());
+        }
       }
     }
-  }
+    return Status::Ok();
+  };
+  const CollectiveTimer timer = [&net](const CollectiveWork& w, int32_t) { return net.Time(w); };
+  // One graph per thread is reused unless the caller keeps the program (see BuildStepGraph).
+  thread_local OpGraph scratch;
+  thread_local CompactGraph compact_scratch;
+  std::shared_ptr<OpGraph> kept;
+  OpGraph* graph = nullptr;
   ScheduleResult s;
-  if (options.network == NetworkLevel::kFlow) {
-    auto flow = SimulateScheduleFlow(*graph, sc.hardware, net, &r.flow);
-    if (!flow.ok()) return flow.status();
-    s = std::move(*flow);
+  GraphFigures fig;
+  if (compact) {
+    BuildCompactStepGraph(sc, &compact_scratch);
+    for (const GraphUnit& u : compact_scratch.units) MOESIM_RETURN_IF_ERROR(check_exchanges(u.ops));
+    s = SimulateCompactSchedule(compact_scratch, timer, sc.hardware, &fig.hardware_flops_per_step);
+    fig.Take(compact_scratch);
   } else {
-    s = SimulateSchedule(*graph, sc.hardware,
-                         [&net](const CollectiveWork& w, int32_t) { return net.Time(w); });
+    if (options.keep_program) kept = std::make_shared<OpGraph>();
+    graph = kept != nullptr ? kept.get() : &scratch;
+    BuildStepGraph(sc, graph);
+    MOESIM_RETURN_IF_ERROR(check_exchanges(graph->ops));
+    if (options.network == NetworkLevel::kFlow) {
+      auto flow = SimulateScheduleFlow(*graph, sc.hardware, net, &r.flow);
+      if (!flow.ok()) return flow.status();
+      s = std::move(*flow);
+    } else {
+      s = SimulateSchedule(*graph, sc.hardware, timer);
+    }
+    fig.Take(*graph);
   }
 
   if (!(s.step_time_s < limits::kMaxSimulatedS)) {
@@ -184,15 +238,15 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
     r.breakdown.exposed_by_collective[RenameAxes(label, mesh)] += t;
   }
   r.critical_program = s.critical_program;
-  r.model_flops_per_step = graph->model_flops_per_step;
-  r.hardware_flops_per_step = graph->hardware_flops_per_step;
-  r.dropped_token_fraction = graph->dropped_token_fraction;
-  r.mfu = graph->model_flops_per_step / (s.step_time_s * devices * sc.hardware.peak_flops_per_s);
-  r.tokens_per_s = graph->tokens_per_step / s.step_time_s;
-  r.tflops_per_device = graph->hardware_flops_per_step / s.step_time_s / devices / 1e12;
+  r.model_flops_per_step = fig.model_flops_per_step;
+  r.hardware_flops_per_step = fig.hardware_flops_per_step;
+  r.dropped_token_fraction = fig.dropped_token_fraction;
+  r.mfu = fig.model_flops_per_step / (s.step_time_s * devices * sc.hardware.peak_flops_per_s);
+  r.tokens_per_s = fig.tokens_per_step / s.step_time_s;
+  r.tflops_per_device = fig.hardware_flops_per_step / s.step_time_s / devices / 1e12;
   r.cost = ComputeScenarioCost(sc);
   r.memory = ComputeMemory(sc);
-  r.num_ops = static_cast<int64_t>(graph->ops.size());
+  r.num_ops = fig.num_ops;
   for (size_t i = 0; i < mesh.placement_order.size(); ++i) {
     const MeshAxis ax = mesh.placement_order[i];
     if (mesh.Name(ax).rfind('_', 0) == 0) continue;  // a named mesh's size-1 placeholder
@@ -206,7 +260,7 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
   if (options.keep_program) {
     r.program = kept;
     r.timing = s.timing;
-  } else {
+  } else if (graph != nullptr) {
     scratch.ops.clear();  // the ops' names and dependency lists; the storage stays
   }
   return r;

@@ -43,8 +43,16 @@ struct SimulateOptions {
 
 // The memory a simulation of `scenario` is estimated to need, in bytes, from the bound on its
 // program's ops (StepGraphOpBound) times the measured bytes per op (program, timings and the
-// schedule's state). Without building anything.
-double EstimateSimulationBytes(const Scenario& scenario);
+// schedule's state); with `compact`, of its compact program (UseCompactGraph): a few tasks'
+// ops per stage and ~128 bytes per task. Without building anything.
+double EstimateSimulationBytes(const Scenario& scenario, bool compact);
+
+// Whether SimulateScenario runs `scenario`'s compact program (costmodel/compact_graph.h; the
+// same results to the bit, in a fraction of the time and memory): on the analytical network,
+// without keep_program (a trace needs every op) or Hardware.comm_sm_fraction, for the schedules
+// HasCompactStepGraph accepts. The full program's limits (limits::kMaxStepOps, memory) apply
+// only when it does not.
+bool UseCompactGraph(const Scenario& scenario, const SimulateOptions& options);
 
 struct AxisReport {
   std::string name;

@@ -120,6 +120,61 @@ ScheduleResult SimulateSchedule(const OpGraph& g, const HardwareProfile& hw,
   return r;
 }
 
+namespace {
+
+// The breakdown of one program, op by op in id order (ComputeBreakdown, and
+// SimulateCompactSchedule on the ops of its critical program).
+class BreakdownWalk {
+ public:
+  explicit BreakdownWalk(int32_t program) : p_(program) {}
+
+  // A collective of the program.
+  void Collective(double start, double end) {
+    b_.comm_total_s += end - start;
+    own_ = std::max(own_, end);
+  }
+  // A compute op of the program; `blocker` the dependency that finished last (at `latest`),
+  // null without dependencies.
+  void Compute(const Op& op, double start, double end, const Op* blocker, double latest) {
+    const double gap = start - cursor_;
+    if (gap > 0) {
+      // Blame the dependency that finished last (the one the op actually waited for).
+      if (blocker == nullptr || latest <= cursor_) {
+        b_.idle_s += gap;
+      } else if (blocker->program != p_ || blocker->stream == kP2pStream) {
+        b_.bubble_s += gap;
+      } else if (blocker->is_collective) {
+        b_.exposed_comm_s += gap;
+        b_.exposed_by_collective[CollectiveLabel(blocker->collective)] += gap;
+      } else {
+        b_.idle_s += gap;
+      }
+    }
+    b_.compute_s += end - start;
+    b_.compute_by_class[KernelClassName(op.compute)] += end - start;
+    cursor_ = end;
+  }
+  // After the stage's last compute op: its trailing collectives (exposed) or other stages.
+  Breakdown Finish(double step_time_s) {
+    const double tail = step_time_s - cursor_;
+    if (tail > 0) {
+      const double exposed = std::max(0.0, std::min(own_, step_time_s) - cursor_);
+      b_.exposed_comm_s += exposed;
+      if (exposed > 0) b_.exposed_by_collective["after last compute"] += exposed;
+      b_.bubble_s += tail - exposed;
+    }
+    return b_;
+  }
+
+ private:
+  int32_t p_;
+  Breakdown b_;
+  double cursor_ = 0;  // end of the previous compute op on the program
+  double own_ = 0;     // latest end of the program's collectives
+};
+
+}  // namespace
+
 void ComputeBreakdown(const OpGraph& g, ScheduleResult* r) {
   // The critical stage: the one with the most compute (the pipeline's slowest stage).
   std::vector<double> compute(static_cast<size_t>(g.num_programs), 0.0);
@@ -132,57 +187,155 @@ void ComputeBreakdown(const OpGraph& g, ScheduleResult* r) {
   r->critical_program =
       static_cast<int32_t>(std::max_element(compute.begin(), compute.end()) - compute.begin());
   const int32_t p = r->critical_program;
-  Breakdown b;
-  double cursor = 0;  // end of the previous compute op on the critical stage
+  BreakdownWalk walk(p);
   for (const Op& op : g.ops) {
     if (op.program != p) continue;
     const OpTiming& t = r->timing[static_cast<size_t>(op.id)];
     if (op.is_collective) {
-      b.comm_total_s += t.end_s - t.start_s;
+      walk.Collective(t.start_s, t.end_s);
       continue;
     }
-    const double gap = t.start_s - cursor;
-    if (gap > 0) {
-      // Blame the dependency that finished last (the one the op actually waited for).
-      const Op* blocker = nullptr;
-      double latest = -1;
-      for (int32_t d : op.deps) {
-        const double end = r->timing[static_cast<size_t>(d)].end_s;
-        if (end > latest) {
-          latest = end;
-          blocker = &g.ops[static_cast<size_t>(d)];
+    const Op* blocker = nullptr;
+    double latest = -1;
+    for (int32_t d : op.deps) {
+      const double end = r->timing[static_cast<size_t>(d)].end_s;
+      if (end > latest) {
+        latest = end;
+        blocker = &g.ops[static_cast<size_t>(d)];
+      }
+    }
+    walk.Compute(op, t.start_s, t.end_s, blocker, latest);
+  }
+  r->breakdown = walk.Finish(r->step_time_s);
+}
+
+ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
+                                       const CollectiveTimer& collective_time,
+                                       const HardwareProfile& hw, double* hardware_flops) {
+  // Each unit flattened: its ops' durations (timed once: every instance's are the same),
+  // streams, FLOPs and dependencies, and a slot for the end of each op a later instance waits
+  // for.
+  struct Flat {
+    std::vector<double> dur, flops;
+    std::vector<int32_t> stream, dep_begin, deps, export_slot;
+    std::vector<uint8_t> compute;
+    int32_t exports = 0;
+  };
+  std::vector<Flat> flat(cg.units.size());
+  size_t widest = 0, most_inputs = 0;
+  for (size_t u = 0; u < cg.units.size(); ++u) {
+    const GraphUnit& unit = cg.units[u];
+    Flat& f = flat[u];
+    for (const Op& op : unit.ops) {
+      f.dur.push_back(op.is_collective ? collective_time(op.collective, op.program)
+                                       : ComputeTimeS(op.compute, hw));
+      f.flops.push_back(op.compute.flops);
+      f.stream.push_back(op.stream);
+      f.compute.push_back(op.is_collective ? 0 : 1);
+      f.dep_begin.push_back(static_cast<int32_t>(f.deps.size()));
+      f.deps.insert(f.deps.end(), op.deps.begin(), op.deps.end());
+    }
+    f.dep_begin.push_back(static_cast<int32_t>(f.deps.size()));
+    f.export_slot.assign(unit.ops.size(), -1);
+    widest = std::max(widest, unit.ops.size());
+    most_inputs = std::max(most_inputs, static_cast<size_t>(unit.num_inputs));
+  }
+  auto unit_of = [&](int32_t instance) {
+    return static_cast<size_t>(cg.instances[static_cast<size_t>(instance)].unit);
+  };
+  for (const OpRef& r : cg.bindings) {
+    Flat& f = flat[unit_of(r.instance)];
+    int32_t& s = f.export_slot[static_cast<size_t>(r.op)];
+    if (s < 0) s = f.exports++;
+  }
+  std::vector<int64_t> export_base(cg.instances.size());
+  int64_t total_exports = 0;
+  for (size_t i = 0; i < cg.instances.size(); ++i) {
+    export_base[i] = total_exports;
+    total_exports += flat[static_cast<size_t>(cg.instances[i].unit)].exports;
+  }
+  std::vector<double> exported(static_cast<size_t>(total_exports), 0.0);
+  auto input_end = [&](const UnitInstance& inst, int32_t input) {
+    const OpRef& r = cg.bindings[static_cast<size_t>(inst.first_binding + input)];
+    return exported[static_cast<size_t>(
+        export_base[static_cast<size_t>(r.instance)] +
+        flat[unit_of(r.instance)].export_slot[static_cast<size_t>(r.op)])];
+  };
+
+  // RunPass's arithmetic (start = max(stream free, dependencies' ends); end = start + duration),
+  // op by op in the expanded graph's order; `visit` sees each op of program `only` (all when
+  // -1) with its start and end.
+  std::vector<double> end(widest), in(most_inputs);
+  auto replay = [&](int32_t only, auto&& visit) {
+    std::vector<double> stream_free(static_cast<size_t>(cg.num_programs * kNumStreams), 0.0);
+    for (size_t i = 0; i < cg.instances.size(); ++i) {
+      const UnitInstance& inst = cg.instances[i];
+      const GraphUnit& unit = cg.units[static_cast<size_t>(inst.unit)];
+      if (only >= 0 && unit.program != only) continue;
+      const Flat& f = flat[static_cast<size_t>(inst.unit)];
+      for (int32_t k = 0; k < unit.num_inputs; ++k) in[static_cast<size_t>(k)] = input_end(inst, k);
+      double* free = &stream_free[static_cast<size_t>(unit.program * kNumStreams)];
+      double* out = &exported[static_cast<size_t>(export_base[i])];
+      const size_t n = f.dur.size();
+      for (size_t j = 0; j < n; ++j) {
+        double start = free[f.stream[j]];
+        for (int32_t k = f.dep_begin[j]; k < f.dep_begin[j + 1]; ++k) {
+          const int32_t d = f.deps[static_cast<size_t>(k)];
+          start = std::max(start,
+                           d >= 0 ? end[static_cast<size_t>(d)] : in[static_cast<size_t>(-1 - d)]);
         }
+        const double e = start + f.dur[j];
+        end[j] = e;
+        free[f.stream[j]] = e;
+        if (f.export_slot[j] >= 0) out[f.export_slot[j]] = e;
+        visit(inst, unit, f, j, start, e);
       }
-      if (blocker == nullptr || latest <= cursor) {
-        b.idle_s += gap;
-      } else if (blocker->program != p || blocker->stream == kP2pStream) {
-        b.bubble_s += gap;
-      } else if (blocker->is_collective) {
-        b.exposed_comm_s += gap;
-        b.exposed_by_collective[CollectiveLabel(blocker->collective)] += gap;
+    }
+  };
+
+  ScheduleResult r;
+  std::vector<double> compute(static_cast<size_t>(cg.num_programs), 0.0);
+  double flops = 0;
+  replay(-1, [&](const UnitInstance&, const GraphUnit& unit, const Flat& f, size_t j, double start,
+                 double e) {
+    r.step_time_s = std::max(r.step_time_s, e);
+    if (f.compute[j]) compute[static_cast<size_t>(unit.program)] += e - start;
+    flops += f.flops[j];
+  });
+  *hardware_flops = flops * static_cast<double>(cg.devices_per_program);
+  r.critical_program =
+      static_cast<int32_t>(std::max_element(compute.begin(), compute.end()) - compute.begin());
+  // The critical program again, its ops' blockers from the unit's ops and the bound inputs.
+  BreakdownWalk walk(r.critical_program);
+  replay(r.critical_program, [&](const UnitInstance& inst, const GraphUnit& unit, const Flat& f,
+                                 size_t j, double start, double e) {
+    const Op& op = unit.ops[j];
+    if (!f.compute[j]) {
+      walk.Collective(start, e);
+      return;
+    }
+    const Op* blocker = nullptr;
+    double latest = -1;
+    for (int32_t d : op.deps) {
+      double dep_end;
+      const Op* dep;
+      if (d >= 0) {
+        dep_end = end[static_cast<size_t>(d)];
+        dep = &unit.ops[static_cast<size_t>(d)];
       } else {
-        b.idle_s += gap;
+        const OpRef& b = cg.bindings[static_cast<size_t>(inst.first_binding - 1 - d)];
+        dep_end = in[static_cast<size_t>(-1 - d)];
+        dep = &cg.units[unit_of(b.instance)].ops[static_cast<size_t>(b.op)];
+      }
+      if (dep_end > latest) {
+        latest = dep_end;
+        blocker = dep;
       }
     }
-    b.compute_s += t.end_s - t.start_s;
-    b.compute_by_class[KernelClassName(op.compute)] += t.end_s - t.start_s;
-    cursor = t.end_s;
-  }
-  // After the stage's last compute op: its trailing collectives (exposed) or other stages.
-  const double tail = r->step_time_s - cursor;
-  if (tail > 0) {
-    double own = 0;
-    for (const Op& op : g.ops) {
-      if (op.program == p && op.is_collective) {
-        own = std::max(own, r->timing[static_cast<size_t>(op.id)].end_s);
-      }
-    }
-    const double exposed = std::max(0.0, std::min(own, r->step_time_s) - cursor);
-    b.exposed_comm_s += exposed;
-    if (exposed > 0) b.exposed_by_collective["after last compute"] += exposed;
-    b.bubble_s += tail - exposed;
-  }
-  r->breakdown = b;
+    walk.Compute(op, start, e, blocker, latest);
+  });
+  r.breakdown = walk.Finish(r.step_time_s);
+  return r;
 }
 
 }  // namespace moesim

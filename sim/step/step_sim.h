@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "costmodel/compact_graph.h"
 #include "costmodel/opgraph.h"
 
 namespace moesim {
@@ -68,6 +69,18 @@ inline constexpr int kMaxContentionPasses = 64;
 std::vector<double> CommSmContendedTimes(const OpGraph& graph, double fraction,
                                          const std::vector<double>& alone,
                                          const std::vector<OpTiming>& timing);
+
+// SimulateSchedule's step time, critical program and breakdown for the expanded graph of a
+// compact program (costmodel/compact_graph.h), to the bit, without expanding it: each unit's ops
+// are timed once, then replayed instance by instance with the same arithmetic in the same order,
+// keeping only the end times of the ops later instances wait for; the critical program is
+// replayed a second time for its breakdown. O(expanded ops) time, O(instances) memory; no
+// per-op timing (ScheduleResult::timing stays empty). *hardware_flops: the expanded graph's
+// OpGraph::hardware_flops_per_step, summed in its order.
+// REQUIRES: hw.comm_sm_fraction == 0 (its fixed point needs every op's timing).
+ScheduleResult SimulateCompactSchedule(const CompactGraph& compact,
+                                       const CollectiveTimer& collective_time,
+                                       const HardwareProfile& hw, double* hardware_flops);
 
 // Fills the breakdown of `result` from its timings (also used by the flow-level executor).
 void ComputeBreakdown(const OpGraph& graph, ScheduleResult* result);

@@ -66,8 +66,9 @@ TEST(Robustness, Gpt3WithSequencesOf64Tokens) {
 }
 
 TEST(Robustness, MaxMemoryRefusesASimulationEstimatedLarger) {
-  // GPT-3 175B as shipped: 96 layers x 96 micro-batches per stage, up to 557K ops at 512 bytes
-  // each: 0.27 GiB.
+  // GPT-3 175B as shipped: 96 layers x 96 micro-batches per stage, up to 557K ops; its compact
+  // program holds 8 of the 96 micro-batches' ops at 512 bytes each and ~128 bytes per task:
+  // 0.022 GiB.
   const std::string gpt3 = "simulate scenarios/artetxe2021/gpt3-175b.textproto";
   ExpectRefused(gpt3 + " --max-memory 8M",
                 "scenarios/artetxe2021/gpt3-175b.textproto: the step program (model.num_layers=96 "
