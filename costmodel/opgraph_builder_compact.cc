@@ -1,8 +1,9 @@
 // BuildCompactStepGraph (compact_graph.h): Build()'s emission loop over symbolic op
 // references, each distinct task of a stage emitted once by the builder itself
 // (opgraph_builder_internal.h), so that the compact graph expands to BuildStepGraph's op for op.
-#include <map>
+#include <functional>
 #include <tuple>
+#include <unordered_map>
 
 #include "costmodel/compact_graph.h"
 #include "costmodel/model_cost.h"
@@ -83,17 +84,26 @@ void Builder::BuildCompact(CompactGraph* out) {
   // A unit by what decides its ops: (task or optimizer, program, chunk, forward, last
   // micro-batch, whether the program has a compute op before it, ops carried, gradient syncs).
   using Key = std::tuple<bool, int32_t, int32_t, bool, bool, bool, size_t, size_t>;
-  std::map<Key, std::pair<int32_t, UnitPorts>> made;
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      const auto [opt, p, chunk, fwd, last, lc, c, g] = k;
+      size_t h = static_cast<size_t>(p) * 0x9E3779B97F4A7C15ull;
+      h ^= (static_cast<size_t>(chunk) << 4) ^ (size_t{opt} << 1) ^ (size_t{fwd} << 2) ^
+           (size_t{last} << 3) ^ size_t { lc };
+      return h ^ (c * 0xC2B2AE3D27D4EB4Full) ^ (g * 0x165667B19E3779F9ull);
+    }
+  };
+  std::unordered_map<Key, std::pair<int32_t, UnitPorts>, KeyHash> made;
   int64_t next_id = 0;
 
   // Adds an instance of the unit for `key` (built by `emit` in `ctx` the first time) bound to
   // `inputs`, and moves the state to where its ports point.
-  auto instance = [&](const Key& key, const UnitContext& ctx, const std::function<void()>& emit,
+  auto instance = [&](const Key& key, const UnitContext& ctx, auto&& emit,
                       const std::vector<OpRef>& inputs) {
     auto it = made.find(key);
     if (it == made.end()) {
       UnitPorts ports;
-      const int32_t u = MakeUnit(ctx, emit, out, &ports);
+      const int32_t u = MakeUnit(ctx, std::function<void()>(emit), out, &ports);
       it = made.emplace(key, std::make_pair(u, std::move(ports))).first;
     }
     const int32_t u = it->second.first;
@@ -121,6 +131,7 @@ void Builder::BuildCompact(CompactGraph* out) {
     if (t.forward) return vs == 0 || sent_fwd[slot(t.mb, vs - 1)].instance >= 0;
     return vs == LastVirtualStage() || sent_bwd[slot(t.mb, vs + 1)].instance >= 0;
   };
+  std::vector<OpRef> inputs;
   auto task = [&](int32_t p, const Task& t) {
     const size_t pi = static_cast<size_t>(p);
     const int32_t vs = VirtualStage(p, t.chunk);
@@ -130,7 +141,7 @@ void Builder::BuildCompact(CompactGraph* out) {
     ctx.forward = t.forward;
     ctx.has_last_compute = last_compute[pi].instance >= 0;
     ctx.carry = carry[pi].size();
-    std::vector<OpRef> inputs;
+    inputs.clear();
     if (ctx.has_last_compute) inputs.push_back(last_compute[pi]);
     inputs.insert(inputs.end(), carry[pi].begin(), carry[pi].end());
     if (t.forward && vs > 0) {
@@ -148,6 +159,10 @@ void Builder::BuildCompact(CompactGraph* out) {
         key, ctx, [&] { EmitTask(p, t); }, inputs);
   };
 
+  size_t num_tasks = 0;
+  for (const auto& list : tasks) num_tasks += list.size();
+  cg.instances.reserve(num_tasks + programs);
+  cg.bindings.reserve(2 * num_tasks + programs);
   std::vector<size_t> next(programs, 0);
   bool progress = true;
   while (progress) {
@@ -169,7 +184,7 @@ void Builder::BuildCompact(CompactGraph* out) {
     ctx.has_last_compute = last_compute[pi].instance >= 0;
     ctx.carry = carry[pi].size();
     ctx.grads = grads[pi].size();
-    std::vector<OpRef> inputs;
+    inputs.clear();
     if (ctx.has_last_compute) inputs.push_back(last_compute[pi]);
     inputs.insert(inputs.end(), carry[pi].begin(), carry[pi].end());
     inputs.insert(inputs.end(), grads[pi].begin(), grads[pi].end());

@@ -2,7 +2,8 @@
 // 1,024 TPU-v4 chips with 3D sharding, cold (graph, placement and network built) and warm (as in
 // a sweep, topology and analytical network shared); the default scenario; and Megatron-Core's
 // GPT 177B (TP 8 x PP 6) with the data axis grown with the cluster, 2,304 and 9,216 H100, cold
-// (scripts/bench-scale.sh times the larger clusters end to end).
+// (scripts/bench-scale.sh times the larger clusters end to end); and one configuration of
+// Megatron-1T's deep pipeline inside a process, compact program against full.
 // Run: build/bench/step_bench
 #include <benchmark/benchmark.h>
 
@@ -91,6 +92,37 @@ void BM_Simulate177BCold(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Simulate177BCold)->Arg(2304)->Arg(9216)->Unit(benchmark::kMillisecond);
+
+// Narayanan et al. 2021's 1T GPT (128 layers, d_model 25,600, 160 heads) on 3,072 A100 as SC21
+// ran it: TP 8 x PP 64 x DP 6, micro-batches of one sequence, 512 per step, 1F1B.
+Scenario Megatron1T() {
+  auto sc = LoadScenario(
+      {std::string(MOESIM_SOURCE_DIR) + "/scenarios/published/megatron-a100-145.6b.textproto",
+       {"model.num_layers=128", "model.d_model=25600", "model.num_heads=160", "model.d_ff=102400",
+        "cluster.topology=dgx-a100:384", "sharding.mesh.data=6", "sharding.mesh.pipeline=64",
+        "training.global_batch_tokens=6291456", "training.micro_batch_size=1",
+        "training.pipeline_schedule=ONE_F_ONE_B", "training.virtual_stages=1"}});
+  if (!sc.ok()) std::abort();
+  return *sc;
+}
+
+// One configuration inside a process, as the planner runs it (topology and analytical network
+// shared): the compact program (arg 0), and the full program op by op (arg 1, keep_program).
+void BM_SimulateMegatron1TWarm(benchmark::State& state) {
+  const Scenario sc = Megatron1T();
+  TopologyCache cache;
+  SimulateOptions opts;
+  opts.topology = *cache.Get(sc);
+  opts.analytical = *cache.Network(sc);
+  opts.keep_program = state.range(0) == 1;
+  (void)SimulateScenario(sc, opts);
+  for (auto _ : state) {
+    auto r = SimulateScenario(sc, opts);
+    if (!r.ok()) std::abort();
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_SimulateMegatron1TWarm)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace moesim
