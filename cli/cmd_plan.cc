@@ -47,7 +47,9 @@ Status PlanMegatron(const PlanArgs& a, const Scenario& sc, const RunOptions& opt
   MegatronSpace space = a.megatron;
   space.max_pipeline = a.space.max_pipeline;
   const MegatronPoints points = EnumerateMegatronPoints(sc, space, a.scenario.overrides);
-  auto results = RunPoints(a.scenario.path, points.points, opts);
+  RunOptions run = opts;
+  run.keep_details = false;  // the winner's is loaded again below
+  auto results = RunPoints(a.scenario.path, points.points, run);
   const OutcomeCounts c = CountOutcomes(results);
   std::vector<const PointResult*> ok;
   for (const auto& p : results) {
@@ -68,7 +70,9 @@ Status PlanMegatron(const PlanArgs& a, const Scenario& sc, const RunOptions& opt
                 100 * ok[i]->report.mfu, ok[i]->report.memory.peak_bytes / (1024.0 * 1024 * 1024));
   }
   if (ok.empty()) return Status::Ok();
-  auto args = MegatronArgs(ok[0]->scenario);
+  auto winner = LoadScenario({a.scenario.path, ok[0]->overrides});
+  if (!winner.ok()) return winner.status();
+  auto args = MegatronArgs(*winner);
   if (!args.ok()) return args.status();
   std::cout << "\nMegatron-LM arguments of rank 1 (moesim ... --megatron-args \"...\" reads "
                "them back):\n"

@@ -60,6 +60,21 @@ namespace {
 
 using PointLoader = std::function<Expected<Scenario>(const std::vector<std::string>& overrides)>;
 
+// Runs `worker` on `count` threads, this one included; a thread the system cannot start leaves
+// its work to the ones that did (each worker takes work until none is left).
+void RunOnThreads(size_t count, const std::function<void()>& worker) {
+  std::vector<std::thread> threads;
+  for (size_t j = 1; j < count; ++j) {
+    try {
+      threads.emplace_back(worker);
+    } catch (const std::system_error&) {
+      break;
+    }
+  }
+  worker();
+  for (auto& t : threads) t.join();
+}
+
 // Evaluates points[indices[k]] into results[indices[k]] with up to options.jobs threads, each
 // loaded by load(index); done(k) after the k-th finishes (serialized).
 void EvaluatePoints(const std::function<Expected<Scenario>(size_t)>& load,
@@ -126,39 +141,24 @@ void EvaluatePoints(const std::function<Expected<Scenario>(size_t)>& load,
           r.report.memory = mem;
         }
       }
+      if (!options.keep_details) {
+        r.scenario = Scenario{};
+        r.report.memory.tensors = {};
+      }
       report_done();
     }
   };
-  std::vector<std::thread> threads;
-  for (size_t j = 1; j < jobs; ++j) {
-    try {
-      threads.emplace_back(worker);
-    } catch (const std::system_error&) {
-      break;
-    }
-  }
-  worker();
-  for (auto& t : threads) t.join();
+  RunOnThreads(jobs, worker);
 }
 
 // Runs `fn(i)` for i in [0, n) on up to `jobs` threads.
 void ParallelFor(size_t n, int jobs, const std::function<void(size_t)>& fn) {
   std::atomic<size_t> next{0};
-  auto worker = [&]() {
-    for (size_t i = next++; i < n; i = next++) fn(i);
-  };
-  std::vector<std::thread> threads;
-  const size_t count = std::min({static_cast<size_t>(std::max(1, jobs)), std::max<size_t>(n, 1),
-                                 static_cast<size_t>(limits::kMaxJobs)});
-  for (size_t j = 1; j < count; ++j) {
-    try {
-      threads.emplace_back(worker);
-    } catch (const std::system_error&) {
-      break;
-    }
-  }
-  worker();
-  for (auto& t : threads) t.join();
+  RunOnThreads(std::min({static_cast<size_t>(std::max(1, jobs)), std::max<size_t>(n, 1),
+                         static_cast<size_t>(limits::kMaxJobs)}),
+               [&]() {
+                 for (size_t i = next++; i < n; i = next++) fn(i);
+               });
 }
 
 // Under a PointDistributor: every process loads every point once (for its cost) and evaluates
@@ -171,16 +171,20 @@ std::vector<PointResult> RunDistributed(const PointLoader& load,
   ParallelFor(points.size(), options.jobs, [&](size_t i) {
     loaded[i].emplace(load(points[i]));
     costs[i] = EstimatePointCost(*loaded[i], options.simulate_unfit);
+    // Without keep_details a point is loaded again where it is evaluated: every process
+    // holding every point's scenario would grow with the plan.
+    if (!options.keep_details && loaded[i]->ok()) loaded[i].reset();
   });
   auto evaluate = [&](const std::vector<size_t>& indices, const std::function<void(size_t)>& done) {
     std::vector<PointResult> results(points.size());
-    EvaluatePoints([&](size_t i) { return *loaded[i]; }, points, indices, options, done, &results);
+    EvaluatePoints([&](size_t i) { return loaded[i] ? *loaded[i] : load(points[i]); }, points,
+                   indices, options, done, &results);
     return results;
   };
   std::vector<PointResult> results = options.distributor->Run(costs, evaluate, options.progress);
   ParallelFor(points.size(), options.jobs, [&](size_t i) {
     results[i].overrides = points[i];
-    if (loaded[i]->ok()) results[i].scenario = std::move(**loaded[i]);
+    if (loaded[i] && loaded[i]->ok()) results[i].scenario = std::move(**loaded[i]);
   });
   return results;
 }

@@ -41,7 +41,7 @@ struct PointResult {
   enum class Outcome { kOk, kInvalid, kDoesNotFit } outcome = Outcome::kOk;
   std::string message;     // why invalid
   bool cancelled = false;  // never run because RunOptions::cancel was set (outcome kInvalid)
-  Scenario scenario;       // resolved (valid points)
+  Scenario scenario;       // resolved (valid points; empty without RunOptions::keep_details)
   SimReport report;        // kOk and kDoesNotFit (simulated anyway: the user may want the time)
 };
 
@@ -64,6 +64,11 @@ struct RunOptions {
   // evaluates its share and gets every result back; progress counts all processes' points.
   // Every process must make the same RunPoints calls. Null: this process runs every point.
   PointDistributor* distributor = nullptr;
+  // Keep each point's resolved scenario and its report's per-tensor memory table
+  // (MemoryReport::tensors) in its PointResult. A caller that needs only the reports' figures
+  // (and reloads the few scenarios it prints) turns it off: a plan then holds a few KB per
+  // point instead of ~25 KB.
+  bool keep_details = true;
 };
 
 // A base scenario given as text rather than a file: what an editor holds before it is saved.
