@@ -143,7 +143,7 @@ int32_t Builder::Emit(Op op) {
 Op Builder::Base(const std::string& name, int32_t program, int32_t layer, int32_t mb,
                  Phase phase) const {
   Op op;
-  op.name = (layer >= 0 ? "L" + std::to_string(layer) + "." : std::string()) + name;
+  if (names_) op.name = (layer >= 0 ? "L" + std::to_string(layer) + "." : std::string()) + name;
   op.program = program;
   op.layer = layer;
   op.micro_batch = mb;

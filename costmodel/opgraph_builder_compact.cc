@@ -209,10 +209,18 @@ bool HasCompactStepGraph(const Scenario& scenario) {
          !scenario.training.overlap_moe_expert_parallel_comm;
 }
 
-void BuildCompactStepGraph(const Scenario& scenario, CompactGraph* out) {
-  *out = CompactGraph{};
-  OpGraph scratch;
-  opgraph_internal::Builder(scenario, &scratch).BuildCompact(out);
+void BuildCompactStepGraph(const Scenario& scenario, CompactGraph* out, bool names) {
+  CompactGraph& cg = *out;
+  cg.units.clear();
+  cg.instances.clear();
+  cg.bindings.clear();
+  // The builder's scratch graph, one per thread: its op storage is reused unit after unit.
+  thread_local OpGraph scratch;
+  scratch.ops.clear();
+  opgraph_internal::Builder builder(scenario, &scratch);
+  if (!names) builder.OmitNames();
+  builder.BuildCompact(out);
+  scratch.ops.clear();
 }
 
 OpGraph ExpandCompactGraph(const CompactGraph& cg) {

@@ -55,6 +55,8 @@ class Builder {
   // (opgraph_builder_compact.cc). Compactable(): no paired tasks, queues or DualPipe.
   bool Compactable() const { return !dualpipe_ && !ep_overlap_; }
   void BuildCompact(CompactGraph* out);
+  // Ops without names (Op::name empty): for a caller that only times the program.
+  void OmitNames() { names_ = false; }
 
  private:
   // The position of (program, chunk) on its micro-batches' way through the model: the index of
@@ -216,6 +218,7 @@ class Builder {
   static constexpr size_t kNoSplit = static_cast<size_t>(-1);
   std::array<size_t, 2> a2a_at_ = {kNoSplit, kNoSplit};  // moe_ops' dispatch and combine
   std::vector<Op>* defer_ = nullptr;  // EmitOps holds back weight gradients here when set
+  bool names_ = true;
 };
 
 }  // namespace moesim::opgraph_internal

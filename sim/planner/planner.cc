@@ -125,6 +125,7 @@ void EvaluatePoints(const std::function<Expected<Scenario>(size_t)>& load,
           SimulateOptions opts;
           opts.network = options.network;
           opts.max_memory_bytes = per_point_memory;
+          opts.memory = &mem;
           if (topo.ok()) opts.topology = *topo;
           if (topo.ok() && options.network == NetworkLevel::kAnalytical) {
             auto net = cache.Network(*sc);

@@ -203,7 +203,7 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
   ScheduleResult s;
   GraphFigures fig;
   if (compact) {
-    BuildCompactStepGraph(sc, &compact_scratch);
+    BuildCompactStepGraph(sc, &compact_scratch, /*names=*/false);
     for (const GraphUnit& u : compact_scratch.units) MOESIM_RETURN_IF_ERROR(check_exchanges(u.ops));
     s = SimulateCompactSchedule(compact_scratch, timer, sc.hardware, &fig.hardware_flops_per_step);
     fig.Take(compact_scratch);
@@ -245,7 +245,7 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
   r.tokens_per_s = fig.tokens_per_step / s.step_time_s;
   r.tflops_per_device = fig.hardware_flops_per_step / s.step_time_s / devices / 1e12;
   r.cost = ComputeScenarioCost(sc);
-  r.memory = ComputeMemory(sc);
+  r.memory = options.memory != nullptr ? *options.memory : ComputeMemory(sc);
   r.num_ops = fig.num_ops;
   for (size_t i = 0; i < mesh.placement_order.size(); ++i) {
     const MeshAxis ax = mesh.placement_order[i];

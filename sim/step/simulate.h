@@ -39,6 +39,9 @@ struct SimulateOptions {
   // Memory this simulation may use, in bytes: a step program estimated to need more is refused
   // (kInvalidInput) before it is built. 0 = the machine's physical memory.
   double max_memory_bytes = 0;
+  // ComputeMemory(scenario), when the caller has it already (the planner checks every point's
+  // memory first); null = computed here.
+  const MemoryReport* memory = nullptr;
 };
 
 // The memory a simulation of `scenario` is estimated to need, in bytes, from the bound on its

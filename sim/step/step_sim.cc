@@ -221,20 +221,24 @@ void ComputeBreakdown(const OpGraph& g, ScheduleResult* r) {
 ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
                                        const CollectiveTimer& collective_time,
                                        const HardwareProfile& hw, double* hardware_flops) {
-  // Each unit flattened: its ops' durations (timed once: every instance's are the same),
-  // streams, FLOPs and dependencies, and a slot for the end of each op a later instance waits
-  // for.
+  // Every unit's ops back to back (units[u] at [first[u], first[u + 1])), timed once (every
+  // instance's are the same): durations, streams, FLOPs, dependencies (in the unit, or its
+  // inputs: -1 - input), and a slot for the end of each op a later instance waits for. One set
+  // of arrays per thread, reused call after call.
   struct Flat {
     std::vector<double> dur, flops;
-    std::vector<int32_t> stream, dep_begin, deps, export_slot;
+    std::vector<int32_t> stream, dep_begin, deps, export_slot, first, exports;
     std::vector<uint8_t> compute;
-    int32_t exports = 0;
   };
-  std::vector<Flat> flat(cg.units.size());
+  thread_local Flat f;
+  for (auto* v : {&f.dur, &f.flops}) v->clear();
+  for (auto* v : {&f.stream, &f.dep_begin, &f.deps, &f.export_slot, &f.first, &f.exports}) {
+    v->clear();
+  }
+  f.compute.clear();
   size_t widest = 0, most_inputs = 0;
-  for (size_t u = 0; u < cg.units.size(); ++u) {
-    const GraphUnit& unit = cg.units[u];
-    Flat& f = flat[u];
+  for (const GraphUnit& unit : cg.units) {
+    f.first.push_back(static_cast<int32_t>(f.dur.size()));
     for (const Op& op : unit.ops) {
       f.dur.push_back(op.is_collective ? collective_time(op.collective, op.program)
                                        : ComputeTimeS(op.compute, hw));
@@ -243,33 +247,36 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
       f.compute.push_back(op.is_collective ? 0 : 1);
       f.dep_begin.push_back(static_cast<int32_t>(f.deps.size()));
       f.deps.insert(f.deps.end(), op.deps.begin(), op.deps.end());
+      f.export_slot.push_back(-1);
     }
-    f.dep_begin.push_back(static_cast<int32_t>(f.deps.size()));
-    f.export_slot.assign(unit.ops.size(), -1);
     widest = std::max(widest, unit.ops.size());
     most_inputs = std::max(most_inputs, static_cast<size_t>(unit.num_inputs));
   }
+  f.first.push_back(static_cast<int32_t>(f.dur.size()));
+  f.dep_begin.push_back(static_cast<int32_t>(f.deps.size()));
+  f.exports.assign(cg.units.size(), 0);
   auto unit_of = [&](int32_t instance) {
     return static_cast<size_t>(cg.instances[static_cast<size_t>(instance)].unit);
   };
+  auto slot_of = [&](const OpRef& r) -> int32_t& {
+    return f.export_slot[static_cast<size_t>(f.first[unit_of(r.instance)] + r.op)];
+  };
   for (const OpRef& r : cg.bindings) {
-    Flat& f = flat[unit_of(r.instance)];
-    int32_t& s = f.export_slot[static_cast<size_t>(r.op)];
-    if (s < 0) s = f.exports++;
+    int32_t& s = slot_of(r);
+    if (s < 0) s = f.exports[unit_of(r.instance)]++;
   }
   std::vector<int64_t> export_base(cg.instances.size());
   int64_t total_exports = 0;
   for (size_t i = 0; i < cg.instances.size(); ++i) {
     export_base[i] = total_exports;
-    total_exports += flat[static_cast<size_t>(cg.instances[i].unit)].exports;
+    total_exports += f.exports[static_cast<size_t>(cg.instances[i].unit)];
   }
   std::vector<double> exported(static_cast<size_t>(total_exports), 0.0);
   // Where each binding's op leaves its end time.
   std::vector<int64_t> bound(cg.bindings.size());
   for (size_t b = 0; b < cg.bindings.size(); ++b) {
     const OpRef& r = cg.bindings[b];
-    bound[b] = export_base[static_cast<size_t>(r.instance)] +
-               flat[unit_of(r.instance)].export_slot[static_cast<size_t>(r.op)];
+    bound[b] = export_base[static_cast<size_t>(r.instance)] + slot_of(r);
   }
 
   // RunPass's arithmetic (start = max(stream free, dependencies' ends); end = start + duration),
@@ -282,19 +289,19 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
       const UnitInstance& inst = cg.instances[i];
       const GraphUnit& unit = cg.units[static_cast<size_t>(inst.unit)];
       if (only >= 0 && unit.program != only) continue;
-      const Flat& f = flat[static_cast<size_t>(inst.unit)];
+      const size_t u0 = static_cast<size_t>(f.first[static_cast<size_t>(inst.unit)]);
       for (int32_t k = 0; k < unit.num_inputs; ++k) {
         in[static_cast<size_t>(k)] =
             exported[static_cast<size_t>(bound[static_cast<size_t>(inst.first_binding + k)])];
       }
       double* free = &stream_free[static_cast<size_t>(unit.program * kNumStreams)];
       double* out = exported.data() + export_base[i];
-      const double* dur = f.dur.data();
-      const int32_t* stream = f.stream.data();
-      const int32_t* dep_begin = f.dep_begin.data();
+      const double* dur = f.dur.data() + u0;
+      const int32_t* stream = f.stream.data() + u0;
+      const int32_t* dep_begin = f.dep_begin.data() + u0;
       const int32_t* deps = f.deps.data();
-      const int32_t* slot = f.export_slot.data();
-      const size_t n = f.dur.size();
+      const int32_t* slot = f.export_slot.data() + u0;
+      const size_t n = unit.ops.size();
       for (size_t j = 0; j < n; ++j) {
         double start = free[stream[j]];
         for (int32_t k = dep_begin[j]; k < dep_begin[j + 1]; ++k) {
@@ -306,7 +313,7 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
         end[j] = e;
         free[stream[j]] = e;
         if (slot[j] >= 0) out[slot[j]] = e;
-        visit(inst, unit, f, j, start, e);
+        visit(inst, unit, u0 + j, j, start, e);
       }
     }
   };
@@ -314,21 +321,21 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
   ScheduleResult r;
   std::vector<double> compute(static_cast<size_t>(cg.num_programs), 0.0);
   double flops = 0;
-  replay(-1, [&](const UnitInstance&, const GraphUnit& unit, const Flat& f, size_t j, double start,
+  replay(-1, [&](const UnitInstance&, const GraphUnit& unit, size_t at, size_t, double start,
                  double e) {
     r.step_time_s = std::max(r.step_time_s, e);
-    if (f.compute[j]) compute[static_cast<size_t>(unit.program)] += e - start;
-    flops += f.flops[j];
+    if (f.compute[at]) compute[static_cast<size_t>(unit.program)] += e - start;
+    flops += f.flops[at];
   });
   *hardware_flops = flops * static_cast<double>(cg.devices_per_program);
   r.critical_program =
       static_cast<int32_t>(std::max_element(compute.begin(), compute.end()) - compute.begin());
   // The critical program again, its ops' blockers from the unit's ops and the bound inputs.
   BreakdownWalk walk(r.critical_program);
-  replay(r.critical_program, [&](const UnitInstance& inst, const GraphUnit& unit, const Flat& f,
+  replay(r.critical_program, [&](const UnitInstance& inst, const GraphUnit& unit, size_t at,
                                  size_t j, double start, double e) {
     const Op& op = unit.ops[j];
-    if (!f.compute[j]) {
+    if (!f.compute[at]) {
       walk.Collective(start, e);
       return;
     }
