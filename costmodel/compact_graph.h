@@ -18,9 +18,13 @@
 // caller builds the full graph): DualPipe and Megatron-Core's combined 1F1B step
 // (training.overlap_moe_expert_parallel_comm), whose tasks run in pairs and queues.
 //
+// Without names, a unit also serves every pipeline chunk whose ops are the same up to their
+// program, layer numbers and the peers of their sends (the middle stages of a pipeline): a
+// program's collectives are then timed once for all (the analytical network's times do not
+// depend on the program).
+//
 // Invariants: instances are in BuildStepGraph's emission order; a binding refers to an earlier
-// instance; each program's instances run in that program's op order; a unit belongs to one
-// program (its ops carry that program and the peers of its sends).
+// instance; each program's instances run in that program's op order.
 // Thread safety: pure functions.
 #pragma once
 
@@ -39,7 +43,10 @@ struct OpRef {
 };
 
 struct GraphUnit {
+  // The program (and the first layer of the pipeline chunk) it was built on; a unit shared by
+  // several (see BuildCompactStepGraph) serves each instance with its own.
   int32_t program = 0;
+  int32_t first_layer = 0;
   // The unit's ops, op.id = their index. A dependency d >= 0 is op d of the unit; d < 0 is the
   // unit's input -1 - d (an op of an earlier instance, bound per instance).
   std::vector<Op> ops;
@@ -49,6 +56,9 @@ struct GraphUnit {
 
 struct UnitInstance {
   int32_t unit = 0;
+  int32_t program = 0;        // replaces the unit's program in its ops (and its sends' peers
+                              // move with it)
+  int32_t layer_offset = 0;   // added to the layer of its ops that have one
   int32_t micro_batch = -1;   // replaces the unit's micro_batch in its ops
   int64_t first_op_id = 0;    // the id of its first op in the expanded graph
   int64_t first_binding = 0;  // its inputs: CompactGraph::bindings[first_binding + i]
@@ -74,12 +84,13 @@ bool HasCompactStepGraph(const Scenario& scenario);
 
 // The compact program of `scenario` into *out, whose storage is reused (a caller that builds
 // one after another keeps its pages). Without `names` the ops' names stay empty (a caller that
-// only runs the program: a fifth of the building's time went to them).
+// only runs the program: a fifth of the building's time went to them) and units are shared
+// between pipeline chunks that run the same ops (above).
 // REQUIRES: HasCompactStepGraph(scenario).
 void BuildCompactStepGraph(const Scenario& scenario, CompactGraph* out, bool names = true);
 
-// The full graph: equal, op for op, to BuildStepGraph(scenario) for the scenario it came from,
-// except OpGraph::hardware_flops_per_step, which it sums the same way.
+// The full graph: equal, op for op, to BuildStepGraph(scenario) for the scenario it came from
+// (names empty when built without), hardware_flops_per_step summed the same way.
 OpGraph ExpandCompactGraph(const CompactGraph& compact);
 
 }  // namespace moesim

@@ -2,6 +2,7 @@
 // references, each distinct task of a stage emitted once by the builder itself
 // (opgraph_builder_internal.h), so that the compact graph expands to BuildStepGraph's op for op.
 #include <functional>
+#include <map>
 #include <tuple>
 #include <unordered_map>
 
@@ -37,6 +38,7 @@ int32_t Builder::MakeUnit(const UnitContext& ctx, const std::function<void()>& e
   auto port = [&](int32_t id) { return id < 0 ? kNoPort : id >= inputs ? id - inputs : -1 - id; };
   GraphUnit unit;
   unit.program = p;
+  unit.first_layer = ctx.first_layer;
   unit.micro_batch = ctx.mb;
   unit.num_inputs = inputs;
   unit.ops.reserve(g_.ops.size() - static_cast<size_t>(inputs));
@@ -81,8 +83,9 @@ void Builder::BuildCompact(CompactGraph* out) {
     return static_cast<size_t>(mb) * static_cast<size_t>(num_vs) + static_cast<size_t>(vs);
   };
   std::vector<OpRef> sent_fwd(slot(n_mb_, 0)), sent_bwd(slot(n_mb_, 0));
-  // A unit by what decides its ops: (task or optimizer, program, chunk, forward, last
-  // micro-batch, whether the program has a compute op before it, ops carried, gradient syncs).
+  // A unit by what decides its ops: (task or optimizer, where: the program and chunk, or without
+  // names the chunk's content (ContentOf); forward, last micro-batch, whether the program has a
+  // compute op before it, ops carried, gradient syncs).
   using Key = std::tuple<bool, int32_t, int32_t, bool, bool, bool, size_t, size_t>;
   struct KeyHash {
     size_t operator()(const Key& k) const {
@@ -109,7 +112,9 @@ void Builder::BuildCompact(CompactGraph* out) {
     const int32_t u = it->second.first;
     const UnitPorts& ports = it->second.second;
     const int32_t inst = static_cast<int32_t>(cg.instances.size());
-    cg.instances.push_back({u, ctx.mb, next_id, static_cast<int64_t>(cg.bindings.size())});
+    cg.instances.push_back({u, ctx.program,
+                            ctx.first_layer - cg.units[static_cast<size_t>(u)].first_layer, ctx.mb,
+                            next_id, static_cast<int64_t>(cg.bindings.size())});
     cg.bindings.insert(cg.bindings.end(), inputs.begin(), inputs.end());
     next_id += static_cast<int64_t>(cg.units[static_cast<size_t>(u)].ops.size());
     auto ref = [&](int32_t port) {
@@ -131,12 +136,38 @@ void Builder::BuildCompact(CompactGraph* out) {
     if (t.forward) return vs == 0 || sent_fwd[slot(t.mb, vs - 1)].instance >= 0;
     return vs == LastVirtualStage() || sent_bwd[slot(t.mb, vs + 1)].instance >= 0;
   };
+  // Without names: pipeline chunks with the same ops share an id (their units are shared).
+  using Content = std::tuple<bool, bool, bool, bool, int32_t, int32_t,
+                             std::vector<std::pair<const void*, bool>>>;
+  std::map<Content, int32_t> contents;
+  std::vector<int32_t> content_of(static_cast<size_t>(num_vs), -1);
+  auto where = [&](int32_t p, int32_t chunk) {
+    if (names_) return p * chunks_ + chunk;
+    const int32_t vs = VirtualStage(p, chunk);
+    int32_t& id = content_of[static_cast<size_t>(vs)];
+    if (id < 0) {
+      const PipelineChunk& c = layout_.stages[static_cast<size_t>(vs)];
+      Content key{c.embedding,
+                  c.head,
+                  vs == 0,
+                  vs == LastVirtualStage(),
+                  vs < LastVirtualStage() ? ProgramOf(chunk, vs + 1) - p : 0,
+                  vs > 0 ? ProgramOf(chunk, vs - 1) - p : 0,
+                  {}};
+      for (int64_t l = c.first_layer; l < c.first_layer + c.num_layers; ++l) {
+        std::get<6>(key).emplace_back(plan_.LayerOps(sc_.model, l).data(), sc_.model.IsMoeLayer(l));
+      }
+      id = contents.emplace(std::move(key), static_cast<int32_t>(contents.size())).first->second;
+    }
+    return -1 - id;
+  };
   std::vector<OpRef> inputs;
   auto task = [&](int32_t p, const Task& t) {
     const size_t pi = static_cast<size_t>(p);
     const int32_t vs = VirtualStage(p, t.chunk);
     UnitContext ctx;
     ctx.program = p;
+    ctx.first_layer = static_cast<int32_t>(layout_.stages[static_cast<size_t>(vs)].first_layer);
     ctx.mb = t.mb;
     ctx.forward = t.forward;
     ctx.has_last_compute = last_compute[pi].instance >= 0;
@@ -152,9 +183,14 @@ void Builder::BuildCompact(CompactGraph* out) {
       inputs.push_back(sent_bwd[slot(t.mb, vs + 1)]);
     }
     ctx.send = std::make_pair(t.mb, vs);
-    const Key key{
-        true,      p, t.chunk, t.forward, t.mb == LastMicroBatch(t.chunk), ctx.has_last_compute,
-        ctx.carry, 0};
+    const Key key{true,
+                  where(p, t.chunk),
+                  0,
+                  t.forward,
+                  t.mb == LastMicroBatch(t.chunk),
+                  ctx.has_last_compute,
+                  ctx.carry,
+                  0};
     instance(
         key, ctx, [&] { EmitTask(p, t); }, inputs);
   };
@@ -234,6 +270,11 @@ OpGraph ExpandCompactGraph(const CompactGraph& cg) {
     for (const Op& u : unit.ops) {
       Op op = u;
       op.id = static_cast<int32_t>(inst.first_op_id + u.id);
+      op.program = inst.program;
+      if (op.layer >= 0) op.layer += inst.layer_offset;
+      if (op.is_collective && op.collective.kind == CollectiveKind::kSendRecv) {
+        op.collective.peer_program += inst.program - unit.program;
+      }
       if (op.micro_batch == unit.micro_batch) op.micro_batch = inst.micro_batch;
       for (int32_t& d : op.deps) {
         if (d >= 0) {

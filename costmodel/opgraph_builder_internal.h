@@ -172,6 +172,7 @@ class Builder {
   static constexpr int32_t kNoPort = std::numeric_limits<int32_t>::min();
   struct UnitContext {
     int32_t program = 0;
+    int32_t first_layer = 0;  // of the task's pipeline chunk
     int32_t mb = -1;
     bool has_last_compute = false;                    // input slot 0: the program's last compute op
     size_t carry = 0;                                 // then the ops carried from its previous task

@@ -133,15 +133,16 @@ class BreakdownWalk {
     b_.comm_total_s += end - start;
     own_ = std::max(own_, end);
   }
-  // A compute op of the program; `blocker` the dependency that finished last (at `latest`),
-  // null without dependencies.
-  void Compute(const Op& op, double start, double end, const Op* blocker, double latest) {
+  // A compute op of the program; `blocker` the dependency that finished last (at `latest`), on
+  // `blocker_program`; null without dependencies.
+  void Compute(const Op& op, double start, double end, const Op* blocker, int32_t blocker_program,
+               double latest) {
     const double gap = start - cursor_;
     if (gap > 0) {
       // Blame the dependency that finished last (the one the op actually waited for).
       if (blocker == nullptr || latest <= cursor_) {
         b_.idle_s += gap;
-      } else if (blocker->program != p_ || blocker->stream == kP2pStream) {
+      } else if (blocker_program != p_ || blocker->stream == kP2pStream) {
         b_.bubble_s += gap;
       } else if (blocker->is_collective) {
         b_.exposed_comm_s += gap;
@@ -213,7 +214,8 @@ void ComputeBreakdown(const OpGraph& g, ScheduleResult* r) {
         blocker = &g.ops[static_cast<size_t>(d)];
       }
     }
-    walk.Compute(op, t.start_s, t.end_s, blocker, latest);
+    walk.Compute(op, t.start_s, t.end_s, blocker, blocker != nullptr ? blocker->program : -1,
+                 latest);
   }
   r->breakdown = walk.Finish(r->step_time_s);
 }
@@ -288,13 +290,13 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
     for (size_t i = 0; i < cg.instances.size(); ++i) {
       const UnitInstance& inst = cg.instances[i];
       const GraphUnit& unit = cg.units[static_cast<size_t>(inst.unit)];
-      if (only >= 0 && unit.program != only) continue;
+      if (only >= 0 && inst.program != only) continue;
       const size_t u0 = static_cast<size_t>(f.first[static_cast<size_t>(inst.unit)]);
       for (int32_t k = 0; k < unit.num_inputs; ++k) {
         in[static_cast<size_t>(k)] =
             exported[static_cast<size_t>(bound[static_cast<size_t>(inst.first_binding + k)])];
       }
-      double* free = &stream_free[static_cast<size_t>(unit.program * kNumStreams)];
+      double* free = &stream_free[static_cast<size_t>(inst.program * kNumStreams)];
       double* out = exported.data() + export_base[i];
       const double* dur = f.dur.data() + u0;
       const int32_t* stream = f.stream.data() + u0;
@@ -321,10 +323,10 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
   ScheduleResult r;
   std::vector<double> compute(static_cast<size_t>(cg.num_programs), 0.0);
   double flops = 0;
-  replay(-1, [&](const UnitInstance&, const GraphUnit& unit, size_t at, size_t, double start,
+  replay(-1, [&](const UnitInstance& inst, const GraphUnit&, size_t at, size_t, double start,
                  double e) {
     r.step_time_s = std::max(r.step_time_s, e);
-    if (f.compute[at]) compute[static_cast<size_t>(unit.program)] += e - start;
+    if (f.compute[at]) compute[static_cast<size_t>(inst.program)] += e - start;
     flops += f.flops[at];
   });
   *hardware_flops = flops * static_cast<double>(cg.devices_per_program);
@@ -340,10 +342,12 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
       return;
     }
     const Op* blocker = nullptr;
+    int32_t blocker_program = -1;
     double latest = -1;
     for (int32_t d : op.deps) {
       double dep_end;
       const Op* dep;
+      int32_t dep_program = inst.program;
       if (d >= 0) {
         dep_end = end[static_cast<size_t>(d)];
         dep = &unit.ops[static_cast<size_t>(d)];
@@ -351,13 +355,15 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
         const OpRef& b = cg.bindings[static_cast<size_t>(inst.first_binding - 1 - d)];
         dep_end = in[static_cast<size_t>(-1 - d)];
         dep = &cg.units[unit_of(b.instance)].ops[static_cast<size_t>(b.op)];
+        dep_program = cg.instances[static_cast<size_t>(b.instance)].program;
       }
       if (dep_end > latest) {
         latest = dep_end;
         blocker = dep;
+        blocker_program = dep_program;
       }
     }
-    walk.Compute(op, start, e, blocker, latest);
+    walk.Compute(op, start, e, blocker, blocker_program, latest);
   });
   r.breakdown = walk.Finish(r.step_time_s);
   return r;
