@@ -68,6 +68,10 @@ RunFn Setup(CLI::App* sub) {
       ->check(CLI::PositiveNumber);
   hf->add_option("--json", *json, "Write the listing as JSON to FILE, or to stdout with -")
       ->type_name("FILE|-");
+  hf->footer(
+      "Example: moesim import hf config.json --out model.textproto && moesim simulate "
+      "model.textproto\nOnly the model block comes from the config; cluster (one 8-GPU H100 "
+      "node), sharding and training are defaults to edit (docs/import.md).");
   return [config, out, json, seq_len]() -> Status {
     std::ifstream in(*config, std::ios::binary);
     if (!in) return Status::InvalidInput(*config + ": cannot open");
