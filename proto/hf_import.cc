@@ -6,6 +6,7 @@
 #include <google/protobuf/text_format.h>
 
 #include "proto/hf_import_keys.h"
+#include "proto/scenario_loader.h"
 
 namespace moesim {
 namespace hf {
@@ -161,7 +162,7 @@ bool Keys::Has(const Obj& o, const std::string& key) const {
 
 Status Keys::Int(const Obj& o, const std::string& key, int64_t* v) const {
   if (!Has(o, key)) {
-    return Error(o, key, "missing: the importer needs it for this model_type");
+    return Error(o, key, "missing (or null): the importer needs it for this model_type");
   }
   auto r = OptInt(o, key, v);
   return r.ok() ? Status::Ok() : r.status();
@@ -406,6 +407,13 @@ Expected<HfImport> ImportHfConfig(const std::string& json_text, const std::strin
   }
   for (const auto& n : out.notes) head += "# Note: " + n + "\n";
   out.scenario_text = head + body;
+  // The scenario must load as written: values a model block refuses (a placement past the
+  // layers, heads that do not divide the width) are the config's error, named here.
+  auto loaded = LoadScenarioFromText(out.scenario_text, source_name, {});
+  if (!loaded.ok()) {
+    return Status::InvalidInput(
+        source_name + ": its values do not make a valid model: " + loaded.status().message());
+  }
   return out;
 }
 

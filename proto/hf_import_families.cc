@@ -20,11 +20,13 @@ bool IsMoeFamily(const std::string& f) {
 }
 
 // hidden_act of a gated (three-matrix) FFN: any activation costs as moesim's SwiGLU.
-void MapGatedFfn(Keys& k, const Obj& o, pb::Model* m) {
+Status MapGatedFfn(Keys& k, const Obj& o, pb::Model* m) {
   m->set_ffn_kind(pb::Model::SWIGLU);
   std::string act = "silu";
-  (void)k.OptString(o, "hidden_act", &act);
+  auto a = k.OptString(o, "hidden_act", &act);
+  if (!a.ok()) return a.status();
   k.Map(o, "hidden_act", "model.ffn_kind", "SWIGLU (gated FFN with " + act + ")");
+  return Status::Ok();
 }
 
 // Sliding-window attention keys of the Mistral / Qwen2 / Qwen3 configs.
@@ -56,13 +58,12 @@ Status MapSlidingWindow(Keys& k, const Obj& o) {
 }
 
 // attention_bias / mlp_bias: moesim's model.linear_bias puts biases on every linear layer.
-Status MapBiases(Keys& k, const Obj& o, pb::Model* m, bool forced_attention_bias) {
+Status MapBiases(Keys& k, const Obj& o, pb::Model* m) {
   bool attn = false, mlp = false;
   auto a = k.OptBool(o, "attention_bias", &attn);
   if (!a.ok()) return a.status();
   auto p = k.OptBool(o, "mlp_bias", &mlp);
   if (!p.ok()) return p.status();
-  if (forced_attention_bias) attn = true;
   if (attn == mlp) {
     m->set_linear_bias(attn);
     k.Map(o, "attention_bias", "model.linear_bias", attn ? "true" : "false");
@@ -118,7 +119,7 @@ Status ReadLlamaLike(Keys& k, const Obj& o, const std::string& f, Built* b) {
   k.Map(o, "tie_word_embeddings", "model.tie_embeddings", tie ? "true" : "false");
   m->set_norm_kind(pb::Model::RMSNORM);
   m->set_position_kind(pb::Model::ROPE);
-  MapGatedFfn(k, o, m);
+  MOESIM_RETURN_IF_ERROR(MapGatedFfn(k, o, m));
 
   // Dense FFN size, expert count and size.
   const bool moe = IsMoeFamily(f);
@@ -228,15 +229,18 @@ Status ReadLlamaLike(Keys& k, const Obj& o, const std::string& f, Built* b) {
         "GPT-OSS's attention sinks (one learned logit per head, no key says so) are not "
         "modelled");
     if (k.Has(o, "layer_types")) {
+      const json& types = o.j->at("layer_types");
+      if (!types.is_array()) return k.Error(o, "layer_types", "must be an array of strings");
       int64_t sliding = 0;
-      for (const json& l : o.j->at("layer_types")) sliding += l == "sliding_attention" ? 1 : 0;
+      for (const json& l : types) sliding += l == "sliding_attention" ? 1 : 0;
       k.NotMapped(o, "layer_types",
                   Num(sliding) +
                       " layers attend over a sliding window (sliding_window tokens), "
                       "the others over the whole sequence: moesim's attention is full causal on "
                       "every layer, so the windowed layers' attention is overcounted");
       int64_t w = 0;
-      (void)k.OptInt(o, "sliding_window", &w);
+      auto sw = k.OptInt(o, "sliding_window", &w);
+      if (!sw.ok()) return sw.status();
       k.NotMapped(o, "sliding_window",
                   "window of " + Num(w) + " tokens on the sliding layers (see layer_types)");
     } else {
@@ -244,7 +248,7 @@ Status ReadLlamaLike(Keys& k, const Obj& o, const std::string& f, Built* b) {
     }
     k.Ignore(o, "initial_context_length", "the context length before RoPE scaling: numerics");
   } else {
-    MOESIM_RETURN_IF_ERROR(MapBiases(k, o, m, false));
+    MOESIM_RETURN_IF_ERROR(MapBiases(k, o, m));
     if (f == "mistral" || f == "mixtral" || f == "qwen2" || f == "qwen3" || f == "qwen2_moe" ||
         f == "qwen3_moe") {
       MOESIM_RETURN_IF_ERROR(MapSlidingWindow(k, o));
@@ -295,7 +299,7 @@ Status ReadDeepSeek(Keys& k, const Obj& o, const std::string& f, Built* b) {
   k.Map(o, "tie_word_embeddings", "model.tie_embeddings", tie ? "true" : "false");
   m->set_norm_kind(pb::Model::RMSNORM);
   m->set_position_kind(pb::Model::ROPE);
-  MapGatedFfn(k, o, m);
+  MOESIM_RETURN_IF_ERROR(MapGatedFfn(k, o, m));
   bool attn_bias = false;
   auto ab = k.OptBool(o, "attention_bias", &attn_bias);
   if (!ab.ok()) return ab.status();
@@ -440,7 +444,7 @@ Status ReadLlama4(Keys& k, const Obj& root, const std::string& f, Built* b) {
   m->set_norm_kind(pb::Model::RMSNORM);
   m->set_position_kind(pb::Model::ROPE);
   m->set_linear_bias(false);
-  MapGatedFfn(k, o, m);
+  MOESIM_RETURN_IF_ERROR(MapGatedFfn(k, o, m));
   MOESIM_RETURN_IF_ERROR(k.Int(o, "intermediate_size_mlp", &v));
   m->set_d_ff(v);
   k.Map(o, "intermediate_size_mlp", "model.d_ff", Num(v));

@@ -311,6 +311,14 @@ TEST(HfImport, RefusalsNameTheFileTheKeyAndItsLine) {
   m = Refusal("{\n\"model_type\": \"llama\",\n\"hidden_size\": 64,,\n}");
   EXPECT_NE(m.find("cfg.json:3"), std::string::npos) << m;
   EXPECT_NE(m.find("not JSON"), std::string::npos) << m;
+  // Values each of the right type that together make no valid model: the loader's reason.
+  m = Refusal(R"({"model_type": "deepseek_v3", "hidden_size": 64, "num_hidden_layers": 4,
+      "num_attention_heads": 4, "intermediate_size": 256, "moe_intermediate_size": 32,
+      "n_routed_experts": 8, "num_experts_per_tok": 2, "first_k_dense_replace": 9,
+      "kv_lora_rank": 32, "qk_rope_head_dim": 8, "qk_nope_head_dim": 16, "v_head_dim": 16,
+      "vocab_size": 1000})");
+  EXPECT_NE(m.find("cfg.json"), std::string::npos) << m;
+  EXPECT_NE(m.find("placement_k"), std::string::npos) << m;
   m = Refusal("[1, 2]");
   EXPECT_NE(m.find("object"), std::string::npos) << m;
 }
