@@ -55,6 +55,15 @@ TEST(HfImportParams, DeepSeekV3Is671BTotalAnd37BActivated) {
   EXPECT_GT(c.params.mtp, 0);
 }
 
+// Qwen3-235B-A22B's model card: 235B parameters in total, 22B activated, 234B without the
+// embeddings. Its QK-norm weights (2 x 128 per layer) are not counted.
+TEST(HfImportParams, Qwen3_235B_A22BIs235BTotalAnd22BActivated) {
+  const Counted c = Count("qwen3-235b-a22b.json");
+  EXPECT_NEAR(c.params.total / 235e9, 1.0, 0.01);
+  EXPECT_NEAR(c.params.activated / 22e9, 1.0, 0.01);
+  EXPECT_NEAR((c.params.total - c.params.embedding) / 234e9, 1.0, 0.01);
+}
+
 // Qwen's blog "Qwen1.5-MoE: Matching 7B Model Performance with 1/3 Activated Parameters" and model
 // card: 14.3B total, 2.7B activated. Qwen2's query/key/value biases (no config key; left out, see
 // docs/import.md) are 24 x 3 x 2048 = 147k parameters, far under 1%.

@@ -26,9 +26,11 @@ std::string ReadData(const std::string& name) {
 }
 
 const char* const kShipped[] = {
-    "mixtral-8x7b.json", "qwen1.5-moe-a2.7b.json", "deepseek-v2-lite.json",
-    "deepseek-v3.json",  "gpt-oss-120b.json",      "llama-3.1-8b.json",
-    "qwen3-8b.json",     "mistral-7b-v0.3.json",   "gpt2.json",
+    "mixtral-8x7b.json",      "qwen3-235b-a22b.json",
+    "qwen1.5-moe-a2.7b.json", "deepseek-v2-lite.json",
+    "deepseek-v3.json",       "gpt-oss-120b.json",
+    "llama-3.1-8b.json",      "qwen3-8b.json",
+    "mistral-7b-v0.3.json",   "gpt2.json",
 };
 
 // Every key the report names, with how many lists name it.
