@@ -73,6 +73,10 @@ RunFn Setup(CLI::App* sub) {
       "model.textproto\nOnly the model block comes from the config; cluster (one 8-GPU H100 "
       "node), sharding and training are defaults to edit (docs/import.md).");
   return [config, out, json, seq_len]() -> Status {
+    if (*json == "-" && out->empty()) {
+      return Status::InvalidInput(
+          "--json - writes the listing to stdout, where the scenario would go: give --out FILE");
+    }
     std::ifstream in(*config, std::ios::binary);
     if (!in) return Status::InvalidInput(*config + ": cannot open");
     std::stringstream text;

@@ -51,8 +51,13 @@ TEST(ImportCli, WithoutOutTheScenarioGoesToStdoutAndTheListingToStderr) {
 }
 
 TEST(ImportCli, JsonListsEveryKeyOnce) {
-  const RunResult r = Moesim("import hf " + Data("deepseek-v3.json") + " --json -");
+  // Without --out stdout would carry both: refused.
+  EXPECT_EQ(Moesim("import hf " + Data("deepseek-v3.json") + " --json - 2>&1").exit_code, 2);
+  const std::string out = TempPath("deepseek.textproto");
+  const RunResult r =
+      Moesim("import hf " + Data("deepseek-v3.json") + " --out " + out + " --json -");
   ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::remove(out.c_str());
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["model_type"], "deepseek_v3");
   std::ifstream in(Data("deepseek-v3.json"));
