@@ -18,23 +18,27 @@
 namespace moesim {
 namespace {
 
-Scenario Moe11T() {
+// Artetxe et al.'s 1.1T MoE, 3D sharding with expert 512, on `chips` TPU-v4 (1,024: 8x8x16;
+// 4,096: 16x16x16), 2,048 tokens per chip.
+Scenario Moe11T(int64_t chips = 1024) {
+  const std::string shape = chips == 4096 ? "16x16x16" : "8x8x16";
   auto sc = LoadScenario(
       {std::string(MOESIM_SOURCE_DIR) + "/scenarios/artetxe2021/moe-1.1t.textproto",
-       {"cluster.topology=tpu-v4:8x8x16", "sharding.strategy=APPLE_3D", "sharding.mesh.data=2",
-        "sharding.mesh.expert=512", "training.global_batch_tokens=2097152"}});
+       {"cluster.topology=tpu-v4:" + shape, "sharding.strategy=APPLE_3D",
+        "sharding.mesh.data=" + std::to_string(chips / 512), "sharding.mesh.expert=512",
+        "training.global_batch_tokens=" + std::to_string(chips * 2048)}});
   if (!sc.ok()) std::abort();
   return *sc;
 }
 
 void BM_Simulate11TCold(benchmark::State& state) {
-  const Scenario sc = Moe11T();
+  const Scenario sc = Moe11T(state.range(0));
   for (auto _ : state) {
     auto r = SimulateScenario(sc, {});
     benchmark::DoNotOptimize(r);
   }
 }
-BENCHMARK(BM_Simulate11TCold)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Simulate11TCold)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond);
 
 void BM_Simulate11TWarm(benchmark::State& state) {
   const Scenario sc = Moe11T();
