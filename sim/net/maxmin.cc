@@ -133,6 +133,7 @@ void MaxMinSystem::Fix(VariableId v, double rate) {
   Var& var = vars_[v];
   var.fixed = true;
   var.rate = rate;
+  --unfixed_vars_;
   const ConstraintId* c = pool_.data() + var.offset;
   const double* a = coef_pool_.data() + var.offset;
   for (int32_t k = 0; k < var.length; ++k) {
@@ -231,9 +232,12 @@ void MaxMinSystem::Solve(std::vector<VariableId>* changed) {
   std::make_heap(heap_.begin(), heap_.end(), Later{});
 
   // Progressive filling. `level` is the last share fixed: shares never decrease, so a share
-  // computed below it (rounding in `remaining`) is clamped to it.
+  // computed below it (rounding in `remaining`) is clamped to it. Once every variable is fixed
+  // the keys left are stale (each would be skipped below): a bundle across a fabric leaves one
+  // per link it crosses, which popping one by one made most of a large solve.
+  unfixed_vars_ = static_cast<int64_t>(comp_vars_.size());
   double level = 0;
-  while (!heap_.empty()) {
+  while (!heap_.empty() && unfixed_vars_ > 0) {
     std::pop_heap(heap_.begin(), heap_.end(), Later{});
     const HeapKey key = heap_.back();
     heap_.pop_back();

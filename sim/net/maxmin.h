@@ -148,6 +148,7 @@ class MaxMinSystem {
   int64_t non_unit_weights_ = 0;  // live variables with weight != 1
   int64_t non_unit_coefs_ = 0;    // live variables with a coefficient != 1
   int64_t last_solved_ = 0;
+  int64_t unfixed_vars_ = 0;  // of the component being solved
   uint32_t epoch_ = 0;
   // Scratch reused across solves.
   std::vector<ConstraintId> comp_cons_;
