@@ -145,6 +145,10 @@ void EvaluatePoints(const std::function<Expected<Scenario>(size_t)>& load,
       if (!options.keep_details) {
         r.scenario = Scenario{};
         r.report.memory.tensors = {};
+        r.report.memory.stage_peak_bytes = {};
+        r.report.axes = {};
+        r.report.breakdown.compute_by_class = {};
+        r.report.breakdown.exposed_by_collective = {};
       }
       report_done();
     }
