@@ -2,7 +2,7 @@
 //
 // Built-in chip profiles: vendor datasheet figures (../shared/data/hardware.md, sources in
 // hardware_profiles.cc) plus first-principles priors for the efficiencies, which calibration
-// (issue 8) replaces with fitted values. One profile per chip, never per scenario.
+// (validation/calibration.md, `moesim calibrate`) replaces with fitted values. One profile per chip, never per scenario.
 #pragma once
 
 #include <string>

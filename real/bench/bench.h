@@ -1,7 +1,7 @@
 // bench.h
 //
 // `moesim-real bench`: microbenchmarks that calibrate the simulator's hardware profile
-// (issue 8 fits them), timed on the device's own clock (steady_clock / CUDA events) through the
+// (calib/ fits them), timed on the device's own clock (steady_clock / CUDA events) through the
 // same Device and Comm the trainer uses, so they measure what training runs:
 //   gemm          C = A B over a grid of (m, n, k); FLOP/s
 //   memory        memory-bound ops (copy, axpy, rmsnorm, softmax, swiglu) over sizes; bytes/s

@@ -2,7 +2,7 @@
 //
 // SimulateScenario: one training step of a validated Scenario, end to end: the cost model's
 // program (BuildStepGraph), the cluster graph and the mesh placement (topologies/), the network
-// level's collective times, the schedule, and the metrics of DESIGN section 4:
+// level's collective times, the schedule, and the step's metrics (docs/architecture.md):
 //   tflops_per_device = hardware FLOPs of the step / step time / devices
 //   mfu               = model FLOPs / (step time x devices x peak)
 // Limits: a program of more than limits::kMaxStepOps ops, one estimated to need more memory than

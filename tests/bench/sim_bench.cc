@@ -1,4 +1,4 @@
-// Simulator core speed (issue 4 targets): event queue >= 10 M events/s on one core; the max-min
+// Simulator core speed (goals): event queue >= 10 M events/s on one core; the max-min
 // solver re-solving 10,000 active flows in < 10 ms; an all-to-all over the 256 chips of a 16x16
 // v5e torus in `flow` mode in < 50 ms.
 #include <benchmark/benchmark.h>

@@ -1,4 +1,4 @@
-// Speed of the step simulation (issue 5's goals): one analytical simulate of the 1.1T MoE on
+// Speed of the step simulation: one analytical simulate of the 1.1T MoE on
 // 1,024 TPU-v4 chips with 3D sharding, cold (graph, placement and network built) and warm (as in
 // a sweep, topology and analytical network shared); the default scenario; and Megatron-Core's
 // GPT 177B (TP 8 x PP 6) with the data axis grown with the cluster, 2,304 and 9,216 H100, cold
@@ -54,7 +54,7 @@ void BM_Simulate11TWarm(benchmark::State& state) {
 }
 BENCHMARK(BM_Simulate11TWarm)->Unit(benchmark::kMillisecond);
 
-// The congestion-aware level, cold (issue 5's target: <= 1 s wall for this scenario).
+// The congestion-aware level, cold (goal: <= 1 s wall for this scenario).
 void BM_Simulate11TFlowCold(benchmark::State& state) {
   const Scenario sc = Moe11T();
   SimulateOptions opts;

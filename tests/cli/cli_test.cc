@@ -1,5 +1,4 @@
-// The `moesim` binary as a user runs it: exit codes, stderr messages, JSON fields of DESIGN
-// section 4.
+// The `moesim` binary as a user runs it: exit codes, stderr messages, JSON fields (docs/schema.md).
 #include <gtest/gtest.h>
 
 #include <array>

@@ -373,7 +373,8 @@ TEST(Overrides, MissingEquals) {
 }
 
 TEST(Overrides, EveryDesignFieldPathIsSettable) {
-  // DESIGN section 4's field paths, each set to a valid value on the base scenario.
+  // The scenario schema's field paths (proto/moesim.proto), each set to a valid value on the
+  // base scenario.
   auto sc = LoadScenarioFromText(kBase, "t.textproto",
                                  {"model.num_layers=8",
                                   "model.d_model=512",

@@ -62,7 +62,7 @@ TEST(CollectiveTopo, H100NodeRingAllReduceBusBandwidthMatchesNcclTests) {
     ASSERT_TRUE(flow.ok());
     EXPECT_NEAR(*flow, expect_t, 14e-12 + 1e-12 * expect_t);  // 14 steps, each rounded up to 1 ps
     const double busbw = 14.0 / 8 * S / t;
-    EXPECT_GE(busbw, 350e9) << S;  // the acceptance band
+    EXPECT_GE(busbw, 350e9) << S;  // the acceptance band
     EXPECT_LE(busbw, 380e9) << S;
   }
 }

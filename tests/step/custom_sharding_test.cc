@@ -1,5 +1,5 @@
-// Hand-written sharding rules (sharding.rules, strategy CUSTOM): the issue's "a scenario may
-// also write specs by hand". Checked against the preset they transcribe and against memory
+// Hand-written sharding rules (sharding.rules, strategy CUSTOM): a scenario may also write its
+// sharding specs by hand. Checked against the preset they transcribe and against memory
 // worked out by hand.
 #include <gtest/gtest.h>
 

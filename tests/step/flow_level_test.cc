@@ -1,6 +1,6 @@
 // The flow network level of a step (sim/step/flow_level.h): alone on the network a collective
 // takes what the analytical level charges; collectives in flight together share links; a whole
-// step without contention agrees with the analytical level to 2% (issue 4).
+// step without contention agrees with the analytical level to 2%.
 #include "sim/step/flow_level.h"
 
 #include <gtest/gtest.h>
@@ -164,7 +164,7 @@ TEST(FlowLevel, PipelineSendsOnlyFromTheirStage) {
 
 TEST(FlowLevel, WholeStepWithoutOverlapAgreesWithAnalytical) {
   // The default scenario (1.6B, 64 experts, 256 v5e) with its overlaps switched off, so no two
-  // collectives are in flight together: the two levels must agree to 2% (issue 4).
+  // collectives are in flight together: the two levels must agree to 2%.
   auto sc = LoadScenario({"", {"training.overlap_grad_reduce=false"}});
   ASSERT_TRUE(sc.ok()) << sc.status().message();
   SimulateOptions a, fl;

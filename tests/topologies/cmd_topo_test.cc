@@ -1,4 +1,4 @@
-// `moesim topo` as a user runs it: the JSON contract (DESIGN section 4), the table, exit code 2
+// `moesim topo` as a user runs it: its JSON contract, the table, exit code 2
 // and the message on bad input.
 #include <gtest/gtest.h>
 
