@@ -9,6 +9,7 @@
 #include "costmodel/costmodel.h"
 #include "costmodel/opgraph.h"
 #include "proto/scenario_loader.h"
+#include "schema/report_schema.h"
 
 namespace moesim::cli {
 namespace {
@@ -27,98 +28,6 @@ std::string MeshSizes(const Mesh& mesh) {
     out += (out.empty() ? "" : " x ") + mesh.Name(a) + " " + std::to_string(mesh[a]);
   }
   return out;
-}
-
-// Compute time of one step by kernel class (KernelClassName) on the busiest pipeline stage: each
-// op's time alone (ComputeTimeS), no communication, no overlap.
-struct ClassTime {
-  double time_s = 0, flops = 0;
-};
-struct StageCompute {
-  int32_t stage = 0;
-  std::map<std::string, ClassTime> by_class;
-  double total_s = 0;
-};
-StageCompute ComputeByClass(const Scenario& sc) {
-  OpGraph g;
-  BuildStepGraph(sc, &g);
-  std::vector<StageCompute> stages(static_cast<size_t>(g.num_programs));
-  for (const Op& op : g.ops) {
-    if (op.is_collective) continue;
-    StageCompute& s = stages[static_cast<size_t>(op.program)];
-    ClassTime& c = s.by_class[KernelClassName(op.compute)];
-    const double t = ComputeTimeS(op.compute, sc.hardware);
-    c.time_s += t;
-    c.flops += op.compute.flops;
-    s.total_s += t;
-  }
-  for (size_t p = 0; p < stages.size(); ++p) stages[p].stage = static_cast<int32_t>(p);
-  return *std::max_element(
-      stages.begin(), stages.end(),
-      [](const StageCompute& a, const StageCompute& b) { return a.total_s < b.total_s; });
-}
-
-nlohmann::json CostJson(const Scenario& sc, const ModelCost& cost, const MemoryReport& mem,
-                        const StageCompute& compute) {
-  nlohmann::json j;
-  j["name"] = sc.name;
-  j["params"] = {{"total", cost.params.total},
-                 {"activated", cost.params.activated},
-                 {"embedding", cost.params.embedding},
-                 {"per_expert", cost.params.per_expert}};
-  if (cost.params.mtp > 0) j["params"]["mtp"] = cost.params.mtp;  // model.mtp_depth's modules
-  j["flops_per_token"] = {{"model", cost.flops_per_token.model},
-                          {"hardware", cost.flops_per_token.hardware},
-                          {"forward", cost.flops_per_token.forward},
-                          {"forward_by_op", cost.flops_per_token.forward_by_op}};
-  j["flops_per_step"] = {
-      {"model", cost.flops_per_token.model * static_cast<double>(sc.training.global_batch_tokens)},
-      {"hardware",
-       cost.flops_per_token.hardware * static_cast<double>(sc.training.global_batch_tokens)}};
-  j["layers"] = {{"total", cost.num_layers}, {"moe", cost.num_moe_layers}};
-  nlohmann::json by_class = nlohmann::json::object();
-  for (const auto& [kind, c] : compute.by_class) {
-    by_class[kind] = {{"time_s", c.time_s}, {"flops", c.flops}};
-  }
-  j["compute_per_step"] = {
-      {"stage", compute.stage}, {"time_s", compute.total_s}, {"by_class", by_class}};
-  nlohmann::json tensors = nlohmann::json::array();
-  for (const auto& t : mem.tensors) {
-    tensors.push_back({{"group", t.group},
-                       {"name", t.name},
-                       {"class", TensorClassName(t.tensor_class)},
-                       {"dims", t.dims},
-                       {"global_shape", t.global_shape},
-                       {"local_shape", t.local_shape},
-                       {"local_bytes", t.local_bytes}});
-  }
-  j["memory"] = {{"peak_bytes_per_device", mem.peak_bytes},
-                 {"capacity_bytes", mem.capacity_bytes},
-                 {"fits", mem.fits},
-                 {"weights_bytes", mem.weights_bytes},
-                 {"grads_bytes", mem.grads_bytes},
-                 {"optimizer_bytes", mem.optimizer_bytes},
-                 {"activations_bytes", mem.activations_bytes},
-                 {"logits_bytes", mem.logits_bytes},
-                 {"moe_dispatch_bytes", mem.moe_dispatch_bytes},
-                 {"pipeline_stage", mem.stage},
-                 {"micro_batches_in_flight", mem.micro_batches_in_flight},
-                 {"tensors", tensors}};
-  const PipelineLayout layout = ScenarioPipelineLayout(sc);
-  nlohmann::json stages = nlohmann::json::array();
-  for (int64_t r = 0; r < layout.ranks; ++r) {
-    std::vector<int64_t> per_chunk;
-    for (int64_t c = 0; c < layout.chunks; ++c) per_chunk.push_back(layout.At(r, c).num_layers);
-    stages.push_back({{"stage", r},
-                      {"layers", layout.LayersOnRank(r)},
-                      {"layers_per_chunk", per_chunk},
-                      {"peak_bytes", static_cast<size_t>(r) < mem.stage_peak_bytes.size()
-                                         ? mem.stage_peak_bytes[static_cast<size_t>(r)]
-                                         : 0.0}});
-  }
-  j["pipeline_stages"] = stages;
-  j["scenario"] = sc.resolved_text;
-  return j;
 }
 
 // Layers of every pipeline stage (chunk by chunk) and its peak memory; runs of stages alike are
@@ -215,14 +124,12 @@ RunFn Setup(CLI::App* sub) {
   return [args, json]() -> Status {
     auto sc = LoadScenario({args->path, args->overrides});
     if (!sc.ok()) return sc.status();
-    const ModelCost cost = ComputeScenarioCost(*sc);
-    const MemoryReport mem = ComputeMemory(*sc);
-    const StageCompute compute = ComputeByClass(*sc);
+    const CostReport report = ComputeCostReport(*sc);
     if (*json != "-") {
-      PrintTable(*sc, cost, mem);
-      PrintCompute(compute);
+      PrintTable(*sc, report.cost, report.memory);
+      PrintCompute(report.compute);
     }
-    if (!json->empty()) return WriteJson(CostJson(*sc, cost, mem, compute), *json);
+    if (!json->empty()) return WriteJson(CostReportJson(*sc, report), *json);
     return Status::Ok();
   };
 }

@@ -1,7 +1,6 @@
 // `moesim simulate [SCENARIO] [--set ...] [--network analytical|flow] [--json FILE|-]
 // [--trace FILE]`: one training step simulated; readable table, JSON of DESIGN section 4,
 // Chrome trace (opens in Perfetto / chrome://tracing).
-#include <fstream>
 #include <iostream>
 
 #include "cli/command.h"
@@ -9,57 +8,11 @@
 #include "proto/maxtext_preset.h"
 #include "proto/megatron_args.h"
 #include "proto/scenario_loader.h"
+#include "schema/report_schema.h"
 #include "sim/step/simulate.h"
 
 namespace moesim::cli {
 namespace {
-
-nlohmann::json BreakdownJson(const Breakdown& b) {
-  return {{"compute", b.compute_s},
-          {"exposed_comm", b.exposed_comm_s},
-          {"comm_total", b.comm_total_s},
-          {"compute_by_class", b.compute_by_class},
-          {"bubble", b.bubble_s},
-          {"idle", b.idle_s},
-          {"exposed_comm_by_collective", b.exposed_by_collective}};
-}
-
-nlohmann::json SimulateJson(const Scenario& sc, const SimReport& r) {
-  nlohmann::json axes = nlohmann::json::array();
-  for (const auto& a : r.axes) {
-    axes.push_back({{"name", a.name},
-                    {"size", a.size},
-                    {"span", a.span},
-                    {"ring_bytes_per_s", a.ring_bytes_per_s}});
-  }
-  return {
-      {"name", sc.name},
-      {"step_time_s", r.step_time_s},
-      {"breakdown_s", BreakdownJson(r.breakdown)},
-      {"mfu", r.mfu},
-      {"tokens_per_s", r.tokens_per_s},
-      {"tflops_per_device", r.tflops_per_device},
-      {"params", {{"total", r.cost.params.total}, {"activated", r.cost.params.activated}}},
-      {"flops_per_token",
-       {{"model", r.cost.flops_per_token.model}, {"hardware", r.cost.flops_per_token.hardware}}},
-      {"flops_per_step",
-       {{"model", r.model_flops_per_step}, {"hardware", r.hardware_flops_per_step}}},
-      {"memory",
-       {{"peak_bytes_per_device", r.memory.peak_bytes},
-        {"capacity_bytes", r.memory.capacity_bytes},
-        {"fits", r.memory.fits}}},
-      {"moe", {{"dropped_token_fraction", r.dropped_token_fraction}}},
-      {"mesh_axes", axes},
-      {"num_ops", r.num_ops},
-      {"network", r.network},
-      {"flow",
-       {{"collectives", r.flow.collectives},
-        {"flow_runs", r.flow.flow_runs},
-        {"replayed", r.flow.replayed},
-        {"flows", r.flow.flows},
-        {"events", r.flow.events}}},
-      {"scenario", sc.resolved_text}};
-}
 
 // "data 4, expert 64, model 1, pipeline 1" (the legacy form), or a named mesh's axes as written:
 // "dp_out 32, dp_in 4, tp 2".
@@ -140,74 +93,6 @@ void PrintTable(const Scenario& sc, const SimReport& r) {
   std::cout << "\n";
 }
 
-Status WriteTrace(const SimReport& r, const Scenario& sc, const std::string& path) {
-  const Mesh& mesh = sc.sharding.mesh;
-  nlohmann::json events = nlohmann::json::array();
-  const OpGraph& g = *r.program;
-  for (int32_t p = 0; p < g.num_programs; ++p) {
-    events.push_back(
-        {{"name", "process_name"},
-         {"ph", "M"},
-         {"pid", p},
-         {"args", {{"name", "stage " + std::to_string(p) + " (representative device)"}}}});
-    for (int32_t s = 0; s < kNumStreams; ++s) {
-      events.push_back({{"name", "thread_name"},
-                        {"ph", "M"},
-                        {"pid", p},
-                        {"tid", s},
-                        {"args", {{"name", StreamName(s)}}}});
-    }
-  }
-  for (const Op& op : g.ops) {
-    const OpTiming& t = r.timing[static_cast<size_t>(op.id)];
-    nlohmann::json args = {{"phase", PhaseName(op.phase)}, {"micro_batch", op.micro_batch}};
-    if (op.is_collective) {
-      args["collective"] = CollectiveKindName(op.collective.kind);
-      args["bytes"] = op.collective.bytes;
-      std::string axes;
-      for (MeshAxis a : op.collective.axes) axes += (axes.empty() ? "" : ",") + mesh.Name(a);
-      args["axes"] = axes;
-    } else {
-      args["flops"] = op.compute.flops;
-      args["bytes"] = op.compute.bytes;
-      args["kernel_class"] = KernelClassName(op.compute);
-      const double dur = t.end_s - t.start_s;
-      const double peak =
-          op.compute.fp8 ? sc.hardware.fp8_peak_flops_per_s : sc.hardware.peak_flops_per_s;
-      if (op.compute.matmul && !op.compute.attention && op.compute.flops > 0 && dur > 0 &&
-          peak > 0) {
-        // A GEMM's achieved fraction over its whole time on the timeline (launch overhead and
-        // any slowdown beside communication included), against the peak of its precision.
-        // Not for attention: its FLOPs count the causal mask's skipped blocks.
-        args["fraction_of_peak"] = op.compute.flops / (dur * peak);
-      }
-      if (op.compute.fp8) args["fp8"] = true;
-    }
-    events.push_back({{"name", op.name},
-                      {"cat", op.is_collective ? "collective" : "compute"},
-                      {"ph", "X"},
-                      {"pid", op.program},
-                      {"tid", op.stream},
-                      {"ts", t.start_s * 1e6},
-                      {"dur", (t.end_s - t.start_s) * 1e6},
-                      {"args", args}});
-  }
-  nlohmann::json trace = {
-      {"traceEvents", events},
-      {"displayTimeUnit", "ms"},
-      {"otherData",
-       {{"generator", "moesim simulate"},
-        {"note",
-         "SPMD: one representative device per pipeline stage; every device of a stage "
-         "runs the same program"},
-        {"step_time_s", r.step_time_s},
-        {"network", r.network}}}};
-  std::ofstream out(path, std::ios::binary);
-  if (!out) return Status::InvalidInput(path + ": cannot open for writing");
-  out << trace.dump() << "\n";
-  return out ? Status::Ok() : Status::InvalidInput(path + ": write failed");
-}
-
 RunFn Setup(CLI::App* sub) {
   auto args = std::make_shared<ScenarioArgs>();
   auto json = std::make_shared<std::string>();
@@ -233,8 +118,8 @@ RunFn Setup(CLI::App* sub) {
     auto r = SimulateScenario(*sc, opts);
     if (!r.ok()) return r.status();
     if (*json != "-") PrintTable(*sc, *r);
-    if (!trace->empty()) MOESIM_RETURN_IF_ERROR(WriteTrace(*r, *sc, *trace));
-    if (!json->empty()) return WriteJson(SimulateJson(*sc, *r), *json);
+    if (!trace->empty()) MOESIM_RETURN_IF_ERROR(StepTrace(*sc, *r).Write(*trace));
+    if (!json->empty()) return WriteJson(StepReportJson(*sc, *r), *json);
     return Status::Ok();
   };
 }

@@ -7,6 +7,7 @@
 
 #include "cli/command.h"
 #include "cli/format.h"
+#include "schema/report_schema.h"
 #include "topologies/analysis.h"
 #include "topologies/placement.h"
 #include "topologies/topology.h"
@@ -59,30 +60,7 @@ Status Run(const Args& args) {
   std::vector<AxisRing> rings;
   if (placement) rings = AxisRings(topo, *placement);
 
-  nlohmann::json j;
-  j["name"] = topo.name();
-  j["chip"] = topo.hardware().chip;
-  j["num_devices"] = s.num_devices;
-  j["num_vertices"] = s.num_vertices;
-  j["num_links"] = s.num_links;
-  nlohmann::json by_kind = nlohmann::json::object();
-  for (int k = 0; k < kNumLinkKinds; ++k) {
-    if (s.links_by_kind[static_cast<size_t>(k)] > 0) {
-      by_kind[LinkKindName(static_cast<LinkKind>(k))] = s.links_by_kind[static_cast<size_t>(k)];
-    }
-  }
-  j["links_by_kind"] = by_kind;
-  j["diameter_hops"] = s.diameter_hops >= 0 ? nlohmann::json(s.diameter_hops) : nlohmann::json();
-  j["bisection_bytes_per_s"] = s.bisection_bytes_per_s;
-  nlohmann::json axes = nlohmann::json::array();
-  for (size_t i = 0; i < rings.size(); ++i) {
-    axes.push_back({{"name", rings[i].name},
-                    {"size", rings[i].size},
-                    {"ring_bytes_per_s", rings[i].ring_bytes_per_s},
-                    {"max_hops", rings[i].max_hops},
-                    {"span", placement->axis_spans[i]}});
-  }
-  j["axes"] = axes;
+  const nlohmann::json j = TopologyJson(topo, s, rings, placement.get());
 
   if (args.json != "-") {
     std::cout << "topology   " << topo.name() << " (" << s.num_devices << " x "

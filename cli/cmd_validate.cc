@@ -11,6 +11,7 @@
 
 #include "cli/command.h"
 #include "cli/format.h"
+#include "schema/report_schema.h"
 #include "sim/planner/validation_set.h"
 
 namespace moesim::cli {
@@ -33,40 +34,25 @@ RunFn Setup(CLI::App* sub) {
     auto rows = ReadValidationSet(*set);
     if (!rows.ok()) return rows.status();
     const NetworkLevel level = *network == "flow" ? NetworkLevel::kFlow : NetworkLevel::kAnalytical;
-    nlohmann::json out_rows = nlohmann::json::array();
-    std::vector<ValidationResult> results;
+    ValidationReport report;
     if (*json != "-") {
       std::printf("%-28s %-18s %12s %12s %9s\n", "id", "metric", "simulated", "measured", "error");
     }
     for (const ValidationRow& row : *rows) {
       auto r = EvaluateValidationRow(*set, row, level);
       if (!r.ok()) return r.status();
-      nlohmann::json j = {{"id", row.id},
-                          {"metric", row.metric},
-                          {"simulated", r->simulated},
-                          {"measured", row.measured},
-                          {"error_pct", r->error_pct},
-                          {"source", row.source}};
-      if (!row.baseline.empty()) j["baseline"] = row.baseline;
-      out_rows.push_back(std::move(j));
       if (*json != "-") {
         // Row by row, as each finishes: a long set shows progress.
         std::printf("%-28s %-18s %12.4g %12.4g %8.1f%%\n", row.id.c_str(), row.metric.c_str(),
                     r->simulated, row.measured, r->error_pct);
         std::fflush(stdout);
       }
-      results.push_back(std::move(*r));
+      report.results.push_back(std::move(*r));
     }
-    const double mape = MeanAbsolutePercentError(results);
-    const std::vector<RelativeResult> rel = RelativeChanges(results);
-    nlohmann::json out_rel = nlohmann::json::array();
-    for (const RelativeResult& r : rel) {
-      out_rel.push_back({{"id", r.id},
-                         {"baseline", r.baseline},
-                         {"simulated_pct", r.simulated_pct},
-                         {"measured_pct", r.measured_pct},
-                         {"diff_pp", r.diff_pp}});
-    }
+    report.mape_pct = MeanAbsolutePercentError(report.results);
+    report.relatives = RelativeChanges(report.results);
+    const double mape = report.mape_pct;
+    const std::vector<RelativeResult>& rel = report.relatives;
     if (*json != "-") {
       std::printf("MAPE %.1f%% over %zu rows (network %s)\n", mape, rows->size(), network->c_str());
       if (!rel.empty()) {
@@ -78,12 +64,7 @@ RunFn Setup(CLI::App* sub) {
         }
       }
     }
-    if (!json->empty()) {
-      nlohmann::json out = {
-          {"set", *set}, {"rows", out_rows}, {"mape_pct", mape}, {"network", *network}};
-      if (!rel.empty()) out["relative"] = out_rel;
-      return WriteJson(out, *json);
-    }
+    if (!json->empty()) return WriteJson(ValidationJson(*set, *network, report), *json);
     return Status::Ok();
   };
 }

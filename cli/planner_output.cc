@@ -6,33 +6,9 @@
 #include <iostream>
 
 #include "cli/format.h"
+#include "schema/report_schema.h"
 
 namespace moesim::cli {
-namespace {
-
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
-
-std::string Num(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.6g", v);
-  return buf;
-}
-
-}  // namespace
-
-std::string OverrideValue(const std::vector<std::string>& overrides, const std::string& path) {
-  std::string v;
-  for (const auto& o : overrides) {
-    if (o.rfind(path + "=", 0) == 0) v = o.substr(path.size() + 1);
-  }
-  return v;
-}
-
 void PrintPointsTable(const std::vector<PointResult>& points,
                       const std::vector<std::string>& columns, size_t base, std::ostream& out) {
   (void)base;
@@ -80,25 +56,8 @@ Status WritePointsCsv(const std::vector<PointResult>& points,
     if (!file) return Status::InvalidInput(target + ": cannot open for writing");
     out = &file;
   }
-  for (const auto& c : columns) *out << CsvField(c) << ",";
-  *out << "status,step_time_s,compute_s,exposed_comm_s,comm_total_s,bubble_s,idle_s,mfu,"
-          "tokens_per_s,tflops_per_device,peak_bytes_per_device,fits,message\n";
-  for (const PointResult& p : points) {
-    for (const auto& c : columns) *out << CsvField(OverrideValue(p.overrides, c)) << ",";
-    const SimReport& r = p.report;
-    const bool sim = p.outcome != PointResult::Outcome::kInvalid && r.step_time_s > 0;
-    *out << OutcomeName(p.outcome) << ",";
-    if (sim) {
-      const Breakdown& b = r.breakdown;
-      *out << Num(r.step_time_s) << "," << Num(b.compute_s) << "," << Num(b.exposed_comm_s) << ","
-           << Num(b.comm_total_s) << "," << Num(b.bubble_s) << "," << Num(b.idle_s) << ","
-           << Num(r.mfu) << "," << Num(r.tokens_per_s) << "," << Num(r.tflops_per_device) << ","
-           << Num(r.memory.peak_bytes) << "," << (r.memory.fits ? "true" : "false") << ",";
-    } else {
-      *out << ",,,,,,,,,,,";
-    }
-    *out << CsvField(p.message.substr(0, p.message.find('\n'))) << "\n";
-  }
+  WriteSweepCsvHeader(columns, *out);
+  for (const PointResult& p : points) WriteSweepCsvRow(MakeSweepRow(p, columns), *out);
   if (file.is_open()) {
     file.close();
     if (!file) return Status::InvalidInput(target + ": write failed");

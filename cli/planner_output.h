@@ -6,12 +6,13 @@
 #include <vector>
 
 #include "common/status.h"
+#include "schema/report_schema.h"
 #include "sim/planner/planner.h"
 
 namespace moesim::cli {
 
-// The value of `path` among a point's overrides (the last one wins), or "".
-std::string OverrideValue(const std::vector<std::string>& overrides, const std::string& path);
+// The sweep CSV's rows are schema/report_schema.h's SweepRow ; OverrideValue is
+// sim/planner/budget.h's.
 
 // One line per point: the varied values, status, step time, breakdown, MFU, memory.
 void PrintPointsTable(const std::vector<PointResult>& points,

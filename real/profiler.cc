@@ -1,8 +1,9 @@
 #include "real/profiler.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "schema/chrome_trace.h"
 
 namespace moesim::real {
 
@@ -95,45 +96,25 @@ Expected<std::vector<TraceEvent>> DecodeEvents(const std::string& text) {
 Status WriteChromeTrace(const std::string& path,
                         const std::vector<std::vector<TraceEvent>>& per_rank,
                         const std::vector<std::pair<std::string, std::string>>& metadata) {
-  nlohmann::json events = nlohmann::json::array();
+  std::vector<std::string> streams;
+  for (int32_t s = 0; s < kNumStreams; ++s) streams.push_back(StreamName(s));
+  ChromeTrace trace;
   for (size_t r = 0; r < per_rank.size(); ++r) {
-    events.push_back({{"name", "process_name"},
-                      {"ph", "M"},
-                      {"pid", r},
-                      {"args", {{"name", "rank " + std::to_string(r) + " (measured)"}}}});
-    for (int32_t s = 0; s < kNumStreams; ++s) {
-      events.push_back({{"name", "thread_name"},
-                        {"ph", "M"},
-                        {"pid", r},
-                        {"tid", s},
-                        {"args", {{"name", StreamName(s)}}}});
-    }
+    const auto pid = static_cast<int64_t>(r);
+    trace.AddProcess(pid, "rank " + std::to_string(r) + " (measured)", streams);
     for (const TraceEvent& e : per_rank[r]) {
       nlohmann::json args = {
           {"phase", PhaseName(e.phase)}, {"micro_batch", e.micro_batch}, {"step", e.step}};
       if (e.layer >= 0) args["layer"] = e.layer;
       if (e.flops > 0) args["flops"] = e.flops;
       if (e.bytes > 0) args["bytes"] = e.bytes;
-      events.push_back({{"name", e.name},
-                        {"cat", e.stream == kComputeStream ? "compute" : "collective"},
-                        {"ph", "X"},
-                        {"pid", r},
-                        {"tid", e.stream},
-                        {"ts", e.start_s * 1e6},
-                        {"dur", e.dur_s * 1e6},
-                        {"args", args}});
+      trace.AddOp(e.name, e.stream == kComputeStream ? "compute" : "collective", pid, e.stream,
+                  e.start_s, e.dur_s, std::move(args));
     }
   }
-  nlohmann::json other = nlohmann::json::object();
-  other["generator"] = "moesim-real train";
-  for (const auto& [k, v] : metadata) other[k] = v;
-  nlohmann::json root = {{"traceEvents", events}, {"displayTimeUnit", "ms"}, {"otherData", other}};
-  std::ofstream out(path, std::ios::binary);
-  if (!out) return Status::InvalidInput(path + ": cannot open for writing");
-  out << root.dump() << "\n";
-  out.close();
-  if (!out) return Status::InvalidInput(path + ": write failed");
-  return Status::Ok();
+  trace.other_data()["generator"] = "moesim-real train";
+  for (const auto& [k, v] : metadata) trace.other_data()[k] = v;
+  return trace.Write(path);
 }
 
 Status WaitForGroup(Profiler* prof, Comm* comm, Group g, const char* name, Phase phase,

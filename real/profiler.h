@@ -116,7 +116,8 @@ Status WaitForGroup(Profiler* prof, Comm* comm, Group g, const char* name, Phase
 std::string EncodeEvents(const std::vector<TraceEvent>& events);
 Expected<std::vector<TraceEvent>> DecodeEvents(const std::string& text);
 
-// Chrome trace JSON: per_rank[r] are rank r's events. `metadata` goes to "otherData".
+// Chrome trace JSON (written by schema/chrome_trace.h, the writer `moesim simulate --trace`
+// uses too): per_rank[r] are rank r's events. `metadata` goes to "otherData".
 Status WriteChromeTrace(const std::string& path,
                         const std::vector<std::vector<TraceEvent>>& per_rank,
                         const std::vector<std::pair<std::string, std::string>>& metadata);

@@ -1,6 +1,5 @@
 #include "report/set_report.h"
 
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -9,6 +8,7 @@
 
 #include "report/json_util.h"
 #include "report/plots.h"
+#include "schema/report_schema.h"
 
 namespace moesim::report {
 
@@ -17,19 +17,18 @@ namespace fs = std::filesystem;
 
 Expected<std::string> WriteSetReport(const json& r, const ReportInputs& in) {
   const std::string& file = in.results_json;
-  if (!r.at("rows").is_array() || r.at("rows").empty()) {
-    return Status::InvalidInput(file + ": rows: missing or empty");
-  }
+  Expected<ValidationRecord> parsed = ParseValidationJson(r, file);
+  if (!parsed.ok()) return parsed.status();
+  const ValidationRecord& v = *parsed;
   std::error_code ec;
   fs::create_directories(in.out_dir, ec);
   if (ec) return Status::InvalidInput(in.out_dir + ": cannot create (" + ec.message() + ")");
   const auto out = [&](const std::string& f) { return (fs::path(in.out_dir) / f).string(); };
 
-  const std::string set = r.value("set", "?");
   std::ostringstream md;
   md << "# moesim: validation set report\n\n"
-     << "Simulated (`moesim validate`, network " << r.value("network", "?")
-     << ") against the measurements of `" << set << "`, row by row.\n\n";
+     << "Simulated (`moesim validate`, network " << v.network << ") against the measurements of `"
+     << v.set << "`, row by row.\n\n";
 
   // Per row: the error bars, a table, and per metric simulated vs measured.
   std::vector<std::string> ids;
@@ -37,31 +36,19 @@ Expected<std::string> WriteSetReport(const json& r, const ReportInputs& in) {
   std::map<std::string, Series> by_metric;
   md << "## Rows\n\n![error per row](errors.png)\n\n"
      << "| id | metric | simulated | measured | error | source |\n|---|---|---|---|---|---|\n";
-  const json& rows = r.at("rows");
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const json& row = rows[i];
-    const std::string where = "rows[" + std::to_string(i) + "]";
-    Expected<double> sim = Num(row, file, where, "simulated");
-    if (!sim.ok()) return sim.status();
-    Expected<double> meas = Num(row, file, where, "measured");
-    if (!meas.ok()) return meas.status();
-    Expected<double> err = Num(row, file, where, "error_pct");
-    if (!err.ok()) return err.status();
-    const std::string id = row.value("id", where);
-    const std::string metric = row.value("metric", "?");
-    ids.push_back(id);
-    errors.values.push_back(*err);
-    if (*sim > 0 && *meas > 0) {
-      Series& s = by_metric[metric];
-      s.name = metric;
-      s.points.push_back({*meas, *sim});
+  for (const ValidationRecord::Row& row : v.rows) {
+    ids.push_back(row.id);
+    errors.values.push_back(row.error_pct);
+    if (row.simulated > 0 && row.measured > 0) {
+      Series& s = by_metric[row.metric];
+      s.name = row.metric;
+      s.points.push_back({row.measured, row.simulated});
     }
-    md << "| " << id << " | " << metric << " | " << F("%.4g", *sim) << " | " << F("%.4g", *meas)
-       << " | " << F("%+.1f%%", *err) << " | " << row.value("source", "") << " |\n";
+    md << "| " << row.id << " | " << row.metric << " | " << F("%.4g", row.simulated) << " | "
+       << F("%.4g", row.measured) << " | " << F("%+.1f%%", row.error_pct) << " | " << row.source
+       << " |\n";
   }
-  Expected<double> mape = Num(r, file, "", "mape_pct");
-  if (!mape.ok()) return mape.status();
-  md << "\n**MAPE " << F("%.1f%%", *mape) << "** over " << rows.size() << " rows.\n\n";
+  md << "\n**MAPE " << F("%.1f%%", v.mape_pct) << "** over " << v.rows.size() << " rows.\n\n";
   MOESIM_RETURN_IF_ERROR(WriteBarsPng(
       out("errors.png"), {"Error per row (simulated / measured - 1)", "row", "error (%)"}, ids,
       {errors}));
@@ -75,25 +62,18 @@ Expected<std::string> WriteSetReport(const json& r, const ReportInputs& in) {
   }
 
   // Changes against a baseline row (the paper's dense-to-MoE increases).
-  const json rel = r.value("relative", json::array());
-  if (rel.is_array() && !rel.empty()) {
+  if (!v.relative.empty()) {
     std::vector<std::string> names;
     BarSet simulated{"simulated", {}}, measured{"measured", {}};
     md << "## Changes against a baseline\n\n![changes](changes.png)\n\n"
        << "| change of | against | simulated | measured | difference |\n|---|---|---|---|---|\n";
-    for (size_t i = 0; i < rel.size(); ++i) {
-      const std::string where = "relative[" + std::to_string(i) + "]";
-      Expected<double> s = Num(rel[i], file, where, "simulated_pct");
-      if (!s.ok()) return s.status();
-      Expected<double> m = Num(rel[i], file, where, "measured_pct");
-      if (!m.ok()) return m.status();
-      const std::string id = rel[i].value("id", where);
-      const std::string base = rel[i].value("baseline", "?");
-      names.push_back(id);
-      simulated.values.push_back(*s);
-      measured.values.push_back(*m);
-      md << "| " << id << " | " << base << " | " << F("%+.1f%%", *s) << " | " << F("%+.1f%%", *m)
-         << " | " << F("%+.1f pp", *s - *m) << " |\n";
+    for (const ValidationRecord::Relative& rel : v.relative) {
+      names.push_back(rel.id);
+      simulated.values.push_back(rel.simulated_pct);
+      measured.values.push_back(rel.measured_pct);
+      md << "| " << rel.id << " | " << rel.baseline << " | " << F("%+.1f%%", rel.simulated_pct)
+         << " | " << F("%+.1f%%", rel.measured_pct) << " | "
+         << F("%+.1f pp", rel.simulated_pct - rel.measured_pct) << " |\n";
     }
     md << "\n";
     MOESIM_RETURN_IF_ERROR(WriteBarsPng(out("changes.png"),

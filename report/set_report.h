@@ -12,7 +12,8 @@
 
 namespace moesim::report {
 
-// REQUIRES: `r` has "rows" and "mape_pct" (moesim validate's JSON). Returns report.md's path.
+// `r` is moesim validate's JSON, read through schema/report_schema.h (ParseValidationJson; a
+// missing or mistyped field is an error naming the file and field). Returns report.md's path.
 Expected<std::string> WriteSetReport(const nlohmann::json& r, const ReportInputs& in);
 
 }  // namespace moesim::report

@@ -1,0 +1,441 @@
+#include "schema/report_schema.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "costmodel/opgraph.h"
+
+namespace moesim {
+namespace {
+
+nlohmann::json BreakdownJson(const Breakdown& b) {
+  return {{"compute", b.compute_s},
+          {"exposed_comm", b.exposed_comm_s},
+          {"comm_total", b.comm_total_s},
+          {"compute_by_class", b.compute_by_class},
+          {"bubble", b.bubble_s},
+          {"idle", b.idle_s},
+          {"exposed_comm_by_collective", b.exposed_by_collective}};
+}
+
+StageCompute ComputeByClass(const Scenario& sc) {
+  OpGraph g;
+  BuildStepGraph(sc, &g);
+  std::vector<StageCompute> stages(static_cast<size_t>(g.num_programs));
+  for (const Op& op : g.ops) {
+    if (op.is_collective) continue;
+    StageCompute& s = stages[static_cast<size_t>(op.program)];
+    ClassTime& c = s.by_class[KernelClassName(op.compute)];
+    const double t = ComputeTimeS(op.compute, sc.hardware);
+    c.time_s += t;
+    c.flops += op.compute.flops;
+    s.total_s += t;
+  }
+  for (size_t p = 0; p < stages.size(); ++p) stages[p].stage = static_cast<int32_t>(p);
+  return *std::max_element(
+      stages.begin(), stages.end(),
+      [](const StageCompute& a, const StageCompute& b) { return a.total_s < b.total_s; });
+}
+
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+std::string Num(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.6g", v);
+  return buf;
+}
+
+}  // namespace
+
+nlohmann::json StepReportJson(const Scenario& sc, const SimReport& r) {
+  nlohmann::json axes = nlohmann::json::array();
+  for (const auto& a : r.axes) {
+    axes.push_back({{"name", a.name},
+                    {"size", a.size},
+                    {"span", a.span},
+                    {"ring_bytes_per_s", a.ring_bytes_per_s}});
+  }
+  return {
+      {"name", sc.name},
+      {"step_time_s", r.step_time_s},
+      {"breakdown_s", BreakdownJson(r.breakdown)},
+      {"mfu", r.mfu},
+      {"tokens_per_s", r.tokens_per_s},
+      {"tflops_per_device", r.tflops_per_device},
+      {"params", {{"total", r.cost.params.total}, {"activated", r.cost.params.activated}}},
+      {"flops_per_token",
+       {{"model", r.cost.flops_per_token.model}, {"hardware", r.cost.flops_per_token.hardware}}},
+      {"flops_per_step",
+       {{"model", r.model_flops_per_step}, {"hardware", r.hardware_flops_per_step}}},
+      {"memory",
+       {{"peak_bytes_per_device", r.memory.peak_bytes},
+        {"capacity_bytes", r.memory.capacity_bytes},
+        {"fits", r.memory.fits}}},
+      {"moe", {{"dropped_token_fraction", r.dropped_token_fraction}}},
+      {"mesh_axes", axes},
+      {"num_ops", r.num_ops},
+      {"network", r.network},
+      {"flow",
+       {{"collectives", r.flow.collectives},
+        {"flow_runs", r.flow.flow_runs},
+        {"replayed", r.flow.replayed},
+        {"flows", r.flow.flows},
+        {"events", r.flow.events}}},
+      {"scenario", sc.resolved_text}};
+}
+
+std::vector<OpRecord> StepOps(const Scenario& sc, const SimReport& r) {
+  std::vector<OpRecord> out;
+  if (r.program == nullptr) return out;
+  const Mesh& mesh = sc.sharding.mesh;
+  const OpGraph& g = *r.program;
+  out.reserve(g.ops.size());
+  for (const Op& op : g.ops) {
+    const OpTiming& t = r.timing[static_cast<size_t>(op.id)];
+    OpRecord o;
+    o.name = op.name;
+    o.program = op.program;
+    o.stream = op.stream;
+    o.stream_name = StreamName(op.stream);
+    o.phase = PhaseName(op.phase);
+    o.micro_batch = op.micro_batch;
+    o.start_s = t.start_s;
+    o.end_s = t.end_s;
+    o.is_collective = op.is_collective;
+    if (op.is_collective) {
+      o.collective = CollectiveKindName(op.collective.kind);
+      o.bytes = op.collective.bytes;
+      for (MeshAxis a : op.collective.axes) o.axes += (o.axes.empty() ? "" : ",") + mesh.Name(a);
+    } else {
+      o.flops = op.compute.flops;
+      o.bytes = op.compute.bytes;
+      o.kernel_class = KernelClassName(op.compute);
+      const double dur = t.end_s - t.start_s;
+      const double peak =
+          op.compute.fp8 ? sc.hardware.fp8_peak_flops_per_s : sc.hardware.peak_flops_per_s;
+      if (op.compute.matmul && !op.compute.attention && op.compute.flops > 0 && dur > 0 &&
+          peak > 0) {
+        // A GEMM's achieved fraction over its whole time on the timeline (launch overhead and
+        // any slowdown beside communication included), against the peak of its precision.
+        // Not for attention: its FLOPs count the causal mask's skipped blocks.
+        o.fraction_of_peak = op.compute.flops / (dur * peak);
+      }
+      o.fp8 = op.compute.fp8;
+    }
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+ChromeTrace StepTrace(const Scenario& sc, const SimReport& r) {
+  ChromeTrace trace;
+  if (r.program == nullptr) return trace;
+  std::vector<std::string> streams;
+  for (int32_t s = 0; s < kNumStreams; ++s) streams.push_back(StreamName(s));
+  for (int32_t p = 0; p < r.program->num_programs; ++p) {
+    trace.AddProcess(p, "stage " + std::to_string(p) + " (representative device)", streams);
+  }
+  for (const OpRecord& o : StepOps(sc, r)) {
+    nlohmann::json args = {{"phase", o.phase}, {"micro_batch", o.micro_batch}};
+    if (o.is_collective) {
+      args["collective"] = o.collective;
+      args["bytes"] = o.bytes;
+      args["axes"] = o.axes;
+    } else {
+      args["flops"] = o.flops;
+      args["bytes"] = o.bytes;
+      args["kernel_class"] = o.kernel_class;
+      if (o.fraction_of_peak >= 0) args["fraction_of_peak"] = o.fraction_of_peak;
+      if (o.fp8) args["fp8"] = true;
+    }
+    trace.AddOp(o.name, o.is_collective ? "collective" : "compute", o.program, o.stream, o.start_s,
+                o.end_s - o.start_s, std::move(args));
+  }
+  trace.other_data() = {{"generator", "moesim simulate"},
+                        {"note",
+                         "SPMD: one representative device per pipeline stage; every device of a "
+                         "stage runs the same program"},
+                        {"step_time_s", r.step_time_s},
+                        {"network", r.network}};
+  return trace;
+}
+
+CostReport ComputeCostReport(const Scenario& sc) {
+  return {ComputeScenarioCost(sc), ComputeMemory(sc), ComputeByClass(sc)};
+}
+
+nlohmann::json CostReportJson(const Scenario& sc, const CostReport& c) {
+  const ModelCost& cost = c.cost;
+  const MemoryReport& mem = c.memory;
+  const StageCompute& compute = c.compute;
+  nlohmann::json j;
+  j["name"] = sc.name;
+  j["params"] = {{"total", cost.params.total},
+                 {"activated", cost.params.activated},
+                 {"embedding", cost.params.embedding},
+                 {"per_expert", cost.params.per_expert}};
+  if (cost.params.mtp > 0) j["params"]["mtp"] = cost.params.mtp;  // model.mtp_depth's modules
+  j["flops_per_token"] = {{"model", cost.flops_per_token.model},
+                          {"hardware", cost.flops_per_token.hardware},
+                          {"forward", cost.flops_per_token.forward},
+                          {"forward_by_op", cost.flops_per_token.forward_by_op}};
+  j["flops_per_step"] = {
+      {"model", cost.flops_per_token.model * static_cast<double>(sc.training.global_batch_tokens)},
+      {"hardware",
+       cost.flops_per_token.hardware * static_cast<double>(sc.training.global_batch_tokens)}};
+  j["layers"] = {{"total", cost.num_layers}, {"moe", cost.num_moe_layers}};
+  nlohmann::json by_class = nlohmann::json::object();
+  for (const auto& [kind, t] : compute.by_class) {
+    by_class[kind] = {{"time_s", t.time_s}, {"flops", t.flops}};
+  }
+  j["compute_per_step"] = {
+      {"stage", compute.stage}, {"time_s", compute.total_s}, {"by_class", by_class}};
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const auto& t : mem.tensors) {
+    tensors.push_back({{"group", t.group},
+                       {"name", t.name},
+                       {"class", TensorClassName(t.tensor_class)},
+                       {"dims", t.dims},
+                       {"global_shape", t.global_shape},
+                       {"local_shape", t.local_shape},
+                       {"local_bytes", t.local_bytes}});
+  }
+  j["memory"] = {{"peak_bytes_per_device", mem.peak_bytes},
+                 {"capacity_bytes", mem.capacity_bytes},
+                 {"fits", mem.fits},
+                 {"weights_bytes", mem.weights_bytes},
+                 {"grads_bytes", mem.grads_bytes},
+                 {"optimizer_bytes", mem.optimizer_bytes},
+                 {"activations_bytes", mem.activations_bytes},
+                 {"logits_bytes", mem.logits_bytes},
+                 {"moe_dispatch_bytes", mem.moe_dispatch_bytes},
+                 {"pipeline_stage", mem.stage},
+                 {"micro_batches_in_flight", mem.micro_batches_in_flight},
+                 {"tensors", tensors}};
+  const PipelineLayout layout = ScenarioPipelineLayout(sc);
+  nlohmann::json stages = nlohmann::json::array();
+  for (int64_t r = 0; r < layout.ranks; ++r) {
+    std::vector<int64_t> per_chunk;
+    for (int64_t k = 0; k < layout.chunks; ++k) per_chunk.push_back(layout.At(r, k).num_layers);
+    stages.push_back({{"stage", r},
+                      {"layers", layout.LayersOnRank(r)},
+                      {"layers_per_chunk", per_chunk},
+                      {"peak_bytes", static_cast<size_t>(r) < mem.stage_peak_bytes.size()
+                                         ? mem.stage_peak_bytes[static_cast<size_t>(r)]
+                                         : 0.0}});
+  }
+  j["pipeline_stages"] = stages;
+  j["scenario"] = sc.resolved_text;
+  return j;
+}
+
+nlohmann::json ValidationJson(const std::string& set, const std::string& network,
+                              const ValidationReport& v) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const ValidationResult& r : v.results) {
+    nlohmann::json j = {{"id", r.row.id},           {"metric", r.row.metric},
+                        {"simulated", r.simulated}, {"measured", r.row.measured},
+                        {"error_pct", r.error_pct}, {"source", r.row.source}};
+    if (!r.row.baseline.empty()) j["baseline"] = r.row.baseline;
+    rows.push_back(std::move(j));
+  }
+  nlohmann::json out = {
+      {"set", set}, {"rows", rows}, {"mape_pct", v.mape_pct}, {"network", network}};
+  if (!v.relatives.empty()) {
+    nlohmann::json rel = nlohmann::json::array();
+    for (const RelativeResult& r : v.relatives) {
+      rel.push_back({{"id", r.id},
+                     {"baseline", r.baseline},
+                     {"simulated_pct", r.simulated_pct},
+                     {"measured_pct", r.measured_pct},
+                     {"diff_pp", r.diff_pp}});
+    }
+    out["relative"] = rel;
+  }
+  return out;
+}
+
+namespace {
+
+Status Missing(const std::string& file, const std::string& where, const char* key,
+               const char* what) {
+  return Status::InvalidInput(file + ": " + where + (where.empty() ? "" : ".") + key +
+                              ": missing or not " + what);
+}
+
+Status GetNum(const nlohmann::json& obj, const std::string& file, const std::string& where,
+              const char* key, double* out) {
+  if (!obj.is_object() || !obj.contains(key) || !obj.at(key).is_number()) {
+    return Missing(file, where, key, "a number");
+  }
+  *out = obj.at(key).get<double>();
+  return Status::Ok();
+}
+
+std::string GetText(const nlohmann::json& obj, const char* key, const std::string& fallback) {
+  if (obj.is_object() && obj.contains(key) && obj.at(key).is_string()) {
+    return obj.at(key).get<std::string>();
+  }
+  return fallback;
+}
+
+}  // namespace
+
+Expected<ValidationRecord> ParseValidationJson(const nlohmann::json& j, const std::string& file) {
+  ValidationRecord v;
+  if (!j.is_object() || !j.contains("rows") || !j.at("rows").is_array() || j.at("rows").empty()) {
+    return Status::InvalidInput(file + ": rows: missing or empty");
+  }
+  v.set = GetText(j, "set", "?");
+  v.network = GetText(j, "network", "?");
+  const nlohmann::json& rows = j.at("rows");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const std::string where = "rows[" + std::to_string(i) + "]";
+    ValidationRecord::Row r;
+    MOESIM_RETURN_IF_ERROR(GetNum(rows[i], file, where, "simulated", &r.simulated));
+    MOESIM_RETURN_IF_ERROR(GetNum(rows[i], file, where, "measured", &r.measured));
+    MOESIM_RETURN_IF_ERROR(GetNum(rows[i], file, where, "error_pct", &r.error_pct));
+    r.id = GetText(rows[i], "id", where);
+    r.metric = GetText(rows[i], "metric", "?");
+    r.source = GetText(rows[i], "source", "");
+    r.baseline = GetText(rows[i], "baseline", "");
+    v.rows.push_back(std::move(r));
+  }
+  MOESIM_RETURN_IF_ERROR(GetNum(j, file, "", "mape_pct", &v.mape_pct));
+  if (j.contains("relative")) {
+    const nlohmann::json& rel = j.at("relative");
+    if (!rel.is_array()) return Missing(file, "", "relative", "an array");
+    for (size_t i = 0; i < rel.size(); ++i) {
+      const std::string where = "relative[" + std::to_string(i) + "]";
+      ValidationRecord::Relative r;
+      MOESIM_RETURN_IF_ERROR(GetNum(rel[i], file, where, "simulated_pct", &r.simulated_pct));
+      MOESIM_RETURN_IF_ERROR(GetNum(rel[i], file, where, "measured_pct", &r.measured_pct));
+      r.id = GetText(rel[i], "id", where);
+      r.baseline = GetText(rel[i], "baseline", "?");
+      v.relative.push_back(std::move(r));
+    }
+  }
+  return v;
+}
+
+const std::vector<std::string>& SweepFieldNames() {
+  static const std::vector<std::string> names = {"status",
+                                                 "step_time_s",
+                                                 "compute_s",
+                                                 "exposed_comm_s",
+                                                 "comm_total_s",
+                                                 "bubble_s",
+                                                 "idle_s",
+                                                 "mfu",
+                                                 "tokens_per_s",
+                                                 "tflops_per_device",
+                                                 "peak_bytes_per_device",
+                                                 "fits",
+                                                 "message"};
+  return names;
+}
+
+SweepRow MakeSweepRow(const PointResult& p, const std::vector<std::string>& columns) {
+  SweepRow row;
+  for (const auto& c : columns) row.values.push_back(OverrideValue(p.overrides, c));
+  row.status = OutcomeName(p.outcome);
+  const SimReport& r = p.report;
+  row.simulated = p.outcome != PointResult::Outcome::kInvalid && r.step_time_s > 0;
+  if (row.simulated) {
+    const Breakdown& b = r.breakdown;
+    row.step_time_s = r.step_time_s;
+    row.compute_s = b.compute_s;
+    row.exposed_comm_s = b.exposed_comm_s;
+    row.comm_total_s = b.comm_total_s;
+    row.bubble_s = b.bubble_s;
+    row.idle_s = b.idle_s;
+    row.mfu = r.mfu;
+    row.tokens_per_s = r.tokens_per_s;
+    row.tflops_per_device = r.tflops_per_device;
+    row.peak_bytes_per_device = r.memory.peak_bytes;
+    row.fits = r.memory.fits;
+  }
+  row.message = p.message.substr(0, p.message.find('\n'));
+  return row;
+}
+
+nlohmann::ordered_json SweepRowJson(const SweepRow& row, const std::vector<std::string>& columns) {
+  nlohmann::ordered_json j;
+  for (size_t i = 0; i < columns.size() && i < row.values.size(); ++i) {
+    j[columns[i]] = row.values[i];
+  }
+  j["status"] = row.status;
+  auto num = [&](const char* key, double v) {
+    j[key] = row.simulated ? nlohmann::ordered_json(v) : nlohmann::ordered_json();
+  };
+  num("step_time_s", row.step_time_s);
+  num("compute_s", row.compute_s);
+  num("exposed_comm_s", row.exposed_comm_s);
+  num("comm_total_s", row.comm_total_s);
+  num("bubble_s", row.bubble_s);
+  num("idle_s", row.idle_s);
+  num("mfu", row.mfu);
+  num("tokens_per_s", row.tokens_per_s);
+  num("tflops_per_device", row.tflops_per_device);
+  num("peak_bytes_per_device", row.peak_bytes_per_device);
+  j["fits"] = row.simulated ? nlohmann::ordered_json(row.fits) : nlohmann::ordered_json();
+  j["message"] = row.message;
+  return j;
+}
+
+void WriteSweepCsvHeader(const std::vector<std::string>& columns, std::ostream& out) {
+  for (const auto& c : columns) out << CsvField(c) << ",";
+  const auto& names = SweepFieldNames();
+  for (size_t i = 0; i < names.size(); ++i) out << (i == 0 ? "" : ",") << names[i];
+  out << "\n";
+}
+
+void WriteSweepCsvRow(const SweepRow& row, std::ostream& out) {
+  for (const auto& v : row.values) out << CsvField(v) << ",";
+  out << row.status << ",";
+  if (row.simulated) {
+    out << Num(row.step_time_s) << "," << Num(row.compute_s) << "," << Num(row.exposed_comm_s)
+        << "," << Num(row.comm_total_s) << "," << Num(row.bubble_s) << "," << Num(row.idle_s) << ","
+        << Num(row.mfu) << "," << Num(row.tokens_per_s) << "," << Num(row.tflops_per_device) << ","
+        << Num(row.peak_bytes_per_device) << "," << (row.fits ? "true" : "false") << ",";
+  } else {
+    out << ",,,,,,,,,,,";
+  }
+  out << CsvField(row.message) << "\n";
+}
+
+nlohmann::json TopologyJson(const Topology& topo, const TopologySummary& s,
+                            const std::vector<AxisRing>& rings, const MeshPlacement* placement) {
+  nlohmann::json j;
+  j["name"] = topo.name();
+  j["chip"] = topo.hardware().chip;
+  j["num_devices"] = s.num_devices;
+  j["num_vertices"] = s.num_vertices;
+  j["num_links"] = s.num_links;
+  nlohmann::json by_kind = nlohmann::json::object();
+  for (int k = 0; k < kNumLinkKinds; ++k) {
+    if (s.links_by_kind[static_cast<size_t>(k)] > 0) {
+      by_kind[LinkKindName(static_cast<LinkKind>(k))] = s.links_by_kind[static_cast<size_t>(k)];
+    }
+  }
+  j["links_by_kind"] = by_kind;
+  j["diameter_hops"] = s.diameter_hops >= 0 ? nlohmann::json(s.diameter_hops) : nlohmann::json();
+  j["bisection_bytes_per_s"] = s.bisection_bytes_per_s;
+  nlohmann::json axes = nlohmann::json::array();
+  for (size_t i = 0; i < rings.size(); ++i) {
+    axes.push_back({{"name", rings[i].name},
+                    {"size", rings[i].size},
+                    {"ring_bytes_per_s", rings[i].ring_bytes_per_s},
+                    {"max_hops", rings[i].max_hops},
+                    {"span", placement != nullptr ? placement->axis_spans[i] : std::string()}});
+  }
+  j["axes"] = axes;
+  return j;
+}
+
+}  // namespace moesim

@@ -1,0 +1,181 @@
+"""Checks every JSON file moesim writes for the shipped inputs against docs/schema.md.
+
+The golden files (tests/golden/{simulate,cost,validate}, the CLI's output for every shipped
+scenario and validation set) and the JSON or CSV the CLI writes here (topo, sweep) are walked
+field by field: every field must be documented in docs/schema.md with a matching type, a unit
+and a presence, and every field documented as always present must be there. The document is
+the second method: it is written by hand, not generated from the writer.
+
+Usage: python3 schema_test.py SOURCE_DIR MOESIM_BINARY
+"""
+import csv
+import glob
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import unittest
+
+SOURCE_DIR = None
+MOESIM = None
+
+
+def parse_schema_doc(path):
+    """{kind: {field path: (type, unit, presence)}}, in document order, from the tables that
+    follow a `<!-- schema: KIND -->` marker."""
+    kinds = {}
+    current = None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"<!-- schema: (\w+) -->", line.strip())
+            if m:
+                current = kinds.setdefault(m.group(1), {})
+                continue
+            if current is None:
+                continue
+            if not line.startswith("|"):
+                if line.strip() and not line.startswith("|"):
+                    current = None if line.startswith("#") else current
+                continue
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) < 5 or cells[0] in ("field", "---") or set(cells[0]) <= set("-"):
+                continue
+            field = cells[0].strip("`")
+            current[field] = (cells[1], cells[2], cells[3])
+    return kinds
+
+
+def json_type_ok(value, declared):
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def is_num(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    simple = {
+        "number": is_num,
+        "integer": is_int,
+        "string": lambda v: isinstance(v, str),
+        "boolean": lambda v: isinstance(v, bool),
+        "integer or null": lambda v: v is None or is_int(v),
+    }
+    if declared in simple:
+        return simple[declared](value)
+    m = re.match(r"array of (\w+)$", declared)
+    if m:
+        return isinstance(value, list) and all(simple[m.group(1)](v) for v in value)
+    raise AssertionError("docs/schema.md: unknown type %r" % declared)
+
+
+def flatten(doc_fields, value, path="", out=None):
+    """[(documented-style path, value)] for every leaf; objects documented with `.*` are maps."""
+    if out is None:
+        out = []
+    if isinstance(value, dict):
+        is_map = any(f.startswith(path + ".*") for f in doc_fields) if path else False
+        for k, v in value.items():
+            key = "*" if is_map else k
+            flatten(doc_fields, v, (path + "." if path else "") + key, out)
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        for v in value:
+            flatten(doc_fields, v, path + "[]", out)
+    elif isinstance(value, list) and not value and (path + "[]") in {
+            f.split("[]")[0] + "[]" for f in doc_fields if "[]" in f}:
+        pass  # an empty array of objects
+    else:
+        out.append((path, value))
+    return out
+
+
+class SchemaTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.doc = parse_schema_doc(os.path.join(SOURCE_DIR, "docs", "schema.md"))
+
+    def check_object(self, kind, obj, where):
+        fields = self.doc[kind]
+        seen = set()
+        for path, value in flatten(fields, obj):
+            self.assertIn(path, fields, "%s: field %s is not documented in docs/schema.md (%s)"
+                          % (where, path, kind))
+            declared, unit, presence = fields[path]
+            self.assertTrue(unit, "%s: %s has no unit" % (kind, path))
+            self.assertIn(presence, ("always", "optional"), "%s: %s" % (kind, path))
+            self.assertTrue(json_type_ok(value, declared),
+                            "%s: %s = %r is not %s" % (where, path, value, declared))
+            seen.add(path)
+        for path, (_, _, presence) in fields.items():
+            if presence == "always":
+                self.assertIn(path, seen, "%s: documented field %s is missing" % (where, path))
+        return seen
+
+    def check_golden(self, kind, expected_files):
+        files = sorted(glob.glob(os.path.join(SOURCE_DIR, "tests", "golden", kind, "**", "*.json"),
+                                 recursive=True))
+        self.assertGreaterEqual(len(files), expected_files)
+        seen = set()
+        for f in files:
+            with open(f, encoding="utf-8") as fh:
+                seen |= self.check_object(kind, json.load(fh), os.path.relpath(f, SOURCE_DIR))
+        return seen
+
+    def test_document_has_every_section(self):
+        for kind in ("simulate", "cost", "validate", "sweep", "topo"):
+            self.assertIn(kind, self.doc)
+            self.assertGreater(len(self.doc[kind]), 5, kind)
+
+    def test_simulate_goldens(self):
+        seen = self.check_golden("simulate", 40)
+        self.assertEqual(set(self.doc["simulate"]) - seen, set(), "documented, never written")
+
+    def test_cost_goldens(self):
+        seen = self.check_golden("cost", 40)
+        self.assertEqual(set(self.doc["cost"]) - seen, set(), "documented, never written")
+
+    def test_validate_goldens(self):
+        seen = self.check_golden("validate", 6)
+        self.assertEqual(set(self.doc["validate"]) - seen, set(), "documented, never written")
+
+    def test_topo_json(self):
+        names = ["tpu-v5e:16x16", "dgx-h100:32"]
+        names += sorted(glob.glob(os.path.join(SOURCE_DIR, "topologies", "*.textproto")))
+        seen = set()
+        for name in names:
+            args = [MOESIM, "topo", name, "--json", "-"]
+            if name == "tpu-v5e:16x16":
+                args += ["--placement", "data,expert,model=4,64,1"]
+            out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+            seen |= self.check_object("topo", json.loads(out), "moesim topo " + name)
+        self.assertEqual(set(self.doc["topo"]) - seen, set(), "documented, never written")
+
+    def test_sweep_csv(self):
+        scenario = os.path.join(SOURCE_DIR, "scenarios", "apple2024", "moe-1.6b-64e.textproto")
+        out = subprocess.run(
+            [MOESIM, "sweep", scenario, "--vary", "model.moe.num_experts=16,64",
+             "--vary", "sharding.mesh.expert=16,12", "--vary", "sharding.mesh.data=16",
+             "--csv", "-", "--jobs", "2"],
+            capture_output=True, text=True, check=True).stdout
+        rows = list(csv.reader(io.StringIO(out)))
+        varied = ["model.moe.num_experts", "sharding.mesh.expert", "sharding.mesh.data"]
+        self.assertEqual(rows[0], varied + list(self.doc["sweep"]))
+        statuses = set()
+        for row in rows[1:]:
+            record = dict(zip(rows[0], row))
+            statuses.add(record["status"])
+            for field, (declared, _, presence) in self.doc["sweep"].items():
+                cell = record[field]
+                if cell == "":
+                    self.assertTrue(presence == "optional" or declared == "string", field)
+                    continue
+                value = {"number": float, "boolean": lambda c: {"true": True, "false": False}[c],
+                         "string": str}[declared](cell)
+                self.assertTrue(json_type_ok(value, declared), field)
+        self.assertIn("ok", statuses)
+        self.assertIn("invalid", statuses)  # expert 12 does not divide the experts
+
+
+if __name__ == "__main__":
+    SOURCE_DIR, MOESIM = sys.argv[1], sys.argv[2]
+    unittest.main(argv=sys.argv[:1])
