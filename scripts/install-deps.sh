@@ -14,6 +14,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   openmpi-bin libopenmpi-dev
   time
+  python3 python3-dev pybind11-dev python3-numpy python3-matplotlib
 )
 gui=1
 sanitizers=0
