@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -136,9 +137,9 @@ class PyResult {
   py::object ToDict() const { return ToPython(StepReportJson(sc_, r_)); }
 
   py::list Ops() {
-    EnsureProgram();
+    const SimReport& full = WithProgram();
     py::list out;
-    for (const OpRecord& o : StepOps(sc_, *with_program_)) {
+    for (const OpRecord& o : StepOps(sc_, full)) {
       py::dict d;
       d["name"] = o.name;
       d["program"] = o.program;
@@ -164,32 +165,37 @@ class PyResult {
   }
 
   void WriteTrace(const std::string& path) {
-    EnsureProgram();
-    Check(StepTrace(sc_, *with_program_).Write(path));
+    const SimReport& full = WithProgram();
+    Check(StepTrace(sc_, full).Write(path));
   }
 
   const Scenario& scenario() const { return sc_; }
 
  private:
-  void EnsureProgram() {
-    if (r_.program != nullptr) with_program_ = &r_;
-    if (with_program_ != nullptr) return;
-    SimulateOptions opts = opts_;
-    opts.keep_program = true;
-    Expected<SimReport> r = Status::Internal("not simulated");
-    {
-      py::gil_scoped_release release;
-      r = SimulateScenario(sc_, opts);
+  // The report with the full program: this one, or the step simulated again with keep_program
+  // (once, whichever thread asks first; the GIL is released while it runs).
+  const SimReport& WithProgram() {
+    if (r_.program != nullptr) return r_;
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(lazy_->mu);
+    if (lazy_->full == nullptr) {
+      SimulateOptions opts = opts_;
+      opts.keep_program = true;
+      Expected<SimReport> r = SimulateScenario(sc_, opts);
+      if (!r.ok()) throw StatusError{r.status()};
+      lazy_->full = std::make_shared<const SimReport>(std::move(*r));
     }
-    full_ = std::make_unique<SimReport>(Take(std::move(r)));
-    with_program_ = full_.get();
+    return *lazy_->full;
   }
 
+  struct Lazy {
+    std::mutex mu;
+    std::shared_ptr<const SimReport> full;
+  };
   Scenario sc_;
   SimReport r_;
   SimulateOptions opts_;
-  std::unique_ptr<SimReport> full_;
-  const SimReport* with_program_ = nullptr;
+  std::shared_ptr<Lazy> lazy_ = std::make_shared<Lazy>();
 };
 
 PyResult Simulate(const PyScenario& s, const std::string& network, bool keep_ops,

@@ -92,6 +92,27 @@ class SimulateTest(unittest.TestCase):
         self.assertAlmostEqual(max(o["end_s"] for o in ops), r.step_time_s,
                                delta=1e-9 * r.step_time_s)
 
+    def test_keep_ops_gives_the_same_timeline(self):
+        sc = moesim.Scenario.from_file(DENSE)
+        self.assertEqual(moesim.simulate(sc, keep_ops=True).ops, moesim.simulate(sc).ops)
+
+    def test_threads_get_what_one_thread_gets(self):
+        import threading
+        sc = moesim.Scenario.from_file(SCENARIO)
+        vary = {"sharding.mesh.data": [4, 16], "sharding.mesh.expert": [64, 16]}
+        expected = moesim.sweep(sc, vary=vary, jobs=1)
+        results = [None] * 3
+
+        def run(i):
+            results[i] = moesim.sweep(sc, vary=vary, jobs=1)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(results, [expected] * 3)
+
 
 class CostAndTopologyTest(unittest.TestCase):
     def test_cost_equals_cli(self):
