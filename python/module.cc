@@ -277,9 +277,17 @@ py::list Sweep(const PyScenario& s, const py::dict& vary, int jobs, const std::s
 
 // `moesim plan` (step_time): the feasible configurations, fastest first, as sweep rows with a
 // "configuration" column; the legacy space, or Megatron-LM's for a scenario in that form.
-py::list Plan(const PyScenario& s, int top, int jobs, int64_t max_pipeline,
-              const std::vector<std::string>& strategies, const std::string& space_kind,
+py::list PlanBudget(const PyScenario& s, const Scenario& sc, const SearchSpace& space,
+                    const RunOptions& opts, int top);
+
+py::list Plan(const PyScenario& s, const std::string& objective, int top, int jobs,
+              int64_t max_pipeline, const std::vector<std::string>& strategies,
+              const std::vector<int64_t>& experts, const std::string& space_kind,
               double max_memory_bytes) {
+  if (objective != "step_time" && objective != "tokens_in_budget") {
+    throw py::value_error("objective must be \"step_time\" or \"tokens_in_budget\"");
+  }
+  if (top < 1) throw py::value_error("top must be at least 1");
   if (space_kind != "auto" && space_kind != "legacy" && space_kind != "megatron") {
     throw py::value_error("space must be \"auto\", \"legacy\" or \"megatron\"");
   }
@@ -304,6 +312,16 @@ py::list Plan(const PyScenario& s, int top, int jobs, int64_t max_pipeline,
   RunOptions opts = MakeRunOptions(jobs, "analytical", max_memory_bytes);
   opts.simulate_unfit = false;
   const bool megatron = space_kind == "megatron" || (space_kind == "auto" && UsesMegatronForm(sc));
+  if (megatron && objective != "step_time") {
+    Check(Status::InvalidInput("space=\"megatron\" searches for objective=\"step_time\" only"));
+  }
+  if (objective == "tokens_in_budget") {
+    SearchSpace space;
+    space.max_pipeline = max_pipeline;
+    if (!strategies.empty()) space.strategies = strategies;
+    if (!experts.empty()) space.experts = experts;
+    return PlanBudget(s, sc, space, opts, top);
+  }
   if (megatron && !UsesMegatronForm(sc)) {
     Check(Status::InvalidInput(s.base.source_name +
                                ": space=\"megatron\" needs a scenario in the megatron form "
@@ -343,6 +361,45 @@ py::list Plan(const PyScenario& s, int top, int jobs, int64_t max_pipeline,
     }
     row["overrides"] = overrides;
     rows.append(std::move(row));
+  }
+  return rows;
+}
+
+// tokens_in_budget: the MoE candidates that train on the most tokens in the dense scenario's
+// Chinchilla wall-clock budget, most first, as rows: experts, every_k, the best sharding's sweep
+// row, the parameters and the tokens; plus the budget every row shares.
+py::list PlanBudget(const PyScenario& s, const Scenario& sc, const SearchSpace& space,
+                    const RunOptions& opts, int top) {
+  Expected<BudgetPlan> plan = Status::Internal("not planned");
+  {
+    py::gil_scoped_release release;
+    plan = PlanTokensInBudget(s.base, s.overrides, sc, space, opts);
+  }
+  const BudgetPlan p = Take(std::move(plan));
+  py::list rows;
+  for (size_t i = 0; i < p.candidates.size() && i < static_cast<size_t>(top); ++i) {
+    const BudgetCandidate& c = p.candidates[i];
+    nlohmann::ordered_json j;
+    j["rank"] = i + 1;
+    j["experts"] = c.experts;
+    j["every_k"] = c.every_k;
+    j["configuration"] = c.best ? nlohmann::ordered_json(DescribeSharding(c.best->overrides))
+                                : nlohmann::ordered_json();
+    const nlohmann::ordered_json figures =
+        c.best ? SweepRowJson(MakeSweepRow(*c.best, {}), {})
+               : nlohmann::ordered_json{{"status", "no_feasible_sharding"}};
+    for (auto it = figures.begin(); it != figures.end(); ++it) j[it.key()] = it.value();
+    j["params_total"] = c.best ? nlohmann::ordered_json(c.best->report.cost.params.total)
+                               : nlohmann::ordered_json();
+    j["params_activated"] = c.best ? nlohmann::ordered_json(c.best->report.cost.params.activated)
+                                   : nlohmann::ordered_json();
+    j["tokens"] = c.tokens;
+    j["unfit"] = c.counts.unfit;
+    j["invalid"] = c.counts.invalid;
+    j["dense_params"] = p.params;
+    j["dense_step_time_s"] = p.dense.report.step_time_s;
+    j["budget_s"] = p.budget_s;
+    rows.append(ToPython(j));
   }
   return rows;
 }
@@ -451,8 +508,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("cost", &Cost, py::arg("scenario"));
   m.def("sweep", &Sweep, py::arg("scenario"), py::arg("vary"), py::arg("jobs") = DefaultJobs(),
         py::arg("network") = "analytical", py::arg("max_memory_bytes") = 0.0);
-  m.def("plan", &Plan, py::arg("scenario"), py::arg("top") = 10, py::arg("jobs") = DefaultJobs(),
-        py::arg("max_pipeline") = 8, py::arg("strategies") = std::vector<std::string>{},
-        py::arg("space") = "auto", py::arg("max_memory_bytes") = 0.0);
+  m.def("plan", &Plan, py::arg("scenario"), py::arg("objective") = "step_time", py::arg("top") = 10,
+        py::arg("jobs") = DefaultJobs(), py::arg("max_pipeline") = 8,
+        py::arg("strategies") = std::vector<std::string>{},
+        py::arg("experts") = std::vector<int64_t>{}, py::arg("space") = "auto",
+        py::arg("max_memory_bytes") = 0.0);
   m.def("topology", &TopologyInfo, py::arg("name"), py::arg("placement") = "");
 }

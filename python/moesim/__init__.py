@@ -62,15 +62,18 @@ def sweep(scenario, vary, jobs=None, network="analytical", max_memory_bytes=0.0)
                        **args)
 
 
-def plan(scenario, top=10, jobs=None, max_pipeline=8, strategies=None, space="auto",
-         max_memory_bytes=0.0):
-    """`moesim plan` (objective step_time): the `top` fastest feasible shardings of the
-    scenario's model on its cluster, as sweep rows with rank, configuration and overrides
-    (the --set overrides that select it). space: "auto", "legacy" or "megatron"."""
+def plan(scenario, objective="step_time", top=10, jobs=None, max_pipeline=8, strategies=None,
+         experts=None, space="auto", max_memory_bytes=0.0):
+    """`moesim plan`. objective "step_time": the `top` fastest feasible shardings of the
+    scenario's model on its cluster, as sweep rows with rank, configuration and overrides (the
+    --set overrides that select it); space: "auto", "legacy" or "megatron".
+    objective "tokens_in_budget" (a dense scenario): the MoE candidates (expert counts
+    `experts`) that train on the most tokens in the dense model's Chinchilla wall-clock budget,
+    one row per candidate, most tokens first."""
     args = {} if jobs is None else {"jobs": int(jobs)}
-    return _core.plan(scenario, top=top, max_pipeline=max_pipeline,
-                      strategies=list(strategies or []), space=space,
-                      max_memory_bytes=max_memory_bytes, **args)
+    return _core.plan(scenario, objective=objective, top=top, max_pipeline=max_pipeline,
+                      strategies=list(strategies or []), experts=list(experts or []),
+                      space=space, max_memory_bytes=max_memory_bytes, **args)
 
 
 def topology(name, placement=""):

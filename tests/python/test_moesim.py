@@ -234,6 +234,22 @@ class SweepTest(unittest.TestCase):
             self.assertIn(row["configuration"], " ".join(line))
             self.assertEqual("%.4f" % row["step_time_s"], line[-3])
 
+    def test_tokens_in_budget_ranks_like_cli(self):
+        rows = moesim.plan(moesim.Scenario.from_file(DENSE), objective="tokens_in_budget",
+                           experts=[16], strategies=["APPLE_3D"], jobs=2)
+        out = cli("plan", DENSE, "--objective", "tokens_in_budget", "--experts", "16",
+                  "--strategies", "APPLE_3D", "--jobs", "2")
+        table = [l.split() for l in out.splitlines() if l[:1].isdigit()]
+        self.assertEqual(len(rows), len(table))
+        self.assertGreater(len(rows), 0)
+        for row, line in zip(rows, table):
+            self.assertEqual([str(row["experts"]), str(row["every_k"])], line[:2])
+            self.assertIn(row["configuration"], " ".join(line))
+            self.assertEqual("%.4f" % row["step_time_s"], line[-7])
+        dense = [l for l in out.splitlines() if l.startswith("dense:")][0]
+        self.assertIn("steps of %.4f s" % rows[0]["dense_step_time_s"], dense)
+        self.assertIn("budget %.2f h" % (rows[0]["budget_s"] / 3600), dense)
+
     def test_to_dataframe_without_pandas(self):
         rows = [{"a": 1}]
         saved = sys.modules.get("pandas")
