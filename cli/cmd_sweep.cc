@@ -1,6 +1,6 @@
 // `moesim sweep SCENARIO --vary PATH=V1,V2,... [--vary ...] [--set ...] [--csv FILE|-]
-// [--jobs N] [--network ...]`: the grid over every --vary, simulated in parallel; a readable
-// table on stdout, one CSV row per point, progress on stderr. Under mpirun the points are
+// [--json FILE|-] [--jobs N] [--network ...]`: the grid over every --vary, simulated in parallel; a
+// readable table on stdout, one CSV row per point, progress on stderr. Under mpirun the points are
 // split over the ranks (cli/mpi_share.h). Invalid or unfit points are rows
 // too (status column), not failures.
 #include <iostream>
@@ -22,6 +22,7 @@ RunFn Setup(CLI::App* sub) {
   auto args = std::make_shared<ScenarioArgs>();
   auto vary = std::make_shared<std::vector<std::string>>();
   auto csv = std::make_shared<std::string>();
+  auto json = std::make_shared<std::string>();
   auto jobs =
       std::make_shared<int>(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   auto network = std::make_shared<std::string>("analytical");
@@ -30,6 +31,9 @@ RunFn Setup(CLI::App* sub) {
       ->type_name("PATH=V1,V2,...")
       ->required();
   sub->add_option("--csv", *csv, "Write one CSV row per point to FILE (- for stdout)")
+      ->type_name("FILE|-");
+  sub->add_option("--json", *json,
+                  "Write the rows as a JSON array to FILE (- for stdout; docs/schema.md)")
       ->type_name("FILE|-");
   CLI::Option* jobs_option =
       sub->add_option("--jobs", *jobs,
@@ -40,7 +44,7 @@ RunFn Setup(CLI::App* sub) {
   AddMaxMemoryOption(sub, max_memory.get());
   sub->add_option("--network", *network, "analytical | flow")
       ->check(CLI::IsMember({"analytical", "flow"}));
-  return [args, vary, csv, jobs, jobs_option, network, max_memory]() -> Status {
+  return [args, vary, csv, json, jobs, jobs_option, network, max_memory]() -> Status {
     MpiSession mpi;
     auto points = GridPoints(args->overrides, *vary);
     if (!points.ok()) return points.status();
@@ -55,9 +59,17 @@ RunFn Setup(CLI::App* sub) {
     std::vector<std::string> columns;
     for (const std::string& spec : *vary) columns.push_back(spec.substr(0, spec.find('=')));
     const size_t base = args->overrides.size();
-    if (*csv != "-") PrintPointsTable(results, columns, base, std::cout);
+    if (*csv != "-" && *json != "-") PrintPointsTable(results, columns, base, std::cout);
     // Under mpirun every rank has every result; rank 0 alone writes them.
-    if (!csv->empty() && mpi.rank() == 0) return WritePointsCsv(results, columns, base, *csv);
+    if (mpi.rank() != 0) return Status::Ok();
+    if (!csv->empty()) MOESIM_RETURN_IF_ERROR(WritePointsCsv(results, columns, base, *csv));
+    if (!json->empty()) {
+      nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+      for (const PointResult& p : results) {
+        rows.push_back(SweepRowJson(MakeSweepRow(p, columns), columns));
+      }
+      return WriteJsonText(rows.dump(2) + "\n", *json);
+    }
     return Status::Ok();
   };
 }

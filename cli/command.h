@@ -45,6 +45,8 @@ void AddMaxMemoryOption(CLI::App* sub, uint64_t* bytes);
 
 // Writes `j` (indented, trailing newline) to `target`: "-" = stdout, else a file.
 Status WriteJson(const nlohmann::json& j, const std::string& target);
+// Writes JSON text already formatted (e.g. an ordered_json's dump) the same way.
+Status WriteJsonText(const std::string& text, const std::string& target);
 
 }  // namespace moesim::cli
 

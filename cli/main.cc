@@ -83,7 +83,10 @@ void AddMaxMemoryOption(CLI::App* sub, uint64_t* bytes) {
 }
 
 Status WriteJson(const nlohmann::json& j, const std::string& target) {
-  const std::string text = j.dump(2) + "\n";
+  return WriteJsonText(j.dump(2) + "\n", target);
+}
+
+Status WriteJsonText(const std::string& text, const std::string& target) {
   if (target == "-") {
     std::cout << text;
     return std::cout ? Status::Ok() : Status::Internal("cannot write to stdout");

@@ -10,7 +10,7 @@ The same simulator and cost model as the `moesim` command, from Python (docs/pyt
 
 Results equal the command's: simulate(...).to_dict() is `moesim simulate --json`, cost(...) is
 `moesim cost --json`, topology(...) is `moesim topo --json`, and sweep(...) rows are
-`moesim sweep --csv` rows (docs/schema.md documents every field and its unit).
+`moesim sweep --json` rows (docs/schema.md documents every field and its unit).
 """
 from moesim._errors import ScenarioError
 from moesim import _core
@@ -54,7 +54,7 @@ def sweep(scenario, vary, jobs=None, network="analytical", max_memory_bytes=0.0)
     """The grid of every value of every path in `vary` ({"model.moe.num_experts": [16, 64]}),
     first path outermost, simulated on `jobs` threads (default: all cores), GIL released.
 
-    Returns one dict per point, as `moesim sweep --csv` rows: the varied paths (their values as
+    Returns one dict per point, as `moesim sweep --json` rows: the varied paths (their values as
     text), status, step_time_s, ..., fits, message; figures are None for invalid points.
     """
     args = {} if jobs is None else {"jobs": int(jobs)}

@@ -214,6 +214,10 @@ class SweepTest(unittest.TestCase):
         for path, values in vary.items():
             args += ["--vary", path + "=" + ",".join(str(v) for v in values)]
         assert_rows_equal_csv(self, rows, cli(*args), list(vary))
+        args[args.index("--csv")] = "--json"
+        expected = json.loads(cli(*args))
+        self.assertEqual(rows, expected)
+        self.assertEqual([list(r) for r in rows], [list(r) for r in expected])
         self.assertEqual({r["status"] for r in rows} >= {"ok", "invalid"}, True)
 
     def test_base_overrides_apply_to_every_point(self):

@@ -175,6 +175,30 @@ class SchemaTest(unittest.TestCase):
         self.assertIn("ok", statuses)
         self.assertIn("invalid", statuses)  # expert 12 does not divide the experts
 
+    def test_sweep_json(self):
+        scenario = os.path.join(SOURCE_DIR, "scenarios", "apple2024", "moe-1.6b-64e.textproto")
+        out = subprocess.run(
+            [MOESIM, "sweep", scenario, "--vary", "model.moe.num_experts=16,64,256",
+             "--vary", "sharding.mesh.expert=16,12", "--vary", "sharding.mesh.data=16",
+             "--json", "-", "--jobs", "2"],
+            capture_output=True, text=True, check=True).stdout
+        rows = json.loads(out)
+        varied = ["model.moe.num_experts", "sharding.mesh.expert", "sharding.mesh.data"]
+        self.assertEqual(len(rows), 6)
+        statuses = set()
+        for i, row in enumerate(rows):
+            self.assertEqual(list(row), varied + list(self.doc["sweep"]))
+            statuses.add(row["status"])
+            for field, (declared, unit, presence) in self.doc["sweep"].items():
+                self.assertTrue(unit, field)
+                if row[field] is None:  # figures of a point that was not simulated
+                    self.assertEqual(presence, "optional", field)
+                    self.assertEqual(row["status"], "invalid", field)
+                    continue
+                self.assertTrue(json_type_ok(row[field], declared),
+                                "sweep row %d: %s = %r is not %s" % (i, field, row[field], declared))
+        self.assertEqual(statuses, {"ok", "invalid", "does_not_fit"})
+
 
 if __name__ == "__main__":
     SOURCE_DIR, MOESIM = sys.argv[1], sys.argv[2]
