@@ -386,7 +386,9 @@ Expected<HfImport> ImportHfConfig(const std::string& json_text, const std::strin
   if (ep > 1) meg.set_expert(ep);
   meg.set_distributed_optimizer(true);
   pb::Training& t = *sc.mutable_training();
-  t.set_global_batch_tokens(8 * seq);  // one sequence per GPU of the node
+  // 1,024 sequences (4M tokens at 4,096, Megatron-LM's usual batch): divides over any cluster
+  // of up to 1,024 GPUs in powers of two, so .set("cluster.topology", ...) keeps it valid.
+  t.set_global_batch_tokens(1024 * seq);
   t.set_micro_batch_size(1);
   t.set_recompute(pb::Training::FULL);
 
@@ -399,8 +401,8 @@ Expected<HfImport> ImportHfConfig(const std::string& json_text, const std::strin
       "# The model block is the config's; cluster (one 8-GPU H100 node), sharding (Megatron-LM"
       " data\n# parallel";
   head += ep > 1 ? " with expert parallel " + Num(ep) : std::string();
-  head += ", distributed optimizer) and training (one " + Num(seq) +
-          "-token sequence per GPU,\n# full recomputation) are defaults to edit.\n";
+  head += ", distributed optimizer) and training (1,024 sequences of " + Num(seq) +
+          " tokens,\n# micro-batches of one, full recomputation) are defaults to edit.\n";
   if (!out.not_mapped.empty()) {
     head += "# Not mapped (the model block cannot say them; see `moesim import hf`):\n";
     for (const auto& k : out.not_mapped) head += "#   " + k.key + ": " + k.reason + "\n";

@@ -11,12 +11,15 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <fstream>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "proto/hf_import.h"
 #include "proto/megatron_args.h"
 #include "proto/scenario_loader.h"
 #include "schema/report_schema.h"
@@ -480,6 +483,45 @@ PYBIND11_MODULE(_core, m) {
         return "<moesim.Scenario " + s.base.source_name + " with " +
                std::to_string(s.overrides.size()) + " overrides>";
       });
+
+  // A Hugging Face config.json's import (proto/hf_import.h): the scenario text and what was
+  // mapped, not mapped and ignored, as `moesim import hf` prints them.
+  m.def(
+      "import_hf",
+      [](const std::string& path, int64_t seq_len) {
+        std::string text;
+        {
+          py::gil_scoped_release release;
+          std::ifstream in(path, std::ios::binary);
+          if (!in) Check(Status::InvalidInput(path + ": cannot open config file"));
+          std::stringstream buf;
+          buf << in.rdbuf();
+          text = buf.str();
+        }
+        HfImportOptions options;
+        options.seq_len = seq_len;
+        const HfImport imp = Take(ImportHfConfig(text, path, options));
+        py::dict out;
+        out["family"] = imp.family;
+        out["scenario_text"] = imp.scenario_text;
+        py::list mapped, not_mapped, ignored;
+        for (const HfMappedKey& k : imp.mapped) {
+          mapped.append(py::dict(py::arg("key") = k.key, py::arg("field") = k.field,
+                                 py::arg("value") = k.value));
+        }
+        for (const HfUnmappedKey& k : imp.not_mapped) {
+          not_mapped.append(py::dict(py::arg("key") = k.key, py::arg("reason") = k.reason));
+        }
+        for (const HfUnmappedKey& k : imp.ignored) {
+          ignored.append(py::dict(py::arg("key") = k.key, py::arg("reason") = k.reason));
+        }
+        out["mapped"] = mapped;
+        out["not_mapped"] = not_mapped;
+        out["ignored"] = ignored;
+        out["notes"] = imp.notes;
+        return out;
+      },
+      py::arg("path"), py::arg("seq_len") = 0);
 
   py::class_<PyResult>(m, "Result")
       .def_property_readonly("step_time_s",

@@ -12,23 +12,34 @@ Results equal the command's: simulate(...).to_dict() is `moesim simulate --json`
 `moesim cost --json`, topology(...) is `moesim topo --json`, and sweep(...) rows are
 `moesim sweep --json` rows (docs/schema.md documents every field and its unit).
 """
+import os
+
 from moesim._errors import ScenarioError
 from moesim import _core
 
 __all__ = ["Scenario", "Result", "ScenarioError", "simulate", "cost", "sweep", "plan",
-           "topology", "to_dataframe", "SCHEMA_VERSION"]
+           "topology", "to_dataframe", "import_hf", "SCHEMA_VERSION"]
 
 Scenario = _core.Scenario
 Result = _core.Result
 SCHEMA_VERSION = _core.SCHEMA_VERSION
 
 
-def _from_hf(config_path):
-    """Scenario.from_hf(config_path): a scenario from a Hugging Face config.json (not yet)."""
-    raise NotImplementedError(
-        "moesim.Scenario.from_hf(%r): importing Hugging Face configs is not available in this "
-        "version of moesim; write the model as a scenario (proto/moesim.proto) and use "
-        "Scenario.from_file or Scenario.from_text" % (config_path,))
+def import_hf(config_path, seq_len=0):
+    """What `moesim import hf CONFIG.json` reads from a Hugging Face config.json (docs/import.md):
+    a dict with family, scenario_text, mapped (key, field, value), not_mapped and ignored (key,
+    reason) and notes. seq_len: the training sequence (0: min(max_position_embeddings, 4096)).
+    Raises ScenarioError naming the file, the key and its line on a config it cannot read."""
+    return _core.import_hf(str(config_path), int(seq_len))
+
+
+def _from_hf(config_path, seq_len=0):
+    """Scenario.from_hf(config_path, seq_len=0): the scenario `moesim import hf` writes for a
+    Hugging Face config.json (one 8-GPU H100 node, Megatron-LM defaults; docs/import.md), to be
+    changed with .set(). import_hf() lists what was mapped and what was not."""
+    imported = import_hf(config_path, seq_len)
+    base_dir = os.path.dirname(os.path.abspath(str(config_path)))
+    return Scenario.from_text(imported["scenario_text"], str(config_path), base_dir)
 
 
 Scenario.from_hf = staticmethod(_from_hf)

@@ -114,6 +114,34 @@ class SimulateTest(unittest.TestCase):
         self.assertEqual(results, [expected] * 3)
 
 
+class HuggingFaceTest(unittest.TestCase):
+    """Scenario.from_hf and import_hf against `moesim import hf` on the shipped configs."""
+
+    MIXTRAL = os.path.join(SOURCE, "tests", "data", "hf", "mixtral-8x7b.json")
+
+    def test_from_hf_simulates_as_the_imported_file(self):
+        out = os.path.join(tempfile.mkdtemp(), "mixtral.textproto")
+        subprocess.run([MOESIM, "import", "hf", self.MIXTRAL, "--out", out], check=True,
+                       capture_output=True)
+        r = moesim.simulate(moesim.Scenario.from_hf(self.MIXTRAL)
+                            .set("cluster.topology", "dgx-h100:8"))
+        want = json.loads(cli("simulate", out, "--set", "cluster.topology=dgx-h100:8",
+                              "--json", "-"))
+        self.assertEqual(r.to_dict()["step_time_s"], want["step_time_s"])
+        self.assertEqual(r.to_dict(), want | {"scenario": r.to_dict()["scenario"]})
+
+    def test_import_hf_lists_what_the_command_lists(self):
+        got = moesim.import_hf(self.MIXTRAL)
+        self.assertEqual(got["family"], "mixtral")
+        listing = json.loads(cli("import", "hf", self.MIXTRAL, "--out",
+                                 os.path.join(tempfile.mkdtemp(), "m.textproto"), "--json", "-"))
+        self.assertEqual([m["key"] for m in got["mapped"]],
+                         [m["key"] for m in listing["mapped"]])
+        self.assertEqual([m["key"] for m in got["not_mapped"]],
+                         [m["key"] for m in listing["not_mapped"]])
+        self.assertIn("model.moe.num_experts", [m["field"] for m in got["mapped"]])
+
+
 class CostAndTopologyTest(unittest.TestCase):
     def test_cost_equals_cli(self):
         path = os.path.join(SOURCE, "scenarios", "artetxe2021", "moe-1.1t.textproto")
@@ -177,10 +205,15 @@ class ErrorTest(unittest.TestCase):
             moesim.Scenario.from_file("/nonexistent/x.textproto")
         self.assertEqual(ctx.exception.file, "/nonexistent/x.textproto")
 
-    def test_from_hf_is_not_implemented_yet(self):
-        with self.assertRaises(NotImplementedError) as ctx:
-            moesim.Scenario.from_hf("config.json")
-        self.assertIn("config.json", str(ctx.exception))
+    def test_from_hf_refusal_names_the_key(self):
+        bad = os.path.join(tempfile.mkdtemp(), "config.json")
+        with open(bad, "w") as f:
+            f.write('{\n  "model_type": "mixtral",\n  "hidden_size": "4096"\n}\n')
+        with self.assertRaises(moesim.ScenarioError) as ctx:
+            moesim.Scenario.from_hf(bad)
+        self.assertEqual(ctx.exception.file, bad)
+        self.assertIn("hidden_size", str(ctx.exception))
+        self.assertEqual(str(ctx.exception).strip(), cli_error("import", "hf", bad).strip())
 
     def test_bad_network(self):
         with self.assertRaises(ValueError):
