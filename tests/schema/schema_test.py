@@ -1,7 +1,8 @@
 """Checks every JSON file moesim writes for the shipped inputs against docs/schema.md.
 
 The golden files (tests/golden/{simulate,cost,validate}, the CLI's output for every shipped
-scenario and validation set) and the JSON or CSV the CLI writes here (topo, sweep) are walked
+scenario and validation set) and the JSON or CSV the CLI writes here (topo, sweep, collective,
+import hf) are walked
 field by field: every field must be documented in docs/schema.md with a matching type, a unit
 and a presence, and every field documented as always present must be there. The document is
 the second method: it is written by hand, not generated from the writer.
@@ -60,6 +61,7 @@ def json_type_ok(value, declared):
         "string": lambda v: isinstance(v, str),
         "boolean": lambda v: isinstance(v, bool),
         "integer or null": lambda v: v is None or is_int(v),
+        "number or null": lambda v: v is None or is_num(v),
     }
     if declared in simple:
         return simple[declared](value)
@@ -149,6 +151,38 @@ class SchemaTest(unittest.TestCase):
             out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
             seen |= self.check_object("topo", json.loads(out), "moesim topo " + name)
         self.assertEqual(set(self.doc["topo"]) - seen, set(), "documented, never written")
+
+    def test_collective_json(self):
+        runs = [["--op", "all_reduce", "--topology", "dgx-h100:2", "--group", "16",
+                 "--bytes", "1M:4M"],
+                ["--op", "all_to_all", "--topology", "tpu-v5e:4x4", "--group", "x,y",
+                 "--bytes", "1M:1M", "--network", "flow", "--link-efficiency", "ici=0.9"]]
+        seen = set()
+        for args in runs:
+            out = subprocess.run([MOESIM, "collective", *args, "--json", "-"],
+                                 capture_output=True, text=True, check=True).stdout
+            seen |= self.check_object("collective", json.loads(out), "moesim collective")
+        self.assertEqual(set(self.doc["collective"]) - seen, set(), "documented, never written")
+        seen = set()
+        for topology, ep in (("dgx-h100:4", "8,16"), ("h800-cx7-8x8", "16,64")):
+            topo = topology if ":" in topology else os.path.join(
+                SOURCE_DIR, "topologies", topology + ".textproto")
+            out = subprocess.run([MOESIM, "collective", "--op", "dispatch", "--topology", topo,
+                                  "--ep", ep, "--json", "-"],
+                                 capture_output=True, text=True, check=True).stdout
+            seen |= self.check_object("dispatch", json.loads(out), "moesim collective dispatch")
+        self.assertEqual(set(self.doc["dispatch"]) - seen - {"link_efficiency_by_kind.*"}, set(),
+                         "documented, never written")
+
+    def test_import_hf_json(self):
+        configs = sorted(glob.glob(os.path.join(SOURCE_DIR, "tests", "data", "hf", "*.json")))
+        self.assertGreaterEqual(len(configs), 9)
+        seen = set()
+        for config in configs:
+            out = subprocess.run([MOESIM, "import", "hf", config, "--out", os.devnull,
+                                  "--json", "-"], capture_output=True, text=True, check=True).stdout
+            seen |= self.check_object("import_hf", json.loads(out), "moesim import hf " + config)
+        self.assertEqual(set(self.doc["import_hf"]) - seen, set(), "documented, never written")
 
     def test_sweep_csv(self):
         scenario = os.path.join(SOURCE_DIR, "scenarios", "apple2024", "moe-1.6b-64e.textproto")
