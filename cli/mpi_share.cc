@@ -41,6 +41,15 @@ class MpiDistributor : public PointDistributor {
  public:
   MpiDistributor(int rank, int size) : rank_(rank), size_(size) {}
 
+  int Index() const override { return rank_; }
+  int Processes() const override { return size_; }
+  // Each point's cost comes from one rank, the others add 0: the sum is that cost exactly.
+  void ShareCosts(std::vector<double>* costs) override {
+    Check(MPI_Allreduce(MPI_IN_PLACE, costs->data(), static_cast<int>(costs->size()), MPI_DOUBLE,
+                        MPI_SUM, MPI_COMM_WORLD),
+          "Allreduce");
+  }
+
   std::vector<PointResult> Run(const std::vector<double>& costs, const ShareEvaluator& evaluate,
                                const std::function<void(size_t, size_t)>& progress) override {
     const std::vector<int> owner = AssignByCost(costs, size_);

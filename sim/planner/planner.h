@@ -65,7 +65,8 @@ struct RunOptions {
   // Every process must make the same RunPoints calls. Null: this process runs every point.
   PointDistributor* distributor = nullptr;
   // Keep each point's resolved scenario and its report's tables (the per-tensor and per-stage
-  // memory, the mesh axes, the breakdown by kernel class and by collective) in its PointResult.
+  // memory, the mesh axes, the breakdown by kernel class and by collective) in its PointResult;
+  // off, the breakdown is not worked out at all (SimulateOptions::breakdown).
   // A caller that needs only the reports' figures (and reloads the few scenarios it prints)
   // turns it off: a plan then holds a few KB per point instead of ~25 KB.
   bool keep_details = true;

@@ -55,6 +55,15 @@ class PointDistributor {
   virtual std::vector<PointResult> Run(const std::vector<double>& costs,
                                        const ShareEvaluator& evaluate,
                                        const std::function<void(size_t, size_t)>& progress) = 0;
+
+  // Estimating the costs together: when the caller keeps no scenarios
+  // (RunOptions::keep_details off), this process estimates costs[i] only for the points with
+  // i % Processes() == Index(), the others' entries 0, and ShareCosts fills them in from the
+  // other processes (every process then holds the same costs, bit for bit). By default one
+  // process estimates them all.
+  virtual int Index() const { return 0; }
+  virtual int Processes() const { return 1; }
+  virtual void ShareCosts(std::vector<double>* /*costs*/) {}
 };
 
 }  // namespace moesim

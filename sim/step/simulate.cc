@@ -205,7 +205,8 @@ Expected<SimReport> SimulateScenario(const Scenario& sc, const SimulateOptions& 
   if (compact) {
     BuildCompactStepGraph(sc, &compact_scratch, /*names=*/false);
     for (const GraphUnit& u : compact_scratch.units) MOESIM_RETURN_IF_ERROR(check_exchanges(u.ops));
-    s = SimulateCompactSchedule(compact_scratch, timer, sc.hardware, &fig.hardware_flops_per_step);
+    s = SimulateCompactSchedule(compact_scratch, timer, sc.hardware, &fig.hardware_flops_per_step,
+                                options.breakdown);
     fig.Take(compact_scratch);
   } else {
     if (options.keep_program) kept = std::make_shared<OpGraph>();

@@ -42,6 +42,11 @@ struct SimulateOptions {
   // ComputeMemory(scenario), when the caller has it already (the planner checks every point's
   // memory first); null = computed here.
   const MemoryReport* memory = nullptr;
+  // Work out the breakdown (SimReport::breakdown, critical_program). A caller that needs only
+  // the step time and the figures derived from it (the planner's search) turns it off: the
+  // compact program is then replayed once instead of twice (twice the speed without a
+  // pipeline). Off, the breakdown stays zero.
+  bool breakdown = true;
 };
 
 // The memory a simulation of `scenario` is estimated to need, in bytes, from the bound on its

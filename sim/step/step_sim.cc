@@ -240,7 +240,8 @@ void ComputeBreakdown(const OpGraph& g, ScheduleResult* r) {
 
 ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
                                        const CollectiveTimer& collective_time,
-                                       const HardwareProfile& hw, double* hardware_flops) {
+                                       const HardwareProfile& hw, double* hardware_flops,
+                                       bool breakdown) {
   // Every unit's ops back to back (units[u] at [first[u], first[u + 1])), timed once (every
   // instance's are the same): durations, streams, FLOPs, dependencies (in the unit, or its
   // inputs: -1 - input), and a slot for the end of each op a later instance waits for. One set
@@ -350,6 +351,7 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
     flops += f.flops[at];
   });
   *hardware_flops = flops * static_cast<double>(cg.devices_per_program);
+  if (!breakdown) return r;
   r.critical_program =
       static_cast<int32_t>(std::max_element(compute.begin(), compute.end()) - compute.begin());
   // The critical program again, its ops' blockers from the unit's ops and the bound inputs.

@@ -76,11 +76,13 @@ std::vector<double> CommSmContendedTimes(const OpGraph& graph, double fraction,
 // keeping only the end times of the ops later instances wait for; the critical program is
 // replayed a second time for its breakdown. O(expanded ops) time, O(instances) memory; no
 // per-op timing (ScheduleResult::timing stays empty). *hardware_flops: the expanded graph's
-// OpGraph::hardware_flops_per_step, summed in its order.
+// OpGraph::hardware_flops_per_step, summed in its order. Without `breakdown` the second replay
+// is skipped: critical_program and breakdown stay zero.
 // REQUIRES: hw.comm_sm_fraction == 0 (its fixed point needs every op's timing).
 ScheduleResult SimulateCompactSchedule(const CompactGraph& compact,
                                        const CollectiveTimer& collective_time,
-                                       const HardwareProfile& hw, double* hardware_flops);
+                                       const HardwareProfile& hw, double* hardware_flops,
+                                       bool breakdown = true);
 
 // Fills the breakdown of `result` from its timings (also used by the flow-level executor).
 void ComputeBreakdown(const OpGraph& graph, ScheduleResult* result);

@@ -57,6 +57,15 @@ TEST_F(MpiCli, PlanPrintsWhatOneProcessPrints) {
       "--max-pipeline 1 --jobs 1 2>/dev/null");
 }
 
+TEST_F(MpiCli, MegatronPlanPrintsWhatOneProcessPrints) {
+  // Megatron-LM's space: the ranks estimate the costs together (each loads every other point)
+  // and keep only the points' figures; the winner's arguments come from its scenario loaded
+  // again.
+  ExpectSameBytes(
+      "plan scenarios/mixtral/mixtral-8x22b-128xh100.textproto --top 8 --pp 4,8 --vpp 1,2 "
+      "--recompute NONE --jobs 1 2>/dev/null");
+}
+
 TEST_F(MpiCli, BudgetPlanPrintsWhatOneProcessPrints) {
   // One RunPoints call for the dense run, then one per MoE candidate: every rank makes each.
   ExpectSameBytes(
