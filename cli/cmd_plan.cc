@@ -49,6 +49,7 @@ Status PlanMegatron(const PlanArgs& a, const Scenario& sc, const RunOptions& opt
   const MegatronPoints points = EnumerateMegatronPoints(sc, space, a.scenario.overrides);
   RunOptions run = opts;
   run.keep_details = false;  // the winner's is loaded again below
+  run.breakdown = false;     // ranked by step time; the table shows no breakdown
   auto results = RunPoints(a.scenario.path, points.points, run);
   const OutcomeCounts c = CountOutcomes(results);
   std::vector<const PointResult*> ok;

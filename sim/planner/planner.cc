@@ -126,7 +126,7 @@ void EvaluatePoints(const std::function<Expected<Scenario>(size_t)>& load,
           opts.network = options.network;
           opts.max_memory_bytes = per_point_memory;
           opts.memory = &mem;
-          opts.breakdown = options.keep_details;
+          opts.breakdown = options.breakdown;
           if (topo.ok()) opts.topology = *topo;
           if (topo.ok() && options.network == NetworkLevel::kAnalytical) {
             auto net = cache.Network(*sc);

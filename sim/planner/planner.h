@@ -65,11 +65,13 @@ struct RunOptions {
   // Every process must make the same RunPoints calls. Null: this process runs every point.
   PointDistributor* distributor = nullptr;
   // Keep each point's resolved scenario and its report's tables (the per-tensor and per-stage
-  // memory, the mesh axes, the breakdown by kernel class and by collective) in its PointResult;
-  // off, the breakdown is not worked out at all (SimulateOptions::breakdown).
+  // memory, the mesh axes, the breakdown by kernel class and by collective) in its PointResult.
   // A caller that needs only the reports' figures (and reloads the few scenarios it prints)
   // turns it off: a plan then holds a few KB per point instead of ~25 KB.
   bool keep_details = true;
+  // Work out each point's breakdown (SimulateOptions::breakdown); a caller that ranks points
+  // by step time alone turns it off (the compact program then replays once, not twice).
+  bool breakdown = true;
 };
 
 // A base scenario given as text rather than a file: what an editor holds before it is saved.
