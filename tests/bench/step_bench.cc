@@ -98,27 +98,30 @@ void BM_Simulate177BCold(benchmark::State& state) {
 BENCHMARK(BM_Simulate177BCold)->Arg(2304)->Arg(9216)->Unit(benchmark::kMillisecond);
 
 // Narayanan et al. 2021's 1T GPT (128 layers, d_model 25,600, 160 heads) on 3,072 A100 as SC21
-// ran it: TP 8 x PP 64 x DP 6, micro-batches of one sequence, 512 per step, 1F1B.
-Scenario Megatron1T() {
+// ran it: TP 8 x PP 64 x DP 6, micro-batches of one sequence, `micro_batches` per step (SC21:
+// 512), 1F1B.
+Scenario Megatron1T(int64_t micro_batches = 512) {
   auto sc = LoadScenario(
       {std::string(MOESIM_SOURCE_DIR) + "/scenarios/published/megatron-a100-145.6b.textproto",
        {"model.num_layers=128", "model.d_model=25600", "model.num_heads=160", "model.d_ff=102400",
         "cluster.topology=dgx-a100:384", "sharding.mesh.data=6", "sharding.mesh.pipeline=64",
-        "training.global_batch_tokens=6291456", "training.micro_batch_size=1",
-        "training.pipeline_schedule=ONE_F_ONE_B", "training.virtual_stages=1"}});
+        "training.global_batch_tokens=" + std::to_string(6 * 2048 * micro_batches),
+        "training.micro_batch_size=1", "training.pipeline_schedule=ONE_F_ONE_B",
+        "training.virtual_stages=1"}});
   if (!sc.ok()) std::abort();
   return *sc;
 }
 
 // One configuration inside a process, as the planner runs it (topology and analytical network
-// shared): the compact program (arg 0), and the full program op by op (arg 1, keep_program).
+// shared), with (micro-batches, full): the compact program (full 0), or the program op by op
+// (full 1, keep_program; 512 micro-batches are past its op limit, 128 are not).
 void BM_SimulateMegatron1TWarm(benchmark::State& state) {
-  const Scenario sc = Megatron1T();
+  const Scenario sc = Megatron1T(state.range(0));
   TopologyCache cache;
   SimulateOptions opts;
   opts.topology = *cache.Get(sc);
   opts.analytical = *cache.Network(sc);
-  opts.keep_program = state.range(0) == 1;
+  opts.keep_program = state.range(1) == 1;
   (void)SimulateScenario(sc, opts);
   for (auto _ : state) {
     auto r = SimulateScenario(sc, opts);
@@ -126,7 +129,11 @@ void BM_SimulateMegatron1TWarm(benchmark::State& state) {
     benchmark::DoNotOptimize(r);
   }
 }
-BENCHMARK(BM_SimulateMegatron1TWarm)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SimulateMegatron1TWarm)
+    ->Args({512, 0})
+    ->Args({128, 0})
+    ->Args({128, 1})
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace moesim
