@@ -15,6 +15,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <system_error>
 
 #include "calib/fit.h"
 #include "calib/measured_run.h"
@@ -151,8 +152,12 @@ Expected<std::vector<RealConfig>> ReadRealConfigs(const std::string& path) {
     if (!ids.insert(c.id).second)
       return Status::InvalidInput(where + "id \"" + c.id + "\" repeats");
     c.scenario = Trim(f[1]);
-    if (fs::exists(dir / c.scenario)) c.scenario = (dir / c.scenario).lexically_normal().string();
-    if (!fs::exists(c.scenario)) {
+    // The non-throwing form: a name the file system refuses (too long, say) is just not a file.
+    std::error_code ec;
+    if (fs::exists(dir / c.scenario, ec)) {
+      c.scenario = (dir / c.scenario).lexically_normal().string();
+    }
+    if (!fs::exists(c.scenario, ec)) {
       return Status::InvalidInput(where + "scenario=\"" + Trim(f[1]) +
                                   "\" is not a file (relative to " + dir.string() + " or here)");
     }
@@ -224,7 +229,8 @@ Expected<ValidationResult> RunRealValidation(const std::vector<RealConfig>& conf
                                 "after " + std::to_string(o.trace_warmup) + " warm-up and " +
                                 std::to_string(o.trace_steps) + " traced steps");
   }
-  if (!fs::exists(o.moesim_real)) {
+  std::error_code exists_ec;
+  if (!fs::exists(o.moesim_real, exists_ec)) {
     return Status::InvalidInput("moesim-real not found at " + o.moesim_real +
                                 " (build the moesim-real target; validate-real runs it)");
   }

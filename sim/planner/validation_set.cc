@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <system_error>
 
 #include "common/csv.h"
 #include "proto/scenario_loader.h"
@@ -103,7 +104,8 @@ Expected<Scenario> LoadValidationRowScenario(const std::string& set_path, const 
     // The CSV's folder, then the repository root above it (validation/..), then as given.
     path = row.scenario;
     for (const auto& base : {dir, dir / ".."}) {
-      if (std::filesystem::exists(base / row.scenario)) {
+      std::error_code ec;  // a name the file system refuses (too long) is not a file
+      if (std::filesystem::exists(base / row.scenario, ec)) {
         path = (base / row.scenario).lexically_normal().string();
         break;
       }
