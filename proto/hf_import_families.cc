@@ -82,7 +82,9 @@ Status MapBiases(Keys& k, const Obj& o, pb::Model* m) {
 
 }  // namespace
 
-Status ReadLlamaLike(Keys& k, const Obj& o, const std::string& f, Built* b) {
+// The shape keys the llama-like families and Llama 4's text model share: width, depth, heads,
+// key-value heads, head size, vocabulary, and the context length (booked as ignored).
+Status ReadAttentionShape(Keys& k, const Obj& o, Built* b) {
   pb::Model* m = &b->model;
   int64_t v = 0;
   MOESIM_RETURN_IF_ERROR(k.Int(o, "hidden_size", &v));
@@ -112,6 +114,13 @@ Status ReadLlamaLike(Keys& k, const Obj& o, const std::string& f, Built* b) {
   auto mp = k.OptInt(o, "max_position_embeddings", &b->max_positions);
   if (!mp.ok()) return mp.status();
   k.Ignore(o, "max_position_embeddings", kContext);
+  return Status::Ok();
+}
+
+Status ReadLlamaLike(Keys& k, const Obj& o, const std::string& f, Built* b) {
+  MOESIM_RETURN_IF_ERROR(ReadAttentionShape(k, o, b));
+  pb::Model* m = &b->model;
+  int64_t v = 0;
   bool tie = false;  // every family here defaults to untied embeddings
   auto t = k.OptBool(o, "tie_word_embeddings", &tie);
   if (!t.ok()) return t.status();
@@ -405,35 +414,9 @@ Status ReadLlama4(Keys& k, const Obj& root, const std::string& f, Built* b) {
                 "the vision encoder and its projector: moesim models the text model only, so "
                 "parameters and FLOPs of images are missing");
   }
+  MOESIM_RETURN_IF_ERROR(ReadAttentionShape(k, o, b));
   pb::Model* m = &b->model;
   int64_t v = 0;
-  MOESIM_RETURN_IF_ERROR(k.Int(o, "hidden_size", &v));
-  m->set_d_model(v);
-  k.Map(o, "hidden_size", "model.d_model", Num(v));
-  MOESIM_RETURN_IF_ERROR(k.Int(o, "num_hidden_layers", &v));
-  m->set_num_layers(v);
-  k.Map(o, "num_hidden_layers", "model.num_layers", Num(v));
-  MOESIM_RETURN_IF_ERROR(k.Int(o, "num_attention_heads", &v));
-  m->set_num_heads(v);
-  k.Map(o, "num_attention_heads", "model.num_heads", Num(v));
-  auto kv = k.OptInt(o, "num_key_value_heads", &v);
-  if (!kv.ok()) return kv.status();
-  if (*kv) {
-    m->set_num_kv_heads(v);
-    k.Map(o, "num_key_value_heads", "model.num_kv_heads", Num(v));
-  }
-  auto hd = k.OptInt(o, "head_dim", &v);
-  if (!hd.ok()) return hd.status();
-  if (*hd) {
-    m->set_head_dim(v);
-    k.Map(o, "head_dim", "model.head_dim", Num(v));
-  }
-  MOESIM_RETURN_IF_ERROR(k.Int(o, "vocab_size", &v));
-  m->set_vocab_size(v);
-  k.Map(o, "vocab_size", "model.vocab_size", Num(v));
-  auto mp = k.OptInt(o, "max_position_embeddings", &b->max_positions);
-  if (!mp.ok()) return mp.status();
-  k.Ignore(o, "max_position_embeddings", kContext);
   bool tie = false;
   for (const Obj& where : {o, root}) {
     auto t = k.OptBool(where, "tie_word_embeddings", &tie);
