@@ -25,6 +25,35 @@ void FlowNetwork::Start(std::span<const LinkId> route, double bytes, DoneFn done
   Add(system_.AddVariable(route), bytes, latency, std::move(done), std::move(label));
 }
 
+void FlowNetwork::StartGroup(std::span<const std::span<const LinkId>> routes,
+                             std::span<const double> bytes, DoneFn done, const std::string& label) {
+  if (routes.empty()) {
+    Deliver(engine_->now(), std::move(done));
+    return;
+  }
+  int32_t g;
+  if (!free_groups_.empty()) {
+    g = free_groups_.back();
+    free_groups_.pop_back();
+  } else {
+    g = static_cast<int32_t>(groups_.size());
+    groups_.emplace_back();
+  }
+  groups_[g].left = static_cast<int64_t>(routes.size());
+  groups_[g].done = std::move(done);
+  for (size_t i = 0; i < routes.size(); ++i) {
+    const std::span<const LinkId> route = routes[i];
+    const SimTime latency = SimTime::FromSeconds(RouteLatencySeconds(links_, route));
+    if (route.empty() || !(bytes[i] > 0)) {
+      Deliver(engine_->now() + latency, nullptr, g);
+      continue;
+    }
+    for (LinkId l : route) link_bytes_[l] += bytes[i];
+    const int32_t f = Add(system_.AddVariable(route), bytes[i], latency, nullptr, label);
+    flows_[f].group = g;
+  }
+}
+
 void FlowNetwork::StartBundle(std::span<const LinkId> links, std::span<const double> counts,
                               double bytes, SimTime latency, DoneFn done, std::string label) {
   if (links.empty() || !(bytes > 0)) {
@@ -35,8 +64,8 @@ void FlowNetwork::StartBundle(std::span<const LinkId> links, std::span<const dou
   Add(system_.AddVariable(links, counts), bytes, latency, std::move(done), std::move(label));
 }
 
-void FlowNetwork::Add(MaxMinSystem::VariableId var, double bytes, SimTime latency, DoneFn done,
-                      std::string label) {
+int32_t FlowNetwork::Add(MaxMinSystem::VariableId var, double bytes, SimTime latency, DoneFn done,
+                         std::string label) {
   int32_t f;
   if (!free_flows_.empty()) {
     f = free_flows_.back();
@@ -55,11 +84,13 @@ void FlowNetwork::Add(MaxMinSystem::VariableId var, double bytes, SimTime latenc
   fl.scheduled = false;
   ++fl.version;
   fl.done = std::move(done);
+  fl.group = -1;
   fl.label = std::move(label);
   fl.active = true;
   if (flow_of_var_.size() <= static_cast<size_t>(fl.var)) flow_of_var_.resize(fl.var + 1, -1);
   flow_of_var_[fl.var] = f;
   RequestSolve();
+  return f;
 }
 
 void FlowNetwork::RequestSolve() {
@@ -105,16 +136,27 @@ void FlowNetwork::FireCompletions(int64_t at_ps) {
   }
 }
 
-void FlowNetwork::Deliver(SimTime at, DoneFn done) {
+void FlowNetwork::Deliver(SimTime at, DoneFn done, int32_t group) {
   const int64_t ps = at.picoseconds();
   auto [it, fresh] = deliveries_.try_emplace(ps);
   if (fresh) engine_->ScheduleAt(at, [this, ps] { FireDeliveries(ps); });
-  it->second.push_back(std::move(done));
+  it->second.push_back(Delivery{std::move(done), group});
 }
 
 void FlowNetwork::FireDeliveries(int64_t at_ps) {
   auto node = deliveries_.extract(at_ps);
-  for (DoneFn& done : node.mapped()) done();
+  for (Delivery& d : node.mapped()) {
+    if (d.group < 0) {
+      d.done();
+      continue;
+    }
+    Group& g = groups_[d.group];
+    if (--g.left > 0) continue;
+    DoneFn done = std::move(g.done);
+    g.done = nullptr;
+    free_groups_.push_back(d.group);
+    done();
+  }
 }
 
 void FlowNetwork::Complete(int32_t f) {
@@ -124,8 +166,9 @@ void FlowNetwork::Complete(int32_t f) {
   fl.active = false;
   fl.scheduled = false;
   fl.label.clear();
-  Deliver(engine_->now() + fl.latency, std::move(fl.done));
+  Deliver(engine_->now() + fl.latency, std::move(fl.done), fl.group);
   fl.done = nullptr;
+  fl.group = -1;
   free_flows_.push_back(f);
   RequestSolve();
 }

@@ -56,6 +56,13 @@ class FlowNetwork {
   // REQUIRES: every id in route is a valid link.
   void Start(std::span<const LinkId> route, double bytes, DoneFn done, std::string label = {});
 
+  // Starts one flow per route at engine->now(), routes[i] carrying bytes[i] bytes, each as Start
+  // would; `done` runs once, when the last of them has been delivered (the flows of one
+  // collective step: no callback per flow). With no routes `done` runs at now, as an event.
+  // REQUIRES: routes.size() == bytes.size(); every id valid.
+  void StartGroup(std::span<const std::span<const LinkId>> routes, std::span<const double> bytes,
+                  DoneFn done, const std::string& label = {});
+
   // A bundle of identical flows of `bytes` each that move at one shared rate (all the flows of a
   // collective step, when simulating every one of them is too costly): counts[i] of them cross
   // links[i]. The bundle's rate x (bytes/s of each flow) charges counts[i] x x to links[i], so
@@ -82,6 +89,7 @@ class FlowNetwork {
     double rate = 0;        // bytes/s since `updated`
     SimTime updated;
     SimTime latency;
+    int32_t group = -1;      // its StartGroup call's, if any (then `done` is empty)
     uint32_t version = 0;    // bumped to cancel a scheduled completion
     bool scheduled = false;  // a completion is pending (rate > 0)
     bool active = false;
@@ -92,13 +100,21 @@ class FlowNetwork {
     int32_t flow;
     uint32_t version;
   };
-  void Add(MaxMinSystem::VariableId var, double bytes, SimTime latency, DoneFn done,
-           std::string label);
+  struct Delivery {
+    DoneFn done;         // when not part of a group
+    int32_t group = -1;  // else the group it counts down
+  };
+  struct Group {
+    int64_t left = 0;  // flows not yet delivered
+    DoneFn done;
+  };
+  int32_t Add(MaxMinSystem::VariableId var, double bytes, SimTime latency, DoneFn done,
+              std::string label);
   void RequestSolve();
   void Solve();
   void ScheduleCompletion(int32_t f, SimTime at);
   void FireCompletions(int64_t at_ps);
-  void Deliver(SimTime at, DoneFn done);
+  void Deliver(SimTime at, DoneFn done, int32_t group = -1);
   void FireDeliveries(int64_t at_ps);
   void Complete(int32_t f);
   void ReportStuck(std::vector<std::string>* waiting) const;
@@ -113,7 +129,9 @@ class FlowNetwork {
   std::vector<double> link_bytes_;
   // Pending completions and deliveries by instant (picoseconds); one engine event per instant.
   std::unordered_map<int64_t, std::vector<Completion>> completions_;
-  std::unordered_map<int64_t, std::vector<DoneFn>> deliveries_;
+  std::unordered_map<int64_t, std::vector<Delivery>> deliveries_;
+  std::vector<Group> groups_;
+  std::vector<int32_t> free_groups_;
   bool solve_pending_ = false;
   int64_t solves_ = 0;
   int64_t rate_updates_ = 0;

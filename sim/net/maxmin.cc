@@ -211,6 +211,7 @@ void MaxMinSystem::Solve(std::vector<VariableId>* changed) {
     Var& var = vars_[comp_vars_[i]];
     old_rate_[i] = var.rate;
     var.fixed = false;
+    var.own = HeapKey{0, -1, 0};
     if (var.bound != kNoBound) heap_.push_back(HeapKey{var.bound / var.weight, ~comp_vars_[i], 0});
   }
   for (ConstraintId c : comp_cons_) {
@@ -227,7 +228,23 @@ void MaxMinSystem::Solve(std::vector<VariableId>* changed) {
         s.weight_sum += vars_[con.uses[j]].weight * con.coefs[j];
       }
     }
-    if (s.unfixed > 0) heap_.push_back(HeapKey{s.remaining / s.weight_sum, c, 0});
+    if (s.unfixed > 0) {
+      s.current = s.remaining / s.weight_sum;
+      s.in_heap = s.current;
+      const HeapKey key{s.current, c, 0};
+      if (s.unfixed > 1) {
+        heap_.push_back(key);
+        continue;
+      }
+      // A constraint of one variable keeps its share until that variable is fixed, and then
+      // has none left: of a variable's own constraints only the first in heap order can fix
+      // it, so only that one goes into the heap (the others would be popped as spent).
+      HeapKey& own = vars_[con.uses[0]].own;
+      if (own.id < 0 || Later{}(own, key)) own = key;
+    }
+  }
+  for (VariableId v : comp_vars_) {
+    if (vars_[v].own.id >= 0) heap_.push_back(vars_[v].own);
   }
   std::make_heap(heap_.begin(), heap_.end(), Later{});
 
@@ -244,8 +261,14 @@ void MaxMinSystem::Solve(std::vector<VariableId>* changed) {
     ++touch_epoch_;
     touched_list_.clear();
     if (key.id >= 0) {
-      const Scratch& s = scratch_[key.id];
+      Scratch& s = scratch_[key.id];
       if (key.version != s.version || s.unfixed == 0) continue;
+      if (s.current != key.share) {  // a lower bound of its share: back in at its share
+        s.in_heap = s.current;
+        heap_.push_back(HeapKey{s.current, key.id, s.version});
+        std::push_heap(heap_.begin(), heap_.end(), Later{});
+        continue;
+      }
       level = std::max(level, key.share);
       for (VariableId v : cons_[key.id].uses) {
         if (!vars_[v].fixed) Fix(v, level * vars_[v].weight);
@@ -259,10 +282,16 @@ void MaxMinSystem::Solve(std::vector<VariableId>* changed) {
     for (ConstraintId c : touched_list_) {
       Scratch& s = scratch_[c];
       if (s.unfixed == 0) continue;
-      ++s.version;
-      const double share = std::max(level, std::max(s.remaining, 0.0) / s.weight_sum);
-      heap_.push_back(HeapKey{share, c, s.version});
-      std::push_heap(heap_.begin(), heap_.end(), Later{});
+      s.current = std::max(level, std::max(s.remaining, 0.0) / s.weight_sum);
+      // Shares only grow as variables are fixed, so the key in the heap stays a lower bound and
+      // is refreshed when it reaches the top; only a share that rounding lowered below it needs
+      // a new key now. Either way the pops follow the order of an exact heap.
+      if (s.current < s.in_heap) {
+        ++s.version;
+        s.in_heap = s.current;
+        heap_.push_back(HeapKey{s.current, c, s.version});
+        std::push_heap(heap_.begin(), heap_.end(), Later{});
+      }
     }
   }
 

@@ -31,11 +31,12 @@
 // depends on nothing outside it, so the result is exactly that of a full solve. Variables in
 // other components keep their rates untouched.
 //
-// Complexity of one Solve(): O(E log K) for the E (variable, constraint) incidences and K
-// constraints of the re-solved components (a heap of shares; each fix pushes one key per
-// constraint whose share changed). Determinism: the same sequence of calls gives bit-identical
-// rates (fixed iteration orders, no hashing).
-// Thread safety: none; one owner.
+// Complexity of one Solve(): O(E + P log K) for the E (variable, constraint) incidences and K
+// constraints of the re-solved components, P <= E + K the heap pushes: a heap of shares whose
+// keys are lower bounds, refreshed when they reach the top (a fix only raises the shares of the
+// constraints it touches), so the pops are those of an exact heap. Determinism: the same sequence
+// of calls gives bit-identical rates (fixed iteration orders, no hashing). Thread safety: none; one
+// owner.
 #pragma once
 
 #include <cstdint>
@@ -99,6 +100,11 @@ class MaxMinSystem {
  private:
   // Layout for speed: a variable's constraint list lives in one shared pool (variables added
   // together sit together); the per-solve scratch of constraints is a separate dense array.
+  struct HeapKey {
+    double share;
+    int32_t id;  // >= 0: constraint; < 0: bound of variable ~id
+    uint32_t version;
+  };
   struct Var {
     int64_t offset = 0;  // into pool_
     int32_t length = 0;
@@ -109,6 +115,7 @@ class MaxMinSystem {
     bool live = false;
     bool fixed = false;
     bool unit_coefs = true;
+    HeapKey own{0, -1, 0};  // during a solve: the first of its one-variable constraints
   };
   struct Con {
     double capacity = 0;
@@ -121,13 +128,10 @@ class MaxMinSystem {
     double remaining = 0;
     double weight_sum = 0;
     int64_t unfixed = 0;
+    double current = 0;  // its share now (clamped to the level when last touched)
+    double in_heap = 0;  // the share of its live key in the heap (<= current)
     uint32_t version = 0;
     uint32_t touched = 0;
-  };
-  struct HeapKey {
-    double share;
-    int32_t id;  // >= 0: constraint; < 0: bound of variable ~id
-    uint32_t version;
   };
   int32_t num_slots() const { return static_cast<int32_t>(vars_.size()); }
   void MarkDirty(ConstraintId c);

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 #include <tuple>
 
 #include "sim/engine/engine.h"
@@ -34,9 +35,9 @@ WorkKey KeyOf(const Op& op) {
 constexpr size_t kMaxFlowsPerPhase = 1024;
 
 struct Phase {
-  std::vector<sim::Transfer> flows;
-  std::vector<const std::vector<LinkId>*> routes;  // by flow; the topology's cached routes
-  // Bundle form (flows.size() > kMaxFlowsPerPhase, all of one size): links crossed and how many
+  std::vector<std::span<const LinkId>> routes;  // by flow; the topology's cached routes
+  std::vector<double> bytes;                    // by flow
+  // Bundle form (more than kMaxFlowsPerPhase flows, all of one size): links crossed and how many
   // of the flows cross each.
   bool bundle = false;
   int64_t bundle_flows = 0;
@@ -59,13 +60,8 @@ void StartPhase(sim::FlowNetwork& network, const Phase& ph, Next next, FlowStats
                         std::move(next));
     return;
   }
-  auto left = std::make_shared<size_t>(ph.flows.size());
-  if (stats != nullptr) stats->flows += static_cast<int64_t>(ph.flows.size());
-  for (size_t f = 0; f < ph.flows.size(); ++f) {
-    network.Start(*ph.routes[f], ph.flows[f].bytes, [left, next] {
-      if (--*left == 0) next();
-    });
-  }
+  if (stats != nullptr) stats->flows += static_cast<int64_t>(ph.routes.size());
+  network.StartGroup(ph.routes, ph.bytes, std::move(next));
 }
 // A collective as the flow level runs it: its plan's stages one after another; in a stage its
 // streams ("chains") run concurrently, each a sequence of phases, one per plan step with the
@@ -90,7 +86,7 @@ void RunChain(sim::FlowNetwork& network, std::shared_ptr<const FlowPlan> plan, s
                                       RunChain(network, plan, stage, chain, i + 1, done, stats);
                                     });
   };
-  if (ph.flows.empty() && !ph.bundle) {
+  if (ph.routes.empty() && !ph.bundle) {
     next();
     return;
   }
@@ -290,8 +286,8 @@ class FlowRunner {
           } else {
             for (const sim::Transfer& t : step.transfers) {
               const std::vector<LinkId>& r = net_.topology().Route(t.src, t.dst);
-              ph.routes.push_back(&r);
-              ph.flows.push_back({t.src, t.dst, t.bytes * repeat});
+              ph.routes.emplace_back(r);
+              ph.bytes.push_back(t.bytes * repeat);
               slowest_route = std::max(slowest_route,
                                        sim::RouteLatencySeconds(links, std::span<const LinkId>(r)));
             }

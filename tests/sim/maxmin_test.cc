@@ -210,6 +210,107 @@ TEST(MaxMin, RandomSystemsAreMaxMinFairAndIncrementalMatchesFull) {
   }
 }
 
+// Progressive filling written plainly (every share recomputed each round, no heap): the second
+// method the solver's heap of lower-bound keys and its one-key-per-variable treatment of
+// one-variable links are checked against.
+struct PlainVar {
+  std::vector<C> cons;
+  std::vector<double> coefs;
+  double weight = 1, bound = MaxMinSystem::kNoBound;
+};
+std::vector<double> PlainMaxMin(const std::vector<double>& capacity,
+                                const std::vector<PlainVar>& vars) {
+  std::vector<double> rate(vars.size(), 0);
+  std::vector<bool> fixed(vars.size(), false);
+  std::vector<double> used(capacity.size(), 0);
+  for (size_t left = vars.size(); left > 0;) {
+    double best = MaxMinSystem::kNoBound;
+    for (size_t c = 0; c < capacity.size(); ++c) {
+      double weights = 0;
+      for (size_t v = 0; v < vars.size(); ++v) {
+        for (size_t k = 0; k < vars[v].cons.size(); ++k) {
+          if (!fixed[v] && vars[v].cons[k] == static_cast<C>(c)) {
+            weights += vars[v].weight * vars[v].coefs[k];
+          }
+        }
+      }
+      if (weights > 0) best = std::min(best, std::max(0.0, capacity[c] - used[c]) / weights);
+    }
+    for (size_t v = 0; v < vars.size(); ++v) {
+      if (!fixed[v]) best = std::min(best, vars[v].bound / vars[v].weight);
+    }
+    // Fix every variable that crosses a link at that share, or whose bound is that share.
+    std::vector<size_t> now;
+    for (size_t v = 0; v < vars.size(); ++v) {
+      if (fixed[v]) continue;
+      bool at = vars[v].bound / vars[v].weight <= best * (1 + 1e-12);
+      for (size_t k = 0; k < vars[v].cons.size() && !at; ++k) {
+        const C c = vars[v].cons[k];
+        double weights = 0;
+        for (size_t u = 0; u < vars.size(); ++u) {
+          for (size_t j = 0; j < vars[u].cons.size(); ++j) {
+            if (!fixed[u] && vars[u].cons[j] == c) weights += vars[u].weight * vars[u].coefs[j];
+          }
+        }
+        at = std::max(0.0, capacity[c] - used[c]) / weights <= best * (1 + 1e-12);
+      }
+      if (at) now.push_back(v);
+    }
+    for (size_t v : now) {
+      fixed[v] = true;
+      rate[v] = std::min(vars[v].bound, best * vars[v].weight);
+      for (size_t k = 0; k < vars[v].cons.size(); ++k) {
+        used[vars[v].cons[k]] += rate[v] * vars[v].coefs[k];
+      }
+      --left;
+    }
+  }
+  return rate;
+}
+
+TEST(MaxMin, RandomSystemsMatchPlainProgressiveFilling) {
+  // Weights, coefficients (bundles), bounds, and links of one flow each (a flow's own NIC), which
+  // the solver keeps out of its heap but for each variable's first.
+  uint64_t x = 7;
+  auto next = [&x](uint64_t mod) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (x >> 33) % mod;
+  };
+  for (int trial = 0; trial < 40; ++trial) {
+    const int shared = 1 + static_cast<int>(next(6));
+    const int flows = 1 + static_cast<int>(next(12));
+    MaxMinSystem s;
+    std::vector<double> capacity;
+    for (int l = 0; l < shared; ++l) capacity.push_back(static_cast<double>(1 + next(50)));
+    std::vector<PlainVar> plain;
+    for (int f = 0; f < flows; ++f) {
+      PlainVar p;
+      for (int l = 0; l < shared; ++l) {
+        if (next(2) == 0) continue;
+        p.cons.push_back(static_cast<C>(l));
+        p.coefs.push_back(trial % 2 == 0 ? 1.0 : static_cast<double>(1 + next(4)));
+      }
+      for (int own = static_cast<int>(next(3)); own > 0; --own) {  // links only this flow uses
+        p.cons.push_back(static_cast<C>(capacity.size()));
+        p.coefs.push_back(1.0);
+        capacity.push_back(static_cast<double>(1 + next(50)));
+      }
+      if (trial % 3 == 0) p.weight = static_cast<double>(1 + next(3));
+      if (next(4) == 0 || p.cons.empty()) p.bound = static_cast<double>(1 + next(40));
+      plain.push_back(p);
+    }
+    for (double cap : capacity) s.AddConstraint(cap);
+    std::vector<V> vars;
+    for (const PlainVar& p : plain)
+      vars.push_back(s.AddVariable(p.cons, p.coefs, p.weight, p.bound));
+    s.Solve();
+    const std::vector<double> want = PlainMaxMin(capacity, plain);
+    for (size_t v = 0; v < vars.size(); ++v) {
+      EXPECT_NEAR(s.rate(vars[v]), want[v], 1e-9 * want[v]) << "trial " << trial << " flow " << v;
+    }
+  }
+}
+
 TEST(MaxMin, TenThousandFlowsResolveQuickly) {
   // A scale check (the benchmark measures it precisely): 10,000 flows of 8 hops over 1,024
   // links re-solve; each flow gets a positive rate and the system is feasible.
