@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <span>
 #include <vector>
 
 #include "sim/net/bottleneck.h"
@@ -80,6 +82,46 @@ TEST(FlowNetwork, EmptyRouteAndZeroBytesAreDeliveredAfterTheLatency) {
   EXPECT_EQ(a, SimTime::Zero());
   EXPECT_EQ(b, Seconds(1e-6));
   EXPECT_EQ(net.solves(), 0);
+}
+
+TEST(FlowNetwork, AGroupIsDoneWhenItsLastFlowIsDelivered) {
+  // Links: 0 of 100 B/s (1 s latency), 1 of 50 B/s (no latency). The group: 100 bytes on {0},
+  // 100 bytes on {0, 1}, 0 bytes on {1}, an empty route. Max-min: 50 B/s each on link 0 (the
+  // second flow's 50 B/s fits on link 1), so both send their 100 bytes in 2 s and are delivered
+  // at 3 s (latency 1 s each); the zero-byte ones at once: the group is done at 3 s.
+  Engine e;
+  FlowNetwork net(&e, {{100, 1}, {50, 0}});
+  const std::vector<LinkId> a = {0}, b = {0, 1}, c = {1}, none = {};
+  const std::vector<std::span<const LinkId>> routes = {a, b, c, none};
+  const std::vector<double> bytes = {100, 100, 0, 0};
+  int calls = 0;
+  SimTime done;
+  net.StartGroup(routes, bytes, [&] {
+    ++calls;
+    done = e.now();
+  });
+  ASSERT_TRUE(e.Run().ok());
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(done, Seconds(3));
+  EXPECT_DOUBLE_EQ(net.link_bytes()[0], 200);
+  EXPECT_DOUBLE_EQ(net.link_bytes()[1], 100);
+  // The same flows started one by one: the last is delivered at the same instant.
+  Engine e2;
+  FlowNetwork net2(&e2, {{100, 1}, {50, 0}});
+  SimTime last;
+  for (size_t i = 0; i < routes.size(); ++i) {
+    net2.Start(routes[i], bytes[i], [&] { last = std::max(last, e2.now()); });
+  }
+  ASSERT_TRUE(e2.Run().ok());
+  EXPECT_EQ(last, done);
+  // No routes: done at once, as an event.
+  Engine e3;
+  FlowNetwork net3(&e3, {{100, 0}});
+  bool ran = false;
+  net3.StartGroup({}, {}, [&] { ran = true; });
+  EXPECT_FALSE(ran);
+  ASSERT_TRUE(e3.Run().ok());
+  EXPECT_TRUE(ran);
 }
 
 TEST(FlowNetwork, AFlowOnADeadLinkIsReportedStuck) {
