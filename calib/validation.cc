@@ -377,45 +377,4 @@ Expected<ValidationResult> RunRealValidation(const std::vector<RealConfig>& conf
   return res;
 }
 
-nlohmann::json ValidationJson(const ValidationResult& r) {
-  nlohmann::json configs = nlohmann::json::array();
-  for (const ConfigResult& c : r.configs) {
-    nlohmann::json ops = nlohmann::json::array();
-    for (const OpComparison& op : c.ops) {
-      ops.push_back(
-          {{"op", op.op},
-           {"simulated_s", op.simulated_s},
-           {"measured_s", op.measured_s},
-           {"error_pct", op.measured_s > 0 && op.simulated_s > 0 ? nlohmann::json(op.ErrorPct())
-                                                                 : nlohmann::json(nullptr)}});
-    }
-    configs.push_back({{"id", c.config.id},
-                       {"scenario", c.config.scenario},
-                       {"overrides", c.config.overrides},
-                       {"ranks", c.config.ranks},
-                       {"expert_parallel", c.config.expert_parallel},
-                       {"core_share", c.core_share},
-                       {"link_group", c.link_group},
-                       {"simulated_step_s", c.simulated_step_s},
-                       {"measured_step_s", c.MeasuredStepS()},
-                       {"measured_step_s_repeats", c.measured_step_s},
-                       {"spread_pct", c.SpreadPct()},
-                       {"error_pct", c.ErrorPct()},
-                       {"simulated_dropped_fraction", c.simulated_dropped_fraction},
-                       {"measured_dropped_fraction", c.measured_dropped_fraction},
-                       {"ops", ops}});
-  }
-  return {{"tool", "moesim validate-real"},
-          {"machine",
-           {{"hostname", r.machine.hostname},
-            {"cpu_model", r.machine.cpu_model},
-            {"cores", r.machine.cores},
-            {"date_utc", r.machine.date_utc},
-            {"git_commit", r.machine.git_commit}}},
-          {"backend", r.backend},
-          {"profile", r.profile},
-          {"configs", configs},
-          {"mape_pct", r.MapePct()}};
-}
-
 }  // namespace moesim::calib

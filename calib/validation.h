@@ -99,6 +99,4 @@ struct ValidationResult {
 Expected<ValidationResult> RunRealValidation(const std::vector<RealConfig>& configs,
                                              const ValidateRealOptions& options);
 
-nlohmann::json ValidationJson(const ValidationResult& result);
-
 }  // namespace moesim::calib

@@ -6,6 +6,8 @@
 // `moesim calibrate --gemm-table validation/data/gemm/CHIP.csv [--base CHIP] [--folds 5]`: fits
 // the GEMM kernel model (costmodel/gemm_model.h) to a measured GEMM table, per data type, and
 // prints the fitted Hardware fields and the k-fold held-out error (calib/gemm_table.h).
+// --json FILE|- (every mode): the fits as JSON, laid out by schema/calib_schema.h and documented
+// in docs/schema.md; with -, stdout holds the JSON alone and the report goes to stderr.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -20,6 +22,7 @@
 #include "calib/profile_io.h"
 #include "calib/validation.h"
 #include "cli/command.h"
+#include "schema/calib_schema.h"
 #include "sim/planner/profile_fit.h"
 
 namespace moesim::cli {
@@ -51,7 +54,7 @@ std::string ChipOfTable(const std::string& path) {
   return "";
 }
 
-Status FitTable(const std::string& path, std::string base, int folds) {
+Status FitTable(const std::string& path, std::string base, int folds, const std::string& json) {
   Expected<calib::GemmTable> table = calib::ReadGemmTable(path);
   if (!table.ok()) return table.status();
   if (base.empty()) base = ChipOfTable(path);
@@ -62,75 +65,98 @@ Status FitTable(const std::string& path, std::string base, int folds) {
   if (!base_msg.ok()) return base_msg.status();
   Expected<HardwareProfile> hw = calib::ResolveProfile(*base_msg);
   if (!hw.ok()) return hw.status().WithPrefix("--base " + base + ": ");
-  std::printf("GEMM kernel model of %s fitted to %s (%zu rows)\n  source:%s\n", hw->chip.c_str(),
-              path.c_str(), table->rows.size(), table->source.c_str());
-  std::printf("  facts: %lld SMs, HBM %.4g B/s x memory_efficiency %.3g\n",
-              static_cast<long long>(hw->gemm_compute_units), hw->hbm_bytes_per_s,
-              hw->memory_efficiency);
-  std::printf("\n%-5s %6s %12s %12s %10s %12s %9s %9s %9s\n", "dtype", "rows", "peak_FLOP/s",
-              "max_fraction", "k_half", "overhead_s", "rms_ln", "med|err|", "p90|err|");
+  std::FILE* text = json == "-" ? stderr : stdout;  // stdout: the JSON alone
+  GemmTableFitReport report;
+  report.chip = hw->chip;
+  report.table = path;
+  report.source = table->source;
+  report.rows = static_cast<int64_t>(table->rows.size());
+  report.folds = folds;
+  report.gemm_compute_units = hw->gemm_compute_units;
+  report.hbm_bytes_per_s = hw->hbm_bytes_per_s;
+  report.memory_efficiency = hw->memory_efficiency;
+  std::fprintf(text, "GEMM kernel model of %s fitted to %s (%zu rows)\n  source:%s\n",
+               hw->chip.c_str(), path.c_str(), table->rows.size(), table->source.c_str());
+  std::fprintf(text, "  facts: %lld SMs, HBM %.4g B/s x memory_efficiency %.3g\n",
+               static_cast<long long>(hw->gemm_compute_units), hw->hbm_bytes_per_s,
+               hw->memory_efficiency);
+  std::fprintf(text, "\n%-5s %6s %12s %12s %10s %12s %9s %9s %9s\n", "dtype", "rows", "peak_FLOP/s",
+               "max_fraction", "k_half", "overhead_s", "rms_ln", "med|err|", "p90|err|");
   for (bool fp8 : {false, true}) {
     const std::vector<calib::GemmTableRow> rows = calib::RowsOf(table->rows, fp8);
     if (rows.empty()) continue;
     const GemmParams p = GemmParamsOf(*hw, fp8);
+    GemmTableDtypeFit d;
+    d.dtype = fp8 ? "fp8" : "bf16";
+    d.rows = static_cast<int64_t>(rows.size());
+    d.peak_flops_per_s = p.peak_flops_per_s;
     if (fp8 && hw->fp8_peak_flops_per_s <= 0) {
-      std::printf("%-5s %6zu  (the profile has no FP8 peak: not fitted)\n", "fp8", rows.size());
+      std::fprintf(text, "%-5s %6zu  (the profile has no FP8 peak: not fitted)\n", "fp8",
+                   rows.size());
+      d.peak_flops_per_s = 0;
+      report.dtypes.push_back(std::move(d));
       continue;
     }
     Expected<calib::GemmTableFit> fit = calib::FitGemmTable(rows, p);
     if (!fit.ok()) return fit.status();
     Expected<calib::HeldOutError> held = calib::KFoldGemmTable(rows, p, folds);
     if (!held.ok()) return held.status();
-    std::printf("%-5s %6zu %12.4g %12.4f %10.1f %12.3g %9.4f %8.1f%% %8.1f%%\n",
-                fp8 ? "fp8" : "bf16", rows.size(), p.peak_flops_per_s, fit->max_fraction,
-                fit->k_half, fit->overhead_s, fit->rms_log_error, 100 * held->median_abs_rel,
-                100 * held->p90_abs_rel);
+    std::fprintf(text, "%-5s %6zu %12.4g %12.4f %10.1f %12.3g %9.4f %8.1f%% %8.1f%%\n",
+                 d.dtype.c_str(), rows.size(), p.peak_flops_per_s, fit->max_fraction, fit->k_half,
+                 fit->overhead_s, fit->rms_log_error, 100 * held->median_abs_rel,
+                 100 * held->p90_abs_rel);
+    d.fitted = true;
+    d.max_fraction = fit->max_fraction;
+    d.k_half = fit->k_half;
+    d.overhead_s = fit->overhead_s;
+    d.rms_log_error = fit->rms_log_error;
+    d.held_out_points = static_cast<int64_t>(held->points);
+    d.held_out_median_abs_rel = held->median_abs_rel;
+    d.held_out_p90_abs_rel = held->p90_abs_rel;
+    report.dtypes.push_back(std::move(d));
   }
-  std::printf(
-      "\nmed|err|, p90|err|: |model / measured - 1| of each row predicted by the fit "
-      "over the other folds (%d-fold, row i in fold i mod %d)\n",
-      folds, folds);
+  std::fprintf(text,
+               "\nmed|err|, p90|err|: |model / measured - 1| of each row predicted by the fit "
+               "over the other folds (%d-fold, row i in fold i mod %d)\n",
+               folds, folds);
+  if (!json.empty()) return WriteJson(GemmTableFitJson(report), json);
   return Status::Ok();
 }
 
-void Print(const calib::FitReport& r) {
-  std::printf("\n%s%s\n  model: %s\n", r.name.c_str(), r.fitted ? "" : "  (not fitted)",
-              r.model.c_str());
+void Print(std::FILE* out, const calib::FitReport& r) {
+  std::fprintf(out, "\n%s%s\n  model: %s\n", r.name.c_str(), r.fitted ? "" : "  (not fitted)",
+               r.model.c_str());
   for (const auto& p : r.params) {
-    std::printf("  %-22s %.6g%s%s\n", p.name.c_str(), p.value, p.unit.empty() ? "" : " ",
-                p.unit.c_str());
+    std::fprintf(out, "  %-22s %.6g%s%s\n", p.name.c_str(), p.value, p.unit.empty() ? "" : " ",
+                 p.unit.c_str());
   }
-  for (const auto& n : r.notes) std::printf("  note: %s\n", n.c_str());
+  for (const auto& n : r.notes) std::fprintf(out, "  note: %s\n", n.c_str());
   if (r.points.empty()) return;
-  std::printf("  residual: RMS %.1f%% over %zu points; worst:\n", 100 * r.RmsRelError(),
-              r.points.size());
+  std::fprintf(out, "  residual: RMS %.1f%% over %zu points; worst:\n", 100 * r.RmsRelError(),
+               r.points.size());
   for (const auto& w : r.Worst(3)) {
-    std::printf("    %+7.1f%%  measured %.4g s, model %.4g s  %s\n", 100 * w.RelError(),
-                w.measured_s, w.model_s, w.label.c_str());
+    std::fprintf(out, "    %+7.1f%%  measured %.4g s, model %.4g s  %s\n", 100 * w.RelError(),
+                 w.measured_s, w.model_s, w.label.c_str());
   }
 }
 
-nlohmann::json ToJson(const calib::Calibration& c) {
-  nlohmann::json fits = nlohmann::json::array();
-  for (const auto& r : c.reports) {
-    nlohmann::json params = nlohmann::json::object();
-    for (const auto& p : r.params) params[p.name] = p.value;
-    nlohmann::json points = nlohmann::json::array();
-    for (const auto& p : r.points) {
-      points.push_back({{"label", p.label},
-                        {"measured_s", p.measured_s},
-                        {"model_s", p.model_s},
-                        {"rel_error", p.RelError()}});
-    }
-    fits.push_back({{"name", r.name},
-                    {"fitted", r.fitted},
-                    {"model", r.model},
-                    {"params", params},
-                    {"notes", r.notes},
-                    {"rms_rel_error", r.RmsRelError()},
-                    {"points", points}});
+// What `--json` writes (schema/calib_schema.h).
+CalibrationReport ReportOf(const calib::Calibration& c) {
+  CalibrationReport out;
+  out.chip = c.profile.chip;
+  for (const calib::FitReport& r : c.reports) {
+    CalibrationFit f;
+    f.name = r.name;
+    f.fitted = r.fitted;
+    f.model = r.model;
+    for (const calib::FitParam& p : r.params) f.params[p.name] = p.value;
+    f.notes = r.notes;
+    f.rms_rel_error = r.RmsRelError();
+    for (const auto& p : r.points)
+      f.points.push_back({p.label, p.measured_s, p.model_s, p.RelError()});
+    out.fits.push_back(std::move(f));
   }
-  return {{"chip", c.profile.chip}, {"fits", fits}};
+  return out;
 }
 
 // "FIELD=v1,v2,..." into the scan of `o`.
@@ -170,67 +196,59 @@ Status FitPublishedSets(const std::vector<std::string>& sets, const PublishedFit
       last = pct;
     }
   };
+  // With --json -, stdout holds the JSON alone and the table goes to stderr.
+  std::FILE* text = json == "-" ? stderr : stdout;
   auto fits = FitPublished(sets, o, progress);
   if (!fits.ok()) return fits.status();
-  nlohmann::json out = nlohmann::json::array();
+  std::vector<PublishedFitRecord> out;
   for (const ChipFit& f : *fits) {
-    std::printf("%s: hardware.%s = %.4f%s over %zu rows; in-sample MAPE %.1f%%, spread %.1f pp",
-                f.chip.c_str(), o.param.c_str(), f.value,
-                f.at_bound ? " (at the bound of the range)" : "", f.rows.size(), f.mape_in_pct,
-                f.spread_in_pp);
+    std::fprintf(
+        text, "%s: hardware.%s = %.4f%s over %zu rows; in-sample MAPE %.1f%%, spread %.1f pp",
+        f.chip.c_str(), o.param.c_str(), f.value, f.at_bound ? " (at the bound of the range)" : "",
+        f.rows.size(), f.mape_in_pct, f.spread_in_pp);
     if (!o.scan_values.empty()) {
-      std::printf("; hardware.%s = %.4g", o.scan_param.c_str(), f.scan_value);
+      std::fprintf(text, "; hardware.%s = %.4g", o.scan_param.c_str(), f.scan_value);
     }
     if (f.held_out_valid) {
-      std::printf("; %d-fold held-out MAPE %.1f%%\n", f.folds, f.mape_held_pct);
+      std::fprintf(text, "; %d-fold held-out MAPE %.1f%%\n", f.folds, f.mape_held_pct);
     } else {
-      std::printf("; one row: no held-out error\n");
+      std::fprintf(text, "; one row: no held-out error\n");
     }
-    nlohmann::json rows = nlohmann::json::array();
+    PublishedFitRecord rec;
+    rec.chip = f.chip;
+    rec.param = o.param;
+    rec.rule = o.rule == FitRule::kMedian ? "median" : "mean";
+    rec.value = f.value;
+    rec.at_bound = f.at_bound;
+    rec.mape_in_pct = f.mape_in_pct;
+    rec.spread_in_pp = f.spread_in_pp;
+    rec.held_out_valid = f.held_out_valid;
+    rec.folds = f.folds;
+    rec.mape_held_out_pct = f.mape_held_pct;
     for (const PublishedFitRow& r : f.rows) {
-      std::printf("  %-40s %-18s measured %-10.4g in-sample %+6.1f%%  held out %+6.1f%%\n",
-                  r.id.c_str(), r.metric.c_str(), r.measured, r.error_in_pct, r.error_held_pct);
-      rows.push_back({{"set", r.set},
-                      {"id", r.id},
-                      {"metric", r.metric},
-                      {"measured", r.measured},
-                      {"in_sample", r.in_sample},
-                      {"held_out", r.held_out},
-                      {"error_in_pct", r.error_in_pct},
-                      {"error_held_out_pct", r.error_held_pct},
-                      {"fold", r.fold}});
+      std::fprintf(text, "  %-40s %-18s measured %-10.4g in-sample %+6.1f%%  held out %+6.1f%%\n",
+                   r.id.c_str(), r.metric.c_str(), r.measured, r.error_in_pct, r.error_held_pct);
+      rec.rows.push_back({r.set, r.id, r.metric, r.measured, r.in_sample, r.held_out,
+                          r.error_in_pct, r.error_held_pct, r.fold});
     }
-    out.push_back({{"chip", f.chip},
-                   {"param", o.param},
-                   {"rule", o.rule == FitRule::kMedian ? "median" : "mean"},
-                   {"value", f.value},
-                   {"at_bound", f.at_bound},
-                   {"mape_in_pct", f.mape_in_pct},
-                   {"spread_in_pp", f.spread_in_pp},
-                   {"held_out_valid", f.held_out_valid},
-                   {"folds", f.folds},
-                   {"mape_held_out_pct", f.mape_held_pct},
-                   {"rows", rows}});
     if (!o.scan_values.empty()) {
-      std::printf(
-          "  %s by %s:",
+      std::fprintf(
+          text, "  %s by %s:",
           o.rule == FitRule::kMedian ? "sum of |log residual|" : "sum of squared log residuals",
           o.scan_param.c_str());
       for (size_t v = 0; v < o.scan_values.size(); ++v) {
         if (std::isnan(f.scan_losses[v])) {
-          std::printf(" %.4g: - (too few rows)", o.scan_values[v]);
+          std::fprintf(text, " %.4g: - (too few rows)", o.scan_values[v]);
         } else {
-          std::printf(" %.4g: %.4f", o.scan_values[v], f.scan_losses[v]);
+          std::fprintf(text, " %.4g: %.4f", o.scan_values[v], f.scan_losses[v]);
         }
       }
-      std::printf("\n");
-      out.back()["scan"] = {{"param", o.scan_param},
-                            {"value", f.scan_value},
-                            {"values", o.scan_values},
-                            {"losses", f.scan_losses}};
+      std::fprintf(text, "\n");
+      rec.scan = PublishedFitScan{o.scan_param, f.scan_value, o.scan_values, f.scan_losses};
     }
+    out.push_back(std::move(rec));
   }
-  if (!json.empty()) return WriteJson(out, json);
+  if (!json.empty()) return WriteJson(PublishedFitJson(out), json);
   return Status::Ok();
 }
 
@@ -284,13 +302,15 @@ RunFn Setup(CLI::App* sub) {
                   "bandwidth); default: cpu for a CPU bench, the GPU's chip for a CUDA one");
   sub->add_option("--out", a->out,
                   "Calibrated profile (Hardware message, text format); required with bench files");
-  sub->add_option("--json", a->json, "Also write every fit and residual as JSON (FILE or -)");
+  sub->add_option("--json", a->json,
+                  "Also write every fit and residual as JSON (FILE, or - for stdout; the report "
+                  "then goes to stderr)");
   sub->add_option("--cores", a->cores,
                   "Cores of the host the bench ran on: collectives on more ranks than this are "
                   "fitted as their own (time-shared) group kind (default: this machine's)")
       ->check(CLI::PositiveNumber);
   return [a]() -> Status {
-    if (!a->gemm_table.empty()) return FitTable(a->gemm_table, a->base, a->folds);
+    if (!a->gemm_table.empty()) return FitTable(a->gemm_table, a->base, a->folds, a->json);
     if (!a->published.empty()) {
       a->fit.folds = a->folds;
       if (!a->scan.empty()) MOESIM_RETURN_IF_ERROR(ParseScan(a->scan, &a->fit));
@@ -323,13 +343,14 @@ RunFn Setup(CLI::App* sub) {
     Expected<calib::Calibration> cal = calib::Calibrate(bench, *base_hw, cores);
     if (!cal.ok()) return cal.status();
 
-    std::printf(
-        "calibrated %s from %zu bench file(s): %zu GEMM, %zu memory, %zu grouped GEMM, "
-        "%zu collective points\n",
-        cal->profile.chip.c_str(), bench.files.size(), bench.gemm.size(), bench.memory.size(),
-        bench.grouped_gemm.size(), bench.collectives.size());
-    for (const auto& n : bench.notes) std::printf("note: %s\n", n.c_str());
-    for (const auto& r : cal->reports) Print(r);
+    std::FILE* text = a->json == "-" ? stderr : stdout;  // stdout: the JSON alone
+    std::fprintf(text,
+                 "calibrated %s from %zu bench file(s): %zu GEMM, %zu memory, %zu grouped GEMM, "
+                 "%zu collective points\n",
+                 cal->profile.chip.c_str(), bench.files.size(), bench.gemm.size(),
+                 bench.memory.size(), bench.grouped_gemm.size(), bench.collectives.size());
+    for (const auto& n : bench.notes) std::fprintf(text, "note: %s\n", n.c_str());
+    for (const auto& r : cal->reports) Print(text, r);
 
     std::string header = "moesim calibrate: " + cal->profile.chip + " fitted to";
     for (const auto& f : bench.files) header += " " + f;
@@ -341,14 +362,14 @@ RunFn Setup(CLI::App* sub) {
         header += buf;
       }
     }
-    const std::string text = calib::ProfileText(calib::ProfileMessage(*cal), header);
+    const std::string profile_text = calib::ProfileText(calib::ProfileMessage(*cal), header);
     std::ofstream out(a->out, std::ios::binary);
     if (!out) return Status::InvalidInput(a->out + ": cannot open for writing");
-    out << text;
+    out << profile_text;
     out.close();
     if (!out) return Status::InvalidInput(a->out + ": write failed");
-    std::printf("\nprofile: %s\n", a->out.c_str());
-    if (!a->json.empty()) return WriteJson(ToJson(*cal), a->json);
+    std::fprintf(text, "\nprofile: %s\n", a->out.c_str());
+    if (!a->json.empty()) return WriteJson(CalibrationJson(ReportOf(*cal)), a->json);
     return Status::Ok();
   };
 }

@@ -16,6 +16,7 @@
 
 #include "calib/validation.h"
 #include "cli/command.h"
+#include "schema/calib_schema.h"
 
 namespace moesim::cli {
 namespace {
@@ -89,6 +90,41 @@ void PrintResult(const calib::ValidationResult& r, int top_ops) {
   }
 }
 
+// What results.json and --json hold (schema/calib_schema.h).
+RealValidationReport ReportOf(const calib::ValidationResult& r) {
+  RealValidationReport out;
+  out.machine = {r.machine.hostname, r.machine.cpu_model, r.machine.cores, r.machine.date_utc,
+                 r.machine.git_commit};
+  out.backend = r.backend;
+  out.profile = r.profile;
+  out.mape_pct = r.MapePct();
+  for (const calib::ConfigResult& c : r.configs) {
+    RealValidationConfig rc;
+    rc.id = c.config.id;
+    rc.scenario = c.config.scenario;
+    rc.overrides = c.config.overrides;
+    rc.ranks = c.config.ranks;
+    rc.expert_parallel = c.config.expert_parallel;
+    rc.core_share = c.core_share;
+    rc.link_group = c.link_group;
+    rc.simulated_step_s = c.simulated_step_s;
+    rc.measured_step_s = c.MeasuredStepS();
+    rc.measured_step_s_repeats = c.measured_step_s;
+    rc.spread_pct = c.SpreadPct();
+    rc.error_pct = c.ErrorPct();
+    rc.simulated_dropped_fraction = c.simulated_dropped_fraction;
+    rc.measured_dropped_fraction = c.measured_dropped_fraction;
+    for (const calib::OpComparison& op : c.ops) {
+      rc.ops.push_back({op.op, op.simulated_s, op.measured_s,
+                        op.measured_s > 0 && op.simulated_s > 0
+                            ? std::optional<double>(op.ErrorPct())
+                            : std::nullopt});
+    }
+    out.configs.push_back(std::move(rc));
+  }
+  return out;
+}
+
 RunFn Setup(CLI::App* sub) {
   struct Args {
     std::string configs, json;
@@ -141,7 +177,7 @@ RunFn Setup(CLI::App* sub) {
     }
     Expected<calib::ValidationResult> r = calib::RunRealValidation(*configs, o);
     if (!r.ok()) return r.status();
-    const nlohmann::json j = calib::ValidationJson(*r);
+    const nlohmann::json j = RealValidationJson(ReportOf(*r));
     MOESIM_RETURN_IF_ERROR(WriteJson(j, (fs::path(o.out_dir) / "results.json").string()));
     if (a->json != "-") {
       PrintResult(*r, a->top_ops);

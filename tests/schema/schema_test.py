@@ -1,9 +1,9 @@
 """Checks every JSON file moesim writes for the shipped inputs against docs/schema.md.
 
 The golden files (tests/golden/{simulate,cost,validate}, the CLI's output for every shipped
-scenario and validation set) and the JSON or CSV the CLI writes here (topo, sweep, collective,
-import hf) are walked
-field by field: every field must be documented in docs/schema.md with a matching type, a unit
+scenario and validation set), the calibration and real-validation files shipped under
+validation/measurements, and the JSON or CSV the CLI writes here (topo, sweep, collective,
+import hf, calibrate, validate-real when moesim-real is built) are walked field by field: every field must be documented in docs/schema.md with a matching type, a unit
 and a presence, and every field documented as always present must be there. The document is
 the second method: it is written by hand, not generated from the writer.
 
@@ -15,8 +15,10 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import unittest
 
 SOURCE_DIR = None
@@ -65,7 +67,7 @@ def json_type_ok(value, declared):
     }
     if declared in simple:
         return simple[declared](value)
-    m = re.match(r"array of (\w+)$", declared)
+    m = re.match(r"array of (\w+(?: or null)?)$", declared)
     if m:
         return isinstance(value, list) and all(simple[m.group(1)](v) for v in value)
     raise AssertionError("docs/schema.md: unknown type %r" % declared)
@@ -84,7 +86,7 @@ def flatten(doc_fields, value, path="", out=None):
         for v in value:
             flatten(doc_fields, v, path + "[]", out)
     elif isinstance(value, list) and not value and (path + "[]") in {
-            f.split("[]")[0] + "[]" for f in doc_fields if "[]" in f}:
+            f[:i + 2] for f in doc_fields for i in range(len(f)) if f.startswith("[]", i)}:
         pass  # an empty array of objects
     else:
         out.append((path, value))
@@ -96,7 +98,8 @@ class SchemaTest(unittest.TestCase):
     def setUpClass(cls):
         cls.doc = parse_schema_doc(os.path.join(SOURCE_DIR, "docs", "schema.md"))
 
-    def check_object(self, kind, obj, where):
+    def check_object(self, kind, obj, where, every_field=True):
+        """every_field=False: a file an earlier version wrote, before later fields were added."""
         fields = self.doc[kind]
         seen = set()
         for path, value in flatten(fields, obj):
@@ -109,7 +112,7 @@ class SchemaTest(unittest.TestCase):
                             "%s: %s = %r is not %s" % (where, path, value, declared))
             seen.add(path)
         for path, (_, _, presence) in fields.items():
-            if presence == "always":
+            if presence == "always" and every_field:
                 self.assertIn(path, seen, "%s: documented field %s is missing" % (where, path))
         return seen
 
@@ -124,7 +127,8 @@ class SchemaTest(unittest.TestCase):
         return seen
 
     def test_document_has_every_section(self):
-        for kind in ("simulate", "cost", "validate", "sweep", "topo"):
+        for kind in ("simulate", "cost", "validate", "sweep", "topo", "calibrate",
+                     "calibrate_gemm", "calibrate_published", "validate_real"):
             self.assertIn(kind, self.doc)
             self.assertGreater(len(self.doc[kind]), 5, kind)
 
@@ -232,6 +236,84 @@ class SchemaTest(unittest.TestCase):
                 self.assertTrue(json_type_ok(row[field], declared),
                                 "sweep row %d: %s = %r is not %s" % (i, field, row[field], declared))
         self.assertEqual(statuses, {"ok", "invalid", "does_not_fit"})
+
+    def measurements(self, name):
+        files = sorted(glob.glob(os.path.join(SOURCE_DIR, "validation", "measurements", "*", "*",
+                                              name)))
+        self.assertGreater(len(files), 0, name)
+        return files
+
+    def test_calibrate_json(self):
+        # The shipped files (written by earlier versions), and calibrate run again on each
+        # shipped set of bench files.
+        for f in self.measurements("calibration.json"):
+            with open(f, encoding="utf-8") as fh:
+                self.check_object("calibrate", json.load(fh), os.path.relpath(f, SOURCE_DIR),
+                                  every_field=False)
+        seen = set()
+        with tempfile.TemporaryDirectory() as tmp:
+            for folder in sorted({os.path.dirname(f) for f in self.measurements("bench-*.json")}):
+                benches = sorted(glob.glob(os.path.join(folder, "bench-*.json")))
+                out = subprocess.run([MOESIM, "calibrate", *benches, "--cores", "2", "--out",
+                                      os.path.join(tmp, "cpu.textproto"), "--json", "-"],
+                                     capture_output=True, text=True, check=True).stdout
+                seen |= self.check_object("calibrate", json.loads(out), "moesim calibrate " + folder)
+        self.assertEqual(set(self.doc["calibrate"]) - seen, set(), "documented, never written")
+
+    def test_calibrate_gemm_json(self):
+        gemm = os.path.join(SOURCE_DIR, "validation", "data", "gemm")
+        # The tables of built-in chips, and one on a base without an FP8 peak (fp8 not fitted).
+        runs = [[os.path.join(gemm, "h100.csv")], [os.path.join(gemm, "b200.csv")],
+                [os.path.join(gemm, "h100.csv"), "--base", "a100-sxm", "--folds", "2"]]
+        seen = set()
+        for args in runs:
+            out = subprocess.run([MOESIM, "calibrate", "--gemm-table", *args, "--json", "-"],
+                                 capture_output=True, text=True, check=True).stdout
+            seen |= self.check_object("calibrate_gemm", json.loads(out),
+                                      "moesim calibrate --gemm-table " + " ".join(args))
+        self.assertEqual(set(self.doc["calibrate_gemm"]) - seen, set(),
+                         "documented, never written")
+
+    def test_calibrate_published_json(self):
+        # Small sets and a coarse grid: seconds, not the full fit.
+        runs = [[os.path.join(SOURCE_DIR, "validation", "published.csv"), "--rule", "median"],
+                [os.path.join(SOURCE_DIR, "validation", "maxtext-v4-dcn.csv"),
+                 "--scan", "elementwise_efficiency=1,0.5"]]
+        seen = set()
+        for args in runs:
+            out = subprocess.run([MOESIM, "calibrate", "--published", *args, "--grid", "3",
+                                  "--folds", "2", "--json", "-"],
+                                 capture_output=True, text=True, check=True).stdout
+            fits = json.loads(out)
+            self.assertIsInstance(fits, list)
+            self.assertGreater(len(fits), 0)
+            seen |= self.check_object("calibrate_published", fits, "moesim calibrate --published")
+        self.assertEqual(set(self.doc["calibrate_published"]) - seen, set(),
+                         "documented, never written")
+
+    def test_validate_real_json(self):
+        # The shipped results (written by earlier versions), and validate-real run on the CI
+        # configurations when moesim-real (built next to moesim) and mpirun are there: seconds
+        # on the CPU backend.
+        seen = set()
+        for f in self.measurements("results.json"):
+            with open(f, encoding="utf-8") as fh:
+                seen |= self.check_object("validate_real", json.load(fh),
+                                          os.path.relpath(f, SOURCE_DIR), every_field=False)
+        real = os.path.join(os.path.dirname(os.path.abspath(MOESIM)), "moesim-real")
+        if os.access(real, os.X_OK) and shutil.which("mpirun"):
+            profile = sorted(self.measurements("cpu.textproto"))[-1]
+            with tempfile.TemporaryDirectory() as tmp:
+                out = subprocess.run(
+                    [MOESIM, "validate-real",
+                     os.path.join(SOURCE_DIR, "validation", "real", "ci.csv"), "--profile",
+                     profile, "--repeats", "1", "--steps", "5", "--out", tmp, "--json", "-"],
+                    capture_output=True, text=True, check=True).stdout
+                written = json.loads(out)
+                with open(os.path.join(tmp, "results.json"), encoding="utf-8") as fh:
+                    self.assertEqual(json.load(fh), written)
+                seen |= self.check_object("validate_real", written, "moesim validate-real")
+        self.assertEqual(set(self.doc["validate_real"]) - seen, set(), "documented, never written")
 
 
 if __name__ == "__main__":
