@@ -9,9 +9,16 @@
 #include <QValueAxis>
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <functional>
 #include <limits>
 #include <map>
 #include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+
+#include "schema/report_schema.h"
 
 namespace moesim::gui {
 namespace {
@@ -164,21 +171,42 @@ QChart* MakeExpertsChart(const ExpertsSweep& s, const QString& name) {
   return c;
 }
 
-QString ExpertsCsv(const ExpertsSweep& s) {
-  QString out =
-      "strategy,experts,status,step_time_s,mfu,peak_bytes_per_device,fits,best,overrides\n";
-  std::set<int> best;
-  for (const auto& b : s.best) best.insert(b.index);
+namespace {
+
+// Sweep rows (schema/report_schema.h, the rows of `moesim sweep --csv`) of every point, with
+// `columns` first: "strategy", "experts", then `extra` (name, value of point i), "overrides".
+QString SweepPointsCsv(
+    const ExpertsSweep& s,
+    const std::vector<std::pair<std::string, std::function<std::string(size_t)>>>& extra) {
+  std::vector<std::string> columns = {"strategy", "experts"};
+  for (const auto& [name, value] : extra) columns.push_back(name);
+  columns.push_back("overrides");
+  std::ostringstream out;
+  WriteSweepCsvHeader(columns, out);
   for (size_t i = 0; i < s.points.size(); ++i) {
     const PointResult& p = s.points[i];
-    out +=
-        Csv(QString::fromStdString(s.point_strategy[i].empty() ? "dense" : s.point_strategy[i])) +
-        "," + QString::number(s.point_experts[i]) + "," + Status(p) + "," +
-        Num(p.report.step_time_s) + "," + Num(p.report.mfu) + "," +
-        Num(p.report.memory.peak_bytes) + "," + (p.report.memory.fits ? "true" : "false") + "," +
-        (best.count(static_cast<int>(i)) ? "true" : "false") + "," + Csv(Overrides(p)) + "\n";
+    SweepRow row = MakeSweepRow(p, {});
+    row.values = {s.point_strategy[i].empty() ? "dense" : s.point_strategy[i],
+                  std::to_string(s.point_experts[i])};
+    for (const auto& [name, value] : extra) row.values.push_back(value(i));
+    row.values.push_back(Overrides(p).toStdString());
+    if (p.cancelled) {
+      row.status = Status(p);
+      row.simulated = false;
+    }
+    WriteSweepCsvRow(row, out);
   }
-  return out;
+  return QString::fromStdString(out.str());
+}
+
+}  // namespace
+
+QString ExpertsCsv(const ExpertsSweep& s) {
+  std::set<int> best;
+  for (const auto& b : s.best) best.insert(b.index);
+  return SweepPointsCsv(
+      s,
+      {{"best", [&best](size_t i) { return best.count(static_cast<int>(i)) ? "true" : "false"; }}});
 }
 
 namespace {
@@ -369,17 +397,12 @@ QChart* MakeTradeoffChart(const ExpertsSweep& s, bool x_memory, const QString& n
 }
 
 QString TradeoffCsv(const ExpertsSweep& s) {
-  QString out =
-      "strategy,experts,status,step_time_s,params_total,peak_bytes_per_device,overrides\n";
-  for (size_t i = 0; i < s.points.size(); ++i) {
-    const PointResult& p = s.points[i];
-    out +=
-        Csv(QString::fromStdString(s.point_strategy[i].empty() ? "dense" : s.point_strategy[i])) +
-        "," + QString::number(s.point_experts[i]) + "," + Status(p) + "," +
-        Num(p.report.step_time_s) + "," + Num(p.report.cost.params.total) + "," +
-        Num(p.report.memory.peak_bytes) + "," + Csv(Overrides(p)) + "\n";
-  }
-  return out;
+  return SweepPointsCsv(s, {{"params_total", [&s](size_t i) {
+                               char buf[32];
+                               std::snprintf(buf, sizeof(buf), "%.6g",
+                                             s.points[i].report.cost.params.total);
+                               return std::string(buf);
+                             }}});
 }
 
 QChart* MakeValidationChart(const ValidationReport& r, const QString& set_name) {

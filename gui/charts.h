@@ -16,6 +16,9 @@
 namespace moesim::gui {
 
 QChart* MakeExpertsChart(const ExpertsSweep& sweep, const QString& scenario_name);
+// Experts and Tradeoff CSV: the sweep rows of `moesim sweep --csv` (schema/report_schema.h,
+// docs/schema.md) of every point, led by strategy, experts, the view's column (best: the
+// point is its line's fastest; params_total: total parameters, the chart's x) and overrides.
 QString ExpertsCsv(const ExpertsSweep& sweep);
 
 // Stacked bars: the dense baseline and each expert count at the scenario's strategy's fastest

@@ -20,6 +20,7 @@
 #include "gui/scenario_form.h"
 #include "gui/timeline_widget.h"
 #include "proto/scenario_loader.h"
+#include "schema/report_schema.h"
 #include "sim/step/simulate.h"
 
 using namespace moesim;
@@ -246,6 +247,27 @@ void GuiTest::TradeoffClickLoadsThatConfiguration() {
   }
   QVERIFY(target != nullptr && target->count() > 0);
   const QPointF p = target->at(0);
+
+  // The Tradeoff and Experts CSV are `moesim sweep --csv` rows (schema/report_schema.h) led by
+  // the view's columns; the plotted point's step time is in its row.
+  QTemporaryDir dir;
+  for (View v : {View::kTradeoff, View::kExperts}) {
+    QVERIFY(w.ExportCsv(dir.filePath("s.csv"), v).ok());
+    QFile f(dir.filePath("s.csv"));
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    const QList<QByteArray> lines = f.readAll().split('\n');
+    QByteArray header = v == View::kTradeoff ? "strategy,experts,params_total,overrides"
+                                             : "strategy,experts,best,overrides";
+    for (const std::string& field : SweepFieldNames()) header += "," + QByteArray(field.c_str());
+    QCOMPARE(lines[0], header);
+    bool found = false;
+    for (const QByteArray& line : lines) {
+      const QList<QByteArray> cells = line.split(',');
+      if (cells.size() < 6 || cells[0] != "APPLE_3D" || cells[4] != "ok") continue;
+      found = found || std::abs(cells[5].toDouble() / p.y() - 1) < 1e-5;
+    }
+    QVERIFY(found);
+  }
   emit target->clicked(p);
   QVERIFY(WaitIdle(w));
   // The document now holds a point of the sweep at that step time.
