@@ -313,7 +313,10 @@ class SchemaTest(unittest.TestCase):
                 with open(os.path.join(tmp, "results.json"), encoding="utf-8") as fh:
                     self.assertEqual(json.load(fh), written)
                 seen |= self.check_object("validate_real", written, "moesim validate-real")
-        self.assertEqual(set(self.doc["validate_real"]) - seen, set(), "documented, never written")
+            self.assertEqual(set(self.doc["validate_real"]) - seen, set(),
+                             "documented, never written")
+        # Without moesim-real the shipped results (older, without the later fields) are all
+        # there is; tests/calib/calib_schema_test.cc checks the writer's every field.
 
 
 if __name__ == "__main__":
