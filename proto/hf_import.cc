@@ -64,6 +64,7 @@ const std::map<std::string, std::string>& SharedIgnored() {
     }
     const std::string book = "bookkeeping of the checkpoint or of transformers";
     for (const char* k : {"architectures",
+                          "_name_or_path",
                           "transformers_version",
                           "auto_map",
                           "use_cache",

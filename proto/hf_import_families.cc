@@ -413,6 +413,9 @@ Status ReadLlama4(Keys& k, const Obj& root, const std::string& f, Built* b) {
     k.NotMapped(root, "vision_config",
                 "the vision encoder and its projector: moesim models the text model only, so "
                 "parameters and FLOPs of images are missing");
+    k.NotMapped(root, "image_processor_config",
+                "how an image is cut into tiles for the vision encoder, which is not imported: "
+                "the cost of images is missing");
   }
   MOESIM_RETURN_IF_ERROR(ReadAttentionShape(k, o, b));
   pb::Model* m = &b->model;
@@ -426,7 +429,8 @@ Status ReadLlama4(Keys& k, const Obj& root, const std::string& f, Built* b) {
   m->set_tie_embeddings(tie);
   m->set_norm_kind(pb::Model::RMSNORM);
   m->set_position_kind(pb::Model::ROPE);
-  m->set_linear_bias(false);
+  // attention_bias puts biases on q, k, v and o; Llama 4's MLPs and experts have none.
+  MOESIM_RETURN_IF_ERROR(MapBiases(k, o, m));
   MOESIM_RETURN_IF_ERROR(MapGatedFfn(k, o, m));
   MOESIM_RETURN_IF_ERROR(k.Int(o, "intermediate_size_mlp", &v));
   m->set_d_ff(v);

@@ -115,6 +115,52 @@ TEST(HfImportParams, Mistral7BIs7p24B) {
   EXPECT_NEAR(c.params.total / 7.24e9, 1.0, 0.01);
 }
 
+// DBRX's model card (databricks/dbrx-instruct, dbrx-base): 132B total parameters, 36B active on
+// any input. The total matches within 1%. The active count is given to two figures: ours is
+// 36.47B with the embedding lookup and 35.85B without it, both "36B"; the check is at that
+// precision and holds either way (the lookup counted, moesim's convention, or not).
+TEST(HfImportParams, DbrxIs132BTotalAnd36BActive) {
+  const Counted c = Count("dbrx.json");
+  EXPECT_NEAR(c.params.total / 132e9, 1.0, 0.01);
+  EXPECT_GE(c.params.activated - c.lookup, 35.5e9);
+  EXPECT_LT(c.params.activated, 36.5e9);  // "36B" to two figures
+}
+
+// arXiv 2409.02060 (OLMoE), Table 1: OLMoE-1B-7B has 6.9B parameters, 1.3B active per token. The
+// total matches within 1%; the active count is given to two figures (ours: 1.28B), and is checked
+// at that precision. OLMoE's QK-norm (2 x 2048 per layer) is not counted. The 0125 release has
+// the same shapes.
+TEST(HfImportParams, Olmoe1B7BIs6p9BTotalAnd1p3BActive) {
+  for (const char* name : {"olmoe-1b-7b-0924.json", "olmoe-1b-7b-0125-instruct.json"}) {
+    SCOPED_TRACE(name);
+    const Counted c = Count(name);
+    EXPECT_NEAR(c.params.total / 6.9e9, 1.0, 0.01);
+    EXPECT_GE(c.params.activated, 1.25e9);
+    EXPECT_LT(c.params.activated, 1.35e9);  // "1.3B" to two figures
+  }
+}
+
+// Meta's model cards: Llama 4 Maverick has 400B total parameters and Scout 109B, 17B active each.
+// Those totals include the vision encoder, which is not imported (vision_config: 34 layers of width
+// 1408 and MLP 5632, 34 x (4 x 1408^2 + 2 x 1408 x 5632) = 0.81B, plus its projector to the text
+// model). Maverick's text model is still within 1% of 400B. Scout's is 1.1% under 109B, so it is
+// checked to two figures and to be under the published total. The active count is given to two
+// figures; it holds with the embedding lookup counted (without it ours is 16.1B).
+TEST(HfImportParams, Llama4MaverickIs400BTotalAnd17BActive) {
+  const Counted c = Count("llama-4-maverick-17b-128e-instruct.json");
+  EXPECT_NEAR(c.params.total / 400e9, 1.0, 0.01);
+  EXPECT_GE(c.params.activated, 16.5e9);
+  EXPECT_LT(c.params.activated, 17.5e9);  // "17B" to two figures
+}
+
+TEST(HfImportParams, Llama4ScoutIs109BTotalAnd17BActive) {
+  const Counted c = Count("llama-4-scout-17b-16e-instruct.json");
+  EXPECT_GE(c.params.total, 105e9);  // 1.1e11 to two figures
+  EXPECT_LT(c.params.total, 109e9);  // under the published total, which adds the vision encoder
+  EXPECT_GE(c.params.activated, 16.5e9);
+  EXPECT_LT(c.params.activated, 17.5e9);  // "17B" to two figures
+}
+
 // GPT-2 (small): 124M parameters with the output projection tied to the token embedding and a
 // learned position table of 1024 rows.
 TEST(HfImportParams, Gpt2Is124M) {

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "proto/hf_import.h"
 #include "proto/scenario_loader.h"
@@ -26,11 +27,21 @@ std::string ReadData(const std::string& name) {
 }
 
 const char* const kShipped[] = {
-    "mixtral-8x7b.json",      "qwen3-235b-a22b.json",
-    "qwen1.5-moe-a2.7b.json", "deepseek-v2-lite.json",
-    "deepseek-v3.json",       "gpt-oss-120b.json",
-    "llama-3.1-8b.json",      "qwen3-8b.json",
-    "mistral-7b-v0.3.json",   "gpt2.json",
+    "mixtral-8x7b.json",
+    "qwen3-235b-a22b.json",
+    "qwen1.5-moe-a2.7b.json",
+    "deepseek-v2-lite.json",
+    "deepseek-v3.json",
+    "gpt-oss-120b.json",
+    "llama-3.1-8b.json",
+    "qwen3-8b.json",
+    "mistral-7b-v0.3.json",
+    "gpt2.json",
+    "dbrx.json",
+    "olmoe-1b-7b-0924.json",
+    "olmoe-1b-7b-0125-instruct.json",
+    "llama-4-scout-17b-16e-instruct.json",
+    "llama-4-maverick-17b-128e-instruct.json",
 };
 
 // Every key the report names, with how many lists name it.
@@ -116,6 +127,111 @@ TEST(HfImport, DeepSeekV3MapsMlaSharedExpertsDenseLayersGroupsAndMtp) {
   bool quant = false;
   for (const auto& k : r->not_mapped) quant = quant || k.key == "quantization_config";
   EXPECT_TRUE(quant);
+}
+
+template <typename Key>
+std::set<std::string> Keys(const std::vector<Key>& list) {
+  std::set<std::string> keys;
+  for (const auto& k : list) keys.insert(k.key);
+  return keys;
+}
+
+// The shipped Llama 4 Maverick config: its dense and MoE layers alternate, attention_bias maps
+// (false: no biases), and the image side (the vision tower, how images are tiled) and the chunked
+// attention are all that is not mapped.
+TEST(HfImport, Llama4MaverickAlternatesDenseAndMoeLayersAndNamesTheImageSide) {
+  auto r = ImportHfConfig(ReadData("llama-4-maverick-17b-128e-instruct.json"), "maverick.json");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->family, "llama4");
+  auto sc = LoadScenarioFromText(r->scenario_text, "l", {});
+  ASSERT_TRUE(sc.ok()) << sc.status().message();
+  const ModelSpec& m = sc->model;
+  EXPECT_EQ(m.num_layers, 48);
+  EXPECT_EQ(m.d_model, 5120);
+  EXPECT_EQ(m.num_heads, 40);
+  EXPECT_EQ(m.num_kv_heads, 8);
+  EXPECT_EQ(m.d_ff, 16384);            // intermediate_size_mlp: the dense layers
+  EXPECT_EQ(m.moe.expert_d_ff, 8192);  // intermediate_size: routed and shared experts
+  EXPECT_EQ(m.moe.num_experts, 128);
+  EXPECT_EQ(m.moe.top_k, 1);
+  EXPECT_EQ(m.moe.num_shared_experts, 1);
+  EXPECT_EQ(m.NumMoeLayers(), 24);  // interleave_moe_layer_step 2
+  EXPECT_FALSE(m.IsMoeLayer(0));
+  EXPECT_TRUE(m.IsMoeLayer(1));
+  EXPECT_FALSE(m.linear_bias);
+  EXPECT_TRUE(Keys(r->mapped).count("text_config.attention_bias"));
+  const auto not_mapped = Keys(r->not_mapped);
+  EXPECT_EQ(not_mapped.size(), 3u);
+  EXPECT_TRUE(not_mapped.count("vision_config"));
+  EXPECT_TRUE(not_mapped.count("image_processor_config"));
+  EXPECT_TRUE(not_mapped.count("text_config.attention_chunk_size"));
+}
+
+// Llama 4's attention_bias puts biases on the attention projections only (its MLPs have none):
+// model.linear_bias cannot say that, so `true` is not mapped.
+TEST(HfImport, Llama4AttentionBiasesAloneAreNotMapped) {
+  const std::string json =
+      R"({"model_type": "llama4_text", "hidden_size": 64, "num_hidden_layers": 2,
+          "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 32,
+          "intermediate_size_mlp": 128, "num_local_experts": 4, "num_experts_per_tok": 1,
+          "vocab_size": 1000, "attention_bias": true})";
+  auto r = ImportHfConfig(json, "x.json");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ExpectEveryKeyOnce(json, *r);
+  EXPECT_EQ(Keys(r->not_mapped), std::set<std::string>{"attention_bias"});
+  auto sc = LoadScenarioFromText(r->scenario_text, "x", {});
+  ASSERT_TRUE(sc.ok()) << sc.status().message();
+  EXPECT_FALSE(sc->model.linear_bias);
+}
+
+// DBRX's experts and attention sit in nested objects; every one of their keys is accounted for,
+// and nothing of the shipped config is left unmapped.
+TEST(HfImport, DbrxReadsItsNestedAttentionAndExperts) {
+  auto r = ImportHfConfig(ReadData("dbrx.json"), "dbrx.json");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->family, "dbrx");
+  EXPECT_TRUE(r->not_mapped.empty());
+  auto sc = LoadScenarioFromText(r->scenario_text, "d", {});
+  ASSERT_TRUE(sc.ok()) << sc.status().message();
+  const ModelSpec& m = sc->model;
+  EXPECT_EQ(m.num_layers, 40);
+  EXPECT_EQ(m.d_model, 6144);
+  EXPECT_EQ(m.num_heads, 48);
+  EXPECT_EQ(m.num_kv_heads, 8);
+  EXPECT_EQ(m.vocab_size, 100352);
+  EXPECT_EQ(m.moe.num_experts, 16);
+  EXPECT_EQ(m.moe.top_k, 4);
+  EXPECT_EQ(m.moe.expert_d_ff, 10752);
+  EXPECT_EQ(m.NumMoeLayers(), 40);
+  EXPECT_EQ(m.norm_kind, NormKind::kLayerNorm);
+  const auto ignored = Keys(r->ignored);
+  EXPECT_TRUE(ignored.count("ffn_config.moe_jitter_eps"));
+  EXPECT_TRUE(ignored.count("attn_config.model_type"));
+}
+
+// OLMoE's configs: the experts as Mixtral's; a checkpoint's `_name_or_path` is bookkeeping.
+TEST(HfImport, OlmoeMapsItsExpertsAndIgnoresTheCheckpointName) {
+  for (const char* name : {"olmoe-1b-7b-0924.json", "olmoe-1b-7b-0125-instruct.json"}) {
+    SCOPED_TRACE(name);
+    auto r = ImportHfConfig(ReadData(name), name);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(r->family, "olmoe");
+    EXPECT_TRUE(r->not_mapped.empty());
+    auto sc = LoadScenarioFromText(r->scenario_text, "o", {});
+    ASSERT_TRUE(sc.ok()) << sc.status().message();
+    const ModelSpec& m = sc->model;
+    EXPECT_EQ(m.num_layers, 16);
+    EXPECT_EQ(m.d_model, 2048);
+    EXPECT_EQ(m.num_heads, 16);
+    EXPECT_EQ(m.moe.num_experts, 64);
+    EXPECT_EQ(m.moe.top_k, 8);
+    EXPECT_EQ(m.moe.expert_d_ff, 1024);
+    EXPECT_EQ(m.NumMoeLayers(), 16);
+    EXPECT_FALSE(m.tie_embeddings);
+  }
+  auto r = ImportHfConfig(ReadData("olmoe-1b-7b-0125-instruct.json"), "o.json");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(Keys(r->ignored).count("_name_or_path"));
 }
 
 TEST(HfImport, AttentionLayoutsTheModelBlockCannotSayAreNotMapped) {
