@@ -1,8 +1,8 @@
 // ImportHfConfig (proto/hf_import.h): every shipped Hugging Face config (tests/data/hf/, sources
 // in SOURCES.md) imports into a scenario that loads, with every key of the JSON in exactly one of
-// mapped / not mapped / ignored; the families without a shipped config import from small
-// synthetic configs written here (made-up sizes, for the mapping only); bad input is refused with
-// the file, the key and its line.
+// mapped / not mapped / ignored; small synthetic configs written here (made-up sizes, for the
+// mapping only) cover each family's layouts, including keys and values no shipped config has;
+// bad input is refused with the file, the key and its line.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -274,8 +274,9 @@ TEST(HfImport, SeqLenDefaultsToTheContextCappedAt4096AndCanBeSet) {
   EXPECT_NE(r->scenario_text.find("seq_len: 8192"), std::string::npos);
 }
 
-// Families without a shipped config: small synthetic configs (made-up sizes) in each family's
-// key layout, to check what maps where and that the scenario loads.
+// Small synthetic configs (made-up sizes) in each family's key layout, with keys and values no
+// shipped config has (Llama 4's moe_layers and no_rope_layers, Qwen3-MoE's decoder_sparse_step 2),
+// to check what maps where and that the scenario loads.
 struct Synthetic {
   const char* family;
   const char* json;
