@@ -5,6 +5,8 @@
 #     DP 48 on 2,304 H100) with the data axis and the batch grown with the cluster: 2,304, 9,216,
 #     36,864 and 73,728 GPUs at --network analytical, the two smallest at --network flow too;
 #   - Artetxe et al.'s MoE 1.1T on 1,024 TPU-v4 (tpu-v4:8x8x16, 3D sharding, expert 512);
+#   - Mixtral 8x22B as NeMo's recipe lays it out (TP 2, CP 2, PP 4 x VPP 14, EP 8: the expert
+#     all-to-all over 8 GPUs of two nodes) on 1,024 H100 (dgx-h100:128) at --network flow;
 #   - a Megatron 1T-like deep pipeline (Narayanan et al. 2021: 128 layers, d_model 25600, TP 8 x
 #     PP 64 x DP 6 on 3,072 A100, micro-batch 1, 512 micro-batches), from the shipped 145.6B.
 # Each case runs under `timeout` (a case past it is reported, not waited for; a failed case is a
@@ -50,6 +52,7 @@ h177() {
 MOE11T="scenarios/artetxe2021/moe-1.1t.textproto --set cluster.topology=tpu-v4:8x8x16
   --set sharding.strategy=APPLE_3D --set sharding.mesh.data=2 --set sharding.mesh.expert=512
   --set training.global_batch_tokens=2097152"
+MIX1K="scenarios/mixtral/mixtral-8x22b-128xh100.textproto --set cluster.topology=dgx-h100:128"
 # 3,072 sequences of 2,048 tokens (DP 6 x 512 micro-batches of 1), plain 1F1B.
 MEG1T="scenarios/published/megatron-a100-145.6b.textproto --set model.num_layers=128
   --set model.d_model=25600 --set model.num_heads=160 --set model.d_ff=102400
@@ -69,6 +72,7 @@ if [[ $quick -eq 0 ]]; then
     "177B|36864|analytical|$(h177 36864)"
     "177B|73728|analytical|$(h177 73728)"
     "MoE 1.1T (TPU v4)|1024|analytical|$MOE11T"
+    "Mixtral 8x22B (EP a2a)|1024|flow|$MIX1K"
     "Megatron 1T-like PP 64|3072|analytical|$MEG1T"
   )
 fi
