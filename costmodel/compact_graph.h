@@ -71,8 +71,8 @@ struct CompactGraph {
   std::vector<UnitInstance> instances;
   std::vector<OpRef> bindings;
   int64_t num_ops = 0;  // ops of the expanded graph
-  // As OpGraph's, except hardware_flops_per_step: the sum over the expanded graph's ops in id
-  // order, which the simulation of the compact graph accumulates (SimulateCompactSchedule).
+  // As OpGraph's, except hardware_flops_per_step, which the simulation of the compact graph
+  // sums (SimulateCompactSchedule: each unit's FLOPs times its instances, a FlopSum).
   double tokens_per_step = 0;
   double model_flops_per_step = 0;
   double dropped_token_fraction = 0;
@@ -90,7 +90,8 @@ bool HasCompactStepGraph(const Scenario& scenario);
 void BuildCompactStepGraph(const Scenario& scenario, CompactGraph* out, bool names = true);
 
 // The full graph: equal, op for op, to BuildStepGraph(scenario) for the scenario it came from
-// (names empty when built without), hardware_flops_per_step summed the same way.
+// (names empty when built without), hardware_flops_per_step included (a FlopSum: the same in
+// any order).
 OpGraph ExpandCompactGraph(const CompactGraph& compact);
 
 }  // namespace moesim

@@ -150,7 +150,7 @@ struct OpGraph {
   std::vector<Op> ops;
   double tokens_per_step = 0;
   double model_flops_per_step = 0;      // all devices: forward + backward of the model
-  double hardware_flops_per_step = 0;   // all devices: sum of compute ops' FLOPs
+  double hardware_flops_per_step = 0;   // all devices: compute ops' FLOPs (a FlopSum)
   double dropped_token_fraction = 0;    // routed tokens over capacity (MoE)
   double busiest_expert_rank_load = 1;  // busiest EP rank's routed tokens over the mean
 };

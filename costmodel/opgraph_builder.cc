@@ -9,6 +9,7 @@
 #include <span>
 
 #include "costmodel/batch_split.h"
+#include "costmodel/flop_sum.h"
 #include "costmodel/memory.h"
 #include "costmodel/model_cost.h"
 #include "costmodel/opgraph.h"
@@ -100,9 +101,9 @@ void Builder::Build() {
   g_.tokens_per_step = tokens;
   g_.model_flops_per_step =
       ComputeModelCost(sc_.model, sc_.training).flops_per_token.model * tokens;
-  double flops = 0;
-  for (const Op& op : g_.ops) flops += op.compute.flops;
-  g_.hardware_flops_per_step = flops * static_cast<double>(g_.devices_per_program);
+  FlopSum flops;
+  for (const Op& op : g_.ops) flops.Add(op.compute.flops);
+  g_.hardware_flops_per_step = flops.Value() * static_cast<double>(g_.devices_per_program);
   g_.dropped_token_fraction = plan_.dropped_fraction;
   g_.busiest_expert_rank_load = plan_.busiest_rank_load;
 }

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "costmodel/compact_graph.h"
+#include "costmodel/flop_sum.h"
 #include "costmodel/model_cost.h"
 #include "costmodel/opgraph_builder_internal.h"
 
@@ -264,7 +265,7 @@ OpGraph ExpandCompactGraph(const CompactGraph& cg) {
   g.num_programs = cg.num_programs;
   g.devices_per_program = cg.devices_per_program;
   g.ops.reserve(static_cast<size_t>(cg.num_ops));
-  double flops = 0;
+  FlopSum flops;
   for (const UnitInstance& inst : cg.instances) {
     const GraphUnit& unit = cg.units[static_cast<size_t>(inst.unit)];
     for (const Op& u : unit.ops) {
@@ -285,13 +286,13 @@ OpGraph ExpandCompactGraph(const CompactGraph& cg) {
                                    r.op);
         }
       }
-      flops += op.compute.flops;
+      flops.Add(op.compute.flops);
       g.ops.push_back(std::move(op));
     }
   }
   g.tokens_per_step = cg.tokens_per_step;
   g.model_flops_per_step = cg.model_flops_per_step;
-  g.hardware_flops_per_step = flops * static_cast<double>(cg.devices_per_program);
+  g.hardware_flops_per_step = flops.Value() * static_cast<double>(cg.devices_per_program);
   g.dropped_token_fraction = cg.dropped_token_fraction;
   g.busiest_expert_rank_load = cg.busiest_expert_rank_load;
   return g;

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <unordered_map>
 #include <utility>
+
+#include "costmodel/flop_sum.h"
 
 namespace moesim {
 
@@ -306,6 +309,7 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
   // op by op in the expanded graph's order; `visit` sees each op of program `only` (all when
   // -1) with its start and end.
   std::vector<double> end(widest), in(most_inputs);
+  std::vector<double> stream_free_all(static_cast<size_t>(cg.num_programs * kNumStreams), 0.0);
   auto replay = [&](int32_t only, auto&& visit) {
     std::vector<double> stream_free(static_cast<size_t>(cg.num_programs * kNumStreams), 0.0);
     for (size_t i = 0; i < cg.instances.size(); ++i) {
@@ -343,14 +347,147 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
 
   ScheduleResult r;
   std::vector<double> compute(static_cast<size_t>(cg.num_programs), 0.0);
-  double flops = 0;
-  replay(-1, [&](const UnitInstance& inst, const GraphUnit&, size_t at, size_t, double start,
-                 double e) {
-    r.step_time_s = std::max(r.step_time_s, e);
-    if (f.compute[at]) compute[static_cast<size_t>(inst.program)] += e - start;
-    flops += f.flops[at];
-  });
-  *hardware_flops = flops * static_cast<double>(cg.devices_per_program);
+  // Each op's end is a function of its dependencies' ends and its stream's previous end only, so
+  // any order that keeps every program's instances in their order and runs an instance after
+  // the ones it is bound to gives the same values. The instances run in levels (Kahn's
+  // algorithm: a level is every instance whose predecessors ran in earlier levels, at most one
+  // per program; bindings point to earlier instances, so every instance is in one), and a
+  // level's instances of one unit run in lockstep, op by op across them:
+  // independent chains of additions side by side instead of one long chain.
+  thread_local std::vector<int32_t> waiting, dep_begin, dependents, level, next_level;
+  thread_local std::vector<double> lane_end, lane_in, lane_free, lane_compute, lane_start;
+  const size_t num_inst = cg.instances.size();
+  waiting.assign(num_inst, 0);
+  dep_begin.assign(num_inst + 1, 0);
+  {
+    std::vector<int32_t> last(static_cast<size_t>(cg.num_programs), -1);
+    auto edges = [&](auto&& edge) {
+      std::fill(last.begin(), last.end(), -1);
+      for (size_t i = 0; i < num_inst; ++i) {
+        const UnitInstance& inst = cg.instances[i];
+        const int32_t n_in = cg.units[static_cast<size_t>(inst.unit)].num_inputs;
+        for (int32_t k = 0; k < n_in; ++k) {
+          edge(cg.bindings[static_cast<size_t>(inst.first_binding + k)].instance, i);
+        }
+        int32_t& prev = last[static_cast<size_t>(inst.program)];
+        if (prev >= 0) edge(prev, i);
+        prev = static_cast<int32_t>(i);
+      }
+    };
+    edges([&](int32_t from, size_t to) {
+      ++dep_begin[static_cast<size_t>(from) + 1];
+      ++waiting[to];
+    });
+    for (size_t i = 0; i < num_inst; ++i) dep_begin[i + 1] += dep_begin[i];
+    dependents.resize(static_cast<size_t>(dep_begin[num_inst]));
+    std::vector<int32_t> fill(dep_begin.begin(), dep_begin.end() - 1);
+    edges([&](int32_t from, size_t to) {
+      dependents[static_cast<size_t>(fill[static_cast<size_t>(from)]++)] = static_cast<int32_t>(to);
+    });
+  }
+  level.clear();
+  for (size_t i = 0; i < num_inst; ++i) {
+    if (waiting[i] == 0) level.push_back(static_cast<int32_t>(i));
+  }
+  double step_time = 0;
+  while (!level.empty()) {
+    // A level's instances by unit (then instance), each unit's run in lockstep.
+    std::sort(level.begin(), level.end(), [&](int32_t a, int32_t b) {
+      const int32_t ua = cg.instances[static_cast<size_t>(a)].unit;
+      const int32_t ub = cg.instances[static_cast<size_t>(b)].unit;
+      return ua != ub ? ua < ub : a < b;
+    });
+    for (size_t g0 = 0; g0 < level.size();) {
+      const int32_t u = cg.instances[static_cast<size_t>(level[g0])].unit;
+      size_t g1 = g0;
+      while (g1 < level.size() && cg.instances[static_cast<size_t>(level[g1])].unit == u) ++g1;
+      const size_t L = g1 - g0;
+      const GraphUnit& unit = cg.units[static_cast<size_t>(u)];
+      const size_t n = unit.ops.size(), n_in = static_cast<size_t>(unit.num_inputs);
+      lane_end.resize(n * L);
+      lane_in.resize(n_in * L);
+      for (size_t l = 0; l < L; ++l) {
+        const UnitInstance& inst = cg.instances[static_cast<size_t>(level[g0 + l])];
+        for (size_t k = 0; k < n_in; ++k) {
+          lane_in[k * L + l] = exported[static_cast<size_t>(
+              bound[static_cast<size_t>(inst.first_binding + static_cast<int64_t>(k))])];
+        }
+      }
+      // The lanes' stream ends and compute sums, lane-major per stream, loaded here and stored
+      // back after the unit (the same values, the same additions in each program's order).
+      lane_free.resize(kNumStreams * L);
+      lane_compute.resize(L);
+      lane_start.resize(L);
+      for (size_t l = 0; l < L; ++l) {
+        const size_t prog =
+            static_cast<size_t>(cg.instances[static_cast<size_t>(level[g0 + l])].program);
+        for (size_t st = 0; st < kNumStreams; ++st) {
+          lane_free[st * L + l] = stream_free_all[prog * kNumStreams + st];
+        }
+        lane_compute[l] = compute[prog];
+      }
+      const size_t u0 = static_cast<size_t>(f.first[static_cast<size_t>(u)]);
+      double* start = lane_start.data();
+      for (size_t j = 0; j < n; ++j) {
+        const double d = f.dur[u0 + j];
+        double* free = &lane_free[static_cast<size_t>(f.stream[u0 + j]) * L];
+        for (size_t l = 0; l < L; ++l) start[l] = free[l];
+        for (int32_t k = f.dep_begin[u0 + j]; k < f.dep_begin[u0 + j + 1]; ++k) {
+          const int32_t dep = f.deps[static_cast<size_t>(k)];
+          const double* src = dep >= 0 ? &lane_end[static_cast<size_t>(dep) * L]
+                                       : &lane_in[static_cast<size_t>(-1 - dep) * L];
+          for (size_t l = 0; l < L; ++l) start[l] = std::max(start[l], src[l]);
+        }
+        double* ends = &lane_end[j * L];
+        for (size_t l = 0; l < L; ++l) {
+          ends[l] = start[l] + d;
+          free[l] = ends[l];
+        }
+        if (f.compute[u0 + j] != 0) {
+          for (size_t l = 0; l < L; ++l) lane_compute[l] += ends[l] - start[l];
+        }
+        if (const int32_t slot = f.export_slot[u0 + j]; slot >= 0) {
+          for (size_t l = 0; l < L; ++l) {
+            exported[static_cast<size_t>(export_base[static_cast<size_t>(level[g0 + l])] + slot)] =
+                ends[l];
+          }
+        }
+      }
+      for (size_t l = 0; l < L; ++l) {
+        const size_t prog =
+            static_cast<size_t>(cg.instances[static_cast<size_t>(level[g0 + l])].program);
+        for (size_t st = 0; st < kNumStreams; ++st) {
+          stream_free_all[prog * kNumStreams + st] = lane_free[st * L + l];
+        }
+        compute[prog] = lane_compute[l];
+      }
+      g0 = g1;
+    }
+    next_level.clear();
+    for (int32_t i : level) {
+      for (int32_t k = dep_begin[static_cast<size_t>(i)]; k < dep_begin[static_cast<size_t>(i) + 1];
+           ++k) {
+        const int32_t d = dependents[static_cast<size_t>(k)];
+        if (--waiting[static_cast<size_t>(d)] == 0) next_level.push_back(d);
+      }
+    }
+    std::swap(level, next_level);
+  }
+  // Ends on a stream never decrease (an op starts after the one before it on its stream): the
+  // step ends at the latest stream's end.
+  for (double e : stream_free_all) step_time = std::max(step_time, e);
+  r.step_time_s = step_time;
+  // The FLOPs: each unit's once, times its instances (FlopSum's total is the same in any order).
+  std::vector<FlopSum> unit_flops(cg.units.size());
+  for (size_t u = 0; u < cg.units.size(); ++u) {
+    for (int32_t j = f.first[u]; j < f.first[u + 1]; ++j) {
+      unit_flops[u].Add(f.flops[static_cast<size_t>(j)]);
+    }
+  }
+  FlopSum flops;
+  for (const UnitInstance& inst : cg.instances)
+    flops.Add(unit_flops[static_cast<size_t>(inst.unit)]);
+  *hardware_flops = flops.Value() * static_cast<double>(cg.devices_per_program);
   if (!breakdown) return r;
   r.critical_program =
       static_cast<int32_t>(std::max_element(compute.begin(), compute.end()) - compute.begin());

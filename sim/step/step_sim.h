@@ -72,12 +72,14 @@ std::vector<double> CommSmContendedTimes(const OpGraph& graph, double fraction,
 
 // SimulateSchedule's step time, critical program and breakdown for the expanded graph of a
 // compact program (costmodel/compact_graph.h), to the bit, without expanding it: each unit's ops
-// are timed once, then replayed instance by instance with the same arithmetic in the same order,
-// keeping only the end times of the ops later instances wait for; the critical program is
-// replayed a second time for its breakdown. O(expanded ops) time, O(instances) memory; no
-// per-op timing (ScheduleResult::timing stays empty). *hardware_flops: the expanded graph's
-// OpGraph::hardware_flops_per_step, summed in its order. Without `breakdown` the second replay
-// is skipped: critical_program and breakdown stay zero.
+// are timed once, then replayed with the same arithmetic per op, keeping only the end times of
+// the ops later instances wait for. The replay runs the instances in dependency levels, a
+// level's instances of one unit side by side (an op's end depends only on its inputs, so any
+// order that respects them gives the same values); the critical program is replayed a second
+// time, in order, for its breakdown. O(expanded ops) time, O(instances) memory; no per-op timing
+// (ScheduleResult::timing stays empty). *hardware_flops: the expanded graph's
+// OpGraph::hardware_flops_per_step (a FlopSum, costmodel/flop_sum.h). Without `breakdown` the
+// second replay is skipped: critical_program and breakdown stay zero.
 // REQUIRES: hw.comm_sm_fraction == 0 (its fixed point needs every op's timing).
 ScheduleResult SimulateCompactSchedule(const CompactGraph& compact,
                                        const CollectiveTimer& collective_time,
