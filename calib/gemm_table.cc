@@ -117,6 +117,15 @@ double Quantile(std::vector<double> v, double q) {
   return v[lo] + (at - static_cast<double>(lo)) * (v[hi] - v[lo]);
 }
 
+HeldOutError ErrorStats(const std::vector<double>& errors) {
+  HeldOutError e;
+  e.points = errors.size();
+  if (errors.empty()) return e;
+  e.median_abs_rel = Quantile(errors, 0.5);
+  e.p90_abs_rel = Quantile(errors, 0.9);
+  return e;
+}
+
 }  // namespace
 
 double GemmTableRow::MeasuredS() const {
@@ -234,12 +243,15 @@ Expected<HeldOutError> KFoldGemmTable(const std::vector<GemmTableRow>& rows, con
       errors.push_back(std::abs(GemmKernelTime(r.shape, p).total_s() / r.MeasuredS() - 1));
     }
   }
-  HeldOutError e;
-  e.points = errors.size();
-  if (errors.empty()) return e;
-  e.median_abs_rel = Quantile(errors, 0.5);
-  e.p90_abs_rel = Quantile(errors, 0.9);
-  return e;
+  return ErrorStats(errors);
+}
+
+HeldOutError GemmTableError(const std::vector<GemmTableRow>& rows, const GemmParams& params) {
+  std::vector<double> errors;
+  for (const GemmTableRow& r : rows) {
+    errors.push_back(std::abs(GemmKernelTime(r.shape, params).total_s() / r.MeasuredS() - 1));
+  }
+  return ErrorStats(errors);
 }
 
 }  // namespace moesim::calib

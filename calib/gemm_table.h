@@ -13,6 +13,7 @@
 //   - k-fold held-out error: the rows split into k folds by index (row i in fold i mod k); each
 //     fold is predicted by the fit over the others; |model / measured - 1| over all held-out
 //     predictions gives the median and the 90th percentile.
+//   - a profile's error: the same statistics of given parameters over every row, unfitted.
 // Errors are kInvalidInput naming file:line and the column.
 // Thread safety: pure functions.
 #pragma once
@@ -67,5 +68,9 @@ struct HeldOutError {
 };
 Expected<HeldOutError> KFoldGemmTable(const std::vector<GemmTableRow>& rows, const GemmParams& base,
                                       int folds = 5);
+
+// The error of parameters as they are (a built-in profile's), nothing fitted: |model / measured
+// - 1| over every row. For a table the parameters were not fitted on, it is held out as a whole.
+HeldOutError GemmTableError(const std::vector<GemmTableRow>& rows, const GemmParams& params);
 
 }  // namespace moesim::calib

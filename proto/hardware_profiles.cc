@@ -91,7 +91,10 @@ constexpr GemmKernel kH100Gemm = {132, 0.860, 131, 0.860, 131, 5.29e-6, 0.82};
 // (p90) 5.4% (14.4%) BF16, 4.1% (16.2%) FP8. GB200 inherits it (same die).
 constexpr GemmKernel kB200Gemm = {148, 0.760, 211, 0.817, 447, 5.56e-6, 0.95};
 // A100: OpenXLA publishes no A100 table. 0.85 of peak is the public large-GEMM figure (85-88%
-// of 312 TFLOP/s); k_half and overhead are H100's: an assumption until a table is found.
+// of 312 TFLOP/s); k_half and overhead are H100's (assumed). Checked, not fitted, against a
+// public mamf-finder run on an A100-SXM4-80GB (validation/data/gemm/a100.csv, 288 BF16 rows, m
+// 19456-20224): median |error| 2.9%, p90 7.8%. Its own fit (0.828, k_half 70, 19.5 us) is not
+// taken: the table has no small GEMM to pin the overhead (docs/compute.md "GEMMs").
 constexpr GemmKernel kA100Gemm = {108, 0.85, 131, 0.85, 131, 5.29e-6, 1};
 HardwareProfile WithGemm(HardwareProfile p, const GemmKernel& g, double fp8_peak) {
   p.gemm_compute_units = g.sms;
