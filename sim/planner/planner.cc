@@ -3,7 +3,6 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <numeric>
 #include <optional>
 #include <sstream>
 #include <system_error>
@@ -75,22 +74,21 @@ void RunOnThreads(size_t count, const std::function<void()>& worker) {
   for (auto& t : threads) t.join();
 }
 
-// Evaluates points[indices[k]] into results[indices[k]] with up to options.jobs threads, each
-// loaded by load(index); done(k) after the k-th finishes (serialized).
+// Evaluates points[i] into results[i] for each index i that next() hands out (nullopt: none
+// left), at most `count` of them, with up to options.jobs threads, each loaded by load(i);
+// done(k) after the k-th finishes (serialized).
 void EvaluatePoints(const std::function<Expected<Scenario>(size_t)>& load,
-                    const std::vector<std::vector<std::string>>& points,
-                    const std::vector<size_t>& indices, const RunOptions& options,
+                    const std::vector<std::vector<std::string>>& points, const NextPoint& next,
+                    size_t count, const RunOptions& options,
                     const std::function<void(size_t)>& finished,
                     std::vector<PointResult>* results) {
   TopologyCache cache;
-  std::atomic<size_t> next{0};
   std::mutex progress_mu;
   size_t done = 0;
   // Never more threads than points (or limits::kMaxJobs); a thread the system cannot start
   // leaves its work to the ones that did (every worker takes points until none is left).
-  const size_t jobs =
-      std::min({static_cast<size_t>(std::max(1, options.jobs)), std::max<size_t>(indices.size(), 1),
-                static_cast<size_t>(limits::kMaxJobs)});
+  const size_t jobs = std::min({static_cast<size_t>(std::max(1, options.jobs)),
+                                std::max<size_t>(count, 1), static_cast<size_t>(limits::kMaxJobs)});
   // Points run `jobs` at a time: each may use its share of the memory budget.
   const double budget =
       options.max_memory_bytes > 0 ? options.max_memory_bytes : PhysicalMemoryBytes();
@@ -101,8 +99,8 @@ void EvaluatePoints(const std::function<Expected<Scenario>(size_t)>& load,
     finished(++done);
   };
   auto worker = [&]() {
-    for (size_t k = next++; k < indices.size(); k = next++) {
-      const size_t i = indices[k];
+    for (std::optional<size_t> at = next(); at; at = next()) {
+      const size_t i = *at;
       PointResult& r = (*results)[i];
       r.overrides = points[i];
       if (options.cancel != nullptr && options.cancel->load()) {
@@ -168,9 +166,10 @@ void ParallelFor(size_t n, int jobs, const std::function<void(size_t)>& fn) {
 }
 
 // Under a PointDistributor: every process loads every point once (for its cost) and evaluates
-// its share from those; every result then gets its point's overrides and loaded scenario.
-// Without keep_details the processes estimate the costs together (each loads a stride of the
-// points; PointDistributor::ShareCosts) and load their own share again to evaluate it.
+// the points it draws (PointDistributor::Run) from those; every result then gets its point's
+// overrides and loaded scenario. Without keep_details the processes estimate the costs together
+// (each loads a stride of the points; PointDistributor::ShareCosts) and load the points they
+// draw again to evaluate them.
 std::vector<PointResult> RunDistributed(const PointLoader& load,
                                         const std::vector<std::vector<std::string>>& points,
                                         const RunOptions& options) {
@@ -189,10 +188,10 @@ std::vector<PointResult> RunDistributed(const PointLoader& load,
     if (!options.keep_details && loaded[i]->ok()) loaded[i].reset();
   });
   if (stride > 1) distributor.ShareCosts(&costs);
-  auto evaluate = [&](const std::vector<size_t>& indices, const std::function<void(size_t)>& done) {
+  auto evaluate = [&](const NextPoint& next, const std::function<void(size_t)>& done) {
     std::vector<PointResult> results(points.size());
-    EvaluatePoints([&](size_t i) { return loaded[i] ? *loaded[i] : load(points[i]); }, points,
-                   indices, options, done, &results);
+    EvaluatePoints([&](size_t i) { return loaded[i] ? *loaded[i] : load(points[i]); }, points, next,
+                   points.size(), options, done, &results);
     return results;
   };
   std::vector<PointResult> results = distributor.Run(costs, evaluate, options.progress);
@@ -208,12 +207,15 @@ std::vector<PointResult> RunLoadedPoints(const PointLoader& load,
                                          const RunOptions& options) {
   if (options.distributor != nullptr) return RunDistributed(load, points, options);
   std::vector<PointResult> results(points.size());
-  std::vector<size_t> all(points.size());
-  std::iota(all.begin(), all.end(), size_t{0});
+  std::atomic<size_t> next{0};
+  auto in_order = [&]() -> std::optional<size_t> {
+    const size_t i = next++;
+    return i < points.size() ? std::optional<size_t>(i) : std::nullopt;
+  };
   std::function<void(size_t)> finished;
   if (options.progress) finished = [&](size_t done) { options.progress(done, points.size()); };
-  EvaluatePoints([&](size_t i) { return load(points[i]); }, points, all, options, finished,
-                 &results);
+  EvaluatePoints([&](size_t i) { return load(points[i]); }, points, in_order, points.size(),
+                 options, finished, &results);
   return results;
 }
 

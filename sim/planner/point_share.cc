@@ -1,6 +1,7 @@
 #include "sim/planner/point_share.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -11,20 +12,83 @@
 
 namespace moesim {
 
-std::vector<int> AssignByCost(const std::vector<double>& costs, int processes) {
-  std::vector<size_t> order(costs.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(),
+ChunkSchedule GuidedChunks(const std::vector<double>& costs, int processes) {
+  ChunkSchedule s;
+  s.order.resize(costs.size());
+  std::iota(s.order.begin(), s.order.end(), size_t{0});
+  std::stable_sort(s.order.begin(), s.order.end(),
                    [&](size_t a, size_t b) { return costs[a] > costs[b]; });
-  std::vector<double> load(static_cast<size_t>(std::max(processes, 1)), 0.0);
-  std::vector<int> owner(costs.size(), 0);
-  for (size_t i : order) {
-    const size_t least =
-        static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
-    owner[i] = static_cast<int>(least);
-    load[least] += costs[i];
+  // A quarter of the untaken work over the processes: the first chunks are large, yet none holds
+  // so much that an estimate several times off leaves the others idle at the end.
+  const double parts = 4.0 * std::max(processes, 1);
+  double untaken = 0;
+  for (double c : costs) untaken += std::max(c, 0.0);
+  size_t at = 0;
+  while (at < s.order.size()) {
+    const size_t points_left = s.order.size() - at;
+    const size_t max_points = std::max<size_t>(
+        1, static_cast<size_t>(std::ceil(static_cast<double>(points_left) / parts)));
+    const double max_cost = untaken / parts;
+    size_t n = 0;
+    double cost = 0;
+    // Points of no estimated cost left (none untaken): by count alone.
+    while (n < max_points && at + n < s.order.size() &&
+           (n == 0 || cost < max_cost || max_cost <= 0)) {
+      cost += std::max(costs[s.order[at + n]], 0.0);
+      ++n;
+    }
+    at += n;
+    untaken = std::max(untaken - cost, 0.0);
+    s.ends.push_back(at);
   }
-  return owner;
+  return s;
+}
+
+std::optional<size_t> ChunkHandout::Next() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    if (next_ < end_) return schedule_.order[next_++];
+    if (exhausted_) return std::nullopt;
+    asked_ = true;
+    asked_cv_.notify_one();
+    served_cv_.wait(lock);
+  }
+}
+
+bool ChunkHandout::Serve(std::chrono::milliseconds wait, const std::function<uint64_t()>& draw) {
+  std::unique_lock<std::mutex> lock(mu_);
+  asked_cv_.wait_for(lock, wait, [&]() { return asked_ || woken_; });
+  woken_ = false;
+  if (!asked_) return false;
+  lock.unlock();
+  const uint64_t k = draw();
+  lock.lock();
+  if (k < schedule_.chunks()) {
+    drawn_.push_back(static_cast<size_t>(k));
+    next_ = schedule_.begin(static_cast<size_t>(k));
+    end_ = schedule_.ends[static_cast<size_t>(k)];
+  } else {
+    exhausted_ = true;
+  }
+  asked_ = false;
+  served_cv_.notify_all();
+  return true;
+}
+
+void ChunkHandout::Wake() {
+  std::lock_guard<std::mutex> lock(mu_);
+  woken_ = true;
+  asked_cv_.notify_one();
+}
+
+std::vector<size_t> ChunkHandout::Taken() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<size_t> taken;
+  for (size_t k : drawn_) {
+    taken.insert(taken.end(), schedule_.order.begin() + static_cast<ptrdiff_t>(schedule_.begin(k)),
+                 schedule_.order.begin() + static_cast<ptrdiff_t>(schedule_.ends[k]));
+  }
+  return taken;
 }
 
 double EstimatePointCost(const Expected<Scenario>& scenario, bool simulate_unfit) {
@@ -210,6 +274,7 @@ std::string EncodePointResults(const std::vector<PointResult>& results,
   for (size_t i : indices) {
     // Fields takes non-const references for both directions; the Writer only reads them.
     PointResult& r = const_cast<PointResult&>(results[i]);
+    w.U64(i);
     w.I64(static_cast<int64_t>(r.outcome));
     w.I64(r.cancelled ? 1 : 0);
     Fields(w, r);
@@ -217,14 +282,17 @@ std::string EncodePointResults(const std::vector<PointResult>& results,
   return w.Take();
 }
 
-Status DecodePointResults(const std::string& bytes, const std::vector<size_t>& indices,
-                          std::vector<PointResult>* results) {
+Status DecodePointResults(const std::string& bytes, std::vector<PointResult>* results,
+                          std::vector<size_t>* indices) {
   Reader rd(bytes);
-  if (rd.U64() != indices.size() || !rd.ok()) {
-    return Status::Internal("point results: count differs from the share");
-  }
-  for (size_t i : indices) {
-    if (i >= results->size()) return Status::Internal("point results: index out of range");
+  // Each point takes at least its index, outcome and cancelled flag.
+  const uint64_t n = rd.Count(rd.U64(), 24);
+  if (!rd.ok()) return Status::Internal("point results: bad count");
+  for (uint64_t k = 0; k < n; ++k) {
+    const uint64_t i = rd.U64();
+    if (!rd.ok() || i >= results->size()) {
+      return Status::Internal("point results: index out of range");
+    }
     PointResult& r = (*results)[i];
     const int64_t outcome = rd.I64();
     if (outcome < 0 || outcome > static_cast<int64_t>(PointResult::Outcome::kDoesNotFit)) {
@@ -234,6 +302,7 @@ Status DecodePointResults(const std::string& bytes, const std::vector<size_t>& i
     r.cancelled = rd.I64() != 0;
     Fields(rd, r);
     if (!rd.ok()) return Status::Internal("point results: truncated");
+    if (indices != nullptr) indices->push_back(static_cast<size_t>(i));
   }
   if (!rd.done()) return Status::Internal("point results: trailing bytes");
   return Status::Ok();

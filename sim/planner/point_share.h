@@ -1,15 +1,29 @@
 // point_share.h
 //
 // Splitting a planner run over processes (`mpirun -n N moesim plan|sweep`, cli/mpi_share.h):
-// every process enumerates the same points, estimates each one's cost, and takes the share that
-// AssignByCost gives it; the results travel between processes as bytes (EncodePointResults) and
-// come back in input order, so what rank 0 prints is what one process prints.
+// every process enumerates the same points and estimates each one's cost; the processes then
+// take the points in chunks from a counter they share (dynamic work distribution), largest
+// estimated cost first, the chunks shrinking toward the end; the results travel between
+// processes as bytes (EncodePointResults, each point's index with it) and come back in input
+// order, so what rank 0 prints is what one process prints.
 //
-// Thread safety: the functions are pure; a PointDistributor is called from one thread.
+// The schedule. GuidedChunks orders the points by decreasing estimated cost and cuts that order
+// into chunks. Chunk k is whatever process draws the number k from the shared counter, so every
+// point goes to exactly one process whatever the timing; a process that finishes early simply
+// draws more. Costs are unitless estimates (EstimatePointCost); only their ratios matter.
+//
+// Thread safety: the free functions are pure; a ChunkHandout is shared by one process's
+// evaluating threads and its fetching thread (see there); a PointDistributor is called from one
+// thread.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,40 +32,89 @@
 
 namespace moesim {
 
-// The owner (0 .. processes-1) of each of `costs.size()` points: longest processing time first
-// (points by decreasing cost, ties by index) each to the least loaded process so far (ties: the
-// lowest). The same costs give the same owners on every process. REQUIRES: processes >= 1.
-std::vector<int> AssignByCost(const std::vector<double>& costs, int processes);
+// The order and the chunks in which the processes take the points. The order is the points by
+// decreasing estimated cost (ties: the lower index first); each chunk takes the points that
+// follow until it holds a quarter, over the processes, of the estimated cost still untaken or of
+// the points still untaken, whichever comes first, and at least one point (guided scheduling:
+// large chunks of the largest points first, single points at the end, so that the processes
+// finish within about one small point of each other even where the estimates are rough).
+struct ChunkSchedule {
+  std::vector<size_t> order;  // every point's index, once
+  std::vector<size_t> ends;   // chunk k is order[k == 0 ? 0 : ends[k - 1], ends[k]); ascending
+  size_t chunks() const { return ends.size(); }
+  size_t begin(size_t k) const { return k == 0 ? 0 : ends[k - 1]; }
+};
+// REQUIRES: processes >= 1. No chunks for no points.
+ChunkSchedule GuidedChunks(const std::vector<double>& costs, int processes);
 
 // The estimated cost of evaluating a point: a constant for one that does not load (or does not
 // fit and is not simulated), else that plus the bound on its step program's ops
 // (StepGraphOpBound), which a simulation's time follows.
 double EstimatePointCost(const Expected<Scenario>& scenario, bool simulate_unfit);
 
-// The results at `indices` as bytes: outcome, message and the report's figures (network,
-// times, breakdown, metrics, cost, the memory report's sizes, axes, op and flow counts; not its
-// tensor list nor a kept program). Doubles travel as their bits: the processes of one run share
-// one byte order (one machine architecture).
+// The results at `indices` as bytes, each with its index: outcome, message and the report's
+// figures (network, times, breakdown, metrics, cost, the memory report's sizes, axes, op and
+// flow counts; not its tensor list nor a kept program). Doubles travel as their bits: the
+// processes of one run share one byte order (one machine architecture).
 std::string EncodePointResults(const std::vector<PointResult>& results,
                                const std::vector<size_t>& indices);
-// Reads what EncodePointResults wrote into results[indices[k]] (overrides and scenario are left
-// as they are). Errors (kInternal) on bytes that are short, long or otherwise malformed.
-Status DecodePointResults(const std::string& bytes, const std::vector<size_t>& indices,
-                          std::vector<PointResult>* results);
+// Reads what EncodePointResults wrote into results[i] for each index i it carries (overrides
+// and scenario are left as they are), appending those indices to *indices when given. Errors
+// (kInternal) on bytes that are short, long or otherwise malformed, and on an index past
+// results->size().
+Status DecodePointResults(const std::string& bytes, std::vector<PointResult>* results,
+                          std::vector<size_t>* indices = nullptr);
 
-// Evaluates the points at `indices` (into their places in the returned vector, sized for all
-// points), calling done(k) after the k-th of them finishes.
+// One process's side of the schedule. Its evaluating threads take points one at a time (Next)
+// from the chunk this process drew last; when that is used up, Next asks the fetching thread
+// (the one thread that talks to the other processes) for another and waits. The fetching thread
+// calls Serve in its loop, which draws a chunk's number from the shared counter when asked.
+// Thread safe.
+class ChunkHandout {
+ public:
+  // `schedule` must outlive the handout.
+  explicit ChunkHandout(const ChunkSchedule& schedule) : schedule_(schedule) {}
+
+  // Any evaluating thread: the index of this process's next point, or nullopt once the counter
+  // has passed the last chunk and this process's points are all handed out.
+  std::optional<size_t> Next();
+
+  // The fetching thread: waits up to `wait` for an evaluating thread to ask (or for Wake); when
+  // one asked, draws the next chunk's number with draw() (a number >= chunks(): none left) and
+  // hands that chunk out. Returns whether it drew.
+  bool Serve(std::chrono::milliseconds wait, const std::function<uint64_t()>& draw);
+  // Ends one wait of Serve early (the evaluation has returned).
+  void Wake();
+
+  // The indices this process took, chunk by chunk in the order drawn; complete once Next has
+  // returned nullopt.
+  std::vector<size_t> Taken() const;
+
+ private:
+  const ChunkSchedule& schedule_;
+  mutable std::mutex mu_;
+  std::condition_variable asked_cv_, served_cv_;
+  size_t next_ = 0, end_ = 0;  // the undealt part of the current chunk, positions in the order
+  bool asked_ = false, exhausted_ = false, woken_ = false;
+  std::vector<size_t> drawn_;  // chunk numbers, in the order drawn
+};
+
+// Evaluates this process's points, pulling each one's index from next() (nullopt: none left,
+// thread safe) on the caller's threads, into their places in the returned vector (sized for all
+// points); done(k) after the k-th of them finishes.
+using NextPoint = std::function<std::optional<size_t>()>;
 using ShareEvaluator = std::function<std::vector<PointResult>(
-    const std::vector<size_t>& indices, const std::function<void(size_t)>& done)>;
+    const NextPoint& next, const std::function<void(size_t)>& done)>;
 
 // Splits one RunPoints call over processes (RunOptions::distributor). Every process calls Run
 // with the same costs, in the same order of calls.
 class PointDistributor {
  public:
   virtual ~PointDistributor() = default;
-  // Evaluates this process's share of the points (evaluate) and returns every point's result
-  // (overrides and scenario left empty for the points of other processes), in input order;
-  // progress(done, total) counts all processes' finished points.
+  // Evaluates this process's points (evaluate, fed from GuidedChunks(costs, Processes()) through
+  // the shared counter) and returns every point's result (overrides and scenario left empty for
+  // the points of other processes), in input order; progress(done, total) counts all
+  // processes' finished points.
   virtual std::vector<PointResult> Run(const std::vector<double>& costs,
                                        const ShareEvaluator& evaluate,
                                        const std::function<void(size_t, size_t)>& progress) = 0;

@@ -1,7 +1,7 @@
-// `mpirun -np 2 moesim plan|sweep` (cli/mpi_share.h): the configurations split over two ranks,
-// rank 0 printing the bytes one process prints (tables, CSV), its progress counting both ranks'
-// points, and bad input refused once with exit 2 and no rank left waiting. Skipped, with the
-// reason, where mpirun is absent.
+// `mpirun -np 2 moesim plan|sweep` (cli/mpi_share.h): the configurations drawn in chunks by two
+// ranks (of one thread or two), rank 0 printing the bytes one process prints (tables, CSV), its
+// progress counting both ranks' points, and bad input refused once with exit 2 and no rank left
+// waiting. Skipped, with the reason, where mpirun is absent.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -91,6 +91,29 @@ TEST_F(MpiCli, SweepTableAndCsvFileAreTheSameBytes) {
   EXPECT_EQ(Two(args + " --csv - 2>/dev/null").out, One(args + " --csv - 2>/dev/null").out);
 }
 
+TEST_F(MpiCli, ChunksDrawnByThreadedRanksPrintWhatOneProcessPrints) {
+  // Configurations of unequal cost (pipelines, experts, micro-batches), drawn in chunks by two
+  // ranks of two threads each: which rank and thread evaluates which changes from run to run,
+  // the bytes do not (one process with one thread is the reference).
+  const std::string sweep =
+      "sweep scenarios/apple2024/moe-1.6b-64e.textproto --vary sharding.mesh.pipeline=1,2,4 "
+      "--vary training.micro_batch_size=1,2,4,8 --vary model.moe.num_experts=16,64 --csv - "
+      "2>/dev/null --jobs ";
+  const RunResult one = One(sweep + "1");
+  ASSERT_EQ(one.exit_code, 0) << one.out;
+  const RunResult two = Two(sweep + "2");
+  EXPECT_EQ(two.exit_code, 0) << two.out;
+  EXPECT_EQ(two.out, one.out);
+  const std::string plan =
+      "plan scenarios/mixtral/mixtral-8x22b-128xh100.textproto --top 30 --pp 2,4,8 --vpp 1,2 "
+      "--recompute NONE,FULL 2>/dev/null --jobs ";
+  const RunResult plan_one = One(plan + "1");
+  ASSERT_EQ(plan_one.exit_code, 0) << plan_one.out;
+  const RunResult plan_two = Two(plan + "2");
+  EXPECT_EQ(plan_two.exit_code, 0) << plan_two.out;
+  EXPECT_EQ(plan_two.out, plan_one.out);
+}
+
 TEST_F(MpiCli, ProgressCountsBothRanksPoints) {
   const std::string err = std::string(MOESIM_BINARY_DIR) + "/mpi_plan_progress.txt";
   const RunResult two =
@@ -132,7 +155,9 @@ TEST_F(MpiCli, BadInputIsRefusedOnceWithExitTwo) {
     const RunResult two = Two(args + " 2>&1");
     EXPECT_EQ(one.exit_code, 2) << args << "\n" << one.out;
     EXPECT_EQ(two.exit_code, 2) << args << "\n" << two.out;
-    const std::string message = one.out.substr(0, one.out.find('\n'));
+    // The error's line (not a progress line before it, whose elapsed time may differ).
+    const size_t from = one.out.rfind("moesim ", 0) == 0 ? 0 : one.out.find("\nmoesim ") + 1;
+    const std::string message = one.out.substr(from, one.out.find('\n', from) - from);
     ASSERT_FALSE(message.empty());
     const size_t at = two.out.find(message);
     EXPECT_NE(at, std::string::npos) << two.out;

@@ -1,9 +1,17 @@
-// Splitting planner points over processes (sim/planner/point_share.h): the assignment by cost,
-// worked by hand, and the results' bytes read back to the same figures.
+// Splitting planner points over processes (sim/planner/point_share.h): the chunk schedule,
+// worked by hand and checked over many points, the handout of chunks to threads, and the
+// results' bytes read back to the same figures.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
 #include <cstring>
-#include <numeric>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "sim/planner/planner.h"
 #include "sim/planner/point_share.h"
@@ -11,40 +19,133 @@
 namespace moesim {
 namespace {
 
-std::vector<double> Loads(const std::vector<double>& costs, const std::vector<int>& owner,
-                          int processes) {
-  std::vector<double> load(static_cast<size_t>(processes), 0.0);
-  for (size_t i = 0; i < costs.size(); ++i) load[static_cast<size_t>(owner[i])] += costs[i];
-  return load;
+// The chunks of a schedule as lists of indices.
+std::vector<std::vector<size_t>> Chunks(const ChunkSchedule& s) {
+  std::vector<std::vector<size_t>> out;
+  for (size_t k = 0; k < s.chunks(); ++k) {
+    out.emplace_back(s.order.begin() + static_cast<ptrdiff_t>(s.begin(k)),
+                     s.order.begin() + static_cast<ptrdiff_t>(s.ends[k]));
+  }
+  return out;
 }
 
-TEST(AssignByCost, LongestFirstToTheLeastLoaded) {
-  // By hand: 8 (p0), 7 (p1), 6 (p1: 13), 5 (p0: 13), 4 (p0: 17; a tie at 13 goes to the lowest),
-  // 4 (p1: 17). Alternating in index order would give 4+5+4 = 13 against 8+7+6 = 21.
-  const std::vector<double> costs = {4, 8, 5, 7, 4, 6};
-  const std::vector<int> owner = AssignByCost(costs, 2);
-  EXPECT_EQ(owner, (std::vector<int>{0, 0, 0, 1, 1, 1}));
-  EXPECT_EQ(Loads(costs, owner, 2), (std::vector<double>{17, 17}));
+TEST(GuidedChunks, LargestFirstInShrinkingChunksByHand) {
+  // Four points of 8 (indices 32-35) and 32 of 1, over two processes: a chunk holds at most
+  // 1/8 of the points left (rounded up) and stops once it holds 1/8 of the cost left. Of 64, the
+  // first chunk could take 5 points by count (8+8+8+8+1, half the work) but stops at one 8; so
+  // do the next three (8 >= 56/8, 48/8, 40/8). Then 32 ones: 4 (count and cost), 4 (28/8 = 3.5
+  // reached after 4), 3, 3, 3 (up to ceil(24/8), ceil(21/8), ceil(18/8)), 2 x 4, then 1 x 7.
+  std::vector<double> costs(36, 1.0);
+  for (size_t i = 32; i < 36; ++i) costs[i] = 8;
+  const ChunkSchedule s = GuidedChunks(costs, 2);
+  const auto chunks = Chunks(s);
+  ASSERT_GE(chunks.size(), 5u);
+  EXPECT_EQ(chunks[0], (std::vector<size_t>{32}));  // largest first; ties by index
+  EXPECT_EQ(chunks[3], (std::vector<size_t>{35}));
+  EXPECT_EQ(chunks[4], (std::vector<size_t>{0, 1, 2, 3}));
+  std::vector<size_t> sizes;
+  for (const auto& c : chunks) sizes.push_back(c.size());
+  EXPECT_EQ(sizes,
+            (std::vector<size_t>{1, 1, 1, 1, 4, 4, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1}));
 }
 
-TEST(AssignByCost, OneHeavyPointAloneAndTheRestShared) {
-  // 10 alone on p0; 3, 3, 2, 2 alternate over p1 and p2 (3 p1, 3 p2, 2 p1, 2 p2): 10 / 5 / 5.
-  const std::vector<double> costs = {2, 3, 10, 2, 3};
-  const std::vector<int> owner = AssignByCost(costs, 3);
-  EXPECT_EQ(owner, (std::vector<int>{1, 1, 0, 2, 2}));
-  EXPECT_EQ(Loads(costs, owner, 3), (std::vector<double>{10, 5, 5}));
+TEST(GuidedChunks, EqualCostsShrinkByCount) {
+  // 100 equal points over 2 processes: ceil(100/8) = 13, then ceil(87/8) = 11, 10, 9, 8, ...
+  // down to chunks of one.
+  const ChunkSchedule s = GuidedChunks(std::vector<double>(100, 1.0), 2);
+  std::vector<size_t> sizes;
+  for (const auto& c : Chunks(s)) sizes.push_back(c.size());
+  ASSERT_GE(sizes.size(), 5u);
+  EXPECT_EQ(std::vector<size_t>(sizes.begin(), sizes.begin() + 5),
+            (std::vector<size_t>{13, 11, 10, 9, 8}));
+  EXPECT_EQ(sizes.back(), 1u);
+  for (size_t k = 1; k < sizes.size(); ++k) EXPECT_LE(sizes[k], sizes[k - 1]) << k;
+  for (size_t k = 0; k < s.order.size(); ++k) EXPECT_EQ(s.order[k], k);  // ties: index order
 }
 
-TEST(AssignByCost, OneProcessTakesAllAndMoreProcessesThanPoints) {
-  EXPECT_EQ(AssignByCost({1, 2, 3}, 1), (std::vector<int>{0, 0, 0}));
-  EXPECT_EQ(AssignByCost({1, 2}, 4), (std::vector<int>{1, 0}));
-  EXPECT_TRUE(AssignByCost({}, 2).empty());
+TEST(GuidedChunks, EveryPointOnceLargestFirstAndNoChunkTooLarge) {
+  // Costs spread over four decades, some zero (a point that does not load costs a constant, but
+  // the schedule must not depend on that), over 3 processes.
+  std::vector<double> costs(1000);
+  for (size_t i = 0; i < costs.size(); ++i) {
+    costs[i] = i % 17 == 0 ? 0 : std::pow(10.0, static_cast<double>((i * 7919) % 4000) / 1000);
+  }
+  const ChunkSchedule s = GuidedChunks(costs, 3);
+  std::vector<int> seen(costs.size(), 0);
+  for (size_t i : s.order) ++seen[i];
+  EXPECT_EQ(seen, std::vector<int>(costs.size(), 1));
+  for (size_t k = 1; k < s.order.size(); ++k) {
+    EXPECT_GE(costs[s.order[k - 1]], costs[s.order[k]]) << k;
+  }
+  ASSERT_FALSE(s.ends.empty());
+  EXPECT_EQ(s.ends.back(), costs.size());
+  // A chunk of more than one point holds at most 1/12 of the cost untaken before it (plus its
+  // last point) and at most ceil(1/12) of the points untaken.
+  double untaken = 0;
+  for (double c : costs) untaken += c;
+  size_t left = costs.size();
+  for (const auto& chunk : Chunks(s)) {
+    ASSERT_FALSE(chunk.empty());
+    double cost = 0;
+    for (size_t i : chunk) cost += costs[i];
+    EXPECT_LE(chunk.size(), (left + 11) / 12);
+    if (chunk.size() > 1) {
+      EXPECT_LT(cost - costs[chunk.back()], untaken / 12 + 1e-9);
+    }
+    untaken -= cost;
+    left -= chunk.size();
+  }
+  EXPECT_EQ(Chunks(s).back().size(), 1u);
+  EXPECT_LT(s.chunks(), 200u);  // chunks shrink geometrically: few draws from the counter
 }
 
-TEST(AssignByCost, ManyEqualPointsSplitEvenly) {
-  const std::vector<double> costs(101, 1.0);
-  const auto load = Loads(costs, AssignByCost(costs, 2), 2);
-  EXPECT_EQ(load, (std::vector<double>{51, 50}));
+TEST(GuidedChunks, NoPointsNoChunks) {
+  const ChunkSchedule s = GuidedChunks({}, 2);
+  EXPECT_TRUE(s.order.empty());
+  EXPECT_EQ(s.chunks(), 0u);
+  EXPECT_EQ(Chunks(GuidedChunks({5}, 4)), (std::vector<std::vector<size_t>>{{0}}));
+}
+
+TEST(ChunkHandout, ThreadsOfTwoProcessesTakeEveryPointOnce) {
+  // Two "processes", each with three evaluating threads and one fetching thread, drawing from
+  // one shared counter: every point goes to exactly one thread, and each process's Taken lists
+  // what its threads got.
+  const ChunkSchedule s = GuidedChunks(std::vector<double>(500, 1.0), 2);
+  std::atomic<uint64_t> counter{0};
+  std::mutex mu;
+  std::vector<int> seen(500, 0);
+  std::vector<std::vector<size_t>> got(2);
+  std::vector<std::thread> all;
+  std::vector<std::unique_ptr<ChunkHandout>> handouts;
+  for (int p = 0; p < 2; ++p) handouts.push_back(std::make_unique<ChunkHandout>(s));
+  std::atomic<int> evaluating[2] = {3, 3};
+  for (int p = 0; p < 2; ++p) {
+    for (int t = 0; t < 3; ++t) {
+      all.emplace_back([&, p]() {
+        while (auto i = handouts[static_cast<size_t>(p)]->Next()) {
+          std::lock_guard<std::mutex> lock(mu);
+          ++seen[*i];
+          got[static_cast<size_t>(p)].push_back(*i);
+        }
+        if (--evaluating[p] == 0) handouts[static_cast<size_t>(p)]->Wake();
+      });
+    }
+    all.emplace_back([&, p]() {
+      while (evaluating[p] > 0) {
+        handouts[static_cast<size_t>(p)]->Serve(std::chrono::milliseconds(5),
+                                                [&]() { return counter++; });
+      }
+    });
+  }
+  for (auto& t : all) t.join();
+  EXPECT_EQ(seen, std::vector<int>(500, 1));
+  for (size_t p = 0; p < 2; ++p) {
+    std::vector<size_t> taken = handouts[p]->Taken();
+    std::sort(taken.begin(), taken.end());
+    std::sort(got[p].begin(), got[p].end());
+    EXPECT_EQ(taken, got[p]);
+  }
+  EXPECT_GE(counter.load(), s.chunks() + 2);  // each process drew past the end once
 }
 
 PointResult Sample() {
@@ -93,7 +194,9 @@ TEST(PointResultBytes, ReadBackToTheSameFigures) {
   const std::string bytes = EncodePointResults(results, {2, 1});
 
   std::vector<PointResult> back(3);
-  ASSERT_TRUE(DecodePointResults(bytes, {2, 1}, &back).ok());
+  std::vector<size_t> indices;
+  ASSERT_TRUE(DecodePointResults(bytes, &back, &indices).ok());
+  EXPECT_EQ(indices, (std::vector<size_t>{2, 1}));  // the indices travel with the results
   const SimReport& a = results[1].report;
   const SimReport& b = back[1].report;
   EXPECT_EQ(back[1].outcome, PointResult::Outcome::kDoesNotFit);
@@ -125,32 +228,48 @@ TEST(PointResultBytes, ReadBackToTheSameFigures) {
   EXPECT_EQ(back[0].message, "");  // not in the share: untouched
 
   // Malformed bytes are errors, not crashes.
-  EXPECT_FALSE(DecodePointResults(bytes.substr(0, bytes.size() - 1), {2, 1}, &back).ok());
-  EXPECT_FALSE(DecodePointResults(bytes + "x", {2, 1}, &back).ok());
-  EXPECT_FALSE(DecodePointResults(bytes, {2}, &back).ok());
-  EXPECT_FALSE(DecodePointResults(bytes, {2, 7}, &back).ok());
+  EXPECT_FALSE(DecodePointResults(bytes.substr(0, bytes.size() - 1), &back).ok());
+  EXPECT_FALSE(DecodePointResults(bytes + "x", &back).ok());
+  EXPECT_FALSE(DecodePointResults(bytes.substr(0, 4), &back).ok());
+  std::vector<PointResult> short_of_index_2(2);  // index 2 is out of range
+  EXPECT_FALSE(DecodePointResults(bytes, &short_of_index_2).ok());
+  std::string huge_count = bytes;
+  huge_count[7] = '\x7f';  // a count past what the bytes could hold
+  EXPECT_FALSE(DecodePointResults(huge_count, &back).ok());
 }
 
-// A distributor that runs the shares of `processes` in turn in this process: RunPoints under
-// it gives the results it gives without one.
+// A distributor that runs `processes` in turn in this process, process p taking the chunks
+// k with k % processes == p (as if they drew from the counter in turn): RunPoints under it gives
+// the results it gives without one.
 class InProcessShares : public PointDistributor {
  public:
   explicit InProcessShares(int processes) : processes_(processes) {}
+  int Processes() const override { return processes_; }
   std::vector<PointResult> Run(const std::vector<double>& costs, const ShareEvaluator& evaluate,
                                const std::function<void(size_t, size_t)>& progress) override {
-    const std::vector<int> owner = AssignByCost(costs, processes_);
+    const ChunkSchedule schedule = GuidedChunks(costs, processes_);
     std::vector<PointResult> all(costs.size());
     size_t done = 0;
     for (int p = 0; p < processes_; ++p) {
       std::vector<size_t> share;
-      for (size_t i = 0; i < owner.size(); ++i) {
-        if (owner[i] == p) share.push_back(i);
+      for (size_t k = static_cast<size_t>(p); k < schedule.chunks();
+           k += static_cast<size_t>(processes_)) {
+        for (size_t at = schedule.begin(k); at < schedule.ends[k]; ++at) {
+          share.push_back(schedule.order[at]);
+        }
       }
-      const auto part = evaluate(share, [&](size_t) {
-        if (progress) progress(++done, costs.size());
-      });
+      std::mutex mu;
+      size_t next = 0;
+      const auto part = evaluate(
+          [&]() -> std::optional<size_t> {
+            std::lock_guard<std::mutex> lock(mu);
+            return next < share.size() ? std::optional<size_t>(share[next++]) : std::nullopt;
+          },
+          [&](size_t) {
+            if (progress) progress(++done, costs.size());
+          });
       // Through bytes, as between processes.
-      EXPECT_TRUE(DecodePointResults(EncodePointResults(part, share), share, &all).ok());
+      EXPECT_TRUE(DecodePointResults(EncodePointResults(part, share), &all).ok());
       ++runs_;
     }
     return all;
