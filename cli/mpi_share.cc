@@ -79,18 +79,9 @@ class MpiDistributor : public PointDistributor {
  public:
   MpiDistributor(int rank, int size) : rank_(rank), size_(size) {}
 
-  int Index() const override { return rank_; }
-  int Processes() const override { return size_; }
-  // Each point's cost comes from one rank, the others add 0: the sum is that cost exactly.
-  void ShareCosts(std::vector<double>* costs) override {
-    Check(MPI_Allreduce(MPI_IN_PLACE, costs->data(), static_cast<int>(costs->size()), MPI_DOUBLE,
-                        MPI_SUM, MPI_COMM_WORLD),
-          "Allreduce");
-  }
-
-  std::vector<PointResult> Run(const std::vector<double>& costs, const ShareEvaluator& evaluate,
+  std::vector<PointResult> Run(size_t points, const ShareEvaluator& evaluate,
                                const std::function<void(size_t, size_t)>& progress) override {
-    const ChunkSchedule schedule = GuidedChunks(costs, size_);
+    const ChunkSchedule schedule = GuidedChunks(points, size_);
     ChunkCounter counter(rank_);
     ChunkHandout handout(schedule);
 
@@ -105,7 +96,7 @@ class MpiDistributor : public PointDistributor {
       finished = true;
       handout.Wake();
     });
-    ProgressLoop(handout, counter, done, finished, costs.size(), progress);
+    ProgressLoop(handout, counter, done, finished, points, progress);
     share.join();
     WaitForAll();
     const std::vector<size_t> mine = handout.Taken();
@@ -135,7 +126,7 @@ class MpiDistributor : public PointDistributor {
                          MPI_BYTE, MPI_COMM_WORLD),
           "Allgatherv");
     // Every point exactly once over the ranks, else a bug: stop rather than print a wrong table.
-    std::vector<char> seen(costs.size(), 0);
+    std::vector<char> seen(points, 0);
     for (size_t i : mine) seen[i] = 1;
     for (size_t r = 0; r < lengths.size(); ++r) {
       if (static_cast<int>(r) == rank_) continue;

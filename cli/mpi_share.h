@@ -4,10 +4,10 @@
 // in a command's run starts MPI when the process runs under mpirun with more than one rank
 // (OMPI_COMM_WORLD_SIZE or PMI_SIZE in the environment) and this build has MPI;
 // otherwise it does nothing and the command runs as one process. Under it:
-//   - every rank enumerates the same points and draws chunks of them, largest estimated cost
-//     first, from a counter on rank 0 (MPI one-sided fetch-and-add; GuidedChunks and
-//     ChunkHandout in sim/planner/point_share.h) until none is left, a rank that finishes a
-//     chunk early drawing the next; its --jobs threads take the points of its chunks one by one;
+//   - every rank enumerates the same points and draws chunks of them, in enumeration order,
+//     from a counter on rank 0 (MPI one-sided fetch-and-add; GuidedChunks and ChunkHandout in
+//     sim/planner/point_share.h) until none is left, a rank that finishes a chunk early drawing
+//     the next; its --jobs threads take the points of its chunks one by one;
 //   - only the thread that called MpiSession's constructor calls MPI (MPI_THREAD_FUNNELED): it
 //     draws the chunks the evaluating threads ask for and passes on the progress counts;
 //   - every rank gets every result back (in input order; each rank's travel with their

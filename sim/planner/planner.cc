@@ -165,36 +165,26 @@ void ParallelFor(size_t n, int jobs, const std::function<void(size_t)>& fn) {
                });
 }
 
-// Under a PointDistributor: every process loads every point once (for its cost) and evaluates
-// the points it draws (PointDistributor::Run) from those; every result then gets its point's
-// overrides and loaded scenario. Without keep_details the processes estimate the costs together
-// (each loads a stride of the points; PointDistributor::ShareCosts) and load the points they
-// draw again to evaluate them.
+// Under a PointDistributor: every process evaluates the points it draws
+// (PointDistributor::Run) and gets every result back; every result then gets its point's
+// overrides and, with keep_details, its loaded scenario: every process then loads every point
+// once, beforehand (on its threads), and evaluates the ones it draws from those. Without
+// keep_details a process loads only the points it draws, as it evaluates them.
 std::vector<PointResult> RunDistributed(const PointLoader& load,
                                         const std::vector<std::vector<std::string>>& points,
                                         const RunOptions& options) {
   std::vector<std::optional<Expected<Scenario>>> loaded(points.size());
-  std::vector<double> costs(points.size(), 0.0);
-  PointDistributor& distributor = *options.distributor;
-  const size_t stride =
-      options.keep_details ? 1 : static_cast<size_t>(std::max(1, distributor.Processes()));
-  const size_t first = options.keep_details ? 0 : static_cast<size_t>(distributor.Index());
-  ParallelFor(points.size(), options.jobs, [&](size_t i) {
-    if (i % stride != first) return;
-    loaded[i].emplace(load(points[i]));
-    costs[i] = EstimatePointCost(*loaded[i], options.simulate_unfit);
-    // Without keep_details a point is loaded again where it is evaluated: every process
-    // holding every point's scenario would grow with the plan.
-    if (!options.keep_details && loaded[i]->ok()) loaded[i].reset();
-  });
-  if (stride > 1) distributor.ShareCosts(&costs);
+  if (options.keep_details) {
+    ParallelFor(points.size(), options.jobs, [&](size_t i) { loaded[i].emplace(load(points[i])); });
+  }
   auto evaluate = [&](const NextPoint& next, const std::function<void(size_t)>& done) {
     std::vector<PointResult> results(points.size());
     EvaluatePoints([&](size_t i) { return loaded[i] ? *loaded[i] : load(points[i]); }, points, next,
                    points.size(), options, done, &results);
     return results;
   };
-  std::vector<PointResult> results = distributor.Run(costs, evaluate, options.progress);
+  std::vector<PointResult> results =
+      options.distributor->Run(points.size(), evaluate, options.progress);
   ParallelFor(points.size(), options.jobs, [&](size_t i) {
     results[i].overrides = points[i];
     if (loaded[i] && loaded[i]->ok()) results[i].scenario = std::move(**loaded[i]);

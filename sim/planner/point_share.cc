@@ -1,44 +1,17 @@
 #include "sim/planner/point_share.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <map>
-#include <numeric>
-
-#include "costmodel/memory.h"
-#include "costmodel/opgraph.h"
 
 namespace moesim {
 
-ChunkSchedule GuidedChunks(const std::vector<double>& costs, int processes) {
+ChunkSchedule GuidedChunks(size_t points, int processes) {
   ChunkSchedule s;
-  s.order.resize(costs.size());
-  std::iota(s.order.begin(), s.order.end(), size_t{0});
-  std::stable_sort(s.order.begin(), s.order.end(),
-                   [&](size_t a, size_t b) { return costs[a] > costs[b]; });
-  // A quarter of the untaken work over the processes: the first chunks are large, yet none holds
-  // so much that an estimate several times off leaves the others idle at the end.
-  const double parts = 4.0 * std::max(processes, 1);
-  double untaken = 0;
-  for (double c : costs) untaken += std::max(c, 0.0);
-  size_t at = 0;
-  while (at < s.order.size()) {
-    const size_t points_left = s.order.size() - at;
-    const size_t max_points = std::max<size_t>(
-        1, static_cast<size_t>(std::ceil(static_cast<double>(points_left) / parts)));
-    const double max_cost = untaken / parts;
-    size_t n = 0;
-    double cost = 0;
-    // Points of no estimated cost left (none untaken): by count alone.
-    while (n < max_points && at + n < s.order.size() &&
-           (n == 0 || cost < max_cost || max_cost <= 0)) {
-      cost += std::max(costs[s.order[at + n]], 0.0);
-      ++n;
-    }
-    at += n;
-    untaken = std::max(untaken - cost, 0.0);
+  const size_t parts = 8 * static_cast<size_t>(std::max(processes, 1));
+  for (size_t at = 0; at < points;) {
+    at += std::max<size_t>(1, (points - at + parts - 1) / parts);
     s.ends.push_back(at);
   }
   return s;
@@ -47,7 +20,7 @@ ChunkSchedule GuidedChunks(const std::vector<double>& costs, int processes) {
 std::optional<size_t> ChunkHandout::Next() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    if (next_ < end_) return schedule_.order[next_++];
+    if (next_ < end_) return next_++;
     if (exhausted_) return std::nullopt;
     asked_ = true;
     asked_cv_.notify_one();
@@ -85,18 +58,9 @@ std::vector<size_t> ChunkHandout::Taken() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<size_t> taken;
   for (size_t k : drawn_) {
-    taken.insert(taken.end(), schedule_.order.begin() + static_cast<ptrdiff_t>(schedule_.begin(k)),
-                 schedule_.order.begin() + static_cast<ptrdiff_t>(schedule_.ends[k]));
+    for (size_t i = schedule_.begin(k); i < schedule_.ends[k]; ++i) taken.push_back(i);
   }
   return taken;
-}
-
-double EstimatePointCost(const Expected<Scenario>& scenario, bool simulate_unfit) {
-  // Loading and checking a point is worth about this many ops of simulation.
-  constexpr double kFixed = 1000;
-  if (!scenario.ok()) return kFixed;
-  if (!simulate_unfit && !ComputeMemory(*scenario).fits) return kFixed;
-  return kFixed + StepGraphOpBound(*scenario);
 }
 
 namespace {

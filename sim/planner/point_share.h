@@ -1,16 +1,17 @@
 // point_share.h
 //
 // Splitting a planner run over processes (`mpirun -n N moesim plan|sweep`, cli/mpi_share.h):
-// every process enumerates the same points and estimates each one's cost; the processes then
-// take the points in chunks from a counter they share (dynamic work distribution), largest
-// estimated cost first, the chunks shrinking toward the end; the results travel between
-// processes as bytes (EncodePointResults, each point's index with it) and come back in input
-// order, so what rank 0 prints is what one process prints.
+// every process enumerates the same points; the processes take them in chunks from a counter
+// they share (dynamic work distribution), in enumeration order, the chunks shrinking toward the
+// end; the results travel between processes as bytes (EncodePointResults, each point's index
+// with it) and come back in input order, so what rank 0 prints is what one process prints.
 //
-// The schedule. GuidedChunks orders the points by decreasing estimated cost and cuts that order
-// into chunks. Chunk k is whatever process draws the number k from the shared counter, so every
-// point goes to exactly one process whatever the timing; a process that finishes early simply
-// draws more. Costs are unitless estimates (EstimatePointCost); only their ratios matter.
+// The schedule. GuidedChunks cuts the points into chunks of consecutive indices. Chunk k goes
+// to whichever process draws the number k from the shared counter, so every point goes to
+// exactly one process whatever the timing; a process that finishes a chunk early draws the
+// next. No cost is estimated beforehand: estimating means loading every point once more, a
+// fifth of the work of a plan of cheap points, while the small chunks at the end already let
+// the processes finish within about one point of each other.
 //
 // Thread safety: the free functions are pure; a ChunkHandout is shared by one process's
 // evaluating threads and its fetching thread (see there); a PointDistributor is called from one
@@ -32,25 +33,18 @@
 
 namespace moesim {
 
-// The order and the chunks in which the processes take the points. The order is the points by
-// decreasing estimated cost (ties: the lower index first); each chunk takes the points that
-// follow until it holds a quarter, over the processes, of the estimated cost still untaken or of
-// the points still untaken, whichever comes first, and at least one point (guided scheduling:
-// large chunks of the largest points first, single points at the end, so that the processes
-// finish within about one small point of each other even where the estimates are rough).
+// The chunks in which the processes take the points, as consecutive index ranges: each holds
+// an eighth, over the processes, of the points still untaken (rounded up, at least one):
+// guided scheduling, large chunks first (few draws from the counter), single points at the end
+// (the processes finish together). An eighth rather than a half: points of one kind (a large
+// pipeline, say) are enumerated together, and a chunk of them must not outweigh the rest.
 struct ChunkSchedule {
-  std::vector<size_t> order;  // every point's index, once
-  std::vector<size_t> ends;   // chunk k is order[k == 0 ? 0 : ends[k - 1], ends[k]); ascending
+  std::vector<size_t> ends;  // chunk k is [k == 0 ? 0 : ends[k - 1], ends[k]); ascending
   size_t chunks() const { return ends.size(); }
   size_t begin(size_t k) const { return k == 0 ? 0 : ends[k - 1]; }
 };
 // REQUIRES: processes >= 1. No chunks for no points.
-ChunkSchedule GuidedChunks(const std::vector<double>& costs, int processes);
-
-// The estimated cost of evaluating a point: a constant for one that does not load (or does not
-// fit and is not simulated), else that plus the bound on its step program's ops
-// (StepGraphOpBound), which a simulation's time follows.
-double EstimatePointCost(const Expected<Scenario>& scenario, bool simulate_unfit);
+ChunkSchedule GuidedChunks(size_t points, int processes);
 
 // The results at `indices` as bytes, each with its index: outcome, message and the report's
 // figures (network, times, breakdown, metrics, cost, the memory report's sizes, axes, op and
@@ -94,7 +88,7 @@ class ChunkHandout {
   const ChunkSchedule& schedule_;
   mutable std::mutex mu_;
   std::condition_variable asked_cv_, served_cv_;
-  size_t next_ = 0, end_ = 0;  // the undealt part of the current chunk, positions in the order
+  size_t next_ = 0, end_ = 0;  // the undealt indices of the current chunk
   bool asked_ = false, exhausted_ = false, woken_ = false;
   std::vector<size_t> drawn_;  // chunk numbers, in the order drawn
 };
@@ -107,26 +101,16 @@ using ShareEvaluator = std::function<std::vector<PointResult>(
     const NextPoint& next, const std::function<void(size_t)>& done)>;
 
 // Splits one RunPoints call over processes (RunOptions::distributor). Every process calls Run
-// with the same costs, in the same order of calls.
+// with the same number of points, in the same order of calls.
 class PointDistributor {
  public:
   virtual ~PointDistributor() = default;
-  // Evaluates this process's points (evaluate, fed from GuidedChunks(costs, Processes()) through
-  // the shared counter) and returns every point's result (overrides and scenario left empty for
-  // the points of other processes), in input order; progress(done, total) counts all
-  // processes' finished points.
-  virtual std::vector<PointResult> Run(const std::vector<double>& costs,
-                                       const ShareEvaluator& evaluate,
+  // Evaluates this process's share of `points` points (evaluate, fed from
+  // GuidedChunks(points, processes) through the shared counter) and returns every point's
+  // result (overrides and scenario left empty for the points of other processes), in input
+  // order; progress(done, total) counts all processes' finished points.
+  virtual std::vector<PointResult> Run(size_t points, const ShareEvaluator& evaluate,
                                        const std::function<void(size_t, size_t)>& progress) = 0;
-
-  // Estimating the costs together: when the caller keeps no scenarios
-  // (RunOptions::keep_details off), this process estimates costs[i] only for the points with
-  // i % Processes() == Index(), the others' entries 0, and ShareCosts fills them in from the
-  // other processes (every process then holds the same costs, bit for bit). By default one
-  // process estimates them all.
-  virtual int Index() const { return 0; }
-  virtual int Processes() const { return 1; }
-  virtual void ShareCosts(std::vector<double>* /*costs*/) {}
 };
 
 }  // namespace moesim

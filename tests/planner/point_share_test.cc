@@ -1,6 +1,6 @@
 // Splitting planner points over processes (sim/planner/point_share.h): the chunk schedule,
-// worked by hand and checked over many points, the handout of chunks to threads, and the
-// results' bytes read back to the same figures.
+// worked by hand and checked over many counts, the handout of chunks to threads, the results'
+// bytes read back to the same figures, and RunPoints split over in-process shares.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,98 +19,60 @@
 namespace moesim {
 namespace {
 
-// The chunks of a schedule as lists of indices.
-std::vector<std::vector<size_t>> Chunks(const ChunkSchedule& s) {
-  std::vector<std::vector<size_t>> out;
-  for (size_t k = 0; k < s.chunks(); ++k) {
-    out.emplace_back(s.order.begin() + static_cast<ptrdiff_t>(s.begin(k)),
-                     s.order.begin() + static_cast<ptrdiff_t>(s.ends[k]));
-  }
-  return out;
-}
-
-TEST(GuidedChunks, LargestFirstInShrinkingChunksByHand) {
-  // Four points of 8 (indices 32-35) and 32 of 1, over two processes: a chunk holds at most
-  // 1/8 of the points left (rounded up) and stops once it holds 1/8 of the cost left. Of 64, the
-  // first chunk could take 5 points by count (8+8+8+8+1, half the work) but stops at one 8; so
-  // do the next three (8 >= 56/8, 48/8, 40/8). Then 32 ones: 4 (count and cost), 4 (28/8 = 3.5
-  // reached after 4), 3, 3, 3 (up to ceil(24/8), ceil(21/8), ceil(18/8)), 2 x 4, then 1 x 7.
-  std::vector<double> costs(36, 1.0);
-  for (size_t i = 32; i < 36; ++i) costs[i] = 8;
-  const ChunkSchedule s = GuidedChunks(costs, 2);
-  const auto chunks = Chunks(s);
-  ASSERT_GE(chunks.size(), 5u);
-  EXPECT_EQ(chunks[0], (std::vector<size_t>{32}));  // largest first; ties by index
-  EXPECT_EQ(chunks[3], (std::vector<size_t>{35}));
-  EXPECT_EQ(chunks[4], (std::vector<size_t>{0, 1, 2, 3}));
+std::vector<size_t> Sizes(const ChunkSchedule& s) {
   std::vector<size_t> sizes;
-  for (const auto& c : chunks) sizes.push_back(c.size());
-  EXPECT_EQ(sizes,
-            (std::vector<size_t>{1, 1, 1, 1, 4, 4, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1}));
+  for (size_t k = 0; k < s.chunks(); ++k) sizes.push_back(s.ends[k] - s.begin(k));
+  return sizes;
 }
 
-TEST(GuidedChunks, EqualCostsShrinkByCount) {
-  // 100 equal points over 2 processes: ceil(100/8) = 13, then ceil(87/8) = 11, 10, 9, 8, ...
-  // down to chunks of one.
-  const ChunkSchedule s = GuidedChunks(std::vector<double>(100, 1.0), 2);
-  std::vector<size_t> sizes;
-  for (const auto& c : Chunks(s)) sizes.push_back(c.size());
-  ASSERT_GE(sizes.size(), 5u);
-  EXPECT_EQ(std::vector<size_t>(sizes.begin(), sizes.begin() + 5),
-            (std::vector<size_t>{13, 11, 10, 9, 8}));
-  EXPECT_EQ(sizes.back(), 1u);
-  for (size_t k = 1; k < sizes.size(); ++k) EXPECT_LE(sizes[k], sizes[k - 1]) << k;
-  for (size_t k = 0; k < s.order.size(); ++k) EXPECT_EQ(s.order[k], k);  // ties: index order
+TEST(GuidedChunks, ShrinkingChunksByHand) {
+  // 100 points over 2 processes: each chunk an eighth over the processes (1/16) of the points
+  // left, rounded up: ceil(100/16) = 7, ceil(93/16) = 6, 6 (87), 6 (81), 5 (75), 5 (70), 5 (65),
+  // 4 (60), ... and the last 16 one at a time.
+  const ChunkSchedule s = GuidedChunks(100, 2);
+  EXPECT_EQ(Sizes(s),
+            (std::vector<size_t>{7, 6, 6, 6, 5, 5, 5, 4, 4, 4, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2,
+                                 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}));
+  EXPECT_EQ(s.begin(0), 0u);
+  EXPECT_EQ(s.begin(1), 7u);
+  EXPECT_EQ(s.ends.back(), 100u);
 }
 
-TEST(GuidedChunks, EveryPointOnceLargestFirstAndNoChunkTooLarge) {
-  // Costs spread over four decades, some zero (a point that does not load costs a constant, but
-  // the schedule must not depend on that), over 3 processes.
-  std::vector<double> costs(1000);
-  for (size_t i = 0; i < costs.size(); ++i) {
-    costs[i] = i % 17 == 0 ? 0 : std::pow(10.0, static_cast<double>((i * 7919) % 4000) / 1000);
-  }
-  const ChunkSchedule s = GuidedChunks(costs, 3);
-  std::vector<int> seen(costs.size(), 0);
-  for (size_t i : s.order) ++seen[i];
-  EXPECT_EQ(seen, std::vector<int>(costs.size(), 1));
-  for (size_t k = 1; k < s.order.size(); ++k) {
-    EXPECT_GE(costs[s.order[k - 1]], costs[s.order[k]]) << k;
-  }
-  ASSERT_FALSE(s.ends.empty());
-  EXPECT_EQ(s.ends.back(), costs.size());
-  // A chunk of more than one point holds at most 1/12 of the cost untaken before it (plus its
-  // last point) and at most ceil(1/12) of the points untaken.
-  double untaken = 0;
-  for (double c : costs) untaken += c;
-  size_t left = costs.size();
-  for (const auto& chunk : Chunks(s)) {
-    ASSERT_FALSE(chunk.empty());
-    double cost = 0;
-    for (size_t i : chunk) cost += costs[i];
-    EXPECT_LE(chunk.size(), (left + 11) / 12);
-    if (chunk.size() > 1) {
-      EXPECT_LT(cost - costs[chunk.back()], untaken / 12 + 1e-9);
+TEST(GuidedChunks, EveryPointOnceInShrinkingChunks) {
+  for (const size_t points : {1u, 2u, 15u, 16u, 17u, 999u, 4020u, 48936u}) {
+    for (const int processes : {1, 2, 3, 16}) {
+      const ChunkSchedule s = GuidedChunks(points, processes);
+      const std::vector<size_t> sizes = Sizes(s);
+      ASSERT_FALSE(sizes.empty());
+      // Consecutive ranges from 0 to the last point: every index in exactly one chunk.
+      EXPECT_EQ(s.ends.back(), points);
+      size_t left = points;
+      const size_t parts = 8 * static_cast<size_t>(processes);
+      for (size_t k = 0; k < sizes.size(); ++k) {
+        EXPECT_GE(sizes[k], 1u);
+        EXPECT_EQ(sizes[k], std::max<size_t>(1, (left + parts - 1) / parts)) << points << " " << k;
+        if (k > 0) {
+          EXPECT_LE(sizes[k], sizes[k - 1]);
+        }
+        left -= sizes[k];
+      }
+      // At least the last 8 x processes - 1 points (or all, when fewer) one at a time.
+      const size_t singles = std::min(points, parts - 1);
+      for (size_t k = sizes.size() - singles; k < sizes.size(); ++k) EXPECT_EQ(sizes[k], 1u);
+      // Few draws from the counter: about 8 x processes x ln(points) + 8 x processes.
+      EXPECT_LT(static_cast<double>(s.chunks()),
+                static_cast<double>(parts) * (std::log(static_cast<double>(points)) + 2))
+          << points << " over " << processes;
     }
-    untaken -= cost;
-    left -= chunk.size();
   }
-  EXPECT_EQ(Chunks(s).back().size(), 1u);
-  EXPECT_LT(s.chunks(), 200u);  // chunks shrink geometrically: few draws from the counter
-}
-
-TEST(GuidedChunks, NoPointsNoChunks) {
-  const ChunkSchedule s = GuidedChunks({}, 2);
-  EXPECT_TRUE(s.order.empty());
-  EXPECT_EQ(s.chunks(), 0u);
-  EXPECT_EQ(Chunks(GuidedChunks({5}, 4)), (std::vector<std::vector<size_t>>{{0}}));
+  EXPECT_EQ(GuidedChunks(0, 2).chunks(), 0u);
 }
 
 TEST(ChunkHandout, ThreadsOfTwoProcessesTakeEveryPointOnce) {
   // Two "processes", each with three evaluating threads and one fetching thread, drawing from
   // one shared counter: every point goes to exactly one thread, and each process's Taken lists
   // what its threads got.
-  const ChunkSchedule s = GuidedChunks(std::vector<double>(500, 1.0), 2);
+  const ChunkSchedule s = GuidedChunks(500, 2);
   std::atomic<uint64_t> counter{0};
   std::mutex mu;
   std::vector<int> seen(500, 0);
@@ -244,19 +206,16 @@ TEST(PointResultBytes, ReadBackToTheSameFigures) {
 class InProcessShares : public PointDistributor {
  public:
   explicit InProcessShares(int processes) : processes_(processes) {}
-  int Processes() const override { return processes_; }
-  std::vector<PointResult> Run(const std::vector<double>& costs, const ShareEvaluator& evaluate,
+  std::vector<PointResult> Run(size_t points, const ShareEvaluator& evaluate,
                                const std::function<void(size_t, size_t)>& progress) override {
-    const ChunkSchedule schedule = GuidedChunks(costs, processes_);
-    std::vector<PointResult> all(costs.size());
+    const ChunkSchedule schedule = GuidedChunks(points, processes_);
+    std::vector<PointResult> all(points);
     size_t done = 0;
     for (int p = 0; p < processes_; ++p) {
       std::vector<size_t> share;
       for (size_t k = static_cast<size_t>(p); k < schedule.chunks();
            k += static_cast<size_t>(processes_)) {
-        for (size_t at = schedule.begin(k); at < schedule.ends[k]; ++at) {
-          share.push_back(schedule.order[at]);
-        }
+        for (size_t i = schedule.begin(k); i < schedule.ends[k]; ++i) share.push_back(i);
       }
       std::mutex mu;
       size_t next = 0;
@@ -266,7 +225,7 @@ class InProcessShares : public PointDistributor {
             return next < share.size() ? std::optional<size_t>(share[next++]) : std::nullopt;
           },
           [&](size_t) {
-            if (progress) progress(++done, costs.size());
+            if (progress) progress(++done, points);
           });
       // Through bytes, as between processes.
       EXPECT_TRUE(DecodePointResults(EncodePointResults(part, share), &all).ok());
@@ -286,26 +245,29 @@ TEST(PointDistributor, RunPointsSplitGivesTheSameResults) {
   auto grid = GridPoints({}, {"training.micro_batch_size=1,2,4", "training.recompute=NONE,FULL",
                               "sharding.mesh.pipeline=1,3"});
   ASSERT_TRUE(grid.ok());
-  RunOptions one;
-  one.jobs = 2;
-  const auto expected = RunPoints(path, *grid, one);
-  InProcessShares shares(3);
-  RunOptions split = one;
-  split.distributor = &shares;
-  size_t last = 0, total = 0;
-  split.progress = [&](size_t d, size_t t) { last = d, total = t; };
-  const auto got = RunPoints(path, *grid, split);
-  EXPECT_EQ(shares.runs_, 3);
-  EXPECT_EQ(last, grid->size());
-  EXPECT_EQ(total, grid->size());
-  ASSERT_EQ(got.size(), expected.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    EXPECT_EQ(got[i].overrides, expected[i].overrides);
-    EXPECT_EQ(got[i].outcome, expected[i].outcome) << i;
-    EXPECT_EQ(got[i].message, expected[i].message) << i;
-    EXPECT_EQ(got[i].report.step_time_s, expected[i].report.step_time_s) << i;
-    EXPECT_EQ(got[i].report.memory.peak_bytes, expected[i].report.memory.peak_bytes) << i;
-    EXPECT_EQ(got[i].scenario.sharding.mesh.Key(), expected[i].scenario.sharding.mesh.Key()) << i;
+  for (const bool keep_details : {true, false}) {
+    RunOptions one;
+    one.jobs = 2;
+    one.keep_details = keep_details;
+    const auto expected = RunPoints(path, *grid, one);
+    InProcessShares shares(3);
+    RunOptions split = one;
+    split.distributor = &shares;
+    size_t last = 0, total = 0;
+    split.progress = [&](size_t d, size_t t) { last = d, total = t; };
+    const auto got = RunPoints(path, *grid, split);
+    EXPECT_EQ(shares.runs_, 3);
+    EXPECT_EQ(last, grid->size());
+    EXPECT_EQ(total, grid->size());
+    ASSERT_EQ(got.size(), expected.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].overrides, expected[i].overrides);
+      EXPECT_EQ(got[i].outcome, expected[i].outcome) << i;
+      EXPECT_EQ(got[i].message, expected[i].message) << i;
+      EXPECT_EQ(got[i].report.step_time_s, expected[i].report.step_time_s) << i;
+      EXPECT_EQ(got[i].report.memory.peak_bytes, expected[i].report.memory.peak_bytes) << i;
+      EXPECT_EQ(got[i].scenario.sharding.mesh.Key(), expected[i].scenario.sharding.mesh.Key()) << i;
+    }
   }
 }
 
