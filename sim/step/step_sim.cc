@@ -241,6 +241,14 @@ void ComputeBreakdown(const OpGraph& g, ScheduleResult* r) {
   r->breakdown = walk.Finish(r->step_time_s);
 }
 
+namespace {
+
+void GrowTo(std::vector<double>* v, size_t n) {
+  if (v->size() < n) v->resize(n);
+}
+
+}  // namespace
+
 ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
                                        const CollectiveTimer& collective_time,
                                        const HardwareProfile& hw, double* hardware_flops,
@@ -404,8 +412,9 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
       const size_t L = g1 - g0;
       const GraphUnit& unit = cg.units[static_cast<size_t>(u)];
       const size_t n = unit.ops.size(), n_in = static_cast<size_t>(unit.num_inputs);
-      lane_end.resize(n * L);
-      lane_in.resize(n_in * L);
+      // Grown, never shrunk: a resize down and up again would zero what it adds back.
+      GrowTo(&lane_end, n * L);
+      GrowTo(&lane_in, n_in * L);
       for (size_t l = 0; l < L; ++l) {
         const UnitInstance& inst = cg.instances[static_cast<size_t>(level[g0 + l])];
         for (size_t k = 0; k < n_in; ++k) {
@@ -415,9 +424,9 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
       }
       // The lanes' stream ends and compute sums, lane-major per stream, loaded here and stored
       // back after the unit (the same values, the same additions in each program's order).
-      lane_free.resize(kNumStreams * L);
-      lane_compute.resize(L);
-      lane_start.resize(L);
+      GrowTo(&lane_free, kNumStreams * L);
+      GrowTo(&lane_compute, L);
+      GrowTo(&lane_start, L);
       for (size_t l = 0; l < L; ++l) {
         const size_t prog =
             static_cast<size_t>(cg.instances[static_cast<size_t>(level[g0 + l])].program);
@@ -427,24 +436,50 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
         lane_compute[l] = compute[prog];
       }
       const size_t u0 = static_cast<size_t>(f.first[static_cast<size_t>(u)]);
-      double* start = lane_start.data();
+      double* start = lane_start.data();  // the first dependencies of an op with many
       for (size_t j = 0; j < n; ++j) {
         const double d = f.dur[u0 + j];
         double* free = &lane_free[static_cast<size_t>(f.stream[u0 + j]) * L];
-        for (size_t l = 0; l < L; ++l) start[l] = free[l];
-        for (int32_t k = f.dep_begin[u0 + j]; k < f.dep_begin[u0 + j + 1]; ++k) {
-          const int32_t dep = f.deps[static_cast<size_t>(k)];
-          const double* src = dep >= 0 ? &lane_end[static_cast<size_t>(dep) * L]
-                                       : &lane_in[static_cast<size_t>(-1 - dep) * L];
-          for (size_t l = 0; l < L; ++l) start[l] = std::max(start[l], src[l]);
-        }
         double* ends = &lane_end[j * L];
-        for (size_t l = 0; l < L; ++l) {
-          ends[l] = start[l] + d;
-          free[l] = ends[l];
+        // The lanes of each dependency; past kFused of them, the first ones fold into `start`.
+        constexpr int32_t kFused = 4;
+        const double* src[kFused];
+        int32_t k = f.dep_begin[u0 + j];
+        const int32_t k1 = f.dep_begin[u0 + j + 1];
+        auto lanes_of = [&](int32_t dep) -> const double* {
+          return dep >= 0 ? &lane_end[static_cast<size_t>(dep) * L]
+                          : &lane_in[static_cast<size_t>(-1 - dep) * L];
+        };
+        const double* first = free;
+        if (k1 - k > kFused) {
+          for (size_t l = 0; l < L; ++l) start[l] = free[l];
+          for (; k1 - k > kFused; ++k) {
+            const double* c = lanes_of(f.deps[static_cast<size_t>(k)]);
+            for (size_t l = 0; l < L; ++l) start[l] = std::max(start[l], c[l]);
+          }
+          first = start;
         }
+        int32_t ns = 0;
+        for (; k < k1; ++k) src[ns++] = lanes_of(f.deps[static_cast<size_t>(k)]);
+        // start = max(stream end, dependencies' ends) in that order, as the op-by-op replay.
+        auto lane = [&](size_t l) {
+          double s0 = first[l];
+          for (int32_t q = 0; q < ns; ++q) s0 = std::max(s0, src[q][l]);
+          return s0;
+        };
         if (f.compute[u0 + j] != 0) {
-          for (size_t l = 0; l < L; ++l) lane_compute[l] += ends[l] - start[l];
+          for (size_t l = 0; l < L; ++l) {
+            const double s0 = lane(l), e = s0 + d;
+            ends[l] = e;
+            free[l] = e;
+            lane_compute[l] += e - s0;
+          }
+        } else {
+          for (size_t l = 0; l < L; ++l) {
+            const double e = lane(l) + d;
+            ends[l] = e;
+            free[l] = e;
+          }
         }
         if (const int32_t slot = f.export_slot[u0 + j]; slot >= 0) {
           for (size_t l = 0; l < L; ++l) {
