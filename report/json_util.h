@@ -1,7 +1,7 @@
 // json_util.h (internal to report/)
 //
-// Reading the JSON files the reports are made from, with errors that name the file and field,
-// and writing the Markdown page.
+// Reading the JSON files the reports are made from (their fields are read by schema/'s typed
+// readers), and writing the Markdown page.
 #pragma once
 
 #include <cstdio>
@@ -31,15 +31,6 @@ inline std::string F(const char* fmt, double v) {
   char buf[64];
   std::snprintf(buf, sizeof(buf), fmt, v);
   return buf;
-}
-
-// The field `key` of `obj` as a number, or an error naming file and path.
-inline Expected<double> Num(const nlohmann::json& obj, const std::string& file,
-                            const std::string& path, const char* key) {
-  if (!obj.is_object() || !obj.contains(key) || !obj.at(key).is_number()) {
-    return Status::InvalidInput(file + ": " + path + "." + key + ": missing or not a number");
-  }
-  return obj.at(key).get<double>();
 }
 
 // Writes `text` to `path`; returns the path.

@@ -7,11 +7,14 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "report/json_util.h"
 #include "report/plots.h"
 #include "report/set_report.h"
+#include "schema/calib_schema.h"
+#include "schema/report_schema.h"
 
 namespace moesim::report {
 namespace {
@@ -26,36 +29,26 @@ struct OpTotals {
 
 }  // namespace
 
-static Expected<std::string> WriteReportUnchecked(const ReportInputs& in);
-
-// The report reads fields with json::value() and get<>(), which throw when a field has another
-// type than moesim's own output gives it: that is bad input, not an internal error.
 Expected<std::string> WriteReport(const ReportInputs& in) {
-  try {
-    return WriteReportUnchecked(in);
-  } catch (const json::exception& e) {
-    return Status::InvalidInput(in.results_json +
-                                (in.calibration_json.empty() ? "" : " or " + in.calibration_json) +
-                                ": a field of an unexpected type (" + e.what() + ")");
-  }
-}
-
-static Expected<std::string> WriteReportUnchecked(const ReportInputs& in) {
   Expected<json> res = ReadJson(in.results_json);
   if (!res.ok()) return res.status();
-  const json& r = *res;
-  if (r.is_object() && r.contains("mape_pct") && r.contains("rows")) {
+  if (IsValidationJson(*res)) {
     if (!in.calibration_json.empty()) {
       return Status::InvalidInput("--calibration goes with validate-real results, not with " +
                                   in.results_json + " (moesim validate output)");
     }
-    return WriteSetReport(r, in);
+    return WriteSetReport(*res, in);
   }
-  if (!r.is_object() || !r.contains("configs") || !r.at("configs").is_array() ||
-      r.at("configs").empty()) {
-    return Status::InvalidInput(in.results_json +
-                                ": configs: missing or empty (neither validate-real results nor "
-                                "moesim validate --json output)");
+  Expected<RealValidationReport> parsed = ParseRealValidationJson(*res, in.results_json);
+  if (!parsed.ok()) return parsed.status();
+  const RealValidationReport& r = *parsed;
+  std::optional<CalibrationReport> calibration;
+  if (!in.calibration_json.empty()) {
+    Expected<json> cal = ReadJson(in.calibration_json);
+    if (!cal.ok()) return cal.status();
+    Expected<CalibrationReport> c = ParseCalibrationJson(*cal, in.calibration_json);
+    if (!c.ok()) return c.status();
+    calibration = std::move(*c);
   }
   std::error_code ec;
   fs::create_directories(in.out_dir, ec);
@@ -63,15 +56,13 @@ static Expected<std::string> WriteReportUnchecked(const ReportInputs& in) {
   const auto out = [&](const char* f) { return (fs::path(in.out_dir) / f).string(); };
 
   std::ostringstream md;
-  const json m = r.value("machine", json::object());
+  const RealValidationMachine& m = r.machine;
   md << "# moesim: calibration and validation report\n\n"
-     << "Simulated (`moesim validate-real`, calibrated profile `" << r.value("profile", "?")
-     << "`) against measured (`moesim-real train`, backend " << r.value("backend", "?")
-     << ") training steps.\n\n"
-     << "- machine: " << m.value("hostname", "?") << ", " << m.value("cpu_model", "?") << ", "
-     << m.value("cores", 0) << " cores\n"
-     << "- date: " << m.value("date_utc", "?") << ", commit " << m.value("git_commit", "?")
-     << "\n- results: `" << in.results_json << "`\n\n";
+     << "Simulated (`moesim validate-real`, calibrated profile `" << r.profile
+     << "`) against measured (`moesim-real train`, backend " << r.backend << ") training steps.\n\n"
+     << "- machine: " << m.hostname << ", " << m.cpu_model << ", " << m.cores << " cores\n"
+     << "- date: " << m.date_utc << ", commit " << m.git_commit << "\n- results: `"
+     << in.results_json << "`\n\n";
 
   // Step times.
   Series steps{"configurations", {}};
@@ -83,38 +74,32 @@ static Expected<std::string> WriteReportUnchecked(const ReportInputs& in) {
      << "| configuration | ranks | expert parallel | simulated ms | measured ms (median) | "
         "repeats ms | spread | error |\n|---|---|---|---|---|---|---|---|\n";
   double abs_sum = 0;
-  const json& configs = r.at("configs");
+  const std::vector<RealValidationConfig>& configs = r.configs;
   for (size_t i = 0; i < configs.size(); ++i) {
-    const json& c = configs[i];
-    const std::string where = "configs[" + std::to_string(i) + "]";
-    Expected<double> sim = Num(c, in.results_json, where, "simulated_step_s");
-    if (!sim.ok()) return sim.status();
-    Expected<double> meas = Num(c, in.results_json, where, "measured_step_s");
-    if (!meas.ok()) return meas.status();
-    Expected<double> spread = Num(c, in.results_json, where, "spread_pct");
-    if (!spread.ok()) return spread.status();
-    if (!(*meas > 0) || !(*sim > 0)) {
-      return Status::InvalidInput(in.results_json + ": " + where + ": step times must be > 0");
+    const RealValidationConfig& c = configs[i];
+    const double sim = c.simulated_step_s, meas = c.measured_step_s;
+    if (!(meas > 0) || !(sim > 0)) {
+      return Status::InvalidInput(in.results_json + ": configs[" + std::to_string(i) +
+                                  "]: step times must be > 0");
     }
-    const std::string id = c.value("id", where);
-    const double err = 100 * (*sim / *meas - 1);
+    const double err = 100 * (sim / meas - 1);
     abs_sum += std::abs(err);
-    names.push_back(id);
+    names.push_back(c.id);
     errors.push_back(err);
-    spreads.push_back(*spread);
-    steps.points.push_back({1e3 * *meas, 1e3 * *sim});
+    spreads.push_back(c.spread_pct);
+    steps.points.push_back({1e3 * meas, 1e3 * sim});
     std::string reps;
-    for (const json& v : c.value("measured_step_s_repeats", json::array())) {
-      reps += (reps.empty() ? "" : ", ") + F("%.1f", 1e3 * v.get<double>());
+    for (double v : c.measured_step_s_repeats) {
+      reps += (reps.empty() ? "" : ", ") + F("%.1f", 1e3 * v);
     }
-    md << "| " << id << " | " << c.value("ranks", 0) << " | " << c.value("expert_parallel", 0)
-       << (c.value("core_share", 1.0) < 1 ? " (ranks share cores)" : "") << " | "
-       << F("%.2f", 1e3 * *sim) << " | " << F("%.2f", 1e3 * *meas) << " | " << reps << " | "
-       << F("%.1f%%", *spread) << " | " << F("%+.1f%%", err) << " |\n";
-    for (const json& op : c.value("ops", json::array())) {
-      const double s = op.value("simulated_s", 0.0), me = op.value("measured_s", 0.0);
-      if (me < in.min_op_share * *meas) continue;
-      OpTotals& t = ops[op.value("op", "?")];
+    md << "| " << c.id << " | " << c.ranks << " | " << c.expert_parallel
+       << (c.core_share < 1 ? " (ranks share cores)" : "") << " | " << F("%.2f", 1e3 * sim) << " | "
+       << F("%.2f", 1e3 * meas) << " | " << reps << " | " << F("%.1f%%", c.spread_pct) << " | "
+       << F("%+.1f%%", err) << " |\n";
+    for (const RealValidationOp& op : c.ops) {
+      const double s = op.simulated_s, me = op.measured_s;
+      if (me < in.min_op_share * meas) continue;
+      OpTotals& t = ops[op.op];
       t.simulated += s;
       t.measured += me;
       ++t.configs;
@@ -177,39 +162,31 @@ static Expected<std::string> WriteReportUnchecked(const ReportInputs& in) {
   }
 
   // Calibration.
-  if (!in.calibration_json.empty()) {
-    Expected<json> cal = ReadJson(in.calibration_json);
-    if (!cal.ok()) return cal.status();
-    if (!cal->is_object() || !cal->contains("fits") || !cal->at("fits").is_array()) {
-      return Status::InvalidInput(in.calibration_json +
-                                  ": fits: missing (not `moesim calibrate --json` output)");
-    }
+  if (calibration) {
     std::vector<Series> fits;
     md << "## Calibration residuals\n\nEvery benchmark point of `moesim-real bench` against "
           "the fitted model (`"
        << in.calibration_json
        << "`).\n\n![calibration residuals](calibration_residuals.png)\n\n"
           "| fit | parameters | points | RMS residual | worst points |\n|---|---|---|---|---|\n";
-    for (const json& f : cal->at("fits")) {
-      Series s{f.value("name", "?"), {}};
+    for (const CalibrationFit& f : calibration->fits) {
+      Series s{f.name, {}};
       std::vector<std::pair<double, std::string>> worst;
-      for (const json& p : f.value("points", json::array())) {
-        const double me = p.value("measured_s", 0.0), mo = p.value("model_s", 0.0);
-        if (me > 0 && mo > 0) s.points.push_back({me, mo});
-        worst.push_back({p.value("rel_error", 0.0), p.value("label", "")});
+      for (const CalibrationPoint& p : f.points) {
+        if (p.measured_s > 0 && p.model_s > 0) s.points.push_back({p.measured_s, p.model_s});
+        worst.push_back({p.rel_error, p.label});
       }
       std::sort(worst.begin(), worst.end(),
                 [](const auto& a, const auto& b) { return std::abs(a.first) > std::abs(b.first); });
       std::string params, w;
-      const json params_obj = f.value("params", json::object());
-      for (const auto& [k, v] : params_obj.items()) {
-        params += (params.empty() ? "" : ", ") + k + " = " + F("%.4g", v.get<double>());
+      for (const auto& [k, v] : f.params) {
+        params += (params.empty() ? "" : ", ") + k + " = " + F("%.4g", v);
       }
       for (size_t i = 0; i < std::min<size_t>(2, worst.size()); ++i) {
         w += (w.empty() ? "" : "; ") + F("%+.0f%% ", 100 * worst[i].first) + worst[i].second;
       }
       md << "| " << s.name << " | " << params << " | " << s.points.size() << " | "
-         << F("%.1f%%", 100 * f.value("rms_rel_error", 0.0)) << " | " << w << " |\n";
+         << F("%.1f%%", 100 * f.rms_rel_error) << " | " << w << " |\n";
       // The link fits re-use the per-collective points: plotted once.
       if (!s.points.empty() && s.name.rfind("link/", 0) != 0) fits.push_back(std::move(s));
     }

@@ -1,5 +1,7 @@
 #include "schema/calib_schema.h"
 
+#include <utility>
+
 namespace moesim {
 
 nlohmann::json CalibrationJson(const CalibrationReport& report) {
@@ -129,6 +131,225 @@ nlohmann::json RealValidationJson(const RealValidationReport& r) {
           {"profile", r.profile},
           {"configs", configs},
           {"mape_pct", r.mape_pct}};
+}
+
+namespace {
+
+using nlohmann::json;
+
+// Reads fields of one file; every error names the file and the field's path
+// ("configs[2].ops[0].measured_s").
+class FieldReader {
+ public:
+  explicit FieldReader(std::string file) : file_(std::move(file)) {}
+
+  Status Error(const std::string& path, const std::string& what) const {
+    return Status::InvalidInput(file_ + ": " + path + ": " + what);
+  }
+  static std::string Path(const std::string& where, const std::string& key) {
+    return where.empty() ? key : where + "." + key;
+  }
+  // `obj` must be an object; `where` names it.
+  Status Object(const json& obj, const std::string& where) const {
+    return obj.is_object() ? Status::Ok() : Error(where, "not an object");
+  }
+  // A number that must be there.
+  Status Required(const json& obj, const std::string& where, const char* key, double* out) const {
+    if (!obj.contains(key) || !obj.at(key).is_number()) {
+      return Error(Path(where, key), "missing or not a number");
+    }
+    *out = obj.at(key).get<double>();
+    return Status::Ok();
+  }
+  // Optional fields: absent leaves *out as it is; present with another type is an error.
+  Status Optional(const json& obj, const std::string& where, const char* key, double* out) const {
+    if (!obj.contains(key)) return Status::Ok();
+    if (!obj.at(key).is_number()) return Error(Path(where, key), "not a number");
+    *out = obj.at(key).get<double>();
+    return Status::Ok();
+  }
+  Status Optional(const json& obj, const std::string& where, const char* key, int64_t* out) const {
+    if (!obj.contains(key)) return Status::Ok();
+    if (!obj.at(key).is_number()) return Error(Path(where, key), "not a number");
+    *out = obj.at(key).get<int64_t>();
+    return Status::Ok();
+  }
+  Status Optional(const json& obj, const std::string& where, const char* key,
+                  std::string* out) const {
+    if (!obj.contains(key)) return Status::Ok();
+    if (!obj.at(key).is_string()) return Error(Path(where, key), "not a string");
+    *out = obj.at(key).get<std::string>();
+    return Status::Ok();
+  }
+  Status Optional(const json& obj, const std::string& where, const char* key, bool* out) const {
+    if (!obj.contains(key)) return Status::Ok();
+    if (!obj.at(key).is_boolean()) return Error(Path(where, key), "not true or false");
+    *out = obj.at(key).get<bool>();
+    return Status::Ok();
+  }
+  Status Optional(const json& obj, const std::string& where, const char* key,
+                  std::optional<double>* out) const {
+    if (!obj.contains(key) || obj.at(key).is_null()) return Status::Ok();
+    if (!obj.at(key).is_number()) return Error(Path(where, key), "not a number or null");
+    *out = obj.at(key).get<double>();
+    return Status::Ok();
+  }
+  Status Optional(const json& obj, const std::string& where, const char* key,
+                  std::vector<double>* out) const {
+    const json* a = nullptr;
+    MOESIM_RETURN_IF_ERROR(Array(obj, where, key, &a));
+    if (a == nullptr) return Status::Ok();
+    out->clear();
+    for (size_t i = 0; i < a->size(); ++i) {
+      if (!(*a)[i].is_number()) return Error(Index(where, key, i), "not a number");
+      out->push_back((*a)[i].get<double>());
+    }
+    return Status::Ok();
+  }
+  Status Optional(const json& obj, const std::string& where, const char* key,
+                  std::vector<std::string>* out) const {
+    const json* a = nullptr;
+    MOESIM_RETURN_IF_ERROR(Array(obj, where, key, &a));
+    if (a == nullptr) return Status::Ok();
+    out->clear();
+    for (size_t i = 0; i < a->size(); ++i) {
+      if (!(*a)[i].is_string()) return Error(Index(where, key, i), "not a string");
+      out->push_back((*a)[i].get<std::string>());
+    }
+    return Status::Ok();
+  }
+  // An optional array: *out is null when absent.
+  Status Array(const json& obj, const std::string& where, const char* key, const json** out) const {
+    *out = nullptr;
+    if (!obj.contains(key)) return Status::Ok();
+    if (!obj.at(key).is_array()) return Error(Path(where, key), "not an array");
+    *out = &obj.at(key);
+    return Status::Ok();
+  }
+  static std::string Index(const std::string& where, const char* key, size_t i) {
+    return Path(where, key) + "[" + std::to_string(i) + "]";
+  }
+
+ private:
+  std::string file_;
+};
+
+}  // namespace
+
+Expected<CalibrationReport> ParseCalibrationJson(const json& j, const std::string& file) {
+  const FieldReader in(file);
+  if (!j.is_object() || !j.contains("fits") || !j.at("fits").is_array()) {
+    return in.Error("fits", "missing (not `moesim calibrate --json` output)");
+  }
+  CalibrationReport r;
+  MOESIM_RETURN_IF_ERROR(in.Optional(j, "", "chip", &r.chip));
+  const json& fits = j.at("fits");
+  for (size_t i = 0; i < fits.size(); ++i) {
+    const std::string where = FieldReader::Index("", "fits", i);
+    const json& fj = fits[i];
+    MOESIM_RETURN_IF_ERROR(in.Object(fj, where));
+    CalibrationFit f;
+    f.name = "?";
+    MOESIM_RETURN_IF_ERROR(in.Optional(fj, where, "name", &f.name));
+    MOESIM_RETURN_IF_ERROR(in.Optional(fj, where, "fitted", &f.fitted));
+    MOESIM_RETURN_IF_ERROR(in.Optional(fj, where, "model", &f.model));
+    if (fj.contains("params")) {
+      const json& params = fj.at("params");
+      if (!params.is_object()) return in.Error(FieldReader::Path(where, "params"), "not an object");
+      for (const auto& [name, value] : params.items()) {
+        if (!value.is_number()) {
+          return in.Error(FieldReader::Path(where, "params." + name), "not a number");
+        }
+        f.params[name] = value.get<double>();
+      }
+    }
+    MOESIM_RETURN_IF_ERROR(in.Optional(fj, where, "notes", &f.notes));
+    MOESIM_RETURN_IF_ERROR(in.Optional(fj, where, "rms_rel_error", &f.rms_rel_error));
+    const json* points = nullptr;
+    MOESIM_RETURN_IF_ERROR(in.Array(fj, where, "points", &points));
+    for (size_t k = 0; points != nullptr && k < points->size(); ++k) {
+      const std::string pw = FieldReader::Index(where, "points", k);
+      const json& pj = (*points)[k];
+      MOESIM_RETURN_IF_ERROR(in.Object(pj, pw));
+      CalibrationPoint p;
+      MOESIM_RETURN_IF_ERROR(in.Optional(pj, pw, "label", &p.label));
+      MOESIM_RETURN_IF_ERROR(in.Optional(pj, pw, "measured_s", &p.measured_s));
+      MOESIM_RETURN_IF_ERROR(in.Optional(pj, pw, "model_s", &p.model_s));
+      MOESIM_RETURN_IF_ERROR(in.Optional(pj, pw, "rel_error", &p.rel_error));
+      f.points.push_back(std::move(p));
+    }
+    r.fits.push_back(std::move(f));
+  }
+  return r;
+}
+
+Expected<RealValidationReport> ParseRealValidationJson(const json& j, const std::string& file) {
+  const FieldReader in(file);
+  if (!j.is_object() || !j.contains("configs") || !j.at("configs").is_array() ||
+      j.at("configs").empty()) {
+    return in.Error("configs",
+                    "missing or empty (neither validate-real results nor moesim validate --json "
+                    "output)");
+  }
+  RealValidationReport r;
+  RealValidationMachine& m = r.machine;
+  m.hostname = m.cpu_model = m.date_utc = m.git_commit = "?";
+  if (j.contains("machine")) {
+    const json& mj = j.at("machine");
+    MOESIM_RETURN_IF_ERROR(in.Object(mj, "machine"));
+    MOESIM_RETURN_IF_ERROR(in.Optional(mj, "machine", "hostname", &m.hostname));
+    MOESIM_RETURN_IF_ERROR(in.Optional(mj, "machine", "cpu_model", &m.cpu_model));
+    MOESIM_RETURN_IF_ERROR(in.Optional(mj, "machine", "cores", &m.cores));
+    MOESIM_RETURN_IF_ERROR(in.Optional(mj, "machine", "date_utc", &m.date_utc));
+    MOESIM_RETURN_IF_ERROR(in.Optional(mj, "machine", "git_commit", &m.git_commit));
+  }
+  r.backend = r.profile = "?";
+  MOESIM_RETURN_IF_ERROR(in.Optional(j, "", "backend", &r.backend));
+  MOESIM_RETURN_IF_ERROR(in.Optional(j, "", "profile", &r.profile));
+  MOESIM_RETURN_IF_ERROR(in.Optional(j, "", "mape_pct", &r.mape_pct));
+  const json& configs = j.at("configs");
+  for (size_t i = 0; i < configs.size(); ++i) {
+    const std::string where = FieldReader::Index("", "configs", i);
+    const json& cj = configs[i];
+    MOESIM_RETURN_IF_ERROR(in.Object(cj, where));
+    RealValidationConfig c;
+    MOESIM_RETURN_IF_ERROR(in.Required(cj, where, "simulated_step_s", &c.simulated_step_s));
+    MOESIM_RETURN_IF_ERROR(in.Required(cj, where, "measured_step_s", &c.measured_step_s));
+    MOESIM_RETURN_IF_ERROR(in.Required(cj, where, "spread_pct", &c.spread_pct));
+    c.id = where;
+    c.ranks = 0;
+    c.expert_parallel = 0;
+    MOESIM_RETURN_IF_ERROR(in.Optional(cj, where, "id", &c.id));
+    MOESIM_RETURN_IF_ERROR(in.Optional(cj, where, "scenario", &c.scenario));
+    MOESIM_RETURN_IF_ERROR(in.Optional(cj, where, "overrides", &c.overrides));
+    MOESIM_RETURN_IF_ERROR(in.Optional(cj, where, "ranks", &c.ranks));
+    MOESIM_RETURN_IF_ERROR(in.Optional(cj, where, "expert_parallel", &c.expert_parallel));
+    MOESIM_RETURN_IF_ERROR(in.Optional(cj, where, "core_share", &c.core_share));
+    MOESIM_RETURN_IF_ERROR(in.Optional(cj, where, "link_group", &c.link_group));
+    MOESIM_RETURN_IF_ERROR(
+        in.Optional(cj, where, "measured_step_s_repeats", &c.measured_step_s_repeats));
+    MOESIM_RETURN_IF_ERROR(in.Optional(cj, where, "error_pct", &c.error_pct));
+    MOESIM_RETURN_IF_ERROR(
+        in.Optional(cj, where, "simulated_dropped_fraction", &c.simulated_dropped_fraction));
+    MOESIM_RETURN_IF_ERROR(
+        in.Optional(cj, where, "measured_dropped_fraction", &c.measured_dropped_fraction));
+    const json* ops = nullptr;
+    MOESIM_RETURN_IF_ERROR(in.Array(cj, where, "ops", &ops));
+    for (size_t k = 0; ops != nullptr && k < ops->size(); ++k) {
+      const std::string ow = FieldReader::Index(where, "ops", k);
+      const json& oj = (*ops)[k];
+      MOESIM_RETURN_IF_ERROR(in.Object(oj, ow));
+      RealValidationOp op;
+      op.op = "?";
+      MOESIM_RETURN_IF_ERROR(in.Optional(oj, ow, "op", &op.op));
+      MOESIM_RETURN_IF_ERROR(in.Optional(oj, ow, "simulated_s", &op.simulated_s));
+      MOESIM_RETURN_IF_ERROR(in.Optional(oj, ow, "measured_s", &op.measured_s));
+      MOESIM_RETURN_IF_ERROR(in.Optional(oj, ow, "error_pct", &op.error_pct));
+      c.ops.push_back(std::move(op));
+    }
+    r.configs.push_back(std::move(c));
+  }
+  return r;
 }
 
 }  // namespace moesim

@@ -10,6 +10,12 @@
 // The structs hold what is written, already computed (a median, an error): the writers only lay
 // the fields out. Callers fill them from calib/ and sim/planner/ results (cli/).
 //
+// ParseCalibrationJson and ParseRealValidationJson read that JSON back into the same structs
+// (report/, `moesim report`): writer -> reader -> writer gives the same bytes. They are lenient
+// where older files lack a field (each struct field's reader default is listed at the reader)
+// and strict on type: a field present with another type is an error naming the file and the
+// field ("FILE: configs[2].ranks: not a number").
+//
 // Units as in report_schema.h: times in seconds (suffix _s), percentages with a _pct or _pp
 // suffix, relative errors and fractions as ratios. Objects are written with their keys sorted
 // (nlohmann::json), numbers as the shortest text that reads back to the same double; a NaN is
@@ -23,6 +29,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "common/status.h"
 
 namespace moesim {
 
@@ -48,6 +56,10 @@ struct CalibrationReport {
   std::vector<CalibrationFit> fits;
 };
 nlohmann::json CalibrationJson(const CalibrationReport& report);
+// REQUIRES nothing of `j`; "fits" must be an array (else "fits: missing (not `moesim calibrate
+// --json` output)"). Absent fields read as: chip "", name "?", fitted true, model "", params {},
+// notes [], rms_rel_error 0, points []; a point's label "", measured_s, model_s, rel_error 0.
+Expected<CalibrationReport> ParseCalibrationJson(const nlohmann::json& j, const std::string& file);
 
 // ---- GEMM kernel model fit (`moesim calibrate --gemm-table CHIP.csv --json`) ----
 // One data type's fit; the fitted figures are absent (fitted = false) when the profile has no
@@ -133,5 +145,13 @@ struct RealValidationReport {
 };
 // Also writes "tool": "moesim validate-real".
 nlohmann::json RealValidationJson(const RealValidationReport& report);
+// "configs" must be a non-empty array, and each config must have simulated_step_s,
+// measured_step_s and spread_pct as numbers. Absent fields read as: machine's strings "?" and
+// cores 0, backend and profile "?", mape_pct 0; a config's id "configs[I]", scenario "",
+// overrides [], ranks 0, expert_parallel 0 (unknown), core_share 1, link_group "",
+// measured_step_s_repeats [], error_pct 0, the dropped fractions -1 (files from before they were
+// written), ops []; an op's op "?", simulated_s and measured_s 0, error_pct null.
+Expected<RealValidationReport> ParseRealValidationJson(const nlohmann::json& j,
+                                                       const std::string& file);
 
 }  // namespace moesim

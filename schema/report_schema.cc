@@ -323,6 +323,10 @@ Expected<ValidationRecord> ParseValidationJson(const nlohmann::json& j, const st
   return v;
 }
 
+bool IsValidationJson(const nlohmann::json& j) {
+  return j.is_object() && j.contains("mape_pct") && j.contains("rows");
+}
+
 const std::vector<std::string>& SweepFieldNames() {
   static const std::vector<std::string> names = {"status",
                                                  "step_time_s",

@@ -107,6 +107,9 @@ struct ValidationRecord {
   double mape_pct = 0;
 };
 Expected<ValidationRecord> ParseValidationJson(const nlohmann::json& j, const std::string& file);
+// Whether `j` looks like that JSON (an object with "rows" and "mape_pct"), to tell it from other
+// reports a reader accepts (validate-real's results).
+bool IsValidationJson(const nlohmann::json& j);
 
 // ---- sweep and plan rows (`moesim sweep --csv`) ----
 // One point: its value of each varied field (`columns`), its status and figures. Figures are
