@@ -303,17 +303,13 @@ QChart* MakeBreakdownChart(const ExpertsSweep* s, const SimReport* current, cons
 }
 
 QString BreakdownCsv(const ExpertsSweep* s, const SimReport* current) {
-  const auto cols = BreakdownColumns(s, current);
-  const auto parts = BreakdownParts(cols);
-  QString out = "column,step_time_s";
-  for (const auto& [part, v] : parts) out += "," + Csv(part + " (s)");
-  out += "\n";
-  for (size_t i = 0; i < cols.size(); ++i) {
-    out += Csv(QString(cols[i].label).replace('\n', ' ')) + "," + Num(cols[i].report->step_time_s);
-    for (const auto& [part, v] : parts) out += "," + Num(v[i]);
-    out += "\n";
+  std::vector<std::pair<std::string, const SimReport*>> reports;
+  for (const auto& col : BreakdownColumns(s, current)) {
+    reports.emplace_back(QString(col.label).replace('\n', ' ').toStdString(), col.report);
   }
-  return out;
+  std::ostringstream out;
+  WriteBreakdownCsv(reports, out);
+  return QString::fromStdString(out.str());
 }
 
 QChart* MakeTradeoffChart(const ExpertsSweep& s, bool x_memory, const QString& name,
@@ -463,23 +459,9 @@ QChart* MakeValidationChart(const ValidationReport& r, const QString& set_name) 
 }
 
 QString ValidationCsv(const ValidationReport& r) {
-  // Rows compared with a baseline also carry their change against it (the `validate` table).
-  std::map<std::string, const RelativeResult*> rel;
-  for (const RelativeResult& x : r.relatives) rel[x.id] = &x;
-  QString out =
-      "id,metric,simulated,measured,error_pct,baseline,simulated_change_pct,"
-      "measured_change_pct,source\n";
-  for (const auto& v : r.results) {
-    auto it = rel.find(v.row.id);
-    const QString change = it == rel.end() ? ",,"
-                                           : Csv(QString::fromStdString(it->second->baseline)) +
-                                                 "," + Num(it->second->simulated_pct) + "," +
-                                                 Num(it->second->measured_pct);
-    out += Csv(QString::fromStdString(v.row.id)) + "," + QString::fromStdString(v.row.metric) +
-           "," + Num(v.simulated) + "," + Num(v.row.measured) + "," + Num(v.error_pct) + "," +
-           change + "," + Csv(QString::fromStdString(v.row.source)) + "\n";
-  }
-  return out;
+  std::ostringstream out;
+  WriteValidationCsv(r, out);
+  return QString::fromStdString(out.str());
 }
 
 QChart* MakeBudgetChart(const BudgetPlan& plan, const QString& name) {
@@ -539,13 +521,13 @@ QString BudgetCsv(const BudgetPlan& plan) {
 }
 
 QString TimelineCsv(const Timeline& t) {
-  QString out = "lane,op,kind,start_s,end_s\n";
+  std::vector<OpRecord> shown;
   for (const auto& b : t.bars) {
-    out += Csv(QString::fromStdString(t.lanes[static_cast<size_t>(b.lane)].name)) + "," +
-           Csv(QString::fromStdString(t.program->ops[static_cast<size_t>(b.op)].name)) + "," +
-           OpKindName(b.kind) + "," + Num(b.start_s) + "," + Num(b.end_s) + "\n";
+    if (static_cast<size_t>(b.op) < t.ops.size()) shown.push_back(t.ops[static_cast<size_t>(b.op)]);
   }
-  return out;
+  std::ostringstream out;
+  WriteStepOpsCsv(shown, out);
+  return QString::fromStdString(out.str());
 }
 
 }  // namespace moesim::gui

@@ -25,6 +25,8 @@ QString ExpertsCsv(const ExpertsSweep& sweep);
 // mesh (from `sweep`, may be null), then the scenario as configured (`current`, may be null).
 QChart* MakeBreakdownChart(const ExpertsSweep* sweep, const SimReport* current,
                            const QString& scenario_name);
+// CSV: the same columns' step-report breakdowns (WriteBreakdownCsv, schema/report_schema.h),
+// labelled as the chart's columns.
 QString BreakdownCsv(const ExpertsSweep* sweep, const SimReport* current);
 
 // Scatter of every sweep point. `series_points` receives, per scatter series, the sweep point
@@ -38,11 +40,15 @@ QChart* MakeTradeoffChart(const ExpertsSweep& sweep, bool x_memory, const QStrin
 QString TradeoffCsv(const ExpertsSweep& sweep);
 
 QChart* MakeValidationChart(const ValidationReport& report, const QString& set_name);
+// CSV: the validation rows (WriteValidationCsv, schema/report_schema.h).
 QString ValidationCsv(const ValidationReport& report);
 
 QChart* MakeBudgetChart(const BudgetPlan& plan, const QString& scenario_name);
+// CSV of the chart's candidates (view data: no report of the schema covers the budget plan).
 QString BudgetCsv(const BudgetPlan& plan);
 
+// CSV: the ops of the lanes shown, as the report schema's op records (WriteStepOpsCsv,
+// schema/report_schema.h; `timeline.ops`), in the bars' order.
 QString TimelineCsv(const Timeline& timeline);
 
 }  // namespace moesim::gui

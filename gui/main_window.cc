@@ -470,8 +470,9 @@ void MainWindow::RefreshVisible() {
                return std::function<void()>([this, m]() { ShowJobError(JobKind::kCurrent, m); });
              }
              auto report = std::make_shared<const SimReport>(std::move(*r));
-             auto timeline =
-                 std::make_shared<const Timeline>(BuildTimeline(*report, sc.sharding.mesh));
+             Timeline built = BuildTimeline(*report, sc.sharding.mesh);
+             built.ops = StepOps(sc, *report);
+             auto timeline = std::make_shared<const Timeline>(std::move(built));
              return std::function<void()>([this, report, timeline, gen]() {
                if (gen != generation_) return;
                current_ = report;

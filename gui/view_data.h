@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "schema/report_schema.h"
 #include "sim/planner/planner.h"
 
 namespace moesim::gui {
@@ -90,6 +91,9 @@ struct Timeline {
   int32_t num_programs = 0;  // stages simulated (lanes show at most a few representatives)
   std::shared_ptr<const OpGraph> program;
   Mesh mesh;  // the scenario's mesh: names the axes of collective ops
+  // The step's ops as the report schema has them (StepOps, by op id; set by the caller, which
+  // has the scenario): what the CSV export writes for each bar.
+  std::vector<OpRecord> ops;
 };
 
 // Lanes for the representative stages (all when at most `max_stages`, else the first two, the

@@ -1,7 +1,9 @@
 #include "schema/report_schema.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
+#include <set>
 
 #include "costmodel/opgraph.h"
 
@@ -42,6 +44,13 @@ std::string CsvField(const std::string& s) {
   std::string q = "\"";
   for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
   return q + "\"";
+}
+
+// The shortest text that reads back to the same double (as in the JSON).
+std::string ShortestNum(double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, r.ptr);
 }
 
 std::string Num(double v) {
@@ -130,6 +139,49 @@ std::vector<OpRecord> StepOps(const Scenario& sc, const SimReport& r) {
     out.push_back(std::move(o));
   }
   return out;
+}
+
+void WriteStepOpsCsv(const std::vector<OpRecord>& ops, std::ostream& out) {
+  out << "name,program,stream,stream_name,phase,micro_batch,start_s,end_s,is_collective,"
+         "collective,axes,kernel_class,flops,bytes,fraction_of_peak,fp8\n";
+  for (const OpRecord& o : ops) {
+    out << CsvField(o.name) << "," << o.program << "," << o.stream << "," << CsvField(o.stream_name)
+        << "," << CsvField(o.phase) << "," << o.micro_batch << "," << ShortestNum(o.start_s) << ","
+        << ShortestNum(o.end_s) << "," << (o.is_collective ? "true" : "false") << ","
+        << CsvField(o.collective) << "," << CsvField(o.axes) << "," << CsvField(o.kernel_class)
+        << "," << (o.is_collective ? "" : ShortestNum(o.flops)) << "," << ShortestNum(o.bytes)
+        << "," << (o.fraction_of_peak >= 0 ? ShortestNum(o.fraction_of_peak) : "") << ","
+        << (o.fp8 ? "true" : "false") << "\n";
+  }
+}
+
+void WriteBreakdownCsv(const std::vector<std::pair<std::string, const SimReport*>>& reports,
+                       std::ostream& out) {
+  std::set<std::string> classes, collectives;
+  for (const auto& [label, r] : reports) {
+    for (const auto& [k, v] : r->breakdown.compute_by_class) classes.insert(k);
+    for (const auto& [k, v] : r->breakdown.exposed_by_collective) collectives.insert(k);
+  }
+  out << "label,step_time_s,compute_s,exposed_comm_s,comm_total_s,bubble_s,idle_s";
+  for (const std::string& k : classes) out << "," << CsvField("compute_by_class." + k);
+  for (const std::string& k : collectives)
+    out << "," << CsvField("exposed_comm_by_collective." + k);
+  out << "\n";
+  const auto at = [](const std::map<std::string, double>& m, const std::string& k) {
+    const auto it = m.find(k);
+    return it == m.end() ? 0.0 : it->second;
+  };
+  for (const auto& [label, r] : reports) {
+    const Breakdown& b = r->breakdown;
+    out << CsvField(label) << "," << ShortestNum(r->step_time_s) << "," << ShortestNum(b.compute_s)
+        << "," << ShortestNum(b.exposed_comm_s) << "," << ShortestNum(b.comm_total_s) << ","
+        << ShortestNum(b.bubble_s) << "," << ShortestNum(b.idle_s);
+    for (const std::string& k : classes) out << "," << ShortestNum(at(b.compute_by_class, k));
+    for (const std::string& k : collectives) {
+      out << "," << ShortestNum(at(b.exposed_by_collective, k));
+    }
+    out << "\n";
+  }
 }
 
 ChromeTrace StepTrace(const Scenario& sc, const SimReport& r) {
@@ -258,6 +310,26 @@ nlohmann::json ValidationJson(const std::string& set, const std::string& network
     out["relative"] = rel;
   }
   return out;
+}
+
+void WriteValidationCsv(const ValidationReport& v, std::ostream& out) {
+  std::map<std::string, const RelativeResult*> relative;
+  for (const RelativeResult& r : v.relatives) relative.emplace(r.id, &r);
+  out << "id,metric,simulated,measured,error_pct,baseline,simulated_pct,measured_pct,diff_pp,"
+         "source\n";
+  for (const ValidationResult& r : v.results) {
+    out << CsvField(r.row.id) << "," << CsvField(r.row.metric) << "," << ShortestNum(r.simulated)
+        << "," << ShortestNum(r.row.measured) << "," << ShortestNum(r.error_pct) << ","
+        << CsvField(r.row.baseline) << ",";
+    const auto it = relative.find(r.row.id);
+    if (it != relative.end()) {
+      out << ShortestNum(it->second->simulated_pct) << "," << ShortestNum(it->second->measured_pct)
+          << "," << ShortestNum(it->second->diff_pp) << ",";
+    } else {
+      out << ",,,";
+    }
+    out << CsvField(r.row.source) << "\n";
+  }
 }
 
 namespace {

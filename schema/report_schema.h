@@ -2,9 +2,11 @@
 //
 // The one owner of the reports moesim writes: typed results and one JSON writer each, used by
 // the `moesim` command (simulate, cost, validate, sweep, topo), by report/ (which reads
-// validation JSON back through ParseValidationJson) and by the Python module (python/). Every
-// field, its type and its unit are documented in docs/schema.md; tests/schema checks every JSON
-// the CLI writes for the shipped inputs against that document.
+// validation JSON back through ParseValidationJson) and by the Python module (python/); and the
+// CSV the GUI exports of them (WriteValidationCsv, WriteBreakdownCsv, WriteStepOpsCsv; the sweep
+// rows' CSV is `moesim sweep --csv`'s). Every field, its type and its unit are documented in
+// docs/schema.md; tests/schema checks every JSON the CLI writes for the shipped inputs against
+// that document, and the CSV writers against hand-computed lines.
 //
 // Units: times in seconds (suffix _s), sizes in bytes (suffix _bytes / bytes_), rates per second
 // (_per_s), FLOPs as counts, fractions in [0, 1] (mfu, dropped_token_fraction), percentages with
@@ -22,6 +24,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "costmodel/costmodel.h"
@@ -64,9 +67,28 @@ struct OpRecord {
 };
 std::vector<OpRecord> StepOps(const Scenario& sc, const SimReport& r);
 
+// The same ops as CSV (the GUI's Timeline export: the ops of the stages it shows), a header,
+// then one line per op in the given order, numbers as the shortest text that reads back to the
+// same double:
+//   name,program,stream,stream_name,phase,micro_batch,start_s,end_s,is_collective,collective,
+//   axes,kernel_class,flops,bytes,fraction_of_peak,fp8
+// collective and axes are empty for compute ops, kernel_class and flops for collectives;
+// fraction_of_peak is empty when < 0 (not a GEMM).
+void WriteStepOpsCsv(const std::vector<OpRecord>& ops, std::ostream& out);
+
 // The step's Chrome trace: a process per pipeline stage, a thread per stream, an op per event
 // (args as OpRecord's fields). REQUIRES keep_program.
 ChromeTrace StepTrace(const Scenario& sc, const SimReport& r);
+
+// The breakdowns (breakdown_s) of labelled step reports as CSV (the GUI's Breakdown export), a
+// header, then one line per report in the given order:
+//   label,step_time_s,compute_s,exposed_comm_s,comm_total_s,bubble_s,idle_s,
+//   compute_by_class.CLASS...,exposed_comm_by_collective.KEY...
+// one compute_by_class and exposed_comm_by_collective column per key any of the reports has
+// (sorted; 0 in a report without it). Times in seconds, numbers as the shortest text that reads
+// back to the same double. REQUIRES every report non-null.
+void WriteBreakdownCsv(const std::vector<std::pair<std::string, const SimReport*>>& reports,
+                       std::ostream& out);
 
 // ---- cost report (`moesim cost --json`) ----
 // Compute time of one step by kernel class (KernelClassName) on the busiest pipeline stage: each
@@ -107,6 +129,12 @@ struct ValidationRecord {
   double mape_pct = 0;
 };
 Expected<ValidationRecord> ParseValidationJson(const nlohmann::json& j, const std::string& file);
+// The same rows as CSV (the GUI's Validation export): a header, then one line per row of `v`
+// in its order, numbers as the shortest text that reads back to the same double:
+//   id,metric,simulated,measured,error_pct,baseline,simulated_pct,measured_pct,diff_pp,source
+// baseline is the row's; simulated_pct, measured_pct and diff_pp are its relative entry's
+// (empty cells when the row has none). Units as in the JSON (docs/schema.md).
+void WriteValidationCsv(const ValidationReport& v, std::ostream& out);
 // Whether `j` looks like that JSON (an object with "rows" and "mape_pct"), to tell it from other
 // reports a reader accepts (validate-real's results).
 bool IsValidationJson(const nlohmann::json& j);

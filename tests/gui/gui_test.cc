@@ -369,8 +369,35 @@ void GuiTest::ExportsPngSvgCsv() {
   QFile csv(dir.filePath("t.csv"));
   QVERIFY(csv.open(QIODevice::ReadOnly));
   const QList<QByteArray> lines = csv.readAll().split('\n');
-  QCOMPARE(lines[0], QByteArray("lane,op,kind,start_s,end_s"));
+  // Written by schema/report_schema.h's WriteStepOpsCsv: the step's op records, lane by lane.
+  QCOMPARE(lines[0], QByteArray("name,program,stream,stream_name,phase,micro_batch,start_s,end_s,"
+                                "is_collective,collective,axes,kernel_class,flops,bytes,"
+                                "fraction_of_peak,fp8"));
   QVERIFY(lines.size() > 10);
+  for (int i = 1; i < lines.size(); ++i) {
+    if (lines[i].isEmpty() || lines[i].contains('"')) continue;  // quoted axes hold commas
+    const QList<QByteArray> f = lines[i].split(',');
+    QCOMPARE(f.size(), 16);
+    QVERIFY(f[6].toDouble() <= f[7].toDouble());  // start_s <= end_s
+    QVERIFY(f[8] == "true" || f[8] == "false");   // is_collective
+    QCOMPARE(f[9].isEmpty(), f[8] == "false");    // collective only if one
+  }
+
+  // Breakdown (WriteBreakdownCsv): the scenario's step report; its parts add up to the step.
+  QVERIFY(w.ExportCsv(dir.filePath("b.csv"), View::kBreakdown).ok());
+  QFile bd(dir.filePath("b.csv"));
+  QVERIFY(bd.open(QIODevice::ReadOnly));
+  const QList<QByteArray> bl = bd.readAll().split('\n');
+  QVERIFY(
+      bl[0].startsWith("label,step_time_s,compute_s,exposed_comm_s,comm_total_s,bubble_s,"
+                       "idle_s,compute_by_class."));
+  // The scenario as configured is the last column (after the sweep's, if one ran).
+  const QByteArray last = bl[bl.size() - 2];  // the file ends with a newline
+  QVERIFY(last.startsWith("this scenario,"));
+  const QList<QByteArray> bf = last.split(',');
+  const double parts = bf[2].toDouble() + bf[3].toDouble() + bf[5].toDouble() + bf[6].toDouble();
+  QVERIFY(bf[1].toDouble() > 0);
+  QVERIFY(std::abs(parts / bf[1].toDouble() - 1) < 1e-6);
   QVERIFY(!w.ExportCsv(dir.filePath("v.csv"), View::kBudget).ok());  // nothing computed yet
 
   // The validation view (validation/apple2024.csv): rows with a baseline carry their change.
@@ -380,8 +407,9 @@ void GuiTest::ExportsPngSvgCsv() {
   QFile val(dir.filePath("val.csv"));
   QVERIFY(val.open(QIODevice::ReadOnly));
   const QList<QByteArray> vl = val.readAll().split('\n');
+  // Written by schema/report_schema.h's WriteValidationCsv: the JSON's row and relative fields.
   QCOMPARE(vl[0], QByteArray("id,metric,simulated,measured,error_pct,baseline,"
-                             "simulated_change_pct,measured_change_pct,source"));
+                             "simulated_pct,measured_pct,diff_pp,source"));
   bool found = false;
   for (const QByteArray& line : vl) {
     if (!line.startsWith("apple-6.4b-64e,")) continue;
@@ -389,6 +417,7 @@ void GuiTest::ExportsPngSvgCsv() {
     QCOMPARE(f[5], QByteArray("apple-6.4b-dense"));
     // 1.92 s against 1.69 s: +13.61%.
     QVERIFY(std::abs(f[7].toDouble() - 100 * (1.92 / 1.69 - 1)) < 1e-6);
+    QVERIFY(std::abs(f[8].toDouble() - (f[6].toDouble() - f[7].toDouble())) < 1e-9);
     found = true;
   }
   QVERIFY(found);
