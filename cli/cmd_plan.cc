@@ -7,6 +7,8 @@
 //                     model; its budget is its Chinchilla run (20 tokens per parameter) at its
 //                     own step time; each MoE candidate, at its best sharding, trains on
 //                     budget / its step time x batch tokens. Ranked by those tokens.
+// --json FILE|- (tokens_in_budget) writes the ranked rows (schema/report_schema.h BudgetRow,
+// docs/schema.md) as a JSON array; with "-" they replace the table on stdout.
 // For a scenario in the megatron form (sharding.megatron) step_time searches Megatron-LM's space
 // instead (--space megatron, docs/megatron.md) and prints the winner's Megatron-LM arguments.
 #include <algorithm>
@@ -22,6 +24,7 @@
 #include "common/limits.h"
 #include "proto/megatron_args.h"
 #include "proto/scenario_loader.h"
+#include "schema/report_schema.h"
 #include "sim/planner/budget.h"
 #include "sim/planner/megatron_space.h"
 #include "sim/planner/planner.h"
@@ -38,6 +41,7 @@ struct PlanArgs {
   SearchSpace space;
   std::string space_kind = "auto";
   MegatronSpace megatron;
+  std::string json;  // tokens_in_budget: the rows as JSON to this file, "-" for stdout
 };
 
 // The step_time objective over Megatron-LM's space (sim/planner/megatron_space.h): the ranked
@@ -88,6 +92,10 @@ RunFn Setup(CLI::App* sub) {
   sub->add_option("--objective", a->objective, "step_time | tokens_in_budget")
       ->check(CLI::IsMember({"step_time", "tokens_in_budget"}));
   sub->add_option("--top", a->top, "Configurations to list")->check(CLI::PositiveNumber);
+  sub->add_option("--json", a->json,
+                  "tokens_in_budget: write the --top rows as a JSON array to FILE (- for stdout "
+                  "instead of the table; docs/schema.md)")
+      ->type_name("FILE|-");
   CLI::Option* jobs =
       sub->add_option("--jobs", a->jobs,
                       "Parallel simulations (default: all cores; under mpirun, per rank: the "
@@ -161,6 +169,9 @@ RunFn Setup(CLI::App* sub) {
                                   ": --space megatron needs a scenario in the megatron form "
                                   "(sharding.megatron { ... }, docs/megatron.md)");
     }
+    if (!a->json.empty() && a->objective != "tokens_in_budget") {
+      return Status::InvalidInput("--json writes the rows of --objective tokens_in_budget only");
+    }
     if (megatron) return PlanMegatron(*a, *sc, opts, seconds);
     if (a->objective == "step_time") {
       auto results =
@@ -193,13 +204,29 @@ RunFn Setup(CLI::App* sub) {
     if (!base.ok()) return base.status();
     auto plan = PlanTokensInBudget(*base, a->scenario.overrides, *sc, a->space, opts);
     if (!plan.ok()) return plan.status();
+    auto explored = [&] {
+      std::cerr << "plan: explored " << plan->explored << " configurations in "
+                << Fixed(seconds(), 2) << " s\n";
+    };
+    // Under mpirun every rank has every result; rank 0 alone writes the file.
+    if (!a->json.empty() && (mpi.rank() == 0 || a->json == "-")) {
+      nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+      for (const BudgetRow& row : MakeBudgetRows(*plan, static_cast<size_t>(a->top))) {
+        rows.push_back(BudgetRowJson(row));
+      }
+      Status written = WriteJsonText(rows.dump(2) + "\n", a->json);
+      if (!written.ok()) return written;
+      if (a->json == "-") {
+        explored();
+        return Status::Ok();
+      }
+    }
     std::cout << "dense: " << Count(plan->params)
               << " parameters, Chinchilla 20 tokens/parameter = " << Count(20 * plan->params)
               << " tokens = " << Fixed(plan->steps, 0) << " steps of "
               << Fixed(plan->dense.report.step_time_s, 4) << " s -> budget "
               << Fixed(plan->budget_s / 3600, 2) << " h\n\n";
-    std::cerr << "plan: explored " << plan->explored << " configurations in " << Fixed(seconds(), 2)
-              << " s\n";
+    explored();
     std::cout << "explored " << plan->explored << " configurations\n\n";
     std::printf("%-8s %-6s %-52s %9s %9s %9s %12s\n", "experts", "every", "best sharding", "step_s",
                 "total", "active", "tokens");

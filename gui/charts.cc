@@ -45,15 +45,6 @@ QChart* NewChart(const QString& title) {
   return c;
 }
 
-QString Csv(const QString& s) {
-  if (!s.contains(',') && !s.contains('"') && !s.contains('\n')) return s;
-  QString q = s;
-  q.replace("\"", "\"\"");
-  return "\"" + q + "\"";
-}
-
-QString Num(double v) { return QString::number(v, 'g', 10); }
-
 // The point's own overrides beyond the document's (what a click loads, what CSV shows).
 QString Overrides(const PointResult& p) {
   QStringList o;
@@ -502,22 +493,9 @@ QChart* MakeBudgetChart(const BudgetPlan& plan, const QString& name) {
 }
 
 QString BudgetCsv(const BudgetPlan& plan) {
-  QString out = "experts,every_k,best_sharding,step_time_s,params_total,params_activated,tokens\n";
-  out += ",," + Csv("dense " + QString::fromStdString(DescribeSharding(plan.dense.overrides))) +
-         "," + Num(plan.dense.report.step_time_s) + "," + Num(plan.params) + "," +
-         Num(plan.dense.report.cost.params.activated) + "," + Num(20 * plan.params) + "\n";
-  for (const auto& c : plan.candidates) {
-    out += QString::number(c.experts) + "," + QString::number(c.every_k) + ",";
-    if (!c.best) {
-      out += "none feasible,,,,0\n";
-      continue;
-    }
-    const SimReport& r = c.best->report;
-    out += Csv(QString::fromStdString(DescribeSharding(c.best->overrides))) + "," +
-           Num(r.step_time_s) + "," + Num(r.cost.params.total) + "," +
-           Num(r.cost.params.activated) + "," + Num(c.tokens) + "\n";
-  }
-  return out;
+  std::ostringstream out;
+  WriteBudgetCsv(MakeBudgetRows(plan, plan.candidates.size()), out);
+  return QString::fromStdString(out.str());
 }
 
 QString TimelineCsv(const Timeline& t) {

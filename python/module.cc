@@ -380,29 +380,8 @@ py::list PlanBudget(const PyScenario& s, const Scenario& sc, const SearchSpace& 
   }
   const BudgetPlan p = Take(std::move(plan));
   py::list rows;
-  for (size_t i = 0; i < p.candidates.size() && i < static_cast<size_t>(top); ++i) {
-    const BudgetCandidate& c = p.candidates[i];
-    nlohmann::ordered_json j;
-    j["rank"] = i + 1;
-    j["experts"] = c.experts;
-    j["every_k"] = c.every_k;
-    j["configuration"] = c.best ? nlohmann::ordered_json(DescribeSharding(c.best->overrides))
-                                : nlohmann::ordered_json();
-    const nlohmann::ordered_json figures =
-        c.best ? SweepRowJson(MakeSweepRow(*c.best, {}), {})
-               : nlohmann::ordered_json{{"status", "no_feasible_sharding"}};
-    for (auto it = figures.begin(); it != figures.end(); ++it) j[it.key()] = it.value();
-    j["params_total"] = c.best ? nlohmann::ordered_json(c.best->report.cost.params.total)
-                               : nlohmann::ordered_json();
-    j["params_activated"] = c.best ? nlohmann::ordered_json(c.best->report.cost.params.activated)
-                                   : nlohmann::ordered_json();
-    j["tokens"] = c.tokens;
-    j["unfit"] = c.counts.unfit;
-    j["invalid"] = c.counts.invalid;
-    j["dense_params"] = p.params;
-    j["dense_step_time_s"] = p.dense.report.step_time_s;
-    j["budget_s"] = p.budget_s;
-    rows.append(ToPython(j));
+  for (const BudgetRow& row : MakeBudgetRows(p, static_cast<size_t>(std::max(top, 0)))) {
+    rows.append(ToPython(BudgetRowJson(row)));
   }
   return rows;
 }

@@ -485,6 +485,96 @@ void WriteSweepCsvRow(const SweepRow& row, std::ostream& out) {
   out << CsvField(row.message) << "\n";
 }
 
+std::vector<BudgetRow> MakeBudgetRows(const BudgetPlan& plan, size_t top) {
+  std::vector<BudgetRow> rows;
+  for (size_t i = 0; i < plan.candidates.size() && i < top; ++i) {
+    const BudgetCandidate& c = plan.candidates[i];
+    BudgetRow row;
+    row.rank = static_cast<int64_t>(i + 1);
+    row.experts = c.experts;
+    row.every_k = c.every_k;
+    row.feasible = c.best.has_value();
+    if (row.feasible) {
+      row.configuration = DescribeSharding(c.best->overrides);
+      row.figures = MakeSweepRow(*c.best, {});
+      row.params_total = c.best->report.cost.params.total;
+      row.params_activated = c.best->report.cost.params.activated;
+    }
+    row.tokens = c.tokens;
+    row.unfit = c.counts.unfit;
+    row.invalid = c.counts.invalid;
+    row.dense_params = plan.params;
+    row.dense_step_time_s = plan.dense.report.step_time_s;
+    row.budget_s = plan.budget_s;
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+const std::vector<std::string>& BudgetFieldNames() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n = {"rank", "experts", "every_k", "configuration"};
+    for (const auto& f : SweepFieldNames()) n.push_back(f);
+    for (const char* f : {"params_total", "params_activated", "tokens", "unfit", "invalid",
+                          "dense_params", "dense_step_time_s", "budget_s"}) {
+      n.push_back(f);
+    }
+    return n;
+  }();
+  return names;
+}
+
+nlohmann::ordered_json BudgetRowJson(const BudgetRow& row) {
+  using J = nlohmann::ordered_json;
+  J j;
+  j["rank"] = row.rank;
+  j["experts"] = row.experts;
+  j["every_k"] = row.every_k;
+  j["configuration"] = row.feasible ? J(row.configuration) : J();
+  const J figures =
+      row.feasible ? SweepRowJson(row.figures, {}) : J{{"status", "no_feasible_sharding"}};
+  for (auto it = figures.begin(); it != figures.end(); ++it) j[it.key()] = it.value();
+  j["params_total"] = row.feasible ? J(row.params_total) : J();
+  j["params_activated"] = row.feasible ? J(row.params_activated) : J();
+  j["tokens"] = row.tokens;
+  j["unfit"] = row.unfit;
+  j["invalid"] = row.invalid;
+  j["dense_params"] = row.dense_params;
+  j["dense_step_time_s"] = row.dense_step_time_s;
+  j["budget_s"] = row.budget_s;
+  return j;
+}
+
+void WriteBudgetCsv(const std::vector<BudgetRow>& rows, std::ostream& out) {
+  const auto& names = BudgetFieldNames();
+  for (size_t i = 0; i < names.size(); ++i) out << (i == 0 ? "" : ",") << names[i];
+  out << "\n";
+  for (const BudgetRow& row : rows) {
+    out << row.rank << "," << row.experts << "," << row.every_k << ","
+        << CsvField(row.configuration) << ",";
+    const SweepRow& f = row.figures;
+    if (row.feasible && f.simulated) {
+      out << f.status << "," << ShortestNum(f.step_time_s) << "," << ShortestNum(f.compute_s) << ","
+          << ShortestNum(f.exposed_comm_s) << "," << ShortestNum(f.comm_total_s) << ","
+          << ShortestNum(f.bubble_s) << "," << ShortestNum(f.idle_s) << "," << ShortestNum(f.mfu)
+          << "," << ShortestNum(f.tokens_per_s) << "," << ShortestNum(f.tflops_per_device) << ","
+          << ShortestNum(f.peak_bytes_per_device) << "," << (f.fits ? "true" : "false") << ","
+          << CsvField(f.message) << ",";
+    } else {
+      out << (row.feasible ? f.status : std::string("no_feasible_sharding")) << ",,,,,,,,,,,,"
+          << CsvField(row.feasible ? f.message : std::string()) << ",";
+    }
+    if (row.feasible) {
+      out << ShortestNum(row.params_total) << "," << ShortestNum(row.params_activated) << ",";
+    } else {
+      out << ",,";
+    }
+    out << ShortestNum(row.tokens) << "," << row.unfit << "," << row.invalid << ","
+        << ShortestNum(row.dense_params) << "," << ShortestNum(row.dense_step_time_s) << ","
+        << ShortestNum(row.budget_s) << "\n";
+  }
+}
+
 nlohmann::json TopologyJson(const Topology& topo, const TopologySummary& s,
                             const std::vector<AxisRing>& rings, const MeshPlacement* placement) {
   nlohmann::json j;

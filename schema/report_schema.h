@@ -161,6 +161,39 @@ nlohmann::ordered_json SweepRowJson(const SweepRow& row, const std::vector<std::
 void WriteSweepCsvHeader(const std::vector<std::string>& columns, std::ostream& out);
 void WriteSweepCsvRow(const SweepRow& row, std::ostream& out);
 
+// ---- budget plan rows (`moesim plan --objective tokens_in_budget --json`) ----
+// One MoE candidate of a BudgetPlan (sim/planner/budget.h), ranked as the plan ranks them (most
+// tokens first): its best sharding's sweep row (`figures`, columns none) when one is feasible,
+// its parameter counts and tokens, and the dense budget every row shares. Times in seconds,
+// parameters and tokens as counts.
+struct BudgetRow {
+  int64_t rank = 0;  // 1-based
+  int64_t experts = 0, every_k = 0;
+  bool feasible = false;      // a feasible sharding exists; else no figures, no parameters
+  std::string configuration;  // DescribeSharding of the best sharding, "" when not feasible
+  SweepRow figures;           // MakeSweepRow(best, {}), when feasible
+  double params_total = 0, params_activated = 0;
+  double tokens = 0;  // trained within the budget (0 when not feasible)
+  size_t unfit = 0, invalid = 0;
+  double dense_params = 0, dense_step_time_s = 0, budget_s = 0;
+};
+// The first `top` candidates of `plan` as rows.
+std::vector<BudgetRow> MakeBudgetRows(const BudgetPlan& plan, size_t top);
+// The fields' names in JSON and CSV order: rank, experts, every_k, configuration, then
+// SweepFieldNames(), then params_total, params_activated, tokens, unfit, invalid, dense_params,
+// dense_step_time_s, budget_s.
+const std::vector<std::string>& BudgetFieldNames();
+// {"rank", "experts", "every_k", "configuration" (string, null when not feasible), the sweep
+// row's fields (only "status": "no_feasible_sharding" when not feasible), "params_total",
+// "params_activated" (null when not feasible), "tokens", "unfit", "invalid", "dense_params",
+// "dense_step_time_s", "budget_s"}, keys in that order.
+nlohmann::ordered_json BudgetRowJson(const BudgetRow& row);
+// The rows as CSV (the GUI's Budget export): the header BudgetFieldNames(), then one line per
+// row, numbers as the shortest text that reads back to the same double; a row that is not
+// feasible has status no_feasible_sharding and empty configuration, figures, message and
+// parameter cells.
+void WriteBudgetCsv(const std::vector<BudgetRow>& rows, std::ostream& out);
+
 // ---- topology (`moesim topo --json`) ----
 // `placement` may be null (no axes).
 nlohmann::json TopologyJson(const Topology& topo, const TopologySummary& s,

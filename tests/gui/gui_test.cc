@@ -16,6 +16,7 @@
 #include <QtTest>
 #include <cmath>
 
+#include "gui/charts.h"
 #include "gui/main_window.h"
 #include "gui/scenario_form.h"
 #include "gui/timeline_widget.h"
@@ -86,6 +87,7 @@ class GuiTest : public QObject {
   void HeadlessScreenshots();
   void HeadlessBadInputExitsTwo();
   void ExportsPngSvgCsv();
+  void BudgetCsvIsTheSchemaRows();
 };
 
 void GuiTest::EditingAFieldUpdatesTheViewsWithSimulateValues() {
@@ -421,6 +423,31 @@ void GuiTest::ExportsPngSvgCsv() {
     found = true;
   }
   QVERIFY(found);
+}
+
+// The Budget export (BudgetCsv) is schema/report_schema.h's WriteBudgetCsv of every candidate:
+// the JSON rows' fields, the dense budget on every line, no dense line of its own.
+void GuiTest::BudgetCsvIsTheSchemaRows() {
+  BudgetPlan plan;
+  plan.params = 1e8;
+  plan.dense.report.step_time_s = 0.5;
+  plan.budget_s = 1000;
+  BudgetCandidate none;
+  none.experts = 64;
+  none.every_k = 2;
+  none.counts.unfit = 5;
+  plan.candidates = {none, none};
+  plan.candidates[1].experts = 128;
+  const QString csv = BudgetCsv(plan);
+  const QStringList lines = csv.split('\n');
+  QCOMPARE(lines.size(), 4);  // header, two candidates, the empty text after the last newline
+  QCOMPARE(lines[0], QString("rank,experts,every_k,configuration,status,step_time_s,compute_s,"
+                             "exposed_comm_s,comm_total_s,bubble_s,idle_s,mfu,tokens_per_s,"
+                             "tflops_per_device,peak_bytes_per_device,fits,message,params_total,"
+                             "params_activated,tokens,unfit,invalid,dense_params,"
+                             "dense_step_time_s,budget_s"));
+  QCOMPARE(lines[1], QString("1,64,2,,no_feasible_sharding,,,,,,,,,,,,,,,0,5,0,1e+08,0.5,1000"));
+  QCOMPARE(lines[2], QString("2,128,2,,no_feasible_sharding,,,,,,,,,,,,,,,0,5,0,1e+08,0.5,1000"));
 }
 
 QTEST_MAIN(GuiTest)

@@ -287,6 +287,17 @@ class SweepTest(unittest.TestCase):
         self.assertIn("steps of %.4f s" % rows[0]["dense_step_time_s"], dense)
         self.assertIn("budget %.2f h" % (rows[0]["budget_s"] / 3600), dense)
 
+    def test_tokens_in_budget_rows_are_the_cli_json(self):
+        dense = os.path.join(SOURCE, "scenarios", "apple2024", "dense-85m.textproto")
+        rows = moesim.plan(moesim.Scenario.from_file(dense), objective="tokens_in_budget",
+                           experts=[8], strategies=["APPLE_3D"], max_pipeline=1, top=2, jobs=2)
+        out = cli("plan", dense, "--objective", "tokens_in_budget", "--experts", "8",
+                  "--strategies", "APPLE_3D", "--max-pipeline", "1", "--top", "2", "--jobs", "2",
+                  "--json", "-")
+        self.assertEqual(len(rows), 2)
+        self.assertEqual(json.loads(out), rows)  # the same fields, values and order of keys
+        self.assertEqual([list(r) for r in json.loads(out)], [list(r) for r in rows])
+
     def test_to_dataframe_without_pandas(self):
         rows = [{"a": 1}]
         saved = sys.modules.get("pandas")

@@ -1,9 +1,10 @@
 // schema/report_schema.h's CSV writers against hand-computed lines, column by column: the GUI's
-// Validation (WriteValidationCsv), Breakdown (WriteBreakdownCsv) and Timeline (WriteStepOpsCsv)
-// exports, their units and their empty cells.
+// Validation (WriteValidationCsv), Breakdown (WriteBreakdownCsv), Timeline (WriteStepOpsCsv) and
+// Budget (WriteBudgetCsv) exports, their units and their empty cells.
 // Registered in tests/calib/CMakeLists.txt (the schema's C++ tests), run as schema_csv_tests.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "schema/report_schema.h"
@@ -126,6 +127,91 @@ TEST(SchemaCsv, StepOpsComputeAndCollective) {
             "layer0.moe.w1,1,0,compute,forward,3,0.5,0.75,false,,,gemm,2e+12,4096,0.8,true\n"
             "layer0.moe.dispatch,1,1,comm,forward,-1,0.25,0.5,true,all_to_all,\"expert,data\",,,"
             "1048576,,false\n");
+}
+
+// A tokens-in-budget plan by hand: a dense 1e8-parameter model at 0.5 s a step, 2 candidates.
+BudgetPlan TwoCandidatePlan() {
+  BudgetPlan plan;
+  plan.params = 1e8;
+  plan.batch_tokens = 1e6;
+  plan.steps = 2000;  // 20 x 1e8 / 1e6
+  plan.dense.report.step_time_s = 0.5;
+  plan.budget_s = 1000;  // 2000 steps x 0.5 s
+  BudgetCandidate moe;
+  moe.experts = 16;
+  moe.every_k = 2;
+  PointResult best;
+  best.outcome = PointResult::Outcome::kOk;
+  best.overrides = {"sharding.strategy=APPLE_3D", "sharding.mesh.data=4",
+                    "sharding.mesh.expert=2",     "sharding.mesh.model=1",
+                    "sharding.mesh.pipeline=1",   "training.recompute=FULL",
+                    "training.micro_batch_size=0"};
+  SimReport& r = best.report;
+  r.step_time_s = 0.625;
+  r.breakdown.compute_s = 0.5;
+  r.breakdown.exposed_comm_s = 0.125;
+  r.breakdown.comm_total_s = 0.25;
+  r.breakdown.bubble_s = 0;
+  r.breakdown.idle_s = 0;
+  r.mfu = 0.375;
+  r.tokens_per_s = 1.6e6;  // 1e6 tokens / 0.625 s
+  r.tflops_per_device = 123.5;
+  r.memory.peak_bytes = 3.5e10;
+  r.memory.fits = true;
+  r.cost.params.total = 4e8;
+  r.cost.params.activated = 1.5e8;
+  moe.best = best;
+  moe.counts.unfit = 3;
+  moe.counts.invalid = 1;
+  moe.tokens = 1.6e9;  // 1000 s / 0.625 s x 1e6 tokens
+  BudgetCandidate none;
+  none.experts = 256;
+  none.every_k = 4;
+  none.counts.unfit = 7;
+  none.counts.invalid = 2;
+  plan.candidates = {moe, none};
+  return plan;
+}
+
+TEST(SchemaCsv, BudgetColumnsAndValues) {
+  const BudgetPlan plan = TwoCandidatePlan();
+  std::ostringstream out;
+  WriteBudgetCsv(MakeBudgetRows(plan, plan.candidates.size()), out);
+  EXPECT_EQ(out.str(),
+            "rank,experts,every_k,configuration,status,step_time_s,compute_s,exposed_comm_s,"
+            "comm_total_s,bubble_s,idle_s,mfu,tokens_per_s,tflops_per_device,"
+            "peak_bytes_per_device,fits,message,params_total,params_activated,tokens,unfit,"
+            "invalid,dense_params,dense_step_time_s,budget_s\n"
+            // Numbers as the shortest text that reads back (3.5e+10, not 35000000000). The best
+            // sharding's description has commas: quoted.
+            "1,16,2,\"APPLE_3D (4,2,1,1) recompute FULL mb 0\",ok,0.625,0.5,0.125,0.25,0,0,0.375,"
+            "1600000,123.5,3.5e+10,true,,4e+08,1.5e+08,1.6e+09,3,1,1e+08,0.5,1000\n"
+            // No feasible sharding: no configuration, figures or parameters; no tokens.
+            "2,256,4,,no_feasible_sharding,,,,,,,,,,,,,,,0,7,2,1e+08,0.5,1000\n");
+}
+
+TEST(SchemaCsv, BudgetHeaderIsTheJsonKeysAndTopCuts) {
+  const BudgetPlan plan = TwoCandidatePlan();
+  const std::vector<BudgetRow> rows = MakeBudgetRows(plan, 1);
+  ASSERT_EQ(rows.size(), 1u);
+  std::ostringstream out;
+  WriteBudgetCsv(rows, out);
+  const std::string csv = out.str();
+  const nlohmann::ordered_json first = BudgetRowJson(rows[0]);
+  std::vector<std::string> keys;
+  for (auto it = first.begin(); it != first.end(); ++it) keys.push_back(it.key());
+  EXPECT_EQ(keys, BudgetFieldNames());
+  std::string header;
+  for (const auto& k : keys) header += (header.empty() ? "" : ",") + k;
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), header);
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 2);  // header and one row
+  // The JSON of a candidate without a feasible sharding: nulls and status alone.
+  const nlohmann::ordered_json none = BudgetRowJson(MakeBudgetRows(plan, 2)[1]);
+  EXPECT_EQ(none.dump(),
+            "{\"rank\":2,\"experts\":256,\"every_k\":4,\"configuration\":null,"
+            "\"status\":\"no_feasible_sharding\",\"params_total\":null,"
+            "\"params_activated\":null,\"tokens\":0.0,\"unfit\":7,\"invalid\":2,"
+            "\"dense_params\":100000000.0,\"dense_step_time_s\":0.5,\"budget_s\":1000.0}");
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 The golden files (tests/golden/{simulate,cost,validate}, the CLI's output for every shipped
 scenario and validation set), the calibration and real-validation files shipped under
 validation/measurements, and the JSON or CSV the CLI writes here (topo, sweep, collective,
-import hf, calibrate, validate-real when moesim-real is built) are walked field by field: every field must be documented in docs/schema.md with a matching type, a unit
+import hf, calibrate, plan --objective tokens_in_budget, validate-real when moesim-real is
+built) are walked field by field: every field must be documented in docs/schema.md with a matching type, a unit
 and a presence, and every field documented as always present must be there. The document is
 the second method: it is written by hand, not generated from the writer.
 
@@ -64,6 +65,7 @@ def json_type_ok(value, declared):
         "boolean": lambda v: isinstance(v, bool),
         "integer or null": lambda v: v is None or is_int(v),
         "number or null": lambda v: v is None or is_num(v),
+        "string or null": lambda v: v is None or isinstance(v, str),
     }
     if declared in simple:
         return simple[declared](value)
@@ -127,7 +129,7 @@ class SchemaTest(unittest.TestCase):
         return seen
 
     def test_document_has_every_section(self):
-        for kind in ("simulate", "cost", "validate", "sweep", "topo", "calibrate",
+        for kind in ("simulate", "cost", "validate", "sweep", "budget", "topo", "calibrate",
                      "calibrate_gemm", "calibrate_published", "validate_real"):
             self.assertIn(kind, self.doc)
             self.assertGreater(len(self.doc[kind]), 5, kind)
@@ -236,6 +238,45 @@ class SchemaTest(unittest.TestCase):
                 self.assertTrue(json_type_ok(row[field], declared),
                                 "sweep row %d: %s = %r is not %s" % (i, field, row[field], declared))
         self.assertEqual(statuses, {"ok", "invalid", "does_not_fit"})
+
+    def test_plan_budget_json(self):
+        # A small dense model, two expert counts, one strategy, no pipeline: a few seconds.
+        scenario = os.path.join(SOURCE_DIR, "scenarios", "apple2024", "dense-85m.textproto")
+        out = subprocess.run(
+            [MOESIM, "plan", scenario, "--objective", "tokens_in_budget", "--experts", "8,16",
+             "--strategies", "APPLE_3D", "--max-pipeline", "1", "--jobs", "2", "--top", "3",
+             "--json", "-"],
+            capture_output=True, text=True, check=True).stdout
+        rows = json.loads(out)
+        self.assertEqual(len(rows), 3)  # experts {8, 16} x every {2, 4}, the first 3
+        order = list(self.doc["budget"])
+        seen = set()
+        for i, row in enumerate(rows):
+            self.assertEqual(row["rank"], i + 1)
+            # Keys in the documented order; a candidate without a feasible sharding has, of the
+            # sweep figures, only status.
+            self.assertEqual(list(row), [f for f in order if f in row])
+            seen |= self.check_object("budget", row, "moesim plan --json row %d" % (i + 1))
+            if row["status"] == "no_feasible_sharding":
+                self.assertIsNone(row["configuration"])
+                self.assertEqual(row["tokens"], 0)
+            else:
+                # tokens = budget / step time x batch tokens, the same batch for every row.
+                batch = row["tokens"] * row["step_time_s"] / row["budget_s"]
+                self.assertAlmostEqual(batch, 24576, delta=1e-6 * 24576)
+        self.assertGreater(rows[0]["tokens"], 0)
+        self.assertEqual(len({(r["dense_params"], r["budget_s"]) for r in rows}), 1)
+        self.assertEqual(set(self.doc["budget"]) - seen, set(), "documented, never written")
+        # To a file, the table is still printed.
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "plan.json")
+            table = subprocess.run(
+                [MOESIM, "plan", scenario, "--objective", "tokens_in_budget", "--experts", "8",
+                 "--strategies", "APPLE_3D", "--max-pipeline", "1", "--jobs", "2", "--top", "1",
+                 "--json", path], capture_output=True, text=True, check=True).stdout
+            self.assertTrue(table.startswith("dense: "), table)
+            with open(path, encoding="utf-8") as f:
+                self.assertEqual(len(json.load(f)), 1)
 
     def measurements(self, name):
         files = sorted(glob.glob(os.path.join(SOURCE_DIR, "validation", "measurements", "*", "*",
