@@ -1,12 +1,12 @@
 // report_schema.h
 //
 // The one owner of the reports moesim writes: typed results and one JSON writer each, used by
-// the `moesim` command (simulate, cost, validate, sweep, topo), by report/ (which reads
+// the `moesim` command (simulate, cost, validate, sweep, plan, topo), by report/ (which reads
 // validation JSON back through ParseValidationJson) and by the Python module (python/); and the
-// CSV the GUI exports of them (WriteValidationCsv, WriteBreakdownCsv, WriteStepOpsCsv; the sweep
-// rows' CSV is `moesim sweep --csv`'s). Every field, its type and its unit are documented in
-// docs/schema.md; tests/schema checks every JSON the CLI writes for the shipped inputs against
-// that document, and the CSV writers against hand-computed lines.
+// CSV the GUI exports of them (WriteValidationCsv, WriteBreakdownCsv, WriteStepOpsCsv,
+// WriteBudgetCsv; the sweep rows' CSV is `moesim sweep --csv`'s). Every field, its type and its
+// unit are documented in docs/schema.md; tests/schema checks every JSON the CLI writes for the
+// shipped inputs against that document, and the CSV writers against hand-computed lines.
 //
 // Units: times in seconds (suffix _s), sizes in bytes (suffix _bytes / bytes_), rates per second
 // (_per_s), FLOPs as counts, fractions in [0, 1] (mfu, dropped_token_fraction), percentages with
