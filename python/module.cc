@@ -369,8 +369,8 @@ py::list Plan(const PyScenario& s, const std::string& objective, int top, int jo
 }
 
 // tokens_in_budget: the MoE candidates that train on the most tokens in the dense scenario's
-// Chinchilla wall-clock budget, most first, as rows: experts, every_k, the best sharding's sweep
-// row, the parameters and the tokens; plus the budget every row shares.
+// Chinchilla wall-clock budget, most first, the first `top` of them as schema/'s budget rows
+// (BudgetRowJson: the same rows as `moesim plan --objective tokens_in_budget --json`).
 py::list PlanBudget(const PyScenario& s, const Scenario& sc, const SearchSpace& space,
                     const RunOptions& opts, int top) {
   Expected<BudgetPlan> plan = Status::Internal("not planned");
