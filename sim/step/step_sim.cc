@@ -314,8 +314,9 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
   }
 
   // RunPass's arithmetic (start = max(stream free, dependencies' ends); end = start + duration),
-  // op by op in the expanded graph's order; `visit` sees each op of program `only` (all when
-  // -1) with its start and end.
+  // op by op in the expanded graph's order, over the instances of program `only` (their inputs
+  // from other programs already exported by the levels' pass); `visit` sees each op with its
+  // start and end.
   std::vector<double> end(widest), in(most_inputs);
   std::vector<double> stream_free_all(static_cast<size_t>(cg.num_programs * kNumStreams), 0.0);
   auto replay = [&](int32_t only, auto&& visit) {
@@ -323,7 +324,7 @@ ScheduleResult SimulateCompactSchedule(const CompactGraph& cg,
     for (size_t i = 0; i < cg.instances.size(); ++i) {
       const UnitInstance& inst = cg.instances[i];
       const GraphUnit& unit = cg.units[static_cast<size_t>(inst.unit)];
-      if (only >= 0 && inst.program != only) continue;
+      if (inst.program != only) continue;
       const size_t u0 = static_cast<size_t>(f.first[static_cast<size_t>(inst.unit)]);
       for (int32_t k = 0; k < unit.num_inputs; ++k) {
         in[static_cast<size_t>(k)] =
