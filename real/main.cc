@@ -9,6 +9,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
 #include <iostream>
 #include <memory>
 
@@ -111,9 +112,14 @@ int WorldSize() {
 // Prints the error; in a multi-rank run ends every rank, since others may wait in a collective.
 int Fail(const std::string& command, const Status& st) {
   const int size = WorldSize();
-  std::cerr << "moesim-real " << command << ": "
-            << (size > 1 ? "rank " + std::to_string(WorldRank()) + ": " : "") << st.message()
-            << std::endl;
+  // One write for the whole line: std::cerr writes each piece at once, and mpirun forwards a
+  // rank's output in the pieces it was written, so other output (MPI_Abort's banner) could land
+  // inside the line.
+  const std::string line = "moesim-real " + command + ": " +
+                           (size > 1 ? "rank " + std::to_string(WorldRank()) + ": " : "") +
+                           st.message() + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
   if (size > 1) MPI_Abort(MPI_COMM_WORLD, st.exit_code());
   return st.exit_code();
 }
