@@ -43,7 +43,8 @@ void PrintTable(const Scenario& sc, const SimReport& r) {
   if (r.network == "flow") {
     std::cout << " (" << r.flow.collectives << " collectives: " << r.flow.flow_runs
               << " overlapped others and ran as " << r.flow.flows << " flows, " << r.flow.replayed
-              << " ran alone)";
+              << " ran alone; " << r.flow.symmetric_steps
+              << " collective steps ran as one flow per class of flows identical by symmetry)";
   }
   std::cout << "\n\n";
   std::cout << "step time    " << Fixed(r.step_time_s, 4) << " s\n";

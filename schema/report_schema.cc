@@ -94,7 +94,9 @@ nlohmann::json StepReportJson(const Scenario& sc, const SimReport& r) {
         {"flow_runs", r.flow.flow_runs},
         {"replayed", r.flow.replayed},
         {"flows", r.flow.flows},
-        {"events", r.flow.events}}},
+        {"events", r.flow.events},
+        {"symmetric_steps", r.flow.symmetric_steps},
+        {"split_steps", r.flow.split_steps}}},
       {"scenario", sc.resolved_text}};
 }
 

@@ -79,6 +79,7 @@ MaxMinSystem::VariableId MaxMinSystem::AddVariable(std::span<const ConstraintId>
   var.length = static_cast<int32_t>(constraints.size());
   pool_.insert(pool_.end(), constraints.begin(), constraints.end());
   var.unit_coefs = true;
+  var.replicated = false;
   if (coefficients.empty()) {
     coef_pool_.insert(coef_pool_.end(), constraints.size(), 1.0);
   } else {
@@ -100,6 +101,13 @@ MaxMinSystem::VariableId MaxMinSystem::AddVariable(std::span<const ConstraintId>
   }
   if (constraints.empty()) pending_bound_only_.push_back(v);
   ++live_vars_;
+  return v;
+}
+
+MaxMinSystem::VariableId MaxMinSystem::AddReplicatedVariable(
+    std::span<const ConstraintId> constraints, std::span<const double> counts) {
+  const VariableId v = AddVariable(constraints, counts);
+  vars_[v].replicated = !vars_[v].unit_coefs;
   return v;
 }
 
@@ -141,6 +149,11 @@ void MaxMinSystem::Fix(VariableId v, double rate) {
     if (var.unit_coefs) {
       s.remaining -= rate;
       s.weight_sum -= var.weight;
+    } else if (var.replicated) {
+      for (double copy = 0; copy < a[k]; copy += 1) {
+        s.remaining -= rate;
+        s.weight_sum -= 1;
+      }
     } else {
       s.remaining -= rate * a[k];
       s.weight_sum -= var.weight * a[k];

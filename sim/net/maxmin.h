@@ -71,6 +71,14 @@ class MaxMinSystem {
   VariableId AddVariable(std::span<const ConstraintId> constraints,
                          std::span<const double> coefficients, double weight = 1.0,
                          double bound = kNoBound);
+  // A variable standing for counts[i] identical unit-weight variables on constraints[i] (the
+  // flows of one symmetry class: flow_symmetry.h): charged as AddVariable(constraints, counts),
+  // but when fixed its rate is taken off each constraint's remaining capacity one copy at a
+  // time, as the separate variables would be, so the rounding is theirs (but for ties; see
+  // flow_symmetry.h).
+  // REQUIRES: counts.size() == constraints.size(), every count a positive integer.
+  VariableId AddReplicatedVariable(std::span<const ConstraintId> constraints,
+                                   std::span<const double> counts);
   // REQUIRES: v is live. O(route length): the constraints' lists drop it during the next
   // Solve(), which visits them anyway; its id is reused only after that.
   void RemoveVariable(VariableId v);
@@ -115,7 +123,8 @@ class MaxMinSystem {
     bool live = false;
     bool fixed = false;
     bool unit_coefs = true;
-    HeapKey own{0, -1, 0};  // during a solve: the first of its one-variable constraints
+    bool replicated = false;  // AddReplicatedVariable
+    HeapKey own{0, -1, 0};    // during a solve: the first of its one-variable constraints
   };
   struct Con {
     double capacity = 0;

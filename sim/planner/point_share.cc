@@ -223,8 +223,8 @@ void Fields(IO& io, R& r) {
   i64(s.num_ops);
   i64(s.critical_program);
   FlowStats& fl = s.flow;
-  for (int64_t* v :
-       {&fl.collectives, &fl.flow_runs, &fl.replayed, &fl.flows, &fl.bundles, &fl.events}) {
+  for (int64_t* v : {&fl.collectives, &fl.flow_runs, &fl.replayed, &fl.flows, &fl.bundles,
+                     &fl.events, &fl.symmetric_steps, &fl.split_steps}) {
     i64(*v);
   }
 }

@@ -37,6 +37,7 @@ constexpr size_t kMaxFlowsPerPhase = 1024;
 struct Phase {
   std::vector<std::span<const LinkId>> routes;  // by flow; the topology's cached routes
   std::vector<double> bytes;                    // by flow
+  sim::FlowClasses classes;                     // its flows identical by symmetry
   // Bundle form (more than kMaxFlowsPerPhase flows, all of one size): links crossed and how many
   // of the flows cross each.
   bool bundle = false;
@@ -61,7 +62,7 @@ void StartPhase(sim::FlowNetwork& network, const Phase& ph, Next next, FlowStats
     return;
   }
   if (stats != nullptr) stats->flows += static_cast<int64_t>(ph.routes.size());
-  network.StartGroup(ph.routes, ph.bytes, std::move(next));
+  network.StartGroup(ph.routes, ph.bytes, std::move(next), {}, &ph.classes);
 }
 // A collective as the flow level runs it: its plan's stages one after another; in a stage its
 // streams ("chains") run concurrently, each a sequence of phases, one per plan step with the
@@ -199,7 +200,11 @@ class FlowRunner {
       if (waits[static_cast<size_t>(op.id)] == 0) start(op.id);
     }
     Status st = engine.Run();
-    if (stats != nullptr) stats->events += engine.events_run();
+    if (stats != nullptr) {
+      stats->events += engine.events_run();
+      stats->symmetric_steps += network.aggregated_groups();
+      stats->split_steps += network.split_groups();
+    }
     if (!error_.ok()) return error_;
     if (!st.ok()) return st;
     if (finished != static_cast<int64_t>(g_.ops.size())) {
@@ -291,6 +296,7 @@ class FlowRunner {
               slowest_route = std::max(slowest_route,
                                        sim::RouteLatencySeconds(links, std::span<const LinkId>(r)));
             }
+            ph.classes = sim::ClassifyFlows(links, ph.routes, ph.bytes);
           }
           // A step's repeats each wait for the slowest route; the flows (or the bundle) account
           // for one such wait.

@@ -41,6 +41,11 @@ struct FlowStats {
   int64_t flows = 0;        // flows started, in all (bundled ones included)
   int64_t bundles = 0;      // collective steps run as one bundle of flows
   int64_t events = 0;       // engine events, in all
+  // Collective steps that started alone on their links and ran as one weighted flow per class
+  // of flows identical by symmetry (sim/net/flow_symmetry.h), and those of them split back
+  // into their flows when other traffic reached their links.
+  int64_t symmetric_steps = 0;
+  int64_t split_steps = 0;
 };
 
 // Runs `graph` on the flow level. Errors (kInternal) only when the simulation gets stuck, with
