@@ -130,12 +130,13 @@ int main(int argc, char** argv) {
     try {
       const moesim::Status st = run();
       if (!st.ok()) {
-        std::cerr << "moesim " << sub->get_name() << ": " << st.message() << "\n";
+        st.PrintTo("moesim " + sub->get_name());
         return st.exit_code();
       }
       return 0;
     } catch (const std::exception& e) {
-      std::cerr << "moesim " << sub->get_name() << ": internal error: " << e.what() << "\n";
+      moesim::Status::Internal(std::string("internal error: ") + e.what())
+          .PrintTo("moesim " + sub->get_name());
       return 1;
     }
   }

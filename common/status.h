@@ -37,6 +37,11 @@ class Status {
   // Returns this status with `prefix` put before the message (e.g. a file name).
   Status WithPrefix(const std::string& prefix) const;
 
+  // How cli/ reports it: writes "<program>: <message>\n" to std::cerr in one write and flushes.
+  // One write, because mpirun forwards a rank's output in the pieces it was written: a line
+  // written piece by piece (std::cerr) can have other output (mpirun's banners) land inside it.
+  void PrintTo(const std::string& program) const;
+
  private:
   Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
   Code code_ = Code::kOk;

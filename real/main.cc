@@ -112,14 +112,9 @@ int WorldSize() {
 // Prints the error; in a multi-rank run ends every rank, since others may wait in a collective.
 int Fail(const std::string& command, const Status& st) {
   const int size = WorldSize();
-  // One write for the whole line: std::cerr writes each piece at once, and mpirun forwards a
-  // rank's output in the pieces it was written, so other output (MPI_Abort's banner) could land
-  // inside the line.
-  const std::string line = "moesim-real " + command + ": " +
-                           (size > 1 ? "rank " + std::to_string(WorldRank()) + ": " : "") +
-                           st.message() + "\n";
-  std::fwrite(line.data(), 1, line.size(), stderr);
-  std::fflush(stderr);
+  // In one write (Status::PrintTo), so that MPI_Abort's banner cannot land inside the line.
+  st.PrintTo("moesim-real " + command +
+             (size > 1 ? ": rank " + std::to_string(WorldRank()) : std::string()));
   if (size > 1) MPI_Abort(MPI_COMM_WORLD, st.exit_code());
   return st.exit_code();
 }
