@@ -70,7 +70,13 @@ struct GemmKernel {
 };
 // H100 ("sm_90" table, 375 BF16 rows): 0.860 of peak, k_half 131, 5.29 us; 5-fold held-out
 // |error| median 4.2%, p90 14.9%. Its FP8 column is not used: 29 of its 375 rows exceed the
-// 1979 TFLOP/s dense FP8 peak (up to 2593), so FP8 takes BF16's fraction and ramp (assumed).
+// 1979 TFLOP/s dense FP8 peak (up to 2593). FP8's fraction is BF16's times the ratio of the
+// measured maximum achievable FP8 and BF16 matmul fractions of the same chip (stas00/ml-
+// engineering @744d01e compute/accelerator/README.md, "Maximum Achievable Matmul FLOPS" by
+// mamf-finder, torch 2.7 / cuBLAS): H100 SXM FP8 1402.6 of 1979 TFLOP/s (70.9%) against BF16
+// 794.5 of 989 (80.3%): 0.860 x 70.9 / 80.3 = 0.759; H200 SXM FP8 1453.4 (73.4%) against the
+// same BF16: 0.786 (the same die; the table's own figures). FP8's
+// ramp is BF16's (assumed).
 //
 // FP8 beside it, from Transformer Engine's GEMM profiling tutorial (NVIDIA/TransformerEngine
 // docs/examples/gemm_profiling/gemm_profiling.rst @d0067d0; a 4096 / 16384 layer at 15,872
@@ -86,7 +92,8 @@ struct GemmKernel {
 //   ms of its 22.882, so its GEMMs take ~20.5 ms against 16.785 per-tensor: rate 0.82.
 // - Blackwell (B300 in the same tutorial): MXFP8 GEMMs 7.161 ms pre-quantized against 6.812
 //   per-tensor: rate 0.95.
-constexpr GemmKernel kH100Gemm = {132, 0.860, 131, 0.860, 131, 5.29e-6, 0.82};
+constexpr GemmKernel kH100Gemm = {132, 0.860, 131, 0.860 * 70.9 / 80.3, 131, 5.29e-6, 0.82};
+constexpr GemmKernel kH200Gemm = {132, 0.860, 131, 0.860 * 73.4 / 80.3, 131, 5.29e-6, 0.82};
 // B200 ("sm_100_B200"): BF16 0.760, k_half 211; FP8 0.817, k_half 447; 5.56 us. Held-out median
 // (p90) 5.4% (14.4%) BF16, 4.1% (16.2%) FP8. GB200 inherits it (same die).
 constexpr GemmKernel kB200Gemm = {148, 0.760, 211, 0.817, 447, 5.56e-6, 0.95};
@@ -183,7 +190,7 @@ const std::map<std::string, HardwareProfile>& Profiles() {
       // H200: as H100 with 141 GB HBM3e at 4.8 TB/s.
       {"h200-sxm", WithElementwise(WithGemm(Make("h200-sxm", 989e12, 141e9, 4.8e12, 450e9, 2e-6,
                                                  50e9, 5e-6, 8, kH100MatmulFit, 4e-6),
-                                            kH100Gemm, 1979e12),
+                                            kH200Gemm, 1979e12),
                                    kH100ElementwiseFit)},
       // B200: 2.25 PF, 192 GB HBM3e, 8 TB/s, NVLink5 900 GB/s/dir, 400 Gb/s NIC.
       {"b200", WithElementwise(WithGemm(Make("b200", 2.25e15, 192e9, 8e12, 900e9, 2e-6, 50e9, 5e-6,

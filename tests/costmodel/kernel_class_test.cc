@@ -79,8 +79,9 @@ TEST(KernelClass, BlockScaledFp8GemmRunsAtItsRateOfPerTensorSpeed) {
 // docs/examples/gemm_profiling/gemm_profiling.rst, "Worked Example: 5B Model on H200"): the 12
 // GEMMs of a layer with hidden 4096, intermediate 16384 and 15,872 tokens take 31.968 ms in BF16
 // and 16.785 ms with pre-quantized per-tensor FP8 operands on an H200: 1.90x. The GEMM model's
-// FP8 fraction was not fitted on any FP8 measurement (hardware_profiles.cc: it takes BF16's), so
-// this is held out. Kernel level: the step-level matmul_efficiency set to 1.
+// FP8 fraction comes from mamf-finder's maximum achievable FP8 and BF16 matmuls
+// (hardware_profiles.cc), not from this tutorial, so this is held out. Kernel level: the
+// step-level matmul_efficiency set to 1.
 TEST(KernelClass, Fp8LayerGemmsOverBf16AsTransformerEngineMeasuredOnH200) {
   auto h200 = BuiltinHardwareProfile("h200-sxm");
   ASSERT_TRUE(h200.ok());
