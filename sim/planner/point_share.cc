@@ -223,8 +223,9 @@ void Fields(IO& io, R& r) {
   i64(s.num_ops);
   i64(s.critical_program);
   FlowStats& fl = s.flow;
-  for (int64_t* v : {&fl.collectives, &fl.flow_runs, &fl.replayed, &fl.flows, &fl.bundles,
-                     &fl.events, &fl.symmetric_steps, &fl.split_steps}) {
+  for (int64_t* v :
+       {&fl.collectives, &fl.flow_runs, &fl.replayed, &fl.flows, &fl.bundles, &fl.events,
+        &fl.symmetric_steps, &fl.split_steps, &fl.isolated_runs, &fl.isolated_reused}) {
     i64(*v);
   }
 }

@@ -117,10 +117,68 @@ void RunPlan(sim::FlowNetwork& network, std::shared_ptr<const FlowPlan> plan, si
   }
 }
 
+// A plan's canonical form: its phases with every link id replaced by its rank among the plan's
+// distinct links, with those links' capacities and latencies. Plans of equal forms are the same
+// system of flows under a renaming of links that keeps their order (the collectives of two
+// pipeline stages placed alike on alike hardware), so alone they run the same events with the
+// same arithmetic (every tie is broken by link or flow order, which the renaming keeps):
+// isolated runs are memoised by form. Exact integers and doubles only, so equal means equal.
+std::vector<double> CanonicalForm(const FlowPlan& plan, const std::vector<sim::LinkSpec>& links) {
+  std::vector<LinkId> used;
+  for (const auto& stage : plan) {
+    for (const Chain& chain : stage) {
+      for (const Phase& ph : chain) {
+        for (const auto& r : ph.routes) used.insert(used.end(), r.begin(), r.end());
+        used.insert(used.end(), ph.bundle_links.begin(), ph.bundle_links.end());
+      }
+    }
+  }
+  std::sort(used.begin(), used.end());
+  used.erase(std::unique(used.begin(), used.end()), used.end());
+  auto rank = [&used](LinkId l) {
+    return static_cast<double>(std::lower_bound(used.begin(), used.end(), l) - used.begin());
+  };
+  std::vector<double> f = {static_cast<double>(used.size())};
+  for (LinkId l : used) {
+    f.push_back(links[static_cast<size_t>(l)].bytes_per_s);
+    f.push_back(links[static_cast<size_t>(l)].latency_s);
+  }
+  f.push_back(static_cast<double>(plan.size()));
+  for (const auto& stage : plan) {
+    f.push_back(static_cast<double>(stage.size()));
+    for (const Chain& chain : stage) {
+      f.push_back(static_cast<double>(chain.size()));
+      for (const Phase& ph : chain) {
+        f.push_back(ph.bundle ? 1 : 0);
+        f.push_back(static_cast<double>(ph.extra_latency.picoseconds()));
+        if (ph.bundle) {
+          f.push_back(static_cast<double>(ph.bundle_flows));
+          f.push_back(ph.bundle_bytes);
+          f.push_back(static_cast<double>(ph.bundle_latency.picoseconds()));
+          f.push_back(static_cast<double>(ph.bundle_links.size()));
+          for (size_t i = 0; i < ph.bundle_links.size(); ++i) {
+            f.push_back(rank(ph.bundle_links[i]));
+            f.push_back(ph.bundle_counts[i]);
+          }
+          continue;
+        }
+        f.push_back(static_cast<double>(ph.routes.size()));
+        for (size_t i = 0; i < ph.routes.size(); ++i) {
+          f.push_back(ph.bytes[i]);
+          f.push_back(static_cast<double>(ph.routes[i].size()));
+          for (LinkId l : ph.routes[i]) f.push_back(rank(l));
+        }
+      }
+    }
+  }
+  return f;
+}
+
 class FlowRunner {
  public:
-  FlowRunner(const OpGraph& g, const HardwareProfile& hw, const AnalyticalNetwork& net)
-      : g_(g), net_(net) {
+  FlowRunner(const OpGraph& g, const HardwareProfile& hw, const AnalyticalNetwork& net,
+             const FlowOptions& options)
+      : g_(g), net_(net), options_(options) {
     // Successors: dependencies plus the next op of the same in-order stream.
     succ_.resize(g.ops.size());
     waits_.assign(g.ops.size(), 0);
@@ -139,6 +197,10 @@ class FlowRunner {
     }
     alone_s_ = compute_s_;
   }
+
+  // Isolated runs simulated, and taken from another plan of the same canonical form, so far.
+  int64_t isolated_runs() const { return isolated_runs_; }
+  int64_t isolated_reused() const { return isolated_reused_; }
 
   // Compute ops' durations alone (collectives: 0).
   const std::vector<double>& alone_compute() const { return alone_s_; }
@@ -309,21 +371,33 @@ class FlowRunner {
     return std::shared_ptr<const FlowPlan>(out);
   }
 
-  // The collective alone on an idle network, as flows.
+  // The collective alone on an idle network, as flows; once per canonical form of its plan.
   Expected<sim::SimTime> IsolatedTime(const Op& op) {
     const WorkKey key = KeyOf(op);
     auto it = alone_.find(key);
     if (it != alone_.end()) return it->second;
-    sim::Engine engine;
-    sim::FlowNetwork network(&engine, net_.links());
-    // The phases on a fresh engine; the duration is when the last one ends.
     auto plan = PlanOf(op);
     if (!plan.ok()) return plan.status();
+    std::vector<double> form;
+    if (options_.memoise_isolated) {
+      form = CanonicalForm(**plan, net_.links());
+      auto same = alone_by_form_.find(form);
+      if (same != alone_by_form_.end()) {
+        ++isolated_reused_;
+        alone_.emplace(key, same->second);
+        return same->second;
+      }
+    }
+    // The phases on a fresh engine; the duration is when the last one ends.
+    sim::Engine engine;
+    sim::FlowNetwork network(&engine, net_.links());
     RunPlan(
         network, *plan, 0, [] {}, nullptr);
     Status st = engine.Run();
     if (!st.ok()) return st;
+    ++isolated_runs_;
     alone_.emplace(key, engine.now());
+    if (options_.memoise_isolated) alone_by_form_.emplace(std::move(form), engine.now());
     return engine.now();
   }
 
@@ -334,6 +408,9 @@ class FlowRunner {
   std::vector<int32_t> waits_;
   std::map<WorkKey, std::shared_ptr<const FlowPlan>> plans_;
   std::map<WorkKey, sim::SimTime> alone_;
+  std::map<std::vector<double>, sim::SimTime> alone_by_form_;
+  const FlowOptions options_;
+  int64_t isolated_runs_ = 0, isolated_reused_ = 0;
   Status error_;
 };
 
@@ -373,8 +450,9 @@ std::vector<int32_t> Overlapping(const OpGraph& g, const ScheduleResult& r) {
 }  // namespace
 
 Expected<ScheduleResult> SimulateScheduleFlow(const OpGraph& graph, const HardwareProfile& hw,
-                                              const AnalyticalNetwork& net, FlowStats* stats) {
-  FlowRunner runner(graph, hw, net);
+                                              const AnalyticalNetwork& net, FlowStats* stats,
+                                              const FlowOptions& options) {
+  FlowRunner runner(graph, hw, net, options);
   // Replaying a collective from its isolated run is exact only while nothing else is in flight;
   // so run, find the collectives that overlapped another, run those as flows, and repeat until
   // no replayed collective overlaps anything (the set only grows, so this ends).
@@ -414,6 +492,10 @@ Expected<ScheduleResult> SimulateScheduleFlow(const OpGraph& graph, const Hardwa
     }
     r = std::move(next);
     if (same) break;
+  }
+  if (stats != nullptr) {
+    stats->isolated_runs = runner.isolated_runs();
+    stats->isolated_reused = runner.isolated_reused();
   }
   return r;
 }

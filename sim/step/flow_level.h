@@ -21,7 +21,9 @@
 //     when its slowest flow would. Smaller steps run flow by flow;
 //   - identical collectives (same work, same stage) that run alone are timed once and replayed
 //     as a single event (`FlowStats::replayed`): only collectives that overlap others in time
-//     need the solver.
+//     need the solver. Their isolated runs are memoised by the canonical form of their plan
+//     (links renamed by rank, with capacities and latencies): the collectives of pipeline
+//     stages placed alike are the same system of flows and are simulated once.
 // Thread safety: a pure function of its inputs; runs in parallel threads.
 #pragma once
 
@@ -46,12 +48,23 @@ struct FlowStats {
   // into their flows when other traffic reached their links.
   int64_t symmetric_steps = 0;
   int64_t split_steps = 0;
+  // Collectives simulated alone to be replayed, and those whose isolated time was taken from
+  // another's with a plan of the same canonical form (not in the JSON report).
+  int64_t isolated_runs = 0;
+  int64_t isolated_reused = 0;
+};
+
+struct FlowOptions {
+  // Memoise isolated runs by canonical form (off: every distinct collective and stage is
+  // simulated alone; tests compare the two).
+  bool memoise_isolated = true;
 };
 
 // Runs `graph` on the flow level. Errors (kInternal) only when the simulation gets stuck, with
 // the engine's report of what is waiting.
 Expected<ScheduleResult> SimulateScheduleFlow(const OpGraph& graph, const HardwareProfile& hw,
                                               const AnalyticalNetwork& net,
-                                              FlowStats* stats = nullptr);
+                                              FlowStats* stats = nullptr,
+                                              const FlowOptions& options = {});
 
 }  // namespace moesim

@@ -216,5 +216,37 @@ TEST(FlowLevel, CommSmFractionSlowsTheComputeUnderACollective) {
   EXPECT_NEAR(r0->timing[1].end_s, alone, 1e-9 * alone);
 }
 
+TEST(FlowLevel, IsolatedRunsMemoisedByCanonicalFormChangeNothing) {
+  // Pipelines whose stages sit on alike nodes: a collective of stage p and the same collective
+  // of stage q are one system of flows under a renaming of links, so one isolated run serves
+  // both. Every op's start and end must be the same to the bit with the memo and without it,
+  // and the memo must have been used: runs without it = runs with it + reuses.
+  for (const std::string file : {"scenarios/mixtral/mixtral-8x22b-128xh100.textproto",
+                                 "scenarios/moe_public/mzoo-mixtral8x22b.textproto",
+                                 "scenarios/published/megatron-h100-177b.textproto"}) {
+    auto sc = LoadScenario({std::string(MOESIM_SOURCE_DIR) + "/" + file, {}});
+    ASSERT_TRUE(sc.ok()) << sc.status().message();
+    auto topo = BuildTopology(sc->cluster.topology, sc->hardware);
+    ASSERT_TRUE(topo.ok());
+    auto placement = PlaceScenarioMesh(**topo, sc->sharding.mesh);
+    ASSERT_TRUE(placement.ok());
+    const AnalyticalNetwork net(*topo, *placement, sc->hardware.link_efficiency, sc->sharding.mesh);
+    const OpGraph g = BuildStepGraph(*sc);
+    FlowStats with, without;
+    auto a = SimulateScheduleFlow(g, sc->hardware, net, &with);
+    auto b = SimulateScheduleFlow(g, sc->hardware, net, &without, {.memoise_isolated = false});
+    ASSERT_TRUE(a.ok() && b.ok()) << file;
+    EXPECT_EQ(a->step_time_s, b->step_time_s) << file;
+    ASSERT_EQ(a->timing.size(), b->timing.size());
+    for (size_t i = 0; i < a->timing.size(); ++i) {
+      ASSERT_EQ(a->timing[i].start_s, b->timing[i].start_s) << file << " op " << i;
+      ASSERT_EQ(a->timing[i].end_s, b->timing[i].end_s) << file << " op " << i;
+    }
+    EXPECT_GT(with.isolated_reused, 0) << file;
+    EXPECT_EQ(without.isolated_reused, 0);
+    EXPECT_EQ(with.isolated_runs + with.isolated_reused, without.isolated_runs) << file;
+  }
+}
+
 }  // namespace
 }  // namespace moesim
