@@ -23,6 +23,21 @@ double Fp8CastBytesPerElement(Fp8Recipe recipe) {
   return 0;
 }
 
+double Fp8CastAfterNormBytesPerElement(Fp8Recipe recipe) {
+  constexpr double kAmaxPass = 2;
+  switch (recipe) {
+    case Fp8Recipe::kNone:
+    case Fp8Recipe::kDelayed:
+      return 0;
+    case Fp8Recipe::kTensorwise:
+      return Fp8CastBytesPerElement(recipe) - kAmaxPass;
+    case Fp8Recipe::kBlockwise:
+    case Fp8Recipe::kMxfp8:
+      return Fp8CastBytesPerElement(recipe);
+  }
+  return 0;
+}
+
 bool RunsInFp8(const OpDesc& d) {
   if (d.is_collective || !d.compute.matmul || !d.matmul_with_weight) return false;
   const std::string& n = d.name;
@@ -65,17 +80,21 @@ void ApplyFp8(Fp8Recipe recipe, int64_t act_bytes, std::vector<OpDesc>* ops) {
     }
     double grads = 0;
     for (size_t r = i; r < j; ++r) grads += OutputElements((*ops)[r].compute) * cast;
-    const bool fused = last_compute != nullptr && last_compute->compute.kernel &&
-                       *last_compute->compute.kernel == MemoryKernel::kRmsnorm;
+    const bool after_norm = last_compute != nullptr && last_compute->compute.kernel &&
+                            *last_compute->compute.kernel == MemoryKernel::kRmsnorm;
+    const double forward =
+        InputElements(d.compute) * (after_norm ? Fp8CastAfterNormBytesPerElement(recipe) : cast);
     OpDesc c;
     c.name = d.name + ".fp8_cast";
     c.compute.kernel = MemoryKernel::kFp8Cast;
-    if (fused) {
-      // The norm writes FP8; only the output gradients are cast, in backward.
+    if (forward == 0) {
+      // The norm writes FP8; only the output gradients are cast, in backward (their bytes as
+      // they are: not OpDesc's default backward factor of 2).
       c.compute.bytes = grads;
+      c.backward_bytes_factor = 1;
       c.passes = Passes::kBackwardOnly;
     } else {
-      c.compute.bytes = InputElements(d.compute) * cast;
+      c.compute.bytes = forward;
       c.backward_bytes_factor = grads / c.compute.bytes;
     }
     out.push_back(c);

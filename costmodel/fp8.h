@@ -26,6 +26,15 @@ struct OpDesc;  // step_plan.h
 // copy (+1/16 each). 0 for kNone.
 double Fp8CastBytesPerElement(Fp8Recipe recipe);
 
+// The forward cast of a GEMM input a norm has just written, per element: what Transformer
+// Engine's norm kernels leave to a separate quantize (TransformerEngine
+// transformer_engine/pytorch/csrc/extensions/normalization.cpp, its choice of Impl): DELAYED
+// writes FP8 from the norm (fully fused: 0); TENSORWISE (current scaling) computes the amax in
+// the norm and quantizes after (the cast without its amax pass: 4); BLOCKWISE (a block
+// quantizer) and MXFP8 (fused only with cuDNN under NVTE_NORM_FWD_USE_CUDNN, off by default)
+// norm in BF16, then quantize (the whole cast). 0 for kNone.
+double Fp8CastAfterNormBytesPerElement(Fp8Recipe recipe);
+
 // A GEMM the recipe runs in FP8: a linear layer's (a matmul with a weight) other than the
 // router, the output head and the MTP projection, which Megatron-Core builds outside Transformer
 // Engine. Attention's core has no weight and stays BF16.
@@ -33,10 +42,10 @@ bool RunsInFp8(const OpDesc& d);
 
 // Marks the FP8 GEMMs of one layer's forward ops (ComputeWork::fp8; operand bytes at 1 per
 // element, output at 2) and inserts the cast kernels: before each run of FP8 GEMMs that share
-// an input (q, k, v; w1, w3) one "<gemm>.fp8_cast" op quantizing that input, unless the run
-// follows a norm (TE's LayerNormLinear writes FP8 straight from the norm); its backward casts
-// the output gradients of every GEMM of the run. Where the forward cast is fused, the output
-// gradients' casts run as a backward-only op. `act_bytes` is the BF16 activation size (2).
+// an input (q, k, v; w1, w3) one "<gemm>.fp8_cast" op quantizing that input (after a norm, at
+// Fp8CastAfterNormBytesPerElement); its backward casts the output gradients of every GEMM of
+// the run. Where the forward cast is fused into the norm (DELAYED), the output gradients' casts
+// run as a backward-only op. `act_bytes` is the BF16 activation size (2).
 void ApplyFp8(Fp8Recipe recipe, int64_t act_bytes, std::vector<OpDesc>* ops);
 
 // Saved activations Transformer Engine keeps in FP8 for the weight gradient (1 byte instead of

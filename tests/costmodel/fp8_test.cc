@@ -8,6 +8,7 @@
 
 #include "costmodel/costmodel.h"
 #include "costmodel/fp8.h"
+#include "costmodel/opgraph.h"
 #include "costmodel/step_plan.h"
 #include "proto/megatron_args.h"
 #include "proto/scenario_loader.h"
@@ -44,6 +45,48 @@ TEST(Fp8, CastBytesPerElement) {
   EXPECT_DOUBLE_EQ(Fp8CastBytesPerElement(Fp8Recipe::kTensorwise), 6);
   EXPECT_DOUBLE_EQ(Fp8CastBytesPerElement(Fp8Recipe::kBlockwise), 4.0625);
   EXPECT_DOUBLE_EQ(Fp8CastBytesPerElement(Fp8Recipe::kMxfp8), 4.0625);
+  // After a norm (Transformer Engine's normalization.cpp): delayed scaling's norm writes FP8
+  // (0); current scaling's takes the amax, leaving read + two copies (4); block quantizers
+  // run unfused (the whole cast).
+  EXPECT_DOUBLE_EQ(Fp8CastAfterNormBytesPerElement(Fp8Recipe::kNone), 0);
+  EXPECT_DOUBLE_EQ(Fp8CastAfterNormBytesPerElement(Fp8Recipe::kDelayed), 0);
+  EXPECT_DOUBLE_EQ(Fp8CastAfterNormBytesPerElement(Fp8Recipe::kTensorwise), 4);
+  EXPECT_DOUBLE_EQ(Fp8CastAfterNormBytesPerElement(Fp8Recipe::kBlockwise), 4.0625);
+  EXPECT_DOUBLE_EQ(Fp8CastAfterNormBytesPerElement(Fp8Recipe::kMxfp8), 4.0625);
+}
+
+TEST(Fp8, CastsAfterANormFollowTheRecipe) {
+  // q, k, v after the attention norm, [128 tokens x 256]: delayed scaling casts nothing forward
+  // (backward-only op of the 3 output gradients, 3 x 128 x 256 x 4 = 393,216 B); current
+  // scaling casts the input at 4 B (131,072 B) and the gradients at 6 (589,824 B: factor 4.5);
+  // blockwise at 4.0625 both ways (133,120 B; gradients 399,360 B: factor 3).
+  const OpDesc* delayed =
+      Find(MakeStepPlan(Load({"training.fp8_recipe=DELAYED"})).dense_ops, "attn.q.fp8_cast");
+  ASSERT_NE(delayed, nullptr);
+  EXPECT_EQ(delayed->passes, Passes::kBackwardOnly);
+  EXPECT_DOUBLE_EQ(delayed->compute.bytes, 393216);
+  // In the step program, the backward op moves those bytes once.
+  const OpGraph g = BuildStepGraph(Load({"training.fp8_recipe=DELAYED"}));
+  int found = 0;
+  for (const Op& op : g.ops) {
+    if (op.name.find("attn.q.fp8_cast") == std::string::npos) continue;
+    EXPECT_NE(op.name.find(".bwd"), std::string::npos) << op.name;  // no forward op
+    EXPECT_DOUBLE_EQ(op.compute.bytes, 393216) << op.name;
+    ++found;
+  }
+  EXPECT_GT(found, 0);
+  const StepPlan tensor = MakeStepPlan(Load({"training.fp8_recipe=TENSORWISE"}));
+  const OpDesc* t = Find(tensor.dense_ops, "attn.q.fp8_cast");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->passes, Passes::kBoth);
+  EXPECT_DOUBLE_EQ(t->compute.bytes, 131072);
+  EXPECT_DOUBLE_EQ(t->backward_bytes_factor, 4.5);
+  const StepPlan block = MakeStepPlan(Load({"training.fp8_recipe=BLOCKWISE"}));
+  const OpDesc* b = Find(block.dense_ops, "attn.q.fp8_cast");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->passes, Passes::kBoth);
+  EXPECT_DOUBLE_EQ(b->compute.bytes, 133120);
+  EXPECT_DOUBLE_EQ(b->backward_bytes_factor, 3);
 }
 
 TEST(Fp8, LinearLayersRunInFp8WithTheirCasts) {
@@ -67,7 +110,8 @@ TEST(Fp8, LinearLayersRunInFp8WithTheirCasts) {
   // = 163,840 B (BF16: 2 x 131,072 = 262,144).
   EXPECT_DOUBLE_EQ(Find(bf16.dense_ops, "attn.q")->compute.bytes, 262144);
   EXPECT_DOUBLE_EQ(Find(ops, "attn.q")->compute.bytes, 163840);
-  // q, k, v follow the norm (fused): only their output gradients are cast, in backward:
+  // q, k, v follow the norm (fused under delayed scaling): only their output gradients are
+  // cast, in backward:
   // 3 x 128 x 256 x 4 B = 393,216.
   const OpDesc* qkv = Find(ops, "attn.q.fp8_cast");
   ASSERT_NE(qkv, nullptr);
