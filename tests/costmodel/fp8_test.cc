@@ -60,8 +60,8 @@ TEST(Fp8, CastsAfterANormFollowTheRecipe) {
   // (backward-only op of the 3 output gradients, 3 x 128 x 256 x 4 = 393,216 B); current
   // scaling casts the input at 4 B (131,072 B) and the gradients at 6 (589,824 B: factor 4.5);
   // blockwise at 4.0625 both ways (133,120 B; gradients 399,360 B: factor 3).
-  const OpDesc* delayed =
-      Find(MakeStepPlan(Load({"training.fp8_recipe=DELAYED"})).dense_ops, "attn.q.fp8_cast");
+  const StepPlan delayed_plan = MakeStepPlan(Load({"training.fp8_recipe=DELAYED"}));
+  const OpDesc* delayed = Find(delayed_plan.dense_ops, "attn.q.fp8_cast");
   ASSERT_NE(delayed, nullptr);
   EXPECT_EQ(delayed->passes, Passes::kBackwardOnly);
   EXPECT_DOUBLE_EQ(delayed->compute.bytes, 393216);
